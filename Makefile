@@ -1,0 +1,32 @@
+# make run: set up .venv if missing, then the main job on the embedded defaults.
+# make test: set up .venv if missing, then the test suite.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+GLUE ?= $(wildcard ../shared/glue)
+RUN_OUT ?= runs/quick
+
+.PHONY: run test setup clean-venv bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned to the CPU build, or a dependency pulls a multi-GB CUDA build
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(VENV)/bin/attn maps --task MRPC --n 100 --out $(RUN_OUT)/mrpc-maps.npz
+
+test: $(STAMP)
+	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(PY) -m pytest -q -rs
+
+bench: $(STAMP)
+	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(PY) bench/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

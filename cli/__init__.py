@@ -1,0 +1,1 @@
+"""The ``attn`` command-line app (typer). Each module registers one command group."""

@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny random BERTs built from a config (no downloads), the packaged MiniLM, GLUE paths."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+GLUE = SHARED / "glue"
+AUTHORS = SHARED / "reference" / "bert-experiments"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A tiny random BERT (2 layers x 4 heads, hidden 32) without a task head."""
+    from attnpatterns.models import tiny_bert
+
+    return tiny_bert(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier():
+    """A tiny random BERT with a 2-class head."""
+    from attnpatterns.models import tiny_bert
+
+    return tiny_bert(num_labels=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The packaged MiniLM's tokenizer (uncased WordPiece); fits the tiny models' vocabulary."""
+    from attnpatterns.models import load_tokenizer
+
+    return load_tokenizer(None)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """(model, tokenizer) of the packaged pretrained MiniLM."""
+    from attnpatterns.models import load_model
+
+    return load_model(None)
+
+
+@pytest.fixture
+def glue_dir():
+    if not GLUE.is_dir():
+        pytest.skip(f"no GLUE data at {GLUE}")
+    return GLUE
+
+
+@pytest.fixture
+def authors_dir():
+    if not AUTHORS.is_dir():
+        pytest.skip(f"no authors' reference data at {AUTHORS}")
+    return AUTHORS
