@@ -497,7 +497,7 @@ def _as_binary(arr: Any, ndim: int, source: str, what: str) -> np.ndarray:
     if a.dtype.kind not in "biuf":
         raise UserError(f"{source}: {what} has dtype {a.dtype}, expected numbers 0/1; save it as float32 or bool.")
     if not np.isin(a, (0, 1)).all():
-        bad = a[~np.isin(a, (0, 1))].ravel()[0]
+        bad = a[~np.isin(a, (0, 1))].ravel()[0].item()
         raise UserError(f"{source}: {what} holds {bad!r}; a mask holds only 0 (pruned) and 1 (kept).")
     return a.astype(np.float32)
 
