@@ -1,0 +1,1 @@
+"""Reports: the results table (tables), plots and the other report pages."""

@@ -1,0 +1,395 @@
+"""The results table: full model, majority baseline, and every method x subnetwork x pruned/retrained.
+
+Rows: ``full model``, ``majority baseline``, then for each method (s-pruning, m-pruning,
+super-survivors) the ``good``, ``random`` and ``bad`` subnetworks, each ``pruned`` and ``retrained``.
+Columns: tasks. Cells: the task's main dev metric (CoLA MCC, STS-B (Pearson+Spearman)/2, MRPC
+accuracy, others accuracy), mean +- std over seeds. The std is the POPULATION std (ddof=0), as in
+the authors' ``results.json`` files, so the two tables compare directly. A second table gives the
+subnetwork sizes: the fraction of the prunable encoder weights kept (s-pruning and super sets also
+as kept heads and MLPs), mean over seeds.
+
+Two sources in one layout:
+
+- :func:`collect_run` reads a run folder: ``TASK/seed_S/finetuned/metrics.json`` (full model),
+  ``TASK/majority.json`` (majority baseline) and
+  ``TASK/seed_S/subnetworks/METHOD/SUBNET/{pruned,retrained}.json``;
+- :func:`collect_reference` reads the authors' ``evaluate_masked/<setting>/baseline/results.json``
+  (bert-base-uncased, 5 seeds, [mean, population std] per metric) and, when their ``masks/`` folder
+  is beside it, the sizes of their s-pruning masks.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from attnpatterns.errors import UserError
+
+log = logging.getLogger("attnpatterns")
+
+METHOD_LABELS = {"structured": "s-pruning", "magnitude": "m-pruning", "super": "super-survivors"}
+SUBNETS = ("good", "random", "bad")
+SETTINGS = ("pruned", "retrained")
+TASK_ORDER = ("CoLA", "SST-2", "MRPC", "QQP", "STS-B", "MNLI", "QNLI", "RTE", "WNLI")
+
+# the authors' folder names (evaluate_masked/<setting>) for each row
+REFERENCE_SETTINGS: dict[tuple[str, str, str], str] = {("full model", "", ""): "no_mask",
+                                                       ("majority baseline", "", ""): "freq_baseline"}
+for _m, _names in (("structured", {"good": "head_mlp", "random": "head_mlp_random", "bad": "head_mlp_bad"}),
+                   ("magnitude", {"good": "global_magnitude", "random": "global_random", "bad": "global_bad"}),
+                   ("super", {"good": "head_mlp_super", "random": "head_mlp_super_midling",
+                              "bad": "head_mlp_super_bizzaro"})):
+    for _s, _name in _names.items():
+        REFERENCE_SETTINGS[(_m, _s, "pruned")] = _name
+        REFERENCE_SETTINGS[(_m, _s, "retrained")] = _name + "_retrained"
+# their s-pruning mask sets (masks/<set>) for the sizes
+REFERENCE_MASK_SETS = {("structured", "good"): "heads_mlps", ("structured", "random"): "heads_mlps_random",
+                       ("structured", "bad"): "heads_mlps_bad", ("super", "good"): "heads_mlps_super",
+                       ("super", "random"): "heads_mlps_super_midling", ("super", "bad"): "heads_mlps_super_bizzaro"}
+# the authors' model, bert-base-uncased: what a 12 x 12 mask set is sized against
+BERT_BASE = {"hidden": 768, "intermediate": 3072}
+
+
+def row_keys() -> list[tuple[str, str, str]]:
+    """(method, subnetwork, setting) of every row, in table order; the first two rows are the baselines."""
+    keys = [("full model", "", ""), ("majority baseline", "", "")]
+    for m in METHOD_LABELS:
+        for s in SUBNETS:
+            for st in SETTINGS:
+                keys.append((m, s, st))
+    return keys
+
+
+def row_label(key: tuple[str, str, str]) -> str:
+    m, s, st = key
+    if not s:
+        return m
+    return f"{METHOD_LABELS.get(m, m)} {s} {st}"
+
+
+def metric_key(task: str) -> str:
+    """The key in a metrics dict of the task's table metric."""
+    from attnpatterns.data import get_task
+
+    spec = get_task(task)
+    return "corr" if spec.metric == "pearson_spearman" else spec.main_key
+
+
+@dataclass
+class Table:
+    """Long-form cells: one row per (method, subnet, setting, task) with mean, std, n and sizes."""
+
+    cells: "object"  # pandas DataFrame
+    source: str
+    tasks: list[str]
+
+
+# ----------------------------------------------------------------------------- reading a run
+
+
+def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data_dir=None):
+    """Per-seed scores of a run folder as a long DataFrame:
+    columns method, subnet, setting, task, seed, score, kept_fraction, heads_kept, heads_total, mlps_kept, mlps_total."""
+    import pandas as pd
+
+    from attnpatterns.data import get_task, main_metric
+    from attnpatterns.io import read_json
+
+    run = Path(run)
+    if not run.is_dir():
+        raise UserError(f"{run}: no such run folder; pass --run with the folder 'attn subnetworks' wrote into.")
+    task_dirs = {}
+    for d in sorted(p for p in run.iterdir() if p.is_dir()):
+        try:
+            name = get_task(d.name).name
+        except UserError:
+            continue
+        if any(c.name.startswith("seed_") for c in d.iterdir() if c.is_dir()):
+            task_dirs[name] = d
+    if tasks is not None:
+        want = [get_task(t).name for t in tasks]
+        missing = [t for t in want if t not in task_dirs]
+        if missing:
+            raise UserError(f"{run}: no results of task {missing[0]} (found: {', '.join(task_dirs) or 'none'}).")
+        task_dirs = {t: task_dirs[t] for t in want}
+    if not task_dirs:
+        raise UserError(f"{run}: no TASK/seed_S folders; pass the run folder that 'attn finetune' and 'attn subnetworks' wrote.")
+    rows = []
+    for task, tdir in task_dirs.items():
+        seed_re = re.compile(r"^seed_(-?\d+)$")
+        for sd in sorted(tdir.iterdir()):
+            m = seed_re.match(sd.name)
+            if not m or not sd.is_dir():
+                continue
+            seed = int(m.group(1))
+            ft = sd / "finetuned" / "metrics.json"
+            if ft.is_file():
+                r = read_json(ft)
+                rows.append(dict(method="full model", subnet="", setting="", task=task, seed=seed,
+                                 score=float(main_metric(task, r["metrics"])) if "metrics" in r else float(r["score"]),
+                                 kept_fraction=1.0))
+            sub = sd / "subnetworks"
+            if not sub.is_dir():
+                continue
+            for method in METHOD_LABELS:
+                for subnet in SUBNETS:
+                    for setting in SETTINGS:
+                        p = sub / method / subnet / f"{setting}.json"
+                        if not p.is_file():
+                            continue
+                        r = read_json(p)
+                        size = r.get("size") or {}
+                        rows.append(dict(method=method, subnet=subnet, setting=setting, task=task, seed=seed,
+                                         score=float(main_metric(task, r["metrics"])),
+                                         kept_fraction=size.get("kept_fraction"), heads_kept=size.get("heads_kept"),
+                                         heads_total=size.get("heads_total"), mlps_kept=size.get("mlps_kept"),
+                                         mlps_total=size.get("mlps_total")))
+        maj = tdir / "majority.json"
+        if maj.is_file():
+            r = read_json(maj)
+        else:
+            try:
+                from attnpatterns.prune.evaluate_subnetworks import majority_baseline
+
+                r = majority_baseline(task, data_dir)
+            except UserError as e:
+                log.warning("%s: no majority baseline (%s)", task, e)
+                r = None
+        if r is not None:
+            rows.append(dict(method="majority baseline", subnet="", setting="", task=task, seed=None,
+                             score=float(main_metric(task, r["metrics"]))))
+    cols = ["method", "subnet", "setting", "task", "seed", "score", "kept_fraction", "heads_kept", "heads_total",
+            "mlps_kept", "mlps_total"]
+    return pd.DataFrame(rows, columns=cols), list(task_dirs)
+
+
+def summarise(per_seed) -> "object":
+    """Mean, population std and number of seeds of every (method, subnet, setting, task)."""
+    import pandas as pd
+
+    if per_seed.empty:
+        return pd.DataFrame(columns=["method", "subnet", "setting", "task", "mean", "std", "n", "kept_fraction",
+                                     "heads_kept", "mlps_kept", "heads_total", "mlps_total"])
+    g = per_seed.groupby(["method", "subnet", "setting", "task"], sort=False, dropna=False)
+    out = g.agg(mean=("score", "mean"), std=("score", lambda x: float(np.std(x, ddof=0))), n=("score", "size"),
+                kept_fraction=("kept_fraction", "mean"), heads_kept=("heads_kept", "mean"),
+                mlps_kept=("mlps_kept", "mean"), heads_total=("heads_total", "max"),
+                mlps_total=("mlps_total", "max")).reset_index()
+    return out
+
+
+def run_table(run: str | os.PathLike, tasks: Iterable[str] | None = None, data_dir=None) -> Table:
+    per_seed, found = collect_run(run, tasks, data_dir)
+    cells = summarise(per_seed)
+    return Table(cells, f"run {run}", [t for t in TASK_ORDER if t in found])
+
+
+# ----------------------------------------------------------------------------- the authors' results
+
+
+def collect_reference(directory: str | os.PathLike) -> Table:
+    """The authors' evaluate_masked folder in the same long layout (n = 5 seeds, population std)."""
+    import pandas as pd
+
+    from attnpatterns.io import read_json
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such folder; pass the authors' evaluate_masked folder "
+                        "(../shared/reference/bert-experiments/evaluate_masked).")
+    rows = []
+    tasks: set[str] = set()
+    found_any = False
+    for key in row_keys():
+        name = REFERENCE_SETTINGS[key]
+        path = next((p for p in (directory / name / "baseline" / "results.json", directory / name / "results.json")
+                     if p.is_file()), None)
+        if path is None:
+            log.warning("%s: no results.json for %s", directory / name, row_label(key))
+            continue
+        found_any = True
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: expected an object {{TASK: {{metric: [mean, std]}}}}; is this the authors' file?")
+        for task, metrics in data.items():
+            try:
+                mk = metric_key(task)
+            except UserError:
+                continue
+            if not isinstance(metrics, dict):
+                raise UserError(f"{path}: {task} holds {type(metrics).__name__}, expected {{metric: [mean, std]}}.")
+            val = metrics.get(mk, metrics.get(f"{task.lower()}_{mk}"))
+            if val is None:
+                continue
+            if not (isinstance(val, list) and len(val) == 2):
+                raise UserError(f"{path}: {task} {mk} is {val!r}, expected [mean, std].")
+            tasks.add(task)
+            rows.append(dict(method=key[0], subnet=key[1], setting=key[2], task=task, mean=float(val[0]),
+                             std=float(val[1]), n=5))
+    if not found_any:
+        raise UserError(f"{directory}: no <setting>/baseline/results.json inside; pass the authors' evaluate_masked folder.")
+    cells = pd.DataFrame(rows)
+    sizes = _reference_sizes(directory.parent / "masks")
+    if sizes is not None and not cells.empty:
+        cells = cells.merge(sizes, on=["method", "subnet", "task"], how="left")
+    return Table(cells, f"authors' bert-base-uncased ({directory})", [t for t in TASK_ORDER if t in tasks])
+
+
+def _reference_sizes(masks_dir: Path):
+    """Mean sizes of the authors' s-pruning mask sets, per (method, subnet, task); None without the folder."""
+    import pandas as pd
+
+    from attnpatterns.prune.masks import discover_masks
+    from attnpatterns.prune.subnetworks import structured_size
+
+    if not masks_dir.is_dir():
+        return None
+    rows = []
+    for (method, subnet), setname in REFERENCE_MASK_SETS.items():
+        d = masks_dir / setname
+        if not d.is_dir():
+            continue
+        for task, per_seed in discover_masks(d).items():
+            fr, hk, mk = [], [], []
+            for hm, mm in per_seed.values():
+                if hm is None:
+                    continue
+                mm = np.ones(hm.shape[0], dtype=np.float32) if mm is None else mm
+                s = structured_size(hm, mm, **BERT_BASE)
+                fr.append(s["kept_fraction"]), hk.append(s["heads_kept"]), mk.append(s["mlps_kept"])
+                ht, mt = s["heads_total"], s["mlps_total"]
+            if fr:
+                rows.append(dict(method=method, subnet=subnet, task=task, kept_fraction=float(np.mean(fr)),
+                                 heads_kept=float(np.mean(hk)), mlps_kept=float(np.mean(mk)), heads_total=ht, mlps_total=mt))
+    return pd.DataFrame(rows) if rows else None
+
+
+# ----------------------------------------------------------------------------- layout and writing
+
+
+def _fmt(mean, std, digits: int) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _cell(cells, key, task):
+    if cells is None or cells.empty:
+        return None
+    m = cells[(cells["method"] == key[0]) & (cells["subnet"] == key[1]) & (cells["setting"] == key[2]) & (cells["task"] == task)]
+    return None if m.empty else m.iloc[0]
+
+
+def score_frame(table: Table, digits: int = 3):
+    """Wide DataFrame: index = row labels, columns = tasks, cells 'mean ± std' (n/a where missing)."""
+    import pandas as pd
+
+    data = {}
+    for key in row_keys():
+        row = {}
+        for task in table.tasks:
+            c = _cell(table.cells, key, task)
+            if c is None:
+                row[task] = "n/a"
+            else:
+                one = key[0] == "majority baseline" or int(c["n"]) <= 1
+                row[task] = _fmt(float(c["mean"]), None if key[0] == "majority baseline" else float(c["std"]), digits) + \
+                    ("" if one or c["n"] == _max_n(table, task) else f" (n={int(c['n'])})")
+        data[row_label(key)] = row
+    return pd.DataFrame.from_dict(data, orient="index", columns=table.tasks)
+
+
+def _max_n(table: Table, task: str) -> int:
+    t = table.cells[table.cells["task"] == task]
+    return int(t["n"].max()) if not t.empty else 0
+
+
+def size_frame(table: Table):
+    """Wide DataFrame of subnetwork sizes: kept fraction of the prunable weights (and heads/MLPs kept)."""
+    import pandas as pd
+
+    data = {}
+    for m in METHOD_LABELS:
+        for s in SUBNETS:
+            row = {}
+            for task in table.tasks:
+                c = None
+                for st in SETTINGS:
+                    c = _cell(table.cells, (m, s, st), task)
+                    if c is not None and "kept_fraction" in c and c["kept_fraction"] is not None and not pd.isna(c["kept_fraction"]):
+                        break
+                    c = None
+                if c is None:
+                    row[task] = "n/a"
+                    continue
+                txt = f"{float(c['kept_fraction']):.3f}"
+                if "heads_kept" in c and not pd.isna(c.get("heads_kept")):
+                    txt += f" ({float(c['heads_kept']):.1f}/{int(c['heads_total'])} h, " \
+                           f"{float(c['mlps_kept']):.1f}/{int(c['mlps_total'])} m)"
+                row[task] = txt
+            data[f"{METHOD_LABELS[m]} {s}"] = row
+    return pd.DataFrame.from_dict(data, orient="index", columns=table.tasks)
+
+
+def _markdown(df, first: str) -> str:
+    cols = [first] + [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * len(df.columns)) + "|"]
+    for idx, row in df.iterrows():
+        lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row.tolist()]) + " |")
+    return "\n".join(lines)
+
+
+def to_markdown(table: Table, digits: int = 3) -> str:
+    scores = score_frame(table, digits)
+    sizes = size_frame(table)
+    n = {t: _max_n(table, t) for t in table.tasks}
+    ns = ", ".join(f"{t} {n[t]}" for t in table.tasks)
+    out = [f"Dev scores ({', '.join(f'{t} {metric_key(t)}' for t in table.tasks)}), mean ± population std over seeds "
+           f"(seeds per task: {ns}; a cell with fewer says n=). Source: {table.source}.", "",
+           _markdown(scores, "setting"), "",
+           "Subnetwork sizes: fraction of the prunable encoder weights kept (Q, K, V, attention output, MLP dense "
+           "weights and biases, except the MLP output bias), mean over seeds; s-pruning and super sets also as kept "
+           "heads (h) and MLPs (m) of all., "", _markdown(sizes, "subnetwork")]
+    return "\n".join(out) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """The wide layout with mean, std, n and kept fraction per task as separate columns."""
+    import pandas as pd
+
+    recs = []
+    for key in row_keys():
+        r = {"setting": row_label(key), "method": key[0], "subnet": key[1], "eval": key[2]}
+        for task in table.tasks:
+            c = _cell(table.cells, key, task)
+            r[f"{task}_mean"] = None if c is None else float(c["mean"])
+            r[f"{task}_std"] = None if c is None else float(c["std"])
+            r[f"{task}_n"] = None if c is None else int(c["n"])
+            kf = None if c is None or "kept_fraction" not in c or pd.isna(c["kept_fraction"]) else float(c["kept_fraction"])
+            r[f"{task}_kept_fraction"] = kf
+        recs.append(r)
+    return pd.DataFrame(recs).to_csv(index=False, float_format="%.6g")
+
+
+def to_latex(table: Table, digits: int = 3) -> str:
+    df = score_frame(table, digits).map(lambda s: s.replace("±", r"$\pm$"))
+    df.index.name = "setting"
+    return df.style.to_latex(hrules=True, column_format="l" + "r" * len(df.columns))
+
+
+def write_tables(table: Table, out_dir: str | os.PathLike, stem: str = "table", digits: int = 3) -> list[Path]:
+    from attnpatterns.io import write_text
+
+    out_dir = Path(out_dir)
+    paths = [write_text(out_dir / f"{stem}.md", to_markdown(table, digits)),
+             write_text(out_dir / f"{stem}.csv", to_csv(table)),
+             write_text(out_dir / f"{stem}.tex", to_latex(table, digits))]
+    return paths
