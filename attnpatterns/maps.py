@@ -94,7 +94,7 @@ def cut_maps(maps: Tensor, attention_mask: Tensor) -> list[np.ndarray]:
     for b in range(maps.shape[0]):
         idx = attention_mask[b].nonzero().flatten()
         m = maps[b][:, :, idx][:, :, :, idx]  # (L, H, n, n)
-        out.append(m.float().cpu().numpy())
+        out.append(m.detach().float().cpu().numpy())
     return out
 
 

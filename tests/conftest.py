@@ -12,6 +12,7 @@ GLUE = SHARED / "glue"
 AUTHORS = SHARED / "reference" / "bert-experiments"
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub in tests: an unknown id fails at once instead of retrying
 
 
 @pytest.fixture(scope="session")
