@@ -346,16 +346,17 @@ def to_markdown(report: StatsReport) -> str:
             cells += ["n/a"] * 3
         lines.append("| " + " | ".join(cells) + " |")
     names = list(report.tasks)
-    if report.shared_heads:
-        lines += ["", "Shared heads, sum(mask_A[seed] * mask_B[seed]) over common seeds, mean ± std "
-                  "(diagonal: surviving heads):", ""]
+    for what, shared in (("heads", report.shared_heads), ("MLPs", report.shared_mlps)):
+        if not shared:
+            continue
+        lines += ["", f"Shared {what}, sum(mask_A[seed] * mask_B[seed]) over common seeds, mean ± std "
+                  f"(diagonal: surviving {what}):", ""]
         lines.append("| | " + " | ".join(names) + " |")
         lines.append("|---" * (len(names) + 1) + "|")
         for a in names:
             row = [a]
             for b in names:
-                key = f"{a}/{b}" if f"{a}/{b}" in report.shared_heads else f"{b}/{a}"
-                s = report.shared_heads.get(key)
+                s = shared.get(f"{a}/{b}", shared.get(f"{b}/{a}"))
                 row.append("" if s is None else _pm(s.mean, s.std))
             lines.append("| " + " | ".join(row) + " |")
     notes = [n for t in report.tasks.values() for c in (t.heads, t.mlps) if c is not None for n in c.notes]
