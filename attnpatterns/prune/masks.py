@@ -217,7 +217,10 @@ class HeadSet:
         H = obj.get("num_heads", num_heads)
         if L is None or H is None:
             raise UserError(f"{source}: no 'num_layers'/'num_heads' in the file; add them (the model's shape).")
-        if num_layers is not None and _is_int(L) and L != num_layers or num_heads is not None and _is_int(H) and H != num_heads:
+        for name, v in (("num_layers", L), ("num_heads", H)):
+            if not _is_int(v) or v < 1:
+                raise UserError(f"{source}: '{name}' must be a positive integer, got {v!r}; fix the file.")
+        if num_layers is not None and L != num_layers or num_heads is not None and H != num_heads:
             raise UserError(
                 f"{source}: the set is for a {L} x {H} (layers x heads) model, this model has "
                 f"{num_layers or L} x {num_heads or H}; use masks made for this model."
