@@ -28,6 +28,9 @@ def stats_cmd(
         "--seeds", help="Comma-separated seeds to use (each task must have them). Default: every seed_S folder.")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", "-m", help="Expected model id, checked against the run folder's mask.json files.")] = None,
+    skip_unfinished: Annotated[bool, typer.Option(
+        "--skip-unfinished", help="Leave out seed folders whose s-pruning has not finished (e.g. while a run is "
+        "going on) instead of stopping with an error; each is named in a warning.")] = False,
 ) -> None:
     """Per task: Fleiss' kappa of head and of MLP survival over seeds, Cochran's Q, per-head std of survival,
     mean surviving heads and MLPs, super-survivor / in-between / never-kept counts. Between tasks: shared heads,
@@ -43,7 +46,7 @@ def stats_cmd(
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     task_list = [t for t in tasks.replace(" ", "").split(",") if t] if tasks is not None else None
-    table = discover_masks(masks, seeds=seed_list, tasks=task_list, model=model)
+    table = discover_masks(masks, seeds=seed_list, tasks=task_list, model=model, skip_unfinished=skip_unfinished)
     report = compute_stats(table, source=str(masks))
     md = to_markdown(report)
     typer.echo(md, nl=False)

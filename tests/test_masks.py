@@ -330,3 +330,20 @@ def test_mask_algebra():
     assert mask_sizes(stack).tolist() == [3, 2, 4]
     with pytest.raises(ValueError):
         and_over_seeds(np.zeros((0, 2, 2)))
+
+
+def test_skip_unfinished_seed_folders(tmp_path, caplog):
+    _run_tree(tmp_path)  # MRPC seeds 1, 2 finished
+    (tmp_path / "MRPC" / "seed_3" / "finetuned").mkdir(parents=True)  # fine-tuned, not pruned yet
+    d = tmp_path / "MRPC" / "seed_4" / "structured"
+    d.mkdir(parents=True)
+    np.save(d / "head_mask.npy", np.eye(2, dtype=np.float32))  # pruning under way: no summary.json
+    (tmp_path / "RTE" / "seed_1" / "finetuned").mkdir(parents=True)  # a task with nothing finished
+    with pytest.raises(UserError, match="seed_3: no masks in this seed folder"):
+        discover_masks(tmp_path)
+    with caplog.at_level("WARNING", logger="attnpatterns"):
+        table = discover_masks(tmp_path, skip_unfinished=True)
+    assert list(table) == ["MRPC"] and sorted(table["MRPC"]) == [1, 2]
+    assert "seed_4: s-pruning not finished" in caplog.text
+    with pytest.raises(UserError, match="no finished s-pruning masks yet"):
+        discover_masks(tmp_path, tasks=["RTE"], skip_unfinished=True)

@@ -25,6 +25,7 @@ The mask algebra at the end (``and_over_seeds``, ``mask_size``, ...) is pure: ar
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ _SEED_DIR = re.compile(r"^seed_(-?\d+)$")
 _HEAD_FILE = "head_mask.npy"
 _MLP_FILE = "mlp_mask.npy"
 _RUN_SUBDIR = "structured"
+log = logging.getLogger("attnpatterns")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -322,6 +324,7 @@ def discover_masks(
     seeds: Iterable[int] | None = None,
     tasks: Iterable[str] | None = None,
     model: str | None = None,
+    skip_unfinished: bool = False,
 ) -> MaskTable:
     """Find every TASK and seed under ``root`` and load its s-pruning masks: {task: {seed: (head, mlp)}}.
 
@@ -329,6 +332,8 @@ def discover_masks(
     ``seeds``/``tasks`` restrict and require: a named seed or task that is missing is an error. All masks must
     have one shape (the error names the first file that differs), and every seed of a task must hold the same
     kinds of mask (heads, MLPs). ``model``: the expected model id, checked against ``mask.json`` files.
+    ``skip_unfinished``: leave out (with a log warning) seed folders whose s-pruning has not finished (no masks,
+    or ``structured/`` without ``summary.json``) instead of failing; a task left with no seed is left out too.
     """
     root = Path(root)
     if not root.exists():
@@ -376,6 +381,9 @@ def discover_masks(
         per_seed: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = {}
         kinds: tuple[bool, bool, Path] | None = None
         for seed, sdir in sorted(found.items()):
+            if skip_unfinished and not is_finished(sdir):
+                log.warning("%s: s-pruning not finished, left out", sdir)
+                continue
             hm, mm, file_model = read_seed_dir(sdir)
             where = _mask_file(sdir)
             if model is not None and file_model is not None and file_model != model:
@@ -409,8 +417,20 @@ def discover_masks(
                 if ref_hm is None and shape[0] is not None:
                     ref_shape = (shape, where)
             per_seed[seed] = (hm, mm)
-        out[task] = per_seed
+        if per_seed or not skip_unfinished:
+            out[task] = per_seed
+    if not out:
+        raise UserError(f"{root}: no finished s-pruning masks yet; run `attn prune structured` first.")
     return out
+
+
+def is_finished(seed_dir: str | os.PathLike) -> bool:
+    """Whether a seed folder holds finished masks: the authors' .npy files, or structured/ with summary.json."""
+    seed_dir = Path(seed_dir)
+    run_dir = seed_dir / _RUN_SUBDIR
+    if run_dir.is_dir() and any((run_dir / f).is_file() for f in ("mask.json", _HEAD_FILE, _MLP_FILE)):
+        return (run_dir / "summary.json").is_file()
+    return (seed_dir / _HEAD_FILE).is_file() or (seed_dir / _MLP_FILE).is_file()
 
 
 def match_task(task: str, available: Mapping[str, Any], root: str | os.PathLike) -> str:
