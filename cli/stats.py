@@ -32,12 +32,13 @@ def stats_cmd(
         "--skip-unfinished", help="Leave out seed folders whose s-pruning has not finished (e.g. while a run is "
         "going on) instead of stopping with an error; each is named in a warning.")] = False,
 ) -> None:
-    """Per task: Fleiss' kappa of head and of MLP survival over seeds, Cochran's Q, per-head std of survival,
-    mean surviving heads and MLPs, super-survivor / in-between / never-kept counts. Between tasks: shared heads,
-    sum(mask_A[seed] * mask_B[seed]) on the same seeds, mean and std over seeds.
+    r"""Stability of s-pruning masks over seeds, for every task found, as Markdown tables on stdout.
 
-    Prints Markdown tables on stdout. Every std is over seeds with ddof=0; a kappa that is undefined (every
-    component kept, or pruned, in every seed) is reported as n/a (null in JSON) with a note.
+    Per task: Fleiss' kappa of head and of MLP survival (subjects = components, raters = seeds), Cochran's Q, per-head std of survival, mean surviving heads and MLPs, super-survivor / in-between / never-kept counts.
+
+    Between tasks: shared heads and MLPs, sum(mask_A\[seed] * mask_B\[seed]) on the seeds both have, mean and std over those seeds.
+
+    Every std is over seeds with ddof=0. A kappa that is undefined (every component kept, or every one pruned, in every seed) is reported as n/a (null in the JSON) with a note.
     """
     from attnpatterns.io import write_json, write_text
     from attnpatterns.prune.masks import discover_masks

@@ -30,11 +30,11 @@ def survivors_cmd(
         "--split", help="Which components to write: super (kept in every seed), in_between (kept in some seeds, "
         "not all) or never (kept in no seed).")] = "super",
 ) -> None:
-    """Write the components kept in every seed of TASK (AND over seeds) as a head-set JSON with "seeds".
+    r"""Write the components kept in every seed of TASK (AND over seeds) as a head-set JSON with "seeds".
 
-    The output is {"model", "task", "seeds", "num_layers", "num_heads", "heads": [[layer, head], ...],
-    "mlps": [layer, ...]} ("mlps" is left out when the masks hold no MLP masks). --split in_between / never
-    writes the other two disjoint sets, the pools that size-matched random and bad counterparts are drawn from.
+    The output is {"model", "task", "seeds", "num_layers", "num_heads", "heads": \[\[layer, head], ...], "mlps": \[layer, ...]}; "mlps" is left out when the masks hold no MLP masks.
+
+    --split in_between or --split never writes one of the other two disjoint sets instead (kept in some seeds but not all; kept in none): the pools that size-matched random and bad counterparts are drawn from.
     """
     from attnpatterns.errors import UserError
     from attnpatterns.prune.masks import write_head_set
