@@ -22,3 +22,25 @@ from attnpatterns.prune.survivors import (  # noqa: F401
     super_survivors,
     survivors_from_dir,
 )
+from attnpatterns.prune.importance import (  # noqa: F401
+    Importance,
+    compute_importance,
+    normalize_head_importance,
+    normalize_mlp_importance,
+)
+from attnpatterns.prune.structured import (  # noqa: F401
+    Evaluation,
+    SPruneConfig,
+    mask_least_important,
+    prune_schedule,
+    s_prune,
+)
+from attnpatterns.prune.magnitude import (  # noqa: F401
+    MPruneConfig,
+    global_magnitude_masks,
+    kept_target,
+    m_prune,
+    magnitude_step,
+    prunable_parameters,
+    read_weight_masks,
+)

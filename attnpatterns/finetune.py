@@ -1,0 +1,477 @@
+"""Fine-tuning on a GLUE task with the study's hyperparameters, optionally with fixed masks.
+
+REFERENCE (Fine-tuning): max length 128, batch 32, lr 2e-5, 3 epochs, AdamW (eps 1e-8, no decay on
+bias/LayerNorm), linear schedule, no warmup, gradient clipping at 1.0.
+
+Choices the reference leaves open, named here:
+- weight decay 0.01 on every parameter except biases and LayerNorm weights (BERT's own value;
+  the reference names the exclusion but not the value);
+- dynamic padding: each batch is padded to its longest example, not to 128 (same result up to
+  float rounding, several times faster on CPU); evaluation batches are ordered by length for speed;
+- ``max_train_examples`` subsamples the training set (seeded with the run's seed), for CPU budgets.
+
+Masks are held fixed during training: head and MLP masks through :func:`attnpatterns.gates.gated`;
+weight masks (m-pruning) are multiplied into the weights before training, the masked gradients are
+zeroed, and the masks are re-applied after every optimizer step, so masked weights stay exactly zero.
+
+A run folder holds ``model.safetensors`` + ``config.json`` + tokenizer files, ``run.json`` (config,
+masks' digests, provenance) and ``metrics.json``, written last: its presence means the run is done.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from attnpatterns.errors import UserError
+
+log = logging.getLogger("attnpatterns")
+
+NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm", "layernorm")
+
+
+@dataclass
+class FinetuneConfig:
+    """One fine-tuning run. ``model`` None = the packaged MiniLM."""
+
+    task: str
+    seed: int
+    model: str | None = None
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 2e-5
+    max_length: int = 128
+    max_train_examples: int | None = None
+    weight_decay: float = 0.01
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    warmup_steps: int = 0
+    eval_batch_size: int = 64
+    device: str = "cpu"
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        from attnpatterns.data import get_task
+
+        self.task = get_task(self.task).name  # canonical name; unknown task -> UserError
+        self.seed = int(self.seed)
+        if self.data_dir is not None:
+            self.data_dir = str(self.data_dir)
+        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise UserError(f"{name} must be at least 1 (got {getattr(self, name)}).")
+        if self.lr <= 0:
+            raise UserError(f"lr must be positive (got {self.lr}).")
+        if self.max_train_examples is not None and int(self.max_train_examples) < 1:
+            raise UserError(f"max_train_examples must be at least 1 or left out (got {self.max_train_examples}).")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the result (device, data folder and eval batch size do not)."""
+        from attnpatterns.models import model_id
+
+        d = dataclasses.asdict(self)
+        for k in ("device", "data_dir", "eval_batch_size"):
+            d.pop(k)
+        d["model"] = model_id(self.model)
+        return d
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+@dataclass
+class Encoded:
+    """Tokenised examples, unpadded."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]]
+    labels: list[Any]
+    pad_id: int = 0
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode(tok, examples: Sequence, max_length: int = 128) -> Encoded:
+    """Tokenise (text_a[, text_b]) with truncation to ``max_length``; no padding."""
+    a = [e.text_a for e in examples]
+    b = [e.text_b for e in examples]
+    if any(x is None for x in b):
+        enc = tok(a, truncation=True, max_length=max_length)
+    else:
+        enc = tok(a, b, truncation=True, max_length=max_length)
+    tt = enc.get("token_type_ids") or [[0] * len(ids) for ids in enc["input_ids"]]
+    return Encoded(list(enc["input_ids"]), list(tt), [e.label for e in examples], tok.pad_token_id or 0)
+
+
+def collate(enc: Encoded, idx: Sequence[int], device=None, regression: bool = False) -> dict:
+    """Pad the examples ``idx`` to the longest of them: input_ids, token_type_ids, attention_mask, labels."""
+    import torch
+
+    T = max(len(enc.input_ids[i]) for i in idx)
+    B = len(idx)
+    ids = torch.full((B, T), enc.pad_id, dtype=torch.long)  # (B, T)
+    tt = torch.zeros((B, T), dtype=torch.long)
+    am = torch.zeros((B, T), dtype=torch.long)
+    for r, i in enumerate(idx):
+        n = len(enc.input_ids[i])
+        ids[r, :n] = torch.tensor(enc.input_ids[i])
+        tt[r, :n] = torch.tensor(enc.token_type_ids[i])
+        am[r, :n] = 1
+    labels = torch.tensor([enc.labels[i] for i in idx], dtype=torch.float if regression else torch.long)
+    out = {"input_ids": ids, "token_type_ids": tt, "attention_mask": am, "labels": labels}
+    if device is not None:
+        out = {k: v.to(device) for k, v in out.items()}
+    return out
+
+
+def length_batches(enc: Encoded, batch_size: int) -> list[list[int]]:
+    """Batches of example indices ordered by length (for evaluation: less padding)."""
+    order = sorted(range(len(enc)), key=lambda i: (len(enc.input_ids[i]), i))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def check_gate_shapes(model, head_mask=None, mlp_mask=None, where: str = "mask") -> None:
+    from attnpatterns.families import shape_of
+
+    L, H, _ = shape_of(model)
+    if head_mask is not None and tuple(head_mask.shape) != (L, H):
+        raise UserError(f"{where}: head mask has shape {tuple(head_mask.shape)} but the model has {L} layers x {H} heads; "
+                        "use masks made for this model.")
+    if mlp_mask is not None and tuple(mlp_mask.shape) != (L,):
+        raise UserError(f"{where}: MLP mask has shape {tuple(mlp_mask.shape)} but the model has {L} layers; "
+                        "use masks made for this model.")
+
+
+def _as_gate(x, device):
+    import torch
+
+    if x is None:
+        return None
+    return torch.as_tensor(x, dtype=torch.float32, device=device).detach().clone()
+
+
+def check_weight_masks(model, weight_masks: dict, where: str = "weight masks") -> dict:
+    """Validate ``name -> mask`` against the model's parameters; return bool masks on the model's device."""
+    import torch
+
+    params = dict(model.named_parameters())
+    out = {}
+    for name, m in weight_masks.items():
+        if name not in params:
+            raise UserError(f"{where}: '{name}' is not a parameter of this model; use masks made for this model.")
+        p = params[name]
+        if tuple(m.shape) != tuple(p.shape):
+            raise UserError(f"{where}: '{name}' has shape {tuple(m.shape)} but the model's is {tuple(p.shape)}; "
+                            "use masks made for this model.")
+        out[name] = torch.as_tensor(m).to(device=p.device).bool()
+    return out
+
+
+def apply_weight_masks(model, weight_masks: dict) -> None:
+    """Multiply each masked parameter by its mask, in place (masked weights become exactly 0)."""
+    import torch
+
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, m in weight_masks.items():
+            params[name].mul_(m.to(params[name].dtype))
+
+
+def _digest(obj) -> str | None:
+    import numpy as np
+
+    if obj is None:
+        return None
+    h = hashlib.sha256()
+    if isinstance(obj, dict):
+        for k in sorted(obj):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(obj[k].detach().cpu().numpy().astype(np.uint8)).tobytes())
+    else:
+        h.update(np.ascontiguousarray(np.asarray(obj.detach().cpu() if hasattr(obj, "detach") else obj, dtype=np.float32)).tobytes())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def predict(model, enc: Encoded, regression: bool, head_mask=None, mlp_mask=None, batch_size: int = 64,
+            show_progress: bool = False, description: str = "evaluate"):
+    """Predictions (class ids or scores) and labels, in the order of ``enc``."""
+    import numpy as np
+    import torch
+
+    from attnpatterns.gates import gated
+    from attnpatterns.progress import progress_iter
+
+    device = next(model.parameters()).device
+    hg, mg = _as_gate(head_mask, device), _as_gate(mlp_mask, device)
+    was_training = model.training
+    model.eval()
+    preds = np.zeros(len(enc), dtype=np.float64 if regression else np.int64)
+    batches = length_batches(enc, batch_size)
+    try:
+        with torch.no_grad(), gated(model, hg, mg):
+            for idx in progress_iter(batches, len(batches), description, show_progress):
+                b = collate(enc, idx, device, regression)
+                logits = model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"],
+                               attention_mask=b["attention_mask"]).logits
+                p = logits.squeeze(-1) if regression else logits.argmax(-1)
+                preds[idx] = p.cpu().numpy()
+    finally:
+        model.train(was_training)
+    return preds, np.asarray(enc.labels)
+
+
+def evaluate(model, tok, task, examples, head_mask=None, mlp_mask=None, batch_size: int = 64,
+             max_length: int = 128, show_progress: bool = False) -> dict[str, float]:
+    """Dev metrics of ``model`` on ``examples`` (``data.compute_metrics``), with optional head/MLP masks."""
+    from attnpatterns.data import compute_metrics, get_task
+
+    spec = get_task(task) if isinstance(task, str) else task
+    check_gate_shapes(model, head_mask, mlp_mask)
+    enc = encode(tok, examples, max_length)
+    preds, labels = predict(model, enc, spec.is_regression, head_mask, mlp_mask, batch_size, show_progress)
+    return compute_metrics(spec, preds, labels)
+
+
+# ----------------------------------------------------------------------------- run folder
+
+
+def run_is_done(out_dir: str | os.PathLike) -> bool:
+    return (Path(out_dir) / "metrics.json").is_file()
+
+
+def _check_existing(out_dir: Path, record: dict) -> bool:
+    """True when ``out_dir`` holds a finished run of the same config; UserError when it holds another run."""
+    from attnpatterns.io import read_json
+
+    rj = out_dir / "run.json"
+    if not rj.is_file():
+        if run_is_done(out_dir):
+            raise UserError(f"{out_dir / 'metrics.json'}: a finished run without run.json; delete the folder or choose another --out.")
+        return False
+    old = read_json(rj)
+    want = {k: record[k] for k in ("config", "masks", "init_from")}
+    have = {k: old.get(k) for k in want}
+    if have != want:
+        diff = []
+        for k, v in want.items():
+            if isinstance(v, dict) and isinstance(have[k], dict):
+                diff += [f"{k}.{kk}" for kk in sorted(set(v) | set(have[k])) if v.get(kk) != have[k].get(kk)]
+            elif v != have[k]:
+                diff.append(k)
+        old_model = (old.get("config") or {}).get("model")
+        raise UserError(
+            f"{rj}: the folder holds a run of another model/config (model {old_model}; differs in "
+            f"{', '.join(diff) or 'its record'}); choose another --out or delete the folder."
+        )
+    return run_is_done(out_dir)
+
+
+def _provenance() -> dict:
+    import torch
+    import transformers
+
+    import attnpatterns
+
+    return {
+        "attnpatterns": attnpatterns.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _save_model(model, tok, out_dir: Path) -> None:
+    """save_pretrained into a temporary folder beside the run, then rename each file into place."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".save.", dir=out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        for f in Path(tmp).iterdir():
+            if f.is_file():
+                os.replace(f, out_dir / f.name)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class FinetuneResult:
+    out_dir: Path
+    metrics: dict
+    score: float
+    skipped: bool
+    train_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def finetune(
+    cfg: FinetuneConfig,
+    out_dir: str | os.PathLike,
+    head_mask=None,
+    mlp_mask=None,
+    weight_masks: dict | None = None,
+    init_from: str | None = None,
+    show_progress: bool = True,
+) -> FinetuneResult:
+    """Fine-tune ``cfg.model`` (or the weights in ``init_from``) on ``cfg.task`` and write ``out_dir``.
+
+    ``head_mask`` (L, H) / ``mlp_mask`` (L,): 1 = kept, 0 = masked, fixed during training and evaluation.
+    ``weight_masks``: parameter name -> bool mask (m-pruning), kept exactly zero throughout.
+    ``init_from``: a hub id or folder whose weights start the run instead of ``cfg.model`` (e.g. the
+    pre-trained model for re-fine-tuning; a fresh classifier is drawn under ``cfg.seed`` when the
+    folder has none). A finished run with the same config is skipped; a folder holding another
+    run is an error.
+    """
+    import numpy as np
+    import torch
+
+    from attnpatterns.data import compute_metrics, get_task, load_task, main_metric
+    from attnpatterns.gates import gated
+    from attnpatterns.io import write_json
+    from attnpatterns.models import load_model, model_id
+    from attnpatterns.progress import progress_iter
+    from attnpatterns.seed import set_seed
+
+    out_dir = Path(out_dir)
+    spec = get_task(cfg.task)
+    wm_digest = _digest(weight_masks) if weight_masks else None
+    record = {
+        "kind": "finetune",
+        "config": cfg.identity(),
+        "masks": {"head_mask": _digest(head_mask), "mlp_mask": _digest(mlp_mask), "weight_masks": wm_digest},
+        "init_from": None if init_from is None else model_id(init_from),
+    }
+    if out_dir.exists() and _check_existing(out_dir, record):
+        from attnpatterns.io import read_json
+
+        m = read_json(out_dir / "metrics.json")
+        log.info("%s: done already, skipped", out_dir)
+        return FinetuneResult(out_dir, m["metrics"], m["score"], True, m.get("train_seconds", 0.0))
+
+    set_seed(cfg.seed)
+    train = load_task(spec, "train", cfg.data_dir, max_examples=cfg.max_train_examples, seed=cfg.seed)
+    dev = load_task(spec, "dev", cfg.data_dir)
+    model, tok = load_model(init_from if init_from is not None else cfg.model, num_labels=spec.num_labels,
+                            device=cfg.device, eval_mode=False)
+    device = next(model.parameters()).device
+    check_gate_shapes(model, head_mask, mlp_mask)
+    hg, mg = _as_gate(head_mask, device), _as_gate(mlp_mask, device)
+    wmasks = check_weight_masks(model, weight_masks) if weight_masks else {}
+    if wmasks:
+        apply_weight_masks(model, wmasks)
+
+    record["provenance"] = _provenance()
+    record["provenance"]["model_ref"] = init_from if init_from is not None else (cfg.model or "minilm")
+    record["data"] = {"train_examples": len(train), "dev_examples": len(dev), "subsampled": cfg.max_train_examples is not None}
+    record["masked"] = {
+        "heads_kept": None if hg is None else int(hg.sum().item()),
+        "mlps_kept": None if mg is None else int(mg.sum().item()),
+        "weights_kept": None if not wmasks else {"kept": int(sum(m.sum().item() for m in wmasks.values())),
+                                                 "total": int(sum(m.numel() for m in wmasks.values()))},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "run.json", record)
+
+    enc = encode(tok, train, cfg.max_length)
+    n = len(enc)
+    steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
+    total_steps = steps_per_epoch * cfg.epochs
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if any(k in name for k in NO_DECAY) else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, eps=cfg.adam_eps,
+        fused=device.type in ("cpu", "cuda"),  # same update as the default loop, several times faster on CPU
+    )
+
+    def lr_lambda(step: int) -> float:  # linear decay to 0; warmup_steps = 0 in the study
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - cfg.warmup_steps))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+    params = dict(model.named_parameters())
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def batches():
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(n, generator=gen).tolist()
+            for i in range(0, n, cfg.batch_size):
+                yield perm[i:i + cfg.batch_size]
+
+    model.train()
+    t0 = time.perf_counter()
+    losses = []
+    with gated(model, hg, mg):
+        for idx in progress_iter(batches(), total_steps, f"fine-tune {spec.name} seed {cfg.seed}", show_progress):
+            b = collate(enc, idx, device, spec.is_regression)
+            out = model(**b)
+            out.loss.backward()
+            if wmasks:
+                for name, m in wmasks.items():
+                    if params[name].grad is not None:
+                        params[name].grad.mul_(m.to(params[name].grad.dtype))
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            if wmasks:
+                apply_weight_masks(model, wmasks)
+            losses.append(float(out.loss.detach()))
+    train_seconds = time.perf_counter() - t0
+    model.eval()
+
+    dev_enc = encode(tok, dev, cfg.max_length)
+    t1 = time.perf_counter()
+    preds, labels = predict(model, dev_enc, spec.is_regression, hg, mg, cfg.eval_batch_size)
+    metrics = compute_metrics(spec, preds, labels)
+    score = float(main_metric(spec, metrics))
+    _save_model(model, tok, out_dir)
+    result = {
+        "task": spec.name, "seed": cfg.seed, "model": model_id(cfg.model), "metrics": metrics, "score": score,
+        "main_metric": spec.main_key, "train_examples": n, "dev_examples": len(dev), "steps": total_steps,
+        "train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - t1, 2),
+        "final_train_loss": float(np.mean(losses[-steps_per_epoch:])) if losses else None,
+    }
+    write_json(out_dir / "metrics.json", result)  # last: marks the run as done
+    log.info("%s seed %d: %s = %.4f (%d train examples, %.0f s)", spec.name, cfg.seed, spec.main_key, score, n, train_seconds)
+    return FinetuneResult(out_dir, metrics, score, False, train_seconds)
+
+
+def load_finetuned(run_dir: str | os.PathLike, device: str = "cpu"):
+    """(model, tokenizer, run record) of a finished fine-tuning run folder, in eval mode."""
+    from attnpatterns.data import get_task
+    from attnpatterns.io import read_json
+    from attnpatterns.models import load_model
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run folder; run 'attn finetune' first or check --run.")
+    if not run_is_done(run_dir):
+        raise UserError(f"{run_dir}: fine-tuning is not finished (no metrics.json); rerun 'attn finetune' with the same options.")
+    rec = read_json(run_dir / "run.json")
+    metrics = read_json(run_dir / "metrics.json")
+    spec = get_task(rec["config"]["task"])
+    model, tok = load_model(str(run_dir), num_labels=spec.num_labels, device=device)
+    rec["metrics"] = metrics
+    return model, tok, rec

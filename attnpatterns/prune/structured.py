@@ -1,0 +1,258 @@
+"""s-pruning: mask heads and MLPs by gate importance while the dev score stays >= 0.9 x full.
+
+The schedule (REFERENCE, s-pruning; Prasanna et al. 2020):
+
+(a) mask the ``max(1, int(0.1 * L * H))`` least important heads and 1 MLP, recompute importance under
+    the new mask, repeat while the dev score >= ``ratio`` x the full model's score;
+(b) then heads only, half as many per step (``max(1, step_a // 2)``);
+(c) then MLPs only, 1 per step.
+
+Already masked components rank last (never chosen again). Each phase starts from the last mask that met
+the threshold; a phase ends at its first failing mask (or when nothing is left to mask), and the result is
+the last mask that met the threshold. Ties in importance go to the lower (layer, head) index.
+
+:func:`prune_schedule` is the pure schedule: it takes an ``evaluate(head_mask, mlp_mask) -> Evaluation``
+callable, so a test can drive it with a fake scorer. :func:`s_prune` runs it on a fine-tuned run folder
+with :func:`attnpatterns.prune.importance.compute_importance` and writes ``structured/``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from attnpatterns.errors import UserError
+
+log = logging.getLogger("attnpatterns")
+
+PHASES = ("full", "heads+mlps", "heads", "mlps")
+
+
+@dataclass
+class Evaluation:
+    """Dev score and normalised importance of one mask."""
+
+    score: float
+    head_importance: np.ndarray  # (L, H)
+    mlp_importance: np.ndarray  # (L,)
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class Iteration:
+    index: int
+    phase: str
+    head_mask: np.ndarray  # (L, H) float32, 1 = kept
+    mlp_mask: np.ndarray  # (L,) float32
+    evaluation: Evaluation
+    passed: bool
+
+    def to_json(self) -> dict:
+        return {
+            "iteration": self.index, "phase": self.phase, "passed": self.passed,
+            "score": self.evaluation.score, "metrics": self.evaluation.metrics,
+            "heads_kept": int(self.head_mask.sum()), "mlps_kept": int(self.mlp_mask.sum()),
+            "head_mask": self.head_mask.astype(int).tolist(), "mlp_mask": self.mlp_mask.astype(int).tolist(),
+            "head_importance": np.asarray(self.evaluation.head_importance, dtype=float).tolist(),
+            "mlp_importance": np.asarray(self.evaluation.mlp_importance, dtype=float).tolist(),
+        }
+
+
+@dataclass
+class ScheduleResult:
+    head_mask: np.ndarray
+    mlp_mask: np.ndarray
+    score: float
+    full_score: float
+    threshold: float
+    final_iteration: int  # index of the kept (last passing) iteration
+    iterations: list[Iteration]
+    heads_per_step: tuple[int, int]  # phase (a), phase (b)
+
+
+def mask_least_important(mask: np.ndarray, importance: np.ndarray, k: int) -> np.ndarray:
+    """A copy of ``mask`` with the ``k`` least important still-kept entries set to 0 (masked ones rank last)."""
+    flat = np.asarray(mask, dtype=np.float32).reshape(-1).copy()
+    imp = np.asarray(importance, dtype=np.float64).reshape(-1).copy()
+    if imp.shape != flat.shape:
+        raise ValueError(f"importance has {imp.size} entries, the mask {flat.size}")
+    imp[flat == 0] = np.inf
+    k = min(int(k), int((flat != 0).sum()))
+    if k > 0:
+        order = np.argsort(imp, kind="stable")
+        flat[order[:k]] = 0.0
+    return flat.reshape(np.shape(mask))
+
+
+def prune_schedule(
+    evaluate: Callable[[np.ndarray, np.ndarray], Evaluation],
+    num_layers: int,
+    num_heads: int,
+    ratio: float = 0.9,
+    head_fraction: float = 0.1,
+    on_iteration: Callable[[Iteration], None] | None = None,
+) -> ScheduleResult:
+    """Run the three-phase schedule; ``evaluate`` scores a mask and gives the importance under it."""
+    hm = np.ones((num_layers, num_heads), dtype=np.float32)  # (L, H)
+    mm = np.ones(num_layers, dtype=np.float32)  # (L,)
+    iterations: list[Iteration] = []
+
+    def record(phase, h, m, ev, passed) -> Iteration:
+        it = Iteration(len(iterations), phase, h, m, ev, passed)
+        iterations.append(it)
+        if on_iteration is not None:
+            on_iteration(it)
+        return it
+
+    full = evaluate(hm, mm)
+    best = record("full", hm, mm, full, True)
+    threshold = ratio * full.score
+    step_a = max(1, int(head_fraction * num_layers * num_heads))
+    step_b = max(1, step_a // 2)
+    for phase, n_heads, n_mlps in (("heads+mlps", step_a, 1), ("heads", step_b, 0), ("mlps", 0, 1)):
+        while True:
+            cur_h, cur_m, ev = best.head_mask, best.mlp_mask, best.evaluation
+            can_h = min(n_heads, int(cur_h.sum()))
+            can_m = min(n_mlps, int(cur_m.sum()))
+            if can_h + can_m == 0:
+                break
+            new_h = mask_least_important(cur_h, ev.head_importance, can_h)
+            new_m = mask_least_important(cur_m, ev.mlp_importance, can_m)
+            new_ev = evaluate(new_h, new_m)
+            passed = bool(new_ev.score >= threshold)
+            it = record(phase, new_h, new_m, new_ev, passed)
+            if not passed:
+                break
+            best = it
+    return ScheduleResult(best.head_mask, best.mlp_mask, best.evaluation.score, full.score, threshold,
+                          best.index, iterations, (step_a, step_b))
+
+
+# ----------------------------------------------------------------------------- on a run folder
+
+
+@dataclass
+class SPruneConfig:
+    max_dev_examples: int | None = None
+    running_total: bool = False
+    batch_size: int = 32
+    ratio: float = 0.9
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        if self.max_dev_examples is not None and self.max_dev_examples < 2:
+            raise UserError(f"--max-dev-examples must be at least 2 (got {self.max_dev_examples}).")
+        if not 0 < self.ratio <= 1:
+            raise UserError(f"the threshold ratio must be in (0, 1] (got {self.ratio}).")
+
+
+def _check_done(out: Path, record: dict, what: str) -> dict | None:
+    """The summary when ``out`` is finished with the same settings; UserError when it was made otherwise."""
+    from attnpatterns.io import read_json
+
+    s = out / "summary.json"
+    if not s.is_file():
+        return None
+    summ = read_json(s)
+    have = {k: summ.get(k) for k in record}
+    if have != record:
+        diff = [k for k in record if have[k] != record[k]]
+        raise UserError(f"{s}: {what} was done with other settings ({', '.join(diff)}); delete {out} to redo it "
+                        "or use the settings it was made with.")
+    return summ
+
+
+def _clear_iterations(out: Path) -> None:
+    for f in out.glob("iter_*.json"):
+        f.unlink()
+
+
+def save_npy(path: Path, arr: np.ndarray) -> None:
+    from attnpatterns.io import atomic_path
+
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, arr)
+
+
+def s_prune(
+    seed_dir: str | os.PathLike,
+    cfg: SPruneConfig | None = None,
+    device: str = "cpu",
+    data_dir: str | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """s-prune the fine-tuned model in ``seed_dir/finetuned`` and write ``seed_dir/structured``.
+
+    Returns the summary (also written last to ``structured/summary.json``). Done already = skipped.
+    """
+    import torch
+
+    from attnpatterns.data import compute_metrics, get_task, load_task, main_metric
+    from attnpatterns.finetune import collate, encode, length_batches, load_finetuned
+    from attnpatterns.io import write_json
+    from attnpatterns.prune.importance import compute_importance
+    from attnpatterns.prune.masks import HeadSet, write_head_set
+
+    cfg = cfg or SPruneConfig()
+    seed_dir = Path(seed_dir)
+    out = seed_dir / "structured"
+    record = {"method": "structured", "importance_summation": "running_total" if cfg.running_total else "per_batch",
+              "max_dev_examples": cfg.max_dev_examples, "batch_size": cfg.batch_size, "ratio": cfg.ratio}
+    done = _check_done(out, record, "s-pruning")
+    if done is not None:
+        done["skipped"] = True
+        return done
+    model, tok, rec = load_finetuned(seed_dir / "finetuned", device)
+    task, seed, mid = rec["config"]["task"], rec["config"]["seed"], rec["config"]["model"]
+    spec = get_task(task)
+    dev = load_task(spec, "dev", data_dir, max_examples=cfg.max_dev_examples, seed=seed)
+    enc = encode(tok, dev, cfg.max_length)
+    dev_device = next(model.parameters()).device
+    batches = [collate(enc, idx, dev_device, spec.is_regression) for idx in length_batches(enc, cfg.batch_size)]
+    L, H = model.config.num_hidden_layers, model.config.num_attention_heads
+
+    def evaluate(hm: np.ndarray, mm: np.ndarray) -> Evaluation:
+        imp = compute_importance(model, batches, torch.from_numpy(hm), torch.from_numpy(mm),
+                                 running_total=cfg.running_total, regression=spec.is_regression)
+        metrics = compute_metrics(spec, imp.preds.numpy(), imp.labels.numpy())
+        return Evaluation(float(main_metric(spec, metrics)), imp.head.numpy(), imp.mlp.numpy(), metrics)
+
+    out.mkdir(parents=True, exist_ok=True)
+    _clear_iterations(out)
+    t0 = time.perf_counter()
+
+    def on_iteration(it: Iteration) -> None:
+        write_json(out / f"iter_{it.index:02d}.json", it.to_json())
+        log.info("%s seed %d s-pruning iter %d (%s): %d heads, %d MLPs, %s = %.4f%s", task, seed, it.index, it.phase,
+                 int(it.head_mask.sum()), int(it.mlp_mask.sum()), spec.main_key, it.evaluation.score,
+                 "" if it.passed else " (below threshold)")
+
+    res = prune_schedule(evaluate, L, H, ratio=cfg.ratio, on_iteration=on_iteration)
+    if res.full_score <= 0:
+        log.warning("%s seed %d: the full model's score is %.4f <= 0, so the 0.9 x full threshold does not bind; "
+                    "the fine-tune is too weak for meaningful pruning.", task, seed, res.full_score)
+    kept = res.iterations[res.final_iteration]
+    hs = HeadSet.from_arrays(res.head_mask, res.mlp_mask, model=mid, task=task, seed=seed, source=str(out / "mask.json"))
+    write_head_set(out / "mask.json", hs)
+    save_npy(out / "head_mask.npy", res.head_mask.astype(np.float32))
+    save_npy(out / "mlp_mask.npy", res.mlp_mask.astype(np.float32))
+    save_npy(out / "head_importance.npy", np.asarray(kept.evaluation.head_importance, dtype=np.float32))
+    save_npy(out / "mlp_importance.npy", np.asarray(kept.evaluation.mlp_importance, dtype=np.float32))
+    summary = dict(record)
+    summary.update({
+        "task": task, "seed": seed, "model": mid, "num_layers": L, "num_heads": H,
+        "full_score": res.full_score, "threshold": res.threshold, "score": res.score, "main_metric": spec.main_key,
+        "metrics": kept.evaluation.metrics, "final_iteration": res.final_iteration, "iterations": len(res.iterations),
+        "heads_kept": int(res.head_mask.sum()), "mlps_kept": int(res.mlp_mask.sum()),
+        "heads_per_step": list(res.heads_per_step), "dev_examples": len(dev),
+        "finetuned_score": rec["metrics"]["score"], "seconds": round(time.perf_counter() - t0, 2),
+        "phases": {p: sum(1 for it in res.iterations if it.phase == p) for p in PHASES},
+    })
+    write_json(out / "summary.json", summary)  # last: marks s-pruning as done
+    summary["skipped"] = False
+    return summary

@@ -1,0 +1,129 @@
+"""Fine-tuning: determinism, skip-when-done, run-folder checks, fixed masks, the CLI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from attnpatterns.errors import UserError
+from pruning_helpers import make_glue, make_model_dir
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tokenizer):
+    root = tmp_path_factory.mktemp("ft")
+    return make_model_dir(root / "tiny", tokenizer), make_glue(root / "glue")
+
+
+def _cfg(setup, **kw):
+    from attnpatterns.finetune import FinetuneConfig
+
+    model_dir, glue = setup
+    base = dict(task="RTE", seed=7, model=str(model_dir), epochs=2, batch_size=8, data_dir=str(glue), lr=1e-3)
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+def _weights(run_dir):
+    from safetensors.torch import load_file
+
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def test_same_seed_same_result_and_skip_when_done(setup, tmp_path):
+    from attnpatterns.finetune import finetune, load_finetuned
+
+    r1 = finetune(_cfg(setup), tmp_path / "a", show_progress=False)
+    r2 = finetune(_cfg(setup), tmp_path / "b", show_progress=False)
+    assert not r1.skipped and not r2.skipped
+    assert r1.metrics == r2.metrics
+    w1, w2 = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert w1.keys() == w2.keys() and all(torch.equal(w1[k], w2[k]) for k in w1)
+    # training moved the weights away from the pre-trained ones
+    from safetensors.torch import load_file
+
+    pre = load_file(str(setup[0] / "model.safetensors"))
+    enc_key = next(k for k in w1 if k.endswith("encoder.layer.0.attention.self.query.weight"))
+    pre_key = next(k for k in pre if k.endswith("encoder.layer.0.attention.self.query.weight"))
+    assert not torch.equal(w1[enc_key], pre[pre_key])
+
+    mtime = (tmp_path / "a" / "metrics.json").stat().st_mtime_ns
+    r3 = finetune(_cfg(setup), tmp_path / "a", show_progress=False)
+    assert r3.skipped and r3.metrics == r1.metrics
+    assert (tmp_path / "a" / "metrics.json").stat().st_mtime_ns == mtime
+    rec = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert rec["config"]["seed"] == 7 and rec["provenance"]["attnpatterns"]
+    model, tok, rec2 = load_finetuned(tmp_path / "a")
+    assert rec2["metrics"]["score"] == r1.score and not model.training
+
+    r4 = finetune(_cfg(setup, seed=8), tmp_path / "c", show_progress=False)
+    assert any(not torch.equal(w1[k], v) for k, v in _weights(tmp_path / "c").items())
+    assert r4.metrics is not None
+
+
+def test_other_config_in_folder_is_an_error(setup, tmp_path):
+    from attnpatterns.finetune import finetune, load_finetuned
+
+    finetune(_cfg(setup, epochs=1), tmp_path / "r", show_progress=False)
+    with pytest.raises(UserError, match=r"run\.json.*another model/config.*config\.lr"):
+        finetune(_cfg(setup, epochs=1, lr=5e-4), tmp_path / "r", show_progress=False)
+    (tmp_path / "half").mkdir()
+    with pytest.raises(UserError, match="not finished"):
+        load_finetuned(tmp_path / "half")
+
+
+def test_masked_weights_stay_zero_and_gates_hold(setup, tmp_path):
+    from attnpatterns.finetune import finetune, load_finetuned
+    from attnpatterns.prune.magnitude import prunable_parameters
+
+    from attnpatterns.models import load_model
+
+    model, _ = load_model(str(setup[0]), num_labels=2)
+    g = torch.Generator().manual_seed(0)
+    masks = {n: torch.rand(p.shape, generator=g) > 0.5 for n, p in prunable_parameters(model).items()}
+    head_mask = torch.ones(2, 4)
+    head_mask[0, 1] = 0
+    finetune(_cfg(setup, epochs=1), tmp_path / "m", weight_masks=masks, head_mask=head_mask, show_progress=False)
+    w = _weights(tmp_path / "m")
+    pre = dict(model.named_parameters())
+    for n, m in masks.items():
+        assert torch.all(w[n][~m] == 0), n
+        assert not torch.equal(w[n][m], pre[n].detach()[m]), n  # the kept ones were trained
+    rec = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert rec["masked"]["heads_kept"] == 7 and rec["masks"]["weight_masks"]
+
+    with pytest.raises(UserError, match=r"head mask has shape \(3, 4\)"):
+        finetune(_cfg(setup, epochs=1), tmp_path / "bad", head_mask=torch.ones(3, 4), show_progress=False)
+    bad = {next(iter(masks)): torch.ones(5, dtype=torch.bool)}
+    with pytest.raises(UserError, match="has shape"):
+        finetune(_cfg(setup, epochs=1), tmp_path / "bad2", weight_masks=bad, show_progress=False)
+
+
+def test_cli_finetune_and_prune(setup, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    model_dir, glue = setup
+    run = tmp_path / "run"
+    r = CliRunner().invoke(app, ["finetune", "--task", "RTE", "--seeds", "3", "--model", str(model_dir), "--epochs", "1",
+                                 "--out", str(run), "--data-dir", str(glue), "--max-train-examples", "16"])
+    assert r.exit_code == 0, r.output
+    assert (run / "RTE" / "seed_3" / "finetuned" / "metrics.json").is_file()
+    rec = json.loads((run / "RTE" / "seed_3" / "finetuned" / "run.json").read_text())
+    assert rec["data"]["train_examples"] == 16
+    r = CliRunner().invoke(app, ["finetune", "--task", "RTE", "--seeds", "3", "--model", str(model_dir), "--epochs", "1",
+                                 "--out", str(run), "--data-dir", str(glue), "--max-train-examples", "16"])
+    assert r.exit_code == 0 and "skipped" in r.output
+    r = CliRunner().invoke(app, ["finetune", "--task", "RTE", "--seeds", "3", "--epochs", "1", "--out", str(run),
+                                 "--data-dir", str(glue), "--max-train-examples", "16"])
+    assert r.exit_code == 2 and "another model/config" in r.output
+    for method in ("structured", "magnitude"):
+        r = CliRunner().invoke(app, ["prune", method, "--task", "RTE", "--seeds", "3", "--run", str(run),
+                                     "--data-dir", str(glue), "--max-dev-examples", "12"])
+        assert r.exit_code == 0, r.output
+        assert (run / "RTE" / "seed_3" / method / "summary.json").is_file()
+    r = CliRunner().invoke(app, ["prune", "structured", "--task", "RTE", "--seeds", "3,4", "--run", str(run),
+                                 "--data-dir", str(glue)])
+    assert r.exit_code == 2 and "seed_4" in r.output and "attn finetune" in r.output
