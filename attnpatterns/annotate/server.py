@@ -1,0 +1,300 @@
+"""A local Label Studio server in its own virtual environment.
+
+The ``label-studio`` package pins Django and many other packages that clash with this project's
+dependencies, so it lives in a separate virtualenv under the project's cache
+(``$ATTN_CACHE_DIR`` or ``~/.cache/attnpatterns``): ``labelstudio-venv/``. It is created once
+(a few minutes), then reused.
+
+The server listens on 127.0.0.1 only, keeps its database and media in a local data folder, and is
+started with the user's e-mail, password and API token in its *environment* (Label Studio reads
+``LABEL_STUDIO_USERNAME``, ``LABEL_STUDIO_PASSWORD`` and ``LABEL_STUDIO_USER_TOKEN``), never on its
+command line, where other users of the machine could read them. Legacy tokens are enabled so the
+token works as ``Authorization: Token <key>`` (what the SDK sends).
+
+``label-studio --version`` is never called: in Label Studio 1.x it also starts a server on all
+interfaces.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attnpatterns.errors import UserError
+
+log = logging.getLogger("attnpatterns")
+
+LS_REQUIREMENT = "label-studio>=1.20,<2"
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_USER = "annotator@localhost.localdomain"
+_STAMP = ".attn-installed"
+
+
+def cache_dir() -> Path:
+    """``$ATTN_CACHE_DIR`` or ``~/.cache/attnpatterns``."""
+    env = os.environ.get("ATTN_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "attnpatterns"
+
+
+def venv_dir() -> Path:
+    return cache_dir() / "labelstudio-venv"
+
+
+def default_data_dir() -> Path:
+    return cache_dir() / "labelstudio-data"
+
+
+def _bin(venv: Path, name: str) -> Path:
+    return venv / ("Scripts" if os.name == "nt" else "bin") / name
+
+
+def venv_ready(venv: Path | None = None) -> bool:
+    venv = venv or venv_dir()
+    return (venv / _STAMP).is_file() and _bin(venv, "label-studio").exists()
+
+
+def installed_version(venv: Path | None = None) -> str:
+    """The label-studio version in the venv, read from its package metadata (never by running it)."""
+    venv = venv or venv_dir()
+    stamp = venv / _STAMP
+    return stamp.read_text(encoding="utf-8").strip() if stamp.is_file() else ""
+
+
+def ensure_venv(venv: Path | None = None, requirement: str = LS_REQUIREMENT, python: str | None = None,
+                timeout: float = 3600) -> Path:
+    """Create the Label Studio virtualenv once; returns the path of its ``label-studio`` executable.
+
+    A venv cannot be moved after creation, so it is built in place and marked complete with a stamp
+    file written last; a venv without the stamp (an interrupted install) is removed and rebuilt.
+    """
+    venv = venv or venv_dir()
+    exe = _bin(venv, "label-studio")
+    if venv_ready(venv):
+        return exe
+    if venv.exists():
+        log.info("removing an incomplete Label Studio environment at %s", venv)
+        shutil.rmtree(venv)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    log.info("creating the Label Studio environment at %s (one time; this takes a few minutes)", venv)
+    py = python or sys.executable
+    try:
+        _run([py, "-m", "venv", str(venv)], "create the virtualenv", timeout=600)
+        vpy = str(_bin(venv, "python"))
+        env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+        _run([vpy, "-m", "pip", "install", "-q", requirement], f"pip install '{requirement}'", timeout=timeout, env=env)
+        out = _run([vpy, "-c", "import importlib.metadata as m; print(m.version('label-studio'))"],
+                   "read the label-studio version", timeout=120)
+    except BaseException:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise
+    version = out.strip().splitlines()[-1]
+    (venv / _STAMP).write_text(version + "\n", encoding="utf-8")
+    log.info("Label Studio %s installed", version)
+    return exe
+
+
+def _run(cmd: list[str], what: str, timeout: float, env: dict | None = None) -> str:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except FileNotFoundError:
+        raise UserError(f"cannot {what}: '{cmd[0]}' not found; install Python's venv module (apt-get install python3-venv).") from None
+    except subprocess.TimeoutExpired:
+        raise UserError(f"cannot {what}: no result after {timeout:.0f} s; check the network or the package index.") from None
+    if p.returncode != 0:
+        tail = [ln for ln in (p.stderr or p.stdout or "").splitlines() if ln.strip() and not ln.startswith("WARNING")]
+        raise UserError(f"cannot {what} (exit {p.returncode}): {tail[-1][:300] if tail else 'no output'}")
+    return p.stdout
+
+
+def free_port(host: str = HOST) -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    # Label Studio itself probes 'localhost' and silently moves to the next port when it is taken
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("localhost", port)) != 0
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path = field(default_factory=default_data_dir)
+    port: int = DEFAULT_PORT
+    username: str = DEFAULT_USER
+    password: str | None = None  # None: use the existing user's password (set at the first start)
+    token: str | None = None  # None: the user's existing token (or a random one on the first start)
+    log_path: Path | None = None  # None: <data_dir>/server.log
+    venv: Path | None = None
+
+    def __post_init__(self):
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if not (0 < int(self.port) < 65536):
+            raise UserError(f"--port {self.port} is not a TCP port; use 1024..65535.")
+        if "@" not in self.username:
+            raise UserError(f"--username '{self.username}' is not an e-mail address; Label Studio logs users in by e-mail.")
+        if self.token is not None and len(self.token) <= 5:
+            raise UserError("the API key is too short; Label Studio ignores tokens of 5 characters or fewer.")
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def server_env(cfg: ServerConfig) -> dict:
+    """The server's environment: secrets go here, never on the command line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DJANGO_"))}
+    env.update(
+        LABEL_STUDIO_BASE_DATA_DIR=str(cfg.data_dir),
+        LABEL_STUDIO_LATEST_VERSION_CHECK="false",  # no call to pypi.org at start
+        LABEL_STUDIO_COLLECT_ANALYTICS="false",
+        COLLECT_ANALYTICS="false",
+        LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
+        LABEL_STUDIO_USERNAME=cfg.username,
+        PYTHONUNBUFFERED="1",
+    )
+    if cfg.password:
+        env["LABEL_STUDIO_PASSWORD"] = cfg.password
+    if cfg.token:
+        env["LABEL_STUDIO_USER_TOKEN"] = cfg.token
+    return env
+
+
+class Server:
+    """A running Label Studio process; :meth:`stop` ends it (also as a context manager)."""
+
+    def __init__(self, proc: subprocess.Popen, cfg: ServerConfig, log_path: Path):
+        self.proc = proc
+        self.cfg = cfg
+        self.log_path = log_path
+
+    @property
+    def url(self) -> str:
+        return self.cfg.url
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; returns the exit code."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def template_db(exe: Path) -> Path:
+    """A migrated, empty Label Studio database for this venv's version, made once and copied into new
+    data folders: a fresh database otherwise spends minutes in migrations at every first start."""
+    venv = exe.parent.parent
+    version = installed_version(venv) or "unknown"
+    tpl = cache_dir() / f"labelstudio-template-{version}" / "label_studio.sqlite3"
+    if tpl.is_file():
+        return tpl
+    work = tpl.parent.with_name(tpl.parent.name + f".tmp{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
+    env.update(LABEL_STUDIO_BASE_DATA_DIR=str(work), LABEL_STUDIO_LATEST_VERSION_CHECK="false",
+               LABEL_STUDIO_COLLECT_ANALYTICS="false", COLLECT_ANALYTICS="false")
+    log.info("preparing a Label Studio database (one time; about a minute or two)")
+    try:
+        _run([str(exe), "init", "-q", "--data-dir", str(work)], "initialise a Label Studio database", timeout=1800, env=env)
+        if not (work / "label_studio.sqlite3").is_file():
+            raise UserError(f"Label Studio did not create a database in {work}; run 'attn annotate serve -v' to see its log.")
+        tpl.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work / "label_studio.sqlite3", tpl.with_suffix(".part"))
+        os.replace(tpl.with_suffix(".part"), tpl)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return tpl
+
+
+def start(cfg: ServerConfig, wait: bool = True, timeout: float = 900, use_template: bool = True) -> Server:
+    """Start Label Studio on 127.0.0.1:``cfg.port`` (creating its venv first if needed).
+
+    With ``wait`` the call returns once ``/health`` answers; a server that exits or does not answer
+    within ``timeout`` seconds gives a UserError with the last line of its log.
+    """
+    exe = ensure_venv(cfg.venv)
+    if not port_free(cfg.port):
+        raise UserError(f"port {cfg.port} on {HOST} is in use; stop what runs there or pass another --port.")
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    db = cfg.data_dir / "label_studio.sqlite3"
+    if use_template and not db.exists():
+        shutil.copyfile(template_db(exe), db)
+    log_path = cfg.log_path or (cfg.data_dir / "server.log")
+    cmd = [str(exe), "start", "--no-browser", "--internal-host", HOST, "--port", str(cfg.port),
+           "--data-dir", str(cfg.data_dir), "--enable-legacy-api-token", "--log-level", "WARNING"]
+    fh = open(log_path, "ab")
+    try:
+        proc = subprocess.Popen(cmd, env=server_env(cfg), stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(cfg.data_dir))
+    finally:
+        fh.close()
+    server = Server(proc, cfg, log_path)
+    if wait:
+        try:
+            wait_healthy(server, timeout)
+        except BaseException:
+            server.stop()
+            raise
+    return server
+
+
+def wait_healthy(server: Server, timeout: float = 900) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.running():
+            raise UserError(f"Label Studio exited (code {server.proc.returncode}) before answering: "
+                            f"{last_log_line(server.log_path)}; see {server.log_path}.")
+        try:
+            if requests.get(server.url + "/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise UserError(f"Label Studio at {server.url} did not answer within {timeout:.0f} s; see {server.log_path}.")
+
+
+def last_log_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][:300] if lines else "no log"
+
+
+def user_exists_hint(cfg: ServerConfig) -> bool:
+    """Whether the data folder already holds a database (so the user was created at an earlier start)."""
+    return (cfg.data_dir / "label_studio.sqlite3").is_file()

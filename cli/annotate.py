@@ -1,0 +1,187 @@
+"""``attn annotate``: a local Label Studio, pushing maps to it, pulling the labels into the dataset."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.common import DataDirOpt, ModelOpt, handle_errors
+
+KindOpt = Annotated[str, typer.Option("--kind", help="raw (attention weights) or normed (weight-normed, Kobayashi et al. 2020).")]
+ProjectOpt = Annotated[
+    Optional[str],
+    typer.Option("--project", help="Label Studio project title (3 to 50 characters). Default: attn-<kind>."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(
+        name="annotate", no_args_is_help=True, add_completion=False,
+        help="Annotate attention maps with the five pattern types in a local Label Studio: serve, push, pull, sheet. "
+        "The API key comes from LABEL_STUDIO_API_KEY (and the URL from LABEL_STUDIO_URL), never from a file.",
+    )
+    sub.command("serve")(serve_cmd)
+    sub.command("push")(push_cmd)
+    sub.command("pull")(pull_cmd)
+    sub.command("sheet")(sheet_cmd)
+    app.add_typer(sub, name="annotate")
+
+
+@handle_errors
+def serve_cmd(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8080,
+    data_dir: Annotated[
+        Optional[Path], typer.Option("--data-dir", help="Label Studio's database and media. Default: <cache>/labelstudio-data.")
+    ] = None,
+    username: Annotated[
+        Optional[str], typer.Option("--username", help="Login e-mail of the user. Default: $LABEL_STUDIO_USERNAME or annotator@localhost.localdomain.")
+    ] = None,
+) -> None:
+    """Start a local Label Studio on 127.0.0.1 (Ctrl-C stops it).
+
+    The first run creates Label Studio's own virtualenv under $ATTN_CACHE_DIR (default ~/.cache/attnpatterns;
+    a few minutes) and its database. The user is created at the first start: its password is
+    $LABEL_STUDIO_PASSWORD (or a random one, shown once), its API token $LABEL_STUDIO_API_KEY (or a random one,
+    shown in Label Studio under Account & Settings > Legacy Token). Secrets reach the server through its
+    environment only.
+    """
+    import os
+    import secrets
+    import signal
+    import time
+
+    from attnpatterns.annotate import server as srv
+
+    cfg = srv.ServerConfig(
+        data_dir=data_dir or srv.default_data_dir(), port=port,
+        username=username or os.environ.get("LABEL_STUDIO_USERNAME") or srv.DEFAULT_USER,
+        password=os.environ.get("LABEL_STUDIO_PASSWORD") or None,
+        token=os.environ.get("LABEL_STUDIO_API_KEY") or None,
+    )
+    first = not srv.user_exists_hint(cfg)
+    shown_password = None
+    if first and not cfg.password:
+        cfg.password = shown_password = secrets.token_urlsafe(12)
+    if not srv.venv_ready():
+        typer.echo(f"creating Label Studio's virtualenv in {srv.venv_dir()} (one time, a few minutes) ...", err=True)
+    typer.echo(f"starting Label Studio (data in {cfg.data_dir}) ...", err=True)
+    t0 = time.monotonic()
+    server = srv.start(cfg)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    typer.echo(f"Label Studio is running at {server.url} (ready after {time.monotonic() - t0:.0f} s; log: {server.log_path})")
+    typer.echo(f"  log in as: {cfg.username}")
+    if shown_password:
+        typer.echo(f"  password:  {shown_password}  (shown once; set LABEL_STUDIO_PASSWORD to choose it next time)")
+    elif first:
+        typer.echo("  password:  the value of $LABEL_STUDIO_PASSWORD")
+    else:
+        typer.echo("  password:  the one set at the first start (LABEL_STUDIO_PASSWORD then)")
+    if first and cfg.token:
+        typer.echo("  API key:   the value of $LABEL_STUDIO_API_KEY (set for this user)")
+    else:
+        typer.echo("  API key:   Account & Settings > Legacy Token in Label Studio; export it as LABEL_STUDIO_API_KEY")
+    typer.echo(f"  then:      export LABEL_STUDIO_URL={server.url}; attn annotate push --kind raw --task MRPC --n 50")
+    typer.echo("Press Ctrl-C to stop.")
+    try:
+        while server.running():
+            time.sleep(0.5)
+        typer.echo(f"error: Label Studio exited (code {server.proc.returncode}); see {server.log_path}", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo("stopping Label Studio ...", err=True)
+    finally:
+        server.stop()
+    typer.echo("stopped.", err=True)
+
+
+@handle_errors
+def push_cmd(
+    kind: KindOpt,
+    task: Annotated[str, typer.Option("--task", help="GLUE task whose examples give the maps (e.g. MRPC).")],
+    n: Annotated[int, typer.Option("--n", help="How many maps to push.")] = 50,
+    model: ModelOpt = None,
+    project: ProjectOpt = None,
+    model_state: Annotated[
+        Optional[str], typer.Option("--model-state", help="Tag for ids and the dataset: pre or ft. Default: ft for a fine-tuned run folder, else pre.")
+    ] = None,
+    heads_per_example: Annotated[int, typer.Option("--heads-per-example", help="Random (layer, head) maps per example.")] = 2,
+    min_tokens: Annotated[int, typer.Option("--min-tokens", help="Skip examples shorter than this many tokens.")] = 8,
+    max_length: Annotated[int, typer.Option("--max-length", help="Maximum tokens per input.")] = 128,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the choice of examples and heads.")] = 0,
+    predictions: Annotated[
+        bool, typer.Option("--predictions/--no-predictions", help="Add pre-annotations (CNN if trained, else heuristic). Use --no-predictions for blind double annotation.")
+    ] = True,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Render maps of a task's dev examples to PNG and import them as tasks of a Label Studio project.
+
+    The project is created with the five-type labeling config when missing, reused otherwise (a project with
+    another config is refused). Maps already in the project are skipped. Needs LABEL_STUDIO_API_KEY.
+    """
+    from attnpatterns.annotate.labelstudio import connect, push
+    from attnpatterns.annotate.sample import SampleConfig, sample_maps
+
+    cfg = SampleConfig(kind=kind, task=task, n=n, model=model, model_state=model_state,
+                       heads_per_example=heads_per_example, min_tokens=min_tokens, max_length=max_length,
+                       seed=seed, data_dir=data_dir)
+    conn = connect()  # fail on a bad URL or key before the model runs
+    items = sample_maps(cfg, show_progress=True)
+    res = push(items, project or f"attn-{kind}", predictions=predictions, conn=conn, show_progress=True)
+    typer.echo(
+        f"{'created' if res.created else 'updated'} project '{res.project}' (id {res.project_id}) at {conn.url}: "
+        f"{res.imported} tasks imported, {res.skipped_existing} already there; pre-annotations: {res.suggested_by}"
+    )
+    typer.echo(f"label them at {conn.url}/projects/{res.project_id}/data")
+
+
+@handle_errors
+def pull_cmd(
+    project: Annotated[str, typer.Option("--project", help="Label Studio project title.")],
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder: <out>/<kind>/labels.tsv and maps.npz.")] = Path("annotations"),
+    annotator: Annotated[
+        Optional[str], typer.Option("--annotator", help="Only this user's (e-mail) annotations, e.g. for a second, blind pass.")
+    ] = None,
+) -> None:
+    """Export a project's annotations into the dataset (upsert by map id: no duplicates, changed labels updated).
+
+    Everything is checked before anything is written: an unknown label, a task without its map or image, or
+    a project with another labeling config leaves the dataset untouched. Needs LABEL_STUDIO_API_KEY.
+    """
+    from attnpatterns.annotate.labelstudio import pull
+
+    res = pull(project, out, annotator=annotator)
+    if not res.kinds:
+        typer.echo(f"no annotated tasks in '{project}' ({res.skipped_tasks} without annotations); nothing written.")
+        return
+    for kind, r in res.kinds.items():
+        typer.echo(f"{out}/{kind}: {len(r.added)} added, {len(r.updated)} updated, {len(r.unchanged)} unchanged")
+    typer.echo(f"{res.annotated_tasks} annotated tasks by {', '.join(res.annotators)}; {res.skipped_tasks} not annotated yet")
+
+
+@handle_errors
+def sheet_cmd(
+    kind: KindOpt,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNG pages (sheet-<kind>-<page>.png).")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder.")] = Path("annotations"),
+    per_page: Annotated[int, typer.Option("--per-page", help="Maps per page.")] = 48,
+    label: Annotated[Optional[str], typer.Option("--label", help="Only maps with this label.")] = None,
+) -> None:
+    """Contact sheets of the annotated maps, each titled with its id and label, for checking labels by eye."""
+    from attnpatterns.annotate.dataset import load
+    from attnpatterns.annotate.render import render_contact_sheet
+    from attnpatterns.errors import UserError
+    from attnpatterns.patterns import parse_pattern
+
+    if per_page < 1:
+        raise UserError(f"--per-page must be positive, got {per_page}.")
+    ds = load(data, kind)
+    rows = [r for r in ds.rows if label is None or r["label"] == parse_pattern(label).value]
+    if not rows:
+        raise UserError(f"no {kind} maps{' labelled ' + label if label else ''} in {data}/{kind}.")
+    pages = [rows[i:i + per_page] for i in range(0, len(rows), per_page)]
+    for k, page in enumerate(pages):
+        path = out / f"sheet-{kind}-{k + 1:03d}.png"
+        render_contact_sheet([(r["id"], ds.maps[r["id"]]) for r in page], path,
+                             titles={r["id"]: r["label"] for r in page})
+    typer.echo(f"wrote {len(pages)} page(s) of {len(rows)} maps to {out}")
