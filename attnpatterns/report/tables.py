@@ -357,7 +357,7 @@ def to_markdown(table: Table, digits: int = 3) -> str:
            _markdown(scores, "setting"), "",
            "Subnetwork sizes: fraction of the prunable encoder weights kept (Q, K, V, attention output, MLP dense "
            "weights and biases, except the MLP output bias), mean over seeds; s-pruning and super sets also as kept "
-           "heads (h) and MLPs (m) of all., "", _markdown(sizes, "subnetwork")]
+           "heads (h) and MLPs (m).", "", _markdown(sizes, "subnetwork")]
     return "\n".join(out) + "\n"
 
 
