@@ -132,7 +132,7 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
             if ft.is_file():
                 r = read_json(ft)
                 rows.append(dict(method="full model", subnet="", setting="", task=task, seed=seed,
-                                 score=float(main_metric(task, r["metrics"])) if "metrics" in r else float(r["score"]),
+                                 score=_score(task, r, ft),
                                  kept_fraction=1.0))
             sub = sd / "subnetworks"
             if not sub.is_dir():
@@ -146,7 +146,7 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                         r = read_json(p)
                         size = r.get("size") or {}
                         rows.append(dict(method=method, subnet=subnet, setting=setting, task=task, seed=seed,
-                                         score=float(main_metric(task, r["metrics"])),
+                                         score=_score(task, r, p),
                                          kept_fraction=size.get("kept_fraction"), heads_kept=size.get("heads_kept"),
                                          heads_total=size.get("heads_total"), mlps_kept=size.get("mlps_kept"),
                                          mlps_total=size.get("mlps_total")))
@@ -163,10 +163,19 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                 r = None
         if r is not None:
             rows.append(dict(method="majority baseline", subnet="", setting="", task=task, seed=None,
-                             score=float(main_metric(task, r["metrics"]))))
+                             score=_score(task, r, maj)))
     cols = ["method", "subnet", "setting", "task", "seed", "score", "kept_fraction", "heads_kept", "heads_total",
             "mlps_kept", "mlps_total"]
     return pd.DataFrame(rows, columns=cols), list(task_dirs)
+
+
+def _score(task: str, record, path: Path) -> float:
+    """The task's table metric from a result file's ``metrics``; UserError naming the file otherwise."""
+    key = metric_key(task)
+    metrics = record.get("metrics") if isinstance(record, dict) else None
+    if not isinstance(metrics, dict) or key not in metrics:
+        raise UserError(f"{path}: no '{key}' in its metrics; it is not a finished {task} result, delete it and rerun.")
+    return float(metrics[key])
 
 
 def summarise(per_seed) -> "object":
@@ -300,9 +309,11 @@ def score_frame(table: Table, digits: int = 3):
             if c is None:
                 row[task] = "n/a"
             else:
-                one = key[0] == "majority baseline" or int(c["n"]) <= 1
-                row[task] = _fmt(float(c["mean"]), None if key[0] == "majority baseline" else float(c["std"]), digits) + \
-                    ("" if one or c["n"] == _max_n(table, task) else f" (n={int(c['n'])})")
+                n = int(c["n"])
+                single = key[0] == "majority baseline" or n <= 1  # no spread to show
+                row[task] = _fmt(float(c["mean"]), None if single else float(c["std"]), digits)
+                if key[0] != "majority baseline" and n < _max_n(table, task):
+                    row[task] += f" (n={n})"
         data[row_label(key)] = row
     return pd.DataFrame.from_dict(data, orient="index", columns=table.tasks)
 
@@ -376,7 +387,7 @@ def to_csv(table: Table) -> str:
             kf = None if c is None or "kept_fraction" not in c or pd.isna(c["kept_fraction"]) else float(c["kept_fraction"])
             r[f"{task}_kept_fraction"] = kf
         recs.append(r)
-    return pd.DataFrame(recs).to_csv(index=False, float_format="%.6g")
+    return pd.DataFrame(recs).to_csv(index=False)
 
 
 def to_latex(table: Table, digits: int = 3) -> str:
