@@ -39,11 +39,11 @@ def subnetworks_cmd(
 ) -> None:
     """Evaluate the good, random and bad subnetworks of one pruning method, pruned and re-fine-tuned.
 
-    good = the pruning result; random and bad = size-matched counterparts drawn with the seed
-    (s-pruning: Bernoulli per head/MLP / the pruned components topped up with good ones; m-pruning:
-    random weights / remove the largest weights; super: drawn from the in-between / never-kept
-    components). Results go to RUN/TASK/seed_S/subnetworks/METHOD/SUBNET/{pruned,retrained}.json.
-    Finished results are skipped: rerun the same command to continue an interrupted run.
+    good = the pruning result; random and bad = size-matched counterparts drawn with the seed (s-pruning: Bernoulli per head and MLP / the pruned components topped up with good ones; m-pruning: random weights / remove the largest weights; super: drawn from the in-between / never-kept components).
+
+    pruned = the mask on the fine-tuned model, evaluated on dev; retrained = the mask on the pre-trained weights, a fresh classifier under the same seed, fine-tuned again with the fine-tuning run's hyperparameters, the mask fixed.
+
+    Results go to RUN/TASK/seed_S/subnetworks/METHOD/SUBNET/ (mask, pruned.json, retrained.json). Finished results are skipped: rerun the same command to continue an interrupted run.
     """
     from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
     from cli.common import parse_seeds

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The real run of issue 4: good / random / bad subnetworks of every (task, seed, method), pruned and
+# re-fine-tuned, on the packaged MiniLM, MRPC / RTE / CoLA, seeds 1337,42,86, using the fine-tuning and
+# pruning outputs of results/minilm/run_pruning.sh in runs/minilm. Run from the repository root:
+#
+#     nice -n 10 bash results/minilm/run_subnetworks.sh > runs/minilm/subnetworks.log 2>&1
+#
+# It starts each job as soon as its inputs exist (a seed's finetuned/ + structured/ or magnitude/ summary;
+# for super-survivors every seed's structured/), runs WORKERS jobs at once (1 torch thread each), cheap
+# "pruned" jobs first, and skips what is done, so it can be stopped and rerun at any time. It stops
+# starting new jobs at STOP_AT (UTC, HH:MM) and then writes the table to results/minilm/.
+#
+# Re-fine-tuning budget: every "retrained" cell is a full fine-tuning run, 81 of them for 3 tasks x 3 seeds
+# x 3 methods x 3 subnetworks, on 2 shared CPU cores. The training sets are therefore subsampled to HALF of
+# what the fine-tuning run used (run_pruning.sh: MRPC 192, RTE 128, CoLA 512), seeded by the run's seed;
+# all other hyperparameters are the fine-tuning run's. Every evaluation uses the full dev set.
+set -uo pipefail
+export ATTN_GLUE_DIR=${ATTN_GLUE_DIR:-/work/shared/glue}
+export TOKENIZERS_PARALLELISM=false
+ATTN=${ATTN:-.venv/bin/attn}
+RUN=${RUN:-runs/minilm}
+SEEDS=${SEEDS:-"1337 42 86"}
+TASKS=${TASKS:-"MRPC RTE CoLA"}
+WORKERS=${WORKERS:-2}
+STOP_AT=${STOP_AT:-"22:58"}
+declare -A NTRAIN=([MRPC]=${N_MRPC:-96} [RTE]=${N_RTE:-64} [CoLA]=${N_COLA:-256})
+SEEDS_CSV=$(echo $SEEDS | tr ' ' ',')
+LOCKS=$RUN/.subnetwork-locks
+rm -rf "$LOCKS"; mkdir -p "$LOCKS"
+
+# one job per line: setting task method seeds (comma-separated)
+jobs() {
+  for setting in pruned retrained; do
+    for task in $TASKS; do
+      for method in structured magnitude; do
+        for seed in $SEEDS; do echo "$setting $task $method $seed"; done
+      done
+      echo "$setting $task super $SEEDS_CSV"
+    done
+  done
+}
+
+ready() {  # task method seeds
+  local s
+  for s in ${3//,/ }; do
+    [[ -f $RUN/$1/seed_$s/finetuned/metrics.json ]] || return 1
+    if [[ $2 == super ]]; then [[ -f $RUN/$1/seed_$s/structured/summary.json ]] || return 1
+    else [[ -f $RUN/$1/seed_$s/$2/summary.json ]] || return 1; fi
+  done
+}
+
+done_() {  # setting task method seeds
+  local s sub
+  for s in ${4//,/ }; do
+    for sub in good random bad; do
+      [[ -f $RUN/$2/seed_$s/subnetworks/$3/$sub/$1.json ]] || return 1
+    done
+  done
+}
+
+past_stop() { [[ $(date -u +%H:%M) > $STOP_AT || $(date -u +%H:%M) == "$STOP_AT" ]]; }
+
+worker() {
+  local w=$1 setting task method seeds left key
+  while true; do
+    left=0
+    while read -r setting task method seeds; do
+      done_ $setting $task $method $seeds && continue
+      left=1
+      past_stop && { echo "[$w] $(date -u +%H:%M:%S) past $STOP_AT: no new jobs"; return; }
+      ready $task $method $seeds || continue
+      key="$setting-$task-$method-${seeds//,/_}"
+      mkdir "$LOCKS/$key" 2>/dev/null || continue
+      echo "[$w] $(date -u +%H:%M:%S) start $setting $task $method seeds $seeds"
+      $ATTN subnetworks --task $task --seeds $seeds --method $method --run $RUN --settings $setting \
+        --max-train-examples ${NTRAIN[$task]} --threads 1 --no-progress \
+        || echo "[$w] $(date -u +%H:%M:%S) FAILED $setting $task $method $seeds"
+      echo "[$w] $(date -u +%H:%M:%S) end $setting $task $method seeds $seeds"
+      rmdir "$LOCKS/$key"
+      continue 2  # rescan from the top: cheap jobs that became ready go first
+    done < <(jobs)
+    [[ $left == 0 ]] && { echo "[$w] $(date -u +%H:%M:%S) all done"; return; }
+    sleep 30
+  done
+}
+
+echo "== $(date -u +%H:%M:%S) start: tasks $TASKS, seeds $SEEDS, $WORKERS workers, train subsamples MRPC ${NTRAIN[MRPC]} RTE ${NTRAIN[RTE]} CoLA ${NTRAIN[CoLA]}"
+for w in $(seq 1 $WORKERS); do worker $w & sleep 5; done
+wait
+echo "== $(date -u +%H:%M:%S) writing the table"
+$ATTN table --run $RUN --out results/minilm
+bash results/minilm/collect_subnetworks.sh "$RUN" results/minilm/subnetworks
+echo "== $(date -u +%H:%M:%S) done"
