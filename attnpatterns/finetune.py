@@ -56,6 +56,7 @@ class FinetuneConfig:
     eval_batch_size: int = 64
     device: str = "cpu"
     data_dir: str | None = None
+    max_dev_examples: int | None = None  # seeded dev subsample (as attn prune's); None = the whole dev set
 
     def __post_init__(self) -> None:
         from attnpatterns.data import get_task
@@ -71,6 +72,8 @@ class FinetuneConfig:
             raise UserError(f"lr must be positive (got {self.lr}).")
         if self.max_train_examples is not None and int(self.max_train_examples) < 1:
             raise UserError(f"max_train_examples must be at least 1 or left out (got {self.max_train_examples}).")
+        if self.max_dev_examples is not None and int(self.max_dev_examples) < 1:
+            raise UserError(f"max_dev_examples must be at least 1 or left out (got {self.max_dev_examples}).")
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the result (device, data folder and eval batch size do not)."""
@@ -79,6 +82,8 @@ class FinetuneConfig:
         d = dataclasses.asdict(self)
         for k in ("device", "data_dir", "eval_batch_size"):
             d.pop(k)
+        if d["max_dev_examples"] is None:  # records written before the field existed stay equal
+            d.pop("max_dev_examples")
         d["model"] = model_id(self.model)
         return d
 
@@ -366,7 +371,7 @@ def finetune(
 
     set_seed(cfg.seed)
     train = load_task(spec, "train", cfg.data_dir, max_examples=cfg.max_train_examples, seed=cfg.seed)
-    dev = load_task(spec, "dev", cfg.data_dir)
+    dev = load_task(spec, "dev", cfg.data_dir, max_examples=cfg.max_dev_examples, seed=cfg.seed)
     model, tok = load_model(init_from if init_from is not None else cfg.model, num_labels=spec.num_labels,
                             device=cfg.device, eval_mode=False)
     device = next(model.parameters()).device
