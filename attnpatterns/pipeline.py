@@ -302,10 +302,12 @@ class Pipeline:
         rep = StageReport(stage)
         t0 = time.perf_counter()
         states = [(u, self._state(u)) for u in units]
-        todo = sum(1 for _, s in states if s[0] == "run")
+        todo = sum(1 for _, s in states if s[0] in ("run", "stale"))
         log.info("[stage %d/%d] %s: %d unit(s), %d to run", i, n, stage, len(units), todo)
         k = 0
-        for u, (state, dig, inputs) in states:
+        for u, _ in states:
+            # decided again right before the unit: an earlier unit of this stage may have changed its inputs
+            state, dig, inputs = self._state(u)
             if state == "skip":
                 rep.skipped.append(u.key)
                 log.debug("  %s: up to date, skipped", u.label)
@@ -323,7 +325,7 @@ class Pipeline:
                     elif p.exists():
                         p.unlink()
                 log.info("  %s: inputs changed since it was made; redoing it", u.label)
-            log.info("  [%d/%d] %s ...", k, todo, u.label)
+            log.info("  [%d] %s ...", k, u.label)
             t1 = time.perf_counter()
             u.run()
             missing = [str(p) for p in u.outputs if not p.exists()]
@@ -335,7 +337,7 @@ class Pipeline:
             dt = time.perf_counter() - t1
             self._write_stamp(u, dig, inputs, adopted=False, seconds=dt)
             rep.ran.append(u.key)
-            log.info("  [%d/%d] %s done in %.1f s", k, todo, u.label, dt)
+            log.info("  [%d] %s done in %.1f s", k, u.label, dt)
         rep.seconds = time.perf_counter() - t0
         return rep
 
@@ -411,44 +413,31 @@ class Pipeline:
 
     # -------------------------------------------------------------------- stage: structured (s-pruning)
     def units_structured(self) -> list[Unit]:
-        from attnpatterns.prune.structured import StructuredConfig, prune_structured
+        from attnpatterns.prune.structured import SPruneConfig, s_prune
 
-        units = []
-        for task in self.cfg.tasks:
-            for seed in self.cfg.seeds:
-                out = self.seed_dir(task, seed) / "structured"
-                pc = StructuredConfig(**self._prune_kwargs(StructuredConfig, task, seed))
-                units.append(Unit(
-                    "structured", f"{task}/seed_{seed}", f"s-pruning {task} seed {seed}", [out / "summary.json"],
-                    self._ft_inputs(task, seed) + self._data_files(task), _config_dict(pc),
-                    lambda pc=pc, task=task, seed=seed, out=out: prune_structured(
-                        pc, self.ft_dir(task, seed), out, show_progress=self.cfg.show_progress),
-                    owns=[out]))
-        return units
+        pc = SPruneConfig(max_dev_examples=self.p.prune_dev_examples, max_length=self.p.max_length)
+        return self._prune_units("structured", "s-pruning", pc, s_prune)
 
     # -------------------------------------------------------------------- stage: magnitude (m-pruning)
     def units_magnitude(self) -> list[Unit]:
-        from attnpatterns.prune.magnitude import MagnitudeConfig, prune_magnitude
+        from attnpatterns.prune.magnitude import MPruneConfig, m_prune
 
+        pc = MPruneConfig(max_dev_examples=self.p.prune_dev_examples, max_steps=self.p.magnitude_max_steps,
+                          max_length=self.p.max_length)
+        return self._prune_units("magnitude", "m-pruning", pc, m_prune)
+
+    def _prune_units(self, stage: str, what: str, pc, fn) -> list[Unit]:
         units = []
         for task in self.cfg.tasks:
             for seed in self.cfg.seeds:
-                out = self.seed_dir(task, seed) / "magnitude"
-                pc = MagnitudeConfig(**self._prune_kwargs(MagnitudeConfig, task, seed, max_steps=self.p.magnitude_max_steps))
+                sd = self.seed_dir(task, seed)
                 units.append(Unit(
-                    "magnitude", f"{task}/seed_{seed}", f"m-pruning {task} seed {seed}", [out / "summary.json"],
+                    stage, f"{task}/seed_{seed}", f"{what} {task} seed {seed}", [sd / stage / "summary.json"],
                     self._ft_inputs(task, seed) + self._data_files(task), _config_dict(pc),
-                    lambda pc=pc, task=task, seed=seed, out=out: prune_magnitude(
-                        pc, self.ft_dir(task, seed), out, show_progress=self.cfg.show_progress),
-                    owns=[out]))
+                    lambda sd=sd: fn(sd, pc, device=self.cfg.device, data_dir=self.cfg.data_dir,
+                                     show_progress=self.cfg.show_progress),
+                    owns=[sd / stage]))
         return units
-
-    def _prune_kwargs(self, cls, task: str, seed: int, **extra) -> dict:
-        """The pipeline's settings that ``cls`` (a pruning config dataclass) takes."""
-        want = dict(task=task, seed=seed, device=self.cfg.device, data_dir=self.cfg.data_dir,
-                    max_dev_examples=self.p.prune_dev_examples, max_length=self.p.max_length, **extra)
-        fields = set(cls.__dataclass_fields__)
-        return {k: v for k, v in want.items() if k in fields}
 
     # -------------------------------------------------------------------- stage: survivors
     def units_survivors(self) -> list[Unit]:
@@ -601,9 +590,23 @@ def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples:
     from attnpatterns.patterns import PATTERN_VALUES
     from attnpatterns.progress import progress_iter
 
+    from attnpatterns.classifier.predict import get_classifier
+
     spec = get_task(task)
-    examples = load_task(spec, "dev", data_dir)[:n_examples]
     model, tok, rec = load_finetuned(ft_dir, device=device)
+    # the first n dev examples with at least the classifiers' minimum number of real tokens (REFERENCE, Statistics)
+    min_tokens = max(int(get_classifier(k).min_tokens) for k in KINDS)
+    examples = []
+    for e in load_task(spec, "dev", data_dir):
+        enc = tok(e.text_a, e.text_b, truncation=True, max_length=max_length) if spec.text_b else \
+            tok(e.text_a, truncation=True, max_length=max_length)
+        if len(enc["input_ids"]) >= min_tokens:
+            examples.append(e)
+            if len(examples) == n_examples:
+                break
+    if not examples:
+        raise UserError(f"{task}: no dev example has the classifiers' minimum of {min_tokens} tokens at max length "
+                        f"{max_length}; raise the max length.")
     types = list(PATTERN_VALUES)
     L = H = None
     counts: dict[str, np.ndarray] = {}
@@ -647,6 +650,7 @@ def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples:
     result = {
         "task": spec.name, "seed": int(seed), "model": rec.get("config", {}).get("model"), "finetuned": str(ft_dir),
         "num_layers": int(L), "num_heads": int(H), "n_examples": len(examples), "max_length": max_length,
+        "min_tokens": min_tokens,
         "types": types, "maps_per_kind": n_maps,
         "classifier": {k: {"file": default_path(k).name, "sha256": sha256_file(default_path(k))} for k in KINDS},
         "mean_confidence": {k: probs_sum[k] / max(n_maps, 1) for k in KINDS},

@@ -1,0 +1,212 @@
+"""``attn run`` end to end on a tiny random BERT and a tiny synthetic MRPC-format task: every stage runs and the
+report has every section; a rerun does no work; a changed input reruns only what depends on it; bad input."""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+WORDS = ("the cat dog sat ran on a mat big small red blue house tree car went home fast slowly river stone "
+         "light dark bird sang loud quiet green field").split()
+
+
+def write_glue_mrpc(root: Path, n_train: int = 32, n_dev: int = 16, seed: int = 0) -> Path:
+    """A glue_data folder with an MRPC in its TSV layout: label 1 when the second sentence repeats the first."""
+    rng = random.Random(seed)
+    d = root / "MRPC"
+    d.mkdir(parents=True)
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        lines = ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
+        for i in range(n):
+            a = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 11))) + " ."
+            lab = i % 2
+            b = a if lab else " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 11))) + " ."
+            lines.append(f"{lab}\t{i}\t{i + 1000}\t{a}\t{b}")
+        (d / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def write_tiny_model(path: Path) -> Path:
+    """A tiny random BERT saved with save_pretrained, with the MiniLM tokenizer beside it."""
+    from attnpatterns.models import TinySpec, load_tokenizer, tiny_bert
+
+    model = tiny_bert(TinySpec(layers=2, heads=4, hidden=32, intermediate=64), num_labels=2, seed=0)
+    model.save_pretrained(path)
+    load_tokenizer(None).save_pretrained(path)
+    return path
+
+
+def ensure_classifiers(tmp: Path, monkeypatch) -> None:
+    """The shipped pattern CNNs when the checkout has them; else untrained ones of the same format in ``tmp``
+    (the stage is tested here, not the classifier's accuracy)."""
+    from attnpatterns.classifier.card import Card, default_path, save
+    from attnpatterns.classifier.labels import LABELS
+    from attnpatterns.classifier.model import PatternCNN, Preprocess
+
+    if all(default_path(k).is_file() for k in ("raw", "normed")):
+        return
+    import torch
+
+    monkeypatch.setenv("ATTN_CLASSIFIER_DIR", str(tmp))
+    for kind in ("raw", "normed"):
+        torch.manual_seed(0)
+        save(default_path(kind), PatternCNN(len(LABELS)).eval(),
+             Card(kind=kind, labels=list(LABELS), preprocess=Preprocess().to_dict(), min_tokens=4))
+
+
+TINY = dict(epochs=1, batch_size=8, max_length=32, classify_examples=6, examples_per_type=2, magnitude_max_steps=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from attnpatterns.pipeline import RunConfig, run_pipeline
+
+    mp = pytest.MonkeyPatch()
+    tmp = tmp_path_factory.mktemp("pipeline")
+    ensure_classifiers(tmp / "clf", mp)
+    glue = write_glue_mrpc(tmp / "glue")
+    model = write_tiny_model(tmp / "tiny-bert")
+    cfg = RunConfig(out=tmp / "run", profile="quick", model=str(model), tasks=["MRPC"], seeds=[1, 2],
+                    data_dir=str(glue), show_progress=False, overrides=TINY)
+    res = run_pipeline(cfg)
+    yield cfg, res, tmp
+    mp.undo()
+
+
+@pytest.mark.slow
+def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
+    from attnpatterns.pipeline import STAGES
+
+    cfg, res, _ = tiny_run
+    run = cfg.out
+    assert list(res.stages) == list(STAGES)
+    for name, st in res.stages.items():
+        assert st.ran and not st.skipped, name
+    for seed in (1, 2):
+        sd = run / "MRPC" / f"seed_{seed}"
+        for f in ("finetuned/metrics.json", "structured/summary.json", "structured/mask.json", "magnitude/summary.json",
+                  "magnitude/mask.safetensors"):
+            assert (sd / f).is_file(), f
+        for method in ("structured", "magnitude", "super"):
+            for sub in ("good", "random", "bad"):
+                for setting in ("pruned", "retrained"):
+                    assert (sd / "subnetworks" / method / sub / f"{setting}.json").is_file()
+        heads = json.loads((run / "classify" / "MRPC" / f"seed_{seed}" / "heads.json").read_text())
+        assert heads["n_examples"] == TINY["classify_examples"]
+        # every map of every head classified once per kind
+        import numpy as np
+
+        for kind in ("raw", "normed"):
+            c = np.asarray(heads["counts"][kind])
+            assert c.shape == (2, 4, 5) and (c.sum(axis=2) == TINY["classify_examples"]).all()
+    assert (run / "MRPC" / "super" / "super-survivors.json").is_file()
+    dist = json.loads((run / "classify" / "MRPC" / "distribution.json").read_text())
+    for kind in ("raw", "normed"):
+        k = dist[kind]
+        assert [a + b for a, b in zip(k["super"]["counts"], k["other"]["counts"])] == k["all"]["counts"]
+        assert sum(k["all"]["counts"]) == 2 * 8 * TINY["classify_examples"]  # seeds x heads x examples
+    html = (run / "report" / "index.html").read_text()
+    for sec in ("finetune", "patterns", "survival", "importance", "shared", "subnetworks", "examples"):
+        assert f'id="{sec}"' in html
+    assert "Missing:" not in html, [l for l in html.splitlines() if "Missing:" in l]
+    md = (run / "report" / "report.md").read_text()
+    assert "Missing:" not in md and md.count("![") >= 9
+    for stem in ("patterns-raw", "patterns-normed", "survival-MRPC-structured", "survival-MRPC-magnitude",
+                 "importance-MRPC-structured", "importance-MRPC-magnitude", "shared-heads", "examples-raw", "examples-normed"):
+        assert (run / "report" / f"{stem}.png").is_file() and (run / "report" / f"{stem}.svg").is_file(), stem
+    stamps = list((run / ".stages").rglob("*.json"))
+    assert len(stamps) == sum(len(s.ran) for s in res.stages.values())
+
+
+def test_rerunning_a_finished_run_does_no_work(tiny_run):
+    from attnpatterns.pipeline import run_pipeline
+
+    cfg, first, _ = tiny_run
+    before = {p: p.stat().st_mtime_ns for p in cfg.out.rglob("*") if p.is_file() and p.name != "config.json"}
+    res = run_pipeline(cfg)
+    assert res.ran == 0
+    for name, st in res.stages.items():
+        assert not st.ran and not st.adopted and len(st.skipped) == len(first.stages[name].ran), name
+    after = {p: p.stat().st_mtime_ns for p in cfg.out.rglob("*") if p.is_file() and p.name != "config.json"}
+    assert after == before  # nothing rewritten
+
+
+def test_a_changed_setting_reruns_only_what_depends_on_it(tiny_run):
+    from attnpatterns.pipeline import RunConfig, run_pipeline
+
+    cfg, _, _ = tiny_run
+    changed = RunConfig(out=cfg.out, profile="quick", model=cfg.model, tasks=["MRPC"], seeds=[1, 2], data_dir=cfg.data_dir,
+                        show_progress=False, overrides=TINY | {"classify_examples": 5}, stages=["classify", "report"])
+    res = run_pipeline(changed)
+    assert list(res.stages) == ["classify", "report"]
+    # the per-seed classify units and, through their outputs, the pooled distribution and the report
+    assert sorted(res.stages["classify"].ran) == ["MRPC/distribution", "MRPC/seed_1", "MRPC/seed_2"]
+    assert res.stages["report"].ran == ["report"]
+    heads = json.loads((cfg.out / "classify" / "MRPC" / "seed_1" / "heads.json").read_text())
+    assert heads["n_examples"] == 5
+    # and the earlier stages were not touched: a full run with the new setting only skips them
+    full = RunConfig(out=cfg.out, profile="quick", model=cfg.model, tasks=["MRPC"], seeds=[1, 2], data_dir=cfg.data_dir,
+                     show_progress=False, overrides=TINY | {"classify_examples": 5})
+    res2 = run_pipeline(full)
+    assert res2.ran == 0
+
+
+def test_outputs_made_by_hand_are_adopted_not_redone(tiny_run, tmp_path):
+    import shutil
+
+    from attnpatterns.pipeline import RunConfig, run_pipeline
+
+    cfg, _, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(cfg.out, copy)
+    shutil.rmtree(copy / ".stages")  # as if made with attn finetune / prune / subnetworks by hand
+    c2 = RunConfig(out=copy, profile="quick", model=cfg.model, tasks=["MRPC"], seeds=[1, 2], data_dir=cfg.data_dir,
+                   show_progress=False, overrides=TINY | {"classify_examples": 5})
+    res = run_pipeline(c2)
+    assert res.ran == 0
+    assert len(res.stages["finetune"].adopted) == 2
+
+
+def test_cli_run_rejects_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    r = CliRunner().invoke(app, ["run", "--profile", "huge", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "unknown profile 'huge'" in r.output
+    r = CliRunner().invoke(app, ["run", "--stages", "finetune,dance", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "unknown stage(s) dance" in r.output
+    r = CliRunner().invoke(app, ["run", "--tasks", "MRPC,NOPE", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "unknown task 'NOPE'" in r.output
+    empty = tmp_path / "glue"
+    empty.mkdir()
+    r = CliRunner().invoke(app, ["run", "--data-dir", str(empty), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "no MRPC train data" in r.output and "ATTN_GLUE_DIR" in r.output
+    r = CliRunner().invoke(app, ["report", "--run", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "no such run folder" in r.output
+
+
+def test_no_data_anywhere_says_how_to_get_it(tmp_path, monkeypatch):
+    from attnpatterns.errors import UserError
+    from attnpatterns.pipeline import RunConfig, run_pipeline
+
+    monkeypatch.delenv("ATTN_GLUE_DIR", raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # the hub unreachable, as on a machine without network
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError) as e:
+        run_pipeline(RunConfig(out=tmp_path / "r", show_progress=False))
+    msg = str(e.value)
+    assert "--data-dir" in msg and "ATTN_GLUE_DIR" in msg and "glue_data" in msg
+    assert not (tmp_path / "r" / "MRPC").exists()  # failed before any work
+
+
+def test_another_model_in_the_same_folder_is_refused(tiny_run):
+    from attnpatterns.errors import UserError
+    from attnpatterns.pipeline import RunConfig, run_pipeline
+
+    cfg, _, _ = tiny_run
+    with pytest.raises(UserError, match="holds a run of model"):
+        run_pipeline(RunConfig(out=cfg.out, model=None, data_dir=cfg.data_dir, show_progress=False))
