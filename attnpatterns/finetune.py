@@ -19,6 +19,7 @@ masks' digests, provenance) and ``metrics.json``, written last: its presence mea
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -57,6 +58,7 @@ class FinetuneConfig:
     device: str = "cpu"
     data_dir: str | None = None
     max_dev_examples: int | None = None  # seeded dev subsample (as attn prune's); None = the whole dev set
+    bf16: bool = True  # bf16 autocast for the training forward pass, only on cuda (a no-op on CPU); eval stays fp32
 
     def __post_init__(self) -> None:
         from attnpatterns.data import get_task
@@ -84,6 +86,8 @@ class FinetuneConfig:
             d.pop(k)
         if d["max_dev_examples"] is None:  # records written before the field existed stay equal
             d.pop("max_dev_examples")
+        if not (self.bf16 and str(self.device).startswith("cuda")):  # fp32 runs: records stay as before
+            d.pop("bf16")
         d["model"] = model_id(self.model)
         return d
 
@@ -427,10 +431,13 @@ def finetune(
     model.train()
     t0 = time.perf_counter()
     losses = []
+    # bf16 autocast only on cuda (weights, gradients and the optimiser stay fp32; no loss scaling needed for bf16)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and device.type == "cuda" else contextlib.nullcontext()
     with gated(model, hg, mg):
         for idx in progress_iter(batches(), total_steps, f"fine-tune {spec.name} seed {cfg.seed}", show_progress):
             b = collate(enc, idx, device, spec.is_regression)
-            out = model(**b)
+            with amp:
+                out = model(**b)
             out.loss.backward()
             if wmasks:
                 for name, m in wmasks.items():
