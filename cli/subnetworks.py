@@ -26,6 +26,10 @@ def subnetworks_cmd(
     max_train_examples: Annotated[Optional[int], typer.Option(
         "--max-train-examples", help="Training examples per re-fine-tuning (seeded subsample). Default: as the "
                                      "fine-tuning run.")] = None,
+    max_dev_examples: Annotated[Optional[int], typer.Option(
+        "--max-dev-examples", help="Evaluate on a dev subsample seeded by the seed (the same examples as 'attn prune "
+                                   "--max-dev-examples'); the full model and the majority class are scored on it too. "
+                                   "Default: the whole dev set.")] = None,
     pretrained: Annotated[Optional[str], typer.Option(
         "--pretrained", help="Folder or hub id of the pre-trained weights for 'retrained'. Default: the model the "
                              "fine-tuning run names in its run.json.")] = None,
@@ -60,7 +64,7 @@ def subnetworks_cmd(
         run=run, task=task, seeds=parse_seeds(seeds), method=method.strip().lower(),
         subnets=tuple(x.strip() for x in subnets.split(",") if x.strip()),
         settings=tuple(x.strip() for x in settings.split(",") if x.strip()),
-        max_train_examples=max_train_examples, pretrained=pretrained, device=device,
+        max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, pretrained=pretrained, device=device,
         data_dir=str(data_dir) if data_dir else None, keep_checkpoints=keep_checkpoints,
     )
     results = run_subnetworks(cfg, show_progress=progress)

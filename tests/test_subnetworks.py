@@ -479,3 +479,22 @@ def test_cli_subnetworks(tiny_run, tmp_path):
     r = CliRunner().invoke(app, ["subnetworks", "--task", TASK, "--seeds", "1", "--method", "magnitude", "--run",
                                  str(run2), "--pretrained", str(tmp_path / "nope"), "--data-dir", str(glue)])
     assert r.exit_code == 2 and "error:" in r.output and "--pretrained" in r.output
+
+
+def test_dev_subsample_for_every_row(tiny_run, tmp_path):
+    """--max-dev-examples: pruned, retrained, full model and majority all on the same seeded dev subsample."""
+    from attnpatterns.io import read_json
+    from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
+
+    run, pre, glue = tiny_run
+    run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
+    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", subnets=("good",), data_dir=str(glue),
+                           max_dev_examples=10)
+    run_subnetworks(cfg, show_progress=False)
+    base = run2 / TASK / "seed_1" / "subnetworks"
+    for f in ("full.json", "majority.json", "structured/good/pruned.json", "structured/good/retrained.json"):
+        assert read_json(base / f)["dev_examples"] == 10, f
+    assert read_json(base / "structured/good/retrained/metrics.json")["dev_examples"] == 10
+    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", subnets=("good",), data_dir=str(glue))
+    with pytest.raises(UserError, match="10 dev examples, but all were asked for"):
+        run_subnetworks(cfg, show_progress=False)

@@ -65,6 +65,7 @@ class SubnetworkConfig:
     subnets: tuple[str, ...] = SUBNETS
     settings: tuple[str, ...] = SETTINGS
     max_train_examples: int | None = None  # None: as the fine-tuning run
+    max_dev_examples: int | None = None  # seeded dev subsample (as attn prune's); None: the whole dev set
     pretrained: str | None = None  # None: the model named in the fine-tuning run's run.json
     device: str = "cpu"
     data_dir: str | None = None
@@ -91,6 +92,8 @@ class SubnetworkConfig:
         self.settings = tuple(s for s in SETTINGS if s in self.settings)
         if self.max_train_examples is not None and int(self.max_train_examples) < 1:
             raise UserError(f"--max-train-examples must be at least 1 or left out (got {self.max_train_examples}).")
+        if self.max_dev_examples is not None and int(self.max_dev_examples) < 1:
+            raise UserError(f"--max-dev-examples must be at least 1 or left out (got {self.max_dev_examples}).")
         if self.method == "super" and len(self.seeds) < 2:
             raise UserError("super-survivors need at least two seeds; pass --seeds with two or more.")
         if not self.run.is_dir():
@@ -447,6 +450,10 @@ def _read_done(path: Path, mask: Mask, cfg: SubnetworkConfig, max_train: int | N
     r = read_json(path)
     if r.get("mask_digest") != mask.digest():
         raise UserError(f"{path}: made with another mask than {path.parent}'s mask file; delete {path} to redo it.")
+    if r.get("max_dev_examples") != cfg.max_dev_examples:
+        raise UserError(f"{path}: evaluated on {r.get('max_dev_examples') or 'all'} dev examples, but "
+                        f"{cfg.max_dev_examples or 'all'} were asked for; pass --max-dev-examples "
+                        f"{r.get('max_dev_examples') or 0} or delete the results of this method.")
     if path.name == "retrained.json" and r.get("max_train_examples") != max_train:
         raise UserError(f"{path}: retrained on {r.get('max_train_examples') or 'all'} training examples, but "
                         f"{max_train or 'all'} were asked for; pass --max-train-examples "
@@ -500,7 +507,8 @@ def _retrain_config(cfg: SubnetworkConfig, rec: dict, ref: str):
     c["model"] = None if ref == "minilm" else ref
     if cfg.max_train_examples is not None:
         c["max_train_examples"] = cfg.max_train_examples
-    c.update(device=cfg.device, data_dir=cfg.data_dir, eval_batch_size=cfg.eval_batch_size)
+    c.update(device=cfg.device, data_dir=cfg.data_dir, eval_batch_size=cfg.eval_batch_size,
+             max_dev_examples=cfg.max_dev_examples)
     known = set(FinetuneConfig.__dataclass_fields__)
     return FinetuneConfig(**{k: v for k, v in c.items() if k in known})
 
@@ -527,7 +535,15 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
     write_majority(cfg.run, cfg.task, cfg.data_dir)
 
     results: list[SubnetResult] = []
-    dev = None
+    devs: dict[int, list] = {}
+
+    def dev_of(seed: int) -> list:  # the same seeded subsample as attn prune's --max-dev-examples
+        if seed not in devs:
+            devs[seed] = load_task(spec, "dev", cfg.data_dir, max_examples=cfg.max_dev_examples, seed=seed)
+        return devs[seed]
+
+    for s in cfg.seeds:  # the full model and the majority class on the same dev examples
+        write_reference_scores(cfg, s, recs[s], dev_of)
     # pruned: cheap, all first
     todo = []
     for s in cfg.seeds:
@@ -544,15 +560,15 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
             loaded.clear()
             loaded[s] = load_finetuned(recs[s]["dir"], device=cfg.device)
         model, tok, _ = loaded[s]
-        if dev is None:
-            dev = load_task(spec, "dev", cfg.data_dir)
+        dev = dev_of(s)
         mask = masks[s][subnet]
         t0 = time.perf_counter()
         metrics = evaluate_pruned(model, tok, dev, mask, spec.name, cfg.eval_batch_size, int(recs[s]["config"]["max_length"]))
         score = float(main_metric(spec, metrics))
         d = subnet_dir(cfg.run, cfg.task, s, cfg.method, subnet)
         write_json(d / "pruned.json", _result_json(cfg, s, subnet, "pruned", mask, metrics, score, recs[s],
-                                                   {"dev_examples": len(dev), "seconds": round(time.perf_counter() - t0, 2)}))
+                                                   {"dev_examples": len(dev), "max_dev_examples": cfg.max_dev_examples,
+                                                    "seconds": round(time.perf_counter() - t0, 2)}))
         log.info("%s seed %d %s/%s pruned: %s = %.4f", cfg.task, s, cfg.method, subnet, spec.main_key, score)
         results.append(SubnetResult(cfg.task, s, cfg.method, subnet, "pruned", score, metrics, mask.size, False, d))
     loaded.clear()
@@ -583,7 +599,8 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
             if not cfg.keep_checkpoints:
                 (d / "retrained" / "model.safetensors").unlink(missing_ok=True)
             write_json(d / "retrained.json", _result_json(cfg, s, subnet, "retrained", mask, fr.metrics, fr.score, recs[s], {
-                "max_train_examples": max_train, "pretrained": refs[s], "run_dir": str(d / "retrained"),
+                "max_train_examples": max_train, "max_dev_examples": cfg.max_dev_examples,
+                "dev_examples": _dev_count(d / "retrained"), "pretrained": refs[s], "run_dir": str(d / "retrained"),
                 "train_seconds": round(fr.train_seconds, 2), "seconds": round(time.perf_counter() - t0, 2),
                 "checkpoint_kept": bool(cfg.keep_checkpoints),
             }))
@@ -613,6 +630,45 @@ def majority_baseline(task: str, data_dir: str | os.PathLike | None = None) -> d
     metrics = compute_metrics(spec, [guess] * len(dev), [e.label for e in dev])
     return {"task": spec.name, "prediction": guess, "metrics": metrics, "score": float(main_metric(spec, metrics)),
             "main_metric": spec.main_key, "train_examples": len(train), "dev_examples": len(dev)}
+
+
+def _dev_count(run_dir: Path) -> int | None:
+    from attnpatterns.io import read_json
+
+    return read_json(run_dir / "metrics.json").get("dev_examples")
+
+
+def write_reference_scores(cfg: SubnetworkConfig, seed: int, rec: dict, dev_of) -> None:
+    """``subnetworks/full.json`` (the unmasked fine-tuned model) and ``subnetworks/majority.json`` of one seed,
+    on the dev examples the subnetworks are evaluated on (the whole dev set: the fine-tuning run's own score)."""
+    from attnpatterns.data import compute_metrics, get_task, main_metric
+    from attnpatterns.finetune import evaluate, load_finetuned
+    from attnpatterns.io import read_json, write_json
+
+    spec = get_task(cfg.task)
+    base = seed_dir(cfg.run, cfg.task, seed) / "subnetworks"
+    for name in ("full", "majority"):
+        path = base / f"{name}.json"
+        if path.is_file():
+            if read_json(path).get("max_dev_examples") != cfg.max_dev_examples:
+                raise UserError(f"{path}: made on {read_json(path).get('max_dev_examples') or 'all'} dev examples, but "
+                                f"{cfg.max_dev_examples or 'all'} were asked for; use one --max-dev-examples per run "
+                                "folder or delete its subnetworks/ results.")
+            continue
+        dev = dev_of(seed)
+        if name == "full":
+            if cfg.max_dev_examples is None:
+                metrics = rec["metrics_file"]["metrics"]
+            else:
+                model, tok, _ = load_finetuned(rec["dir"], device=cfg.device)
+                metrics = evaluate(model, tok, spec, dev, batch_size=cfg.eval_batch_size,
+                                   max_length=int(rec["config"]["max_length"]))
+        else:
+            guess = read_json(Path(cfg.run) / cfg.task / "majority.json")["prediction"]
+            metrics = compute_metrics(spec, [guess] * len(dev), [e.label for e in dev])
+        write_json(path, {"task": cfg.task, "seed": seed, "setting": name, "metrics": metrics,
+                          "score": float(main_metric(spec, metrics)), "main_metric": spec.main_key,
+                          "dev_examples": len(dev), "max_dev_examples": cfg.max_dev_examples})
 
 
 def write_majority(run: Path, task: str, data_dir=None) -> dict:

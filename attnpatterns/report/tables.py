@@ -128,12 +128,18 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
             if not m or not sd.is_dir():
                 continue
             seed = int(m.group(1))
-            ft = sd / "finetuned" / "metrics.json"
+            ft = sd / "subnetworks" / "full.json"  # on the subnetworks' dev examples
+            if not ft.is_file():
+                ft = sd / "finetuned" / "metrics.json"
             if ft.is_file():
                 r = read_json(ft)
                 rows.append(dict(method="full model", subnet="", setting="", task=task, seed=seed,
-                                 score=_score(task, r, ft),
-                                 kept_fraction=1.0))
+                                 score=_score(task, r, ft), kept_fraction=1.0, dev_examples=r.get("dev_examples")))
+            mj = sd / "subnetworks" / "majority.json"
+            if mj.is_file():
+                r = read_json(mj)
+                rows.append(dict(method="majority baseline", subnet="", setting="", task=task, seed=seed,
+                                 score=_score(task, r, mj), dev_examples=r.get("dev_examples")))
             sub = sd / "subnetworks"
             if not sub.is_dir():
                 continue
@@ -149,9 +155,11 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                                          score=_score(task, r, p),
                                          kept_fraction=size.get("kept_fraction"), heads_kept=size.get("heads_kept"),
                                          heads_total=size.get("heads_total"), mlps_kept=size.get("mlps_kept"),
-                                         mlps_total=size.get("mlps_total")))
+                                         mlps_total=size.get("mlps_total"), dev_examples=r.get("dev_examples")))
         maj = tdir / "majority.json"
-        if maj.is_file():
+        if any(r["method"] == "majority baseline" and r["task"] == task for r in rows):
+            pass  # per-seed majority scores on the subnetworks' dev examples
+        elif maj.is_file():
             r = read_json(maj)
         else:
             try:
@@ -163,9 +171,9 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                 r = None
         if r is not None:
             rows.append(dict(method="majority baseline", subnet="", setting="", task=task, seed=None,
-                             score=_score(task, r, maj)))
+                             score=_score(task, r, maj), dev_examples=r.get("dev_examples")))
     cols = ["method", "subnet", "setting", "task", "seed", "score", "kept_fraction", "heads_kept", "heads_total",
-            "mlps_kept", "mlps_total"]
+            "mlps_kept", "mlps_total", "dev_examples"]
     return pd.DataFrame(rows, columns=cols), list(task_dirs)
 
 
@@ -196,7 +204,13 @@ def summarise(per_seed) -> "object":
 def run_table(run: str | os.PathLike, tasks: Iterable[str] | None = None, data_dir=None) -> Table:
     per_seed, found = collect_run(run, tasks, data_dir)
     cells = summarise(per_seed)
-    return Table(cells, f"run {run}", [t for t in TASK_ORDER if t in found])
+    dev = {}
+    for task in found:
+        n = sorted({int(x) for x in per_seed.loc[per_seed["task"] == task, "dev_examples"].dropna()})
+        if n:
+            dev[task] = "/".join(map(str, n))
+    note = ("; dev examples per evaluation: " + ", ".join(f"{t} {v}" for t, v in dev.items())) if dev else ""
+    return Table(cells, f"run {run}{note}", [t for t in TASK_ORDER if t in found])
 
 
 # ----------------------------------------------------------------------------- the authors' results
@@ -240,7 +254,7 @@ def collect_reference(directory: str | os.PathLike) -> Table:
                 raise UserError(f"{path}: {task} {mk} is {val!r}, expected [mean, std].")
             tasks.add(task)
             rows.append(dict(method=key[0], subnet=key[1], setting=key[2], task=task, mean=float(val[0]),
-                             std=float(val[1]), n=5))
+                             std=float(val[1]), n=1 if key[0] == "majority baseline" else 5))
     if not found_any:
         raise UserError(f"{directory}: no <setting>/baseline/results.json inside; pass the authors' evaluate_masked folder.")
     cells = pd.DataFrame(rows)
@@ -310,7 +324,7 @@ def score_frame(table: Table, digits: int = 3):
                 row[task] = "n/a"
             else:
                 n = int(c["n"])
-                single = key[0] == "majority baseline" or n <= 1  # no spread to show
+                single = n <= 1  # no spread to show
                 row[task] = _fmt(float(c["mean"]), None if single else float(c["std"]), digits)
                 if key[0] != "majority baseline" and n < _max_n(table, task):
                     row[task] += f" (n={n})"
