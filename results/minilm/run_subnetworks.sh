@@ -13,7 +13,9 @@
 # Re-fine-tuning budget: every "retrained" cell is a full fine-tuning run, 81 of them for 3 tasks x 3 seeds
 # x 3 methods x 3 subnetworks, on 2 shared CPU cores. The training sets are therefore subsampled to HALF of
 # what the fine-tuning run used (run_pruning.sh: MRPC 192, RTE 128, CoLA 512), seeded by the run's seed;
-# all other hyperparameters are the fine-tuning run's. Every evaluation uses the full dev set.
+# all other hyperparameters are the fine-tuning run's. Every evaluation (pruned, retrained, and the full
+# model and majority class they are compared with) uses the dev subsample the pruning used (run_pruning.sh:
+# MRPC 160, RTE 128, CoLA 320, seeded by the seed), so the "pruned good" cell repeats the pruning's own score.
 set -uo pipefail
 export ATTN_GLUE_DIR=${ATTN_GLUE_DIR:-/work/shared/glue}
 export TOKENIZERS_PARALLELISM=false
@@ -24,6 +26,7 @@ TASKS=${TASKS:-"MRPC RTE CoLA"}
 WORKERS=${WORKERS:-2}
 STOP_AT=${STOP_AT:-"22:58"}
 declare -A NTRAIN=([MRPC]=${N_MRPC:-96} [RTE]=${N_RTE:-64} [CoLA]=${N_COLA:-256})
+declare -A NDEV=([MRPC]=${D_MRPC:-160} [RTE]=${D_RTE:-128} [CoLA]=${D_COLA:-320})
 SEEDS_CSV=$(echo $SEEDS | tr ' ' ',')
 LOCKS=$RUN/.subnetwork-locks
 rm -rf "$LOCKS"; mkdir -p "$LOCKS"
@@ -66,15 +69,17 @@ worker() {
     left=0
     while read -r setting task method seeds; do
       done_ $setting $task $method $seeds && continue
+      [[ -e $LOCKS/failed-$setting-$task-$method-${seeds//,/_} ]] && continue
       left=1
       past_stop && { echo "[$w] $(date -u +%H:%M:%S) past $STOP_AT: no new jobs"; return; }
       ready $task $method $seeds || continue
       key="$setting-$task-$method-${seeds//,/_}"
+      [[ -e $LOCKS/failed-$key ]] && continue  # failed once in this sitting: see the log, fix, rerun the script
       mkdir "$LOCKS/$key" 2>/dev/null || continue
       echo "[$w] $(date -u +%H:%M:%S) start $setting $task $method seeds $seeds"
       $ATTN subnetworks --task $task --seeds $seeds --method $method --run $RUN --settings $setting \
-        --max-train-examples ${NTRAIN[$task]} --threads 1 --no-progress \
-        || echo "[$w] $(date -u +%H:%M:%S) FAILED $setting $task $method $seeds"
+        --max-train-examples ${NTRAIN[$task]} --max-dev-examples ${NDEV[$task]} --threads 1 --no-progress \
+        || { echo "[$w] $(date -u +%H:%M:%S) FAILED $setting $task $method $seeds"; touch "$LOCKS/failed-$key"; }
       echo "[$w] $(date -u +%H:%M:%S) end $setting $task $method seeds $seeds"
       rmdir "$LOCKS/$key"
       continue 2  # rescan from the top: cheap jobs that became ready go first
@@ -84,7 +89,7 @@ worker() {
   done
 }
 
-echo "== $(date -u +%H:%M:%S) start: tasks $TASKS, seeds $SEEDS, $WORKERS workers, train subsamples MRPC ${NTRAIN[MRPC]} RTE ${NTRAIN[RTE]} CoLA ${NTRAIN[CoLA]}"
+echo "== $(date -u +%H:%M:%S) start: tasks $TASKS, seeds $SEEDS, $WORKERS workers, train subsamples MRPC ${NTRAIN[MRPC]} RTE ${NTRAIN[RTE]} CoLA ${NTRAIN[CoLA]}, dev subsamples MRPC ${NDEV[MRPC]} RTE ${NDEV[RTE]} CoLA ${NDEV[CoLA]}"
 for w in $(seq 1 $WORKERS); do worker $w & sleep 5; done
 wait
 echo "== $(date -u +%H:%M:%S) writing the table"
