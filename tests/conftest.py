@@ -59,3 +59,21 @@ def authors_dir():
     if not AUTHORS.is_dir():
         pytest.skip(f"no authors' reference data at {AUTHORS}")
     return AUTHORS
+
+
+@pytest.fixture(scope="session")
+def labelstudio(tmp_path_factory):
+    """A real Label Studio on a free 127.0.0.1 port with a fresh database: (server, credentials).
+
+    Creates Label Studio's own venv under the cache when missing (minutes on a fresh machine); skips only
+    when that install is impossible (no package index)."""
+    from attnpatterns.annotate import server as srv
+    from attnpatterns.errors import UserError
+
+    try:
+        srv.ensure_venv()
+    except UserError as e:
+        pytest.skip(f"cannot install Label Studio: {e}")
+    server, creds = srv.start_throwaway(tmp_path_factory.mktemp("labelstudio"))
+    yield server, creds
+    server.stop()

@@ -298,3 +298,22 @@ def last_log_line(path: Path) -> str:
 def user_exists_hint(cfg: ServerConfig) -> bool:
     """Whether the data folder already holds a database (so the user was created at an earlier start)."""
     return (cfg.data_dir / "label_studio.sqlite3").is_file()
+
+
+@dataclass
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+    token: str = field(repr=False)
+
+
+def start_throwaway(data_dir: str | os.PathLike, timeout: float = 900) -> tuple[Server, Credentials]:
+    """A server on a free port with a fresh data folder and a random user, password and token (for tests
+    and demos). The secrets live in memory and in the server's environment only."""
+    import secrets
+
+    creds = Credentials(username="tester@localhost.localdomain", password=secrets.token_urlsafe(12),
+                        token=secrets.token_hex(20))
+    cfg = ServerConfig(data_dir=Path(data_dir), port=free_port(), username=creds.username,
+                       password=creds.password, token=creds.token)
+    return start(cfg, timeout=timeout), creds
