@@ -1,0 +1,103 @@
+"""The pattern CNN of the original study and the map preprocessing that feeds it.
+
+Architecture (Kovaleva et al. 2019, as used by Prasanna et al. 2020): 8 conv layers,
+Conv 1-16-16, max-pool, 32-32, max-pool, 64-64, 1x1 conv to 16, global average pool,
+1x1 conv to the classes; ReLU after every conv but the last, Xavier init. Fully
+convolutional, so it takes a map of any size.
+
+Preprocessing turns a (K, n, n) stack of maps into the (K, 1, S, S) CNN input:
+
+- ``mode="pad"`` (the original recipe): each map centre zero-padded to S x S (S = the
+  largest map of the training set); maps larger than S are area-resized down to S.
+- ``mode="resize"``: every map resized to S x S (area averaging when shrinking, nearest
+  when enlarging). A fixed small S makes the CNN cost independent of the sentence length,
+  which is what lets ``attn classify`` run tens of thousands of maps in large batches.
+
+and then scales the values:
+
+- ``scale="none"`` (the original recipe): values as they are.
+- ``scale="max"``: each map divided by its maximum, so maps of any length and any norm
+  (weight-normed maps have no fixed range) fill [0, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MODES = ("pad", "resize")
+SCALES = ("none", "max")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a map becomes the CNN input. Stored in the model card and in the weights' metadata."""
+
+    size: int = 32
+    mode: str = "resize"
+    scale: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if self.size < 4:
+            raise ValueError(f"size must be at least 4 (two 2x2 poolings), got {self.size}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def prepare(maps: Tensor, pre: Preprocess) -> Tensor:
+    """(K, n, n) maps of one length -> (K, 1, S, S) float32 CNN input."""
+    if maps.dim() != 3 or maps.shape[-1] != maps.shape[-2]:
+        raise ValueError(f"expected (K, n, n) maps, got shape {tuple(maps.shape)}")
+    x = maps.float().unsqueeze(1)  # (K, 1, n, n)
+    n, S = x.shape[-1], pre.size
+    if n > S:
+        x = F.interpolate(x, size=(S, S), mode="area")  # (K, 1, S, S): block means
+    elif n < S:
+        if pre.mode == "pad":
+            lo = (S - n) // 2
+            x = F.pad(x, (lo, S - n - lo, lo, S - n - lo))  # (K, 1, S, S): centre zero-pad
+        else:
+            x = F.interpolate(x, size=(S, S), mode="nearest-exact")  # (K, 1, S, S)
+    if pre.scale == "max":
+        peak = x.amax(dim=(1, 2, 3), keepdim=True)  # (K, 1, 1, 1)
+        x = x / peak.clamp_min(1e-12)
+    return x
+
+
+class PatternCNN(nn.Module):
+    """Conv 1-16-16, pool, 32-32, pool, 64-64, 1x1 to 16, global average pool, 1x1 to classes."""
+
+    def __init__(self, num_classes: int = 5):
+        super().__init__()
+        c = [1, 16, 16, 32, 32, 64, 64]
+        convs = []
+        for i in range(6):
+            convs.append(nn.Conv2d(c[i], c[i + 1], kernel_size=3, padding=1))
+        self.convs = nn.ModuleList(convs)
+        self.reduce = nn.Conv2d(64, 16, kernel_size=1)
+        self.head = nn.Conv2d(16, num_classes, kernel_size=1)
+        self.num_classes = num_classes
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, 1, S, S) -> (B, classes) logits."""
+        for i, conv in enumerate(self.convs):
+            x = F.relu(conv(x))  # (B, c, s, s)
+            if i in (1, 3):
+                x = F.max_pool2d(x, 2, ceil_mode=True)  # (B, c, s/2, s/2)
+        x = F.relu(self.reduce(x))  # (B, 16, s, s)
+        x = x.mean(dim=(2, 3), keepdim=True)  # (B, 16, 1, 1): global average pool
+        return self.head(x).flatten(1)  # (B, classes)

@@ -1,0 +1,134 @@
+"""Classify maps with a trained pattern CNN: arrays in memory, stacks of head maps, or .npy files."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from attnpatterns.errors import UserError
+
+_CACHE: dict = {}
+
+
+def get_classifier(kind: str, path: str | os.PathLike | None = None):
+    """The loaded classifier for ``kind`` (default: ``models/pattern-cnn-<kind>.safetensors``), cached per file."""
+    from attnpatterns.classifier import card as card_mod
+    from attnpatterns.classifier.labels import check_kind
+
+    check_kind(kind)
+    p = Path(path) if path is not None else card_mod.default_path(kind)
+    if not p.is_file():
+        raise UserError(
+            f"{p}: classifier file not found; train one with 'attn classifier train --kind {kind}' or pass --classifier."
+        )
+    key = (str(p.resolve()), kind, p.stat().st_mtime_ns)
+    if key not in _CACHE:
+        _CACHE[key] = card_mod.load(p, kind=kind)
+    return _CACHE[key]
+
+
+def prepared_batches(maps: Sequence, pre, order: Sequence[int] | None = None):
+    """Stack maps of any lengths into one (N, 1, S, S) tensor, preparing all maps of one length in one call."""
+    import torch
+
+    from attnpatterns.classifier.model import Preprocess, prepare
+
+    pre = pre if isinstance(pre, Preprocess) else Preprocess(**pre)
+    out = torch.empty(len(maps), 1, pre.size, pre.size)
+    by_len: dict[int, list[int]] = {}
+    for i, m in enumerate(maps):
+        by_len.setdefault(int(m.shape[-1]), []).append(i)
+    for n, idx in by_len.items():
+        stack = torch.stack([torch.as_tensor(np.asarray(maps[i]), dtype=torch.float32) for i in idx])  # (k, n, n)
+        out[idx] = prepare(stack, pre)
+    return out
+
+
+def logits_of(model, x, batch_size: int = 2048):
+    """Run the CNN on prepared inputs (N, 1, S, S) in batches; (N, classes) logits."""
+    import torch
+
+    outs = []
+    with torch.inference_mode():
+        for s in range(0, x.shape[0], batch_size):
+            outs.append(model(x[s : s + batch_size]))
+    return torch.cat(outs) if outs else torch.empty(0, model.num_classes)
+
+
+def check_maps(maps: Sequence, where: str = "map") -> list[np.ndarray]:
+    """Each map as a finite, non-negative, square 2-D float32 array; a UserError naming the first bad one."""
+    out = []
+    for i, m in enumerate(maps):
+        a = np.asarray(m)
+        name = f"{where} {i}" if len(maps) > 1 else where
+        if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 2:
+            raise UserError(f"{name}: expected a square 2-D map (T x T over the real tokens), got shape {a.shape}.")
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+            raise UserError(f"{name}: expected numbers, got dtype {a.dtype}; save the map as a float array.")
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise UserError(f"{name}: the map holds NaN or infinite values; recompute it.")
+        if (a < 0).any():
+            raise UserError(f"{name}: the map holds negative values; attention maps are non-negative.")
+        out.append(a)
+    return out
+
+
+def classify_maps(maps: Sequence, kind: str, classifier: str | os.PathLike | None = None,
+                  batch_size: int = 2048) -> tuple[list[str], np.ndarray]:
+    """Labels and class probabilities (N, 5) for 2-D maps of any sizes.
+
+    ``kind`` is raw or normed; ``classifier`` a .safetensors path (default: the shipped model).
+    """
+    import torch
+
+    clf = get_classifier(kind, classifier)
+    arrays = check_maps(maps)
+    if not arrays:
+        return [], np.zeros((0, len(clf.labels)), dtype=np.float32)
+    x = prepared_batches(arrays, clf.preprocess)
+    probs = torch.softmax(logits_of(clf.model, x, batch_size), dim=1).numpy()
+    return [clf.labels[i] for i in probs.argmax(1)], probs
+
+
+def read_npy(path: str | os.PathLike) -> np.ndarray:
+    """One map from a .npy file, without pickle; a one-line UserError for anything that is not a 2-D numeric array."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; check the path.")
+    try:
+        a = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise UserError(f"{path}: holds pickled objects, which are refused; save a plain float array with np.save.") from None
+        raise UserError(f"{path}: not a .npy array ({str(e).splitlines()[0][:120]}); save the map with np.save.") from None
+    except (OSError, EOFError) as e:
+        raise UserError(f"{path}: cannot be read as .npy ({type(e).__name__}); save the map with np.save.") from None
+    if isinstance(a, np.lib.npyio.NpzFile):
+        a.close()
+        raise UserError(f"{path}: is an .npz archive; save one map per file with np.save (.npy).")
+    return check_maps([a], where=str(path))[0]
+
+
+@dataclass
+class Prediction:
+    name: str
+    label: str
+    probability: float
+
+
+def predict_files(paths: Sequence[str | os.PathLike], kind: str, classifier: str | os.PathLike | None = None) -> list[Prediction]:
+    """One prediction per .npy file (name = the file stem), in input order."""
+    if not paths:
+        raise UserError("no files given; pass one or more .npy maps.")
+    arrays = [read_npy(p) for p in paths]
+    clf = get_classifier(kind, classifier)
+    short = [(p, a.shape[0]) for p, a in zip(paths, arrays) if a.shape[0] < clf.min_tokens]
+    if short:
+        p, n = short[0]
+        raise UserError(f"{p}: the map is {n}x{n}, below the classifier's minimum of {clf.min_tokens} tokens.")
+    labels, probs = classify_maps(arrays, kind, classifier)
+    return [Prediction(Path(p).stem, lab, float(pr.max())) for p, lab, pr in zip(paths, labels, probs)]

@@ -1,0 +1,422 @@
+"""Seeded training of the pattern CNN on the annotated maps.
+
+The original recipe (REFERENCE.md): stratified 80/20 split, Adam 1e-3, batch 64, best-on-validation
+checkpoint, maps centre zero-padded to the largest size, no value normalisation, no augmentation,
+no class weights. The improvements (each a field of :class:`Recipe`, each compared against the
+original on the same split):
+
+- a fixed small input (every map resized to S x S) and per-map max scaling, so maps of any length
+  and weight-normed maps of any scale look alike to the CNN;
+- type-preserving augmentation: reversing the token order (``M[::-1, ::-1]``: a column stays a
+  column, the +-1 diagonals swap, blocks stay blocks) and multiplicative noise;
+- class weights (inverse class frequency) in the loss;
+- optionally synthetic maps of each type added to the training part (never to validation or test).
+
+Held-out metrics are honest: the checkpoint is chosen on a validation slice of the training part
+(``val_fraction``), never on the 20% test part that the metrics are computed on.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from attnpatterns.errors import UserError
+
+log = logging.getLogger("attnpatterns")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MapData:
+    """Annotated maps of one kind: ``maps[i]`` (n_i, n_i) float32 with label index ``y[i]``."""
+
+    kind: str
+    ids: list[str]
+    maps: list[np.ndarray]
+    y: np.ndarray
+    rows: list[dict] = field(default_factory=list)
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, idx: Sequence[int]) -> "MapData":
+        idx = list(idx)
+        return MapData(self.kind, [self.ids[i] for i in idx], [self.maps[i] for i in idx], self.y[idx],
+                       [self.rows[i] for i in idx] if self.rows else [], self.source)
+
+    def counts(self) -> dict[str, int]:
+        from attnpatterns.classifier.labels import LABELS
+
+        return {lab: int((self.y == i).sum()) for i, lab in enumerate(LABELS)}
+
+
+def data_hash(ids: Sequence[str], labels: Sequence[str], maps: Sequence[np.ndarray]) -> str:
+    """sha256 over (id, label, shape, float32 bytes) of every map, in id order: the training data's fingerprint."""
+    h = hashlib.sha256()
+    for i in sorted(range(len(ids)), key=lambda k: ids[k]):
+        a = np.ascontiguousarray(maps[i], dtype=np.float32)
+        h.update(f"{ids[i]}\t{labels[i]}\t{a.shape}\n".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def load_data(root: str | os.PathLike, kind: str) -> MapData:
+    """The annotated maps of ``<root>/<kind>/`` (labels.tsv + maps.npz)."""
+    from attnpatterns.annotate import dataset
+    from attnpatterns.classifier.labels import LABEL_INDEX, check_kind
+
+    check_kind(kind)
+    root = Path(root)
+    if not (root / kind / dataset.LABELS_FILE).is_file():
+        raise UserError(
+            f"{root / kind / dataset.LABELS_FILE}: no annotations; pass --data with a folder holding {kind}/labels.tsv "
+            "and maps.npz (made by 'attn annotate pull')."
+        )
+    s = dataset.load(root, kind)
+    if not s.rows:
+        raise UserError(f"{root / kind}: the annotation set is empty; annotate some maps first.")
+    maps = []
+    for r in s.rows:
+        m = s.maps[r["id"]]
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 2:
+            raise UserError(f"{root / kind}: map '{r['id']}' has shape {m.shape}, not a square 2-D map; fix or drop it.")
+        maps.append(np.asarray(m, dtype=np.float32))
+    y = np.array([LABEL_INDEX[r["label"]] for r in s.rows], dtype=np.int64)
+    return MapData(kind, [r["id"] for r in s.rows], maps, y, list(s.rows), str(root / kind))
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, held) index arrays: per class, round(fraction * count) examples held out (at least one when a
+    class has two or more), shuffled with ``seed``."""
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        k = int(round(fraction * len(idx)))
+        if len(idx) >= 2:
+            k = min(max(k, 1), len(idx) - 1)
+        else:
+            k = 0
+        held.extend(idx[:k].tolist())
+        keep.extend(idx[k:].tolist())
+    return np.array(sorted(keep), dtype=np.int64), np.array(sorted(held), dtype=np.int64)
+
+
+def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """``folds`` disjoint test index arrays covering every example, each class spread evenly."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in range(folds)]
+    offset = 0
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        for j, i in enumerate(idx):
+            parts[(j + offset) % folds].append(int(i))
+        offset += len(idx)
+    return [np.array(sorted(p), dtype=np.int64) for p in parts]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Recipes and config
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What is done beyond the bare CNN. ``size=0`` with mode ``pad`` means: the largest training map."""
+
+    name: str = "improved"
+    size: int = 16
+    mode: str = "resize"
+    scale: str = "max"
+    augment: bool = True
+    class_weights: bool = True
+    synthetic_per_class: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+ORIGINAL = Recipe(name="original", size=0, mode="pad", scale="none", augment=False, class_weights=False)
+IMPROVED = Recipe()
+
+
+def recipe_grid() -> list[Recipe]:
+    """The original recipe, each improvement alone on top of the fixed-size input, and all together."""
+    base = Recipe(name="resize16", augment=False, class_weights=False, scale="none")
+    return [
+        ORIGINAL,
+        base,
+        replace(base, name="resize16+max", scale="max"),
+        replace(base, name="resize16+max+augment", scale="max", augment=True),
+        replace(base, name="resize16+max+classweights", scale="max", class_weights=True),
+        IMPROVED,
+        replace(IMPROVED, name="resize32+max+augment+classweights", size=32),
+        replace(IMPROVED, name="improved+synthetic", synthetic_per_class=40),
+    ]
+
+
+@dataclass
+class TrainConfig:
+    kind: str = "raw"
+    data: str = "annotations"
+    seed: int = 0
+    epochs: int = 80
+    patience: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    test_fraction: float = 0.2
+    val_fraction: float = 0.15
+    recipe: Recipe = IMPROVED
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        from attnpatterns.classifier.labels import check_kind
+
+        check_kind(self.kind)
+        if not 0 < self.test_fraction < 1:
+            raise UserError(f"--test-fraction must be in (0, 1), got {self.test_fraction}.")
+        if not 0 <= self.val_fraction < 1:
+            raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}.")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["recipe"] = self.recipe.to_dict()
+        return d
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def min_tokens_of(data: MapData) -> int:
+    return int(min(m.shape[0] for m in data.maps))
+
+
+def preprocess_for(recipe: Recipe, train: MapData):
+    from attnpatterns.classifier.model import Preprocess
+
+    size = recipe.size if recipe.size > 0 else max(m.shape[0] for m in train.maps)
+    return Preprocess(size=int(size), mode=recipe.mode, scale=recipe.scale)
+
+
+def _augment(x, gen, scale: str):
+    """Type-preserving augmentation of prepared inputs (B, 1, S, S): token-order reversal and multiplicative noise."""
+    import torch
+
+    flip = torch.rand(x.shape[0], generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1, -2), x)  # reverse token order: M[::-1, ::-1]
+    x = x * torch.exp(0.15 * torch.randn(x.shape, generator=gen))
+    if scale == "max":
+        x = x / x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+    return x
+
+
+@dataclass
+class FitResult:
+    model: object
+    preprocess: object
+    best_epoch: int
+    best_val: dict
+    history: list[dict]
+
+
+def fit(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, show_progress: bool = False) -> FitResult:
+    """Train one CNN; keep the state with the best validation weighted F1 (ties: lower loss)."""
+    import torch
+    import torch.nn.functional as F
+
+    from attnpatterns.classifier.evaluate import scores
+    from attnpatterns.classifier.labels import LABEL_INDEX, LABELS
+    from attnpatterns.classifier.model import PatternCNN
+    from attnpatterns.classifier.predict import logits_of, prepared_batches
+    from attnpatterns.progress import progress_iter
+    from attnpatterns.seed import set_seed
+
+    set_seed(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    maps, y = list(train.maps), train.y.copy()
+    if recipe.synthetic_per_class > 0:
+        from attnpatterns.classifier.synthetic import synthetic_set
+
+        lo, hi = min_tokens_of(train), max(m.shape[0] for m in train.maps)
+        sm, sl = synthetic_set(recipe.synthetic_per_class, kind=cfg.kind, sizes=(lo, hi), seed=cfg.seed + 1)
+        maps += sm
+        y = np.concatenate([y, np.array([LABEL_INDEX[s] for s in sl])])
+    pre = preprocess_for(recipe, train)
+    x_tr = prepared_batches(maps, pre)
+    y_tr = torch.as_tensor(y)
+    x_va = prepared_batches(val.maps, pre) if val is not None and len(val) else None
+    y_va = torch.as_tensor(val.y) if x_va is not None else None
+
+    model = PatternCNN(num_classes=len(LABELS))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    weight = None
+    if recipe.class_weights:
+        counts = np.bincount(y, minlength=len(LABELS)).astype(np.float64)
+        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / (counts > 0).sum(), 0.0)
+        weight = torch.as_tensor(w, dtype=torch.float32)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    best_key, best_state, best_epoch, best_val = None, None, -1, {}
+    history = []
+    stale = 0
+    for epoch in progress_iter(range(cfg.epochs), total=cfg.epochs, description=f"train {recipe.name}", show=show_progress):
+        model.train()
+        perm = torch.randperm(x_tr.shape[0], generator=gen)
+        total = 0.0
+        for s in range(0, len(perm), cfg.batch_size):
+            idx = perm[s : s + cfg.batch_size]
+            xb = x_tr[idx]
+            if recipe.augment:
+                xb = _augment(xb, gen, pre.scale)
+            loss = F.cross_entropy(model(xb), y_tr[idx], weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        model.eval()
+        rec = {"epoch": epoch, "train_loss": total / len(perm)}
+        if x_va is not None:
+            logits = logits_of(model, x_va)
+            vloss = float(F.cross_entropy(logits, y_va))
+            sc = scores(y_va.numpy(), logits.argmax(1).numpy())
+            rec.update(val_loss=vloss, val_weighted_f1=sc["weighted_f1"], val_macro_f1=sc["macro_f1"])
+            key = (sc["weighted_f1"], -vloss)
+        else:
+            key = (0.0, -rec["train_loss"])
+        history.append(rec)
+        if best_key is None or key > best_key:
+            best_key, best_state, best_epoch, best_val = key, copy.deepcopy(model.state_dict()), epoch, rec
+            stale = 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(model=model, preprocess=pre, best_epoch=best_epoch, best_val=best_val, history=history)
+
+
+@dataclass
+class TrainResult:
+    """One trained recipe on one split, with its held-out metrics and the heuristic's on the same maps."""
+
+    recipe: Recipe
+    fit: FitResult
+    train_ids: list[str]
+    val_ids: list[str]
+    test_ids: list[str]
+    test: dict
+    heuristic: dict
+    data_hash: str
+    min_tokens: int
+    counts: dict
+
+
+def split_data(data: MapData, cfg: TrainConfig) -> tuple[MapData, MapData, MapData]:
+    """(train, val, test): the stratified 80/20 split, then a validation slice of the 80 for checkpointing."""
+    keep, test = stratified_split(data.y, cfg.test_fraction, cfg.seed)
+    part = data.subset(keep)
+    if cfg.val_fraction > 0:
+        tr, va = stratified_split(part.y, cfg.val_fraction, cfg.seed + 1)
+        return part.subset(tr), part.subset(va), data.subset(test)
+    return part, part.subset([]), data.subset(test)
+
+
+def train_on_split(data: MapData, train: MapData, val: MapData, test: MapData, recipe: Recipe, cfg: TrainConfig,
+                   show_progress: bool = False) -> TrainResult:
+    from attnpatterns.classifier.evaluate import heuristic_labels, predict_prepared, scores
+
+    f = fit(train, val if len(val) else None, recipe, cfg, show_progress=show_progress)
+    pred = predict_prepared(f.model, test.maps, f.preprocess)
+    heur = heuristic_labels(test.maps)
+    return TrainResult(
+        recipe=recipe, fit=f, train_ids=train.ids, val_ids=val.ids, test_ids=test.ids,
+        test=scores(test.y, pred), heuristic=scores(test.y, heur),
+        data_hash=data_hash(data.ids, [r["label"] for r in data.rows], data.maps) if data.rows else "",
+        min_tokens=min_tokens_of(data), counts=data.counts(),
+    )
+
+
+def train(cfg: TrainConfig, data: MapData | None = None, show_progress: bool = False) -> TrainResult:
+    """Train ``cfg.recipe`` on the stratified split of the annotated maps of ``cfg.kind``."""
+    data = data if data is not None else load_data(cfg.data, cfg.kind)
+    _check_enough(data)
+    tr, va, te = split_data(data, cfg)
+    return train_on_split(data, tr, va, te, cfg.recipe, cfg, show_progress)
+
+
+def compare(cfg: TrainConfig, recipes: Sequence[Recipe], data: MapData | None = None,
+            show_progress: bool = False) -> list[TrainResult]:
+    """Every recipe trained and tested on the same split (same seed)."""
+    data = data if data is not None else load_data(cfg.data, cfg.kind)
+    _check_enough(data)
+    tr, va, te = split_data(data, cfg)
+    out = []
+    for r in recipes:
+        log.info("recipe %s", r.name)
+        out.append(train_on_split(data, tr, va, te, r, cfg, show_progress))
+    return out
+
+
+def cross_validate(cfg: TrainConfig, folds: int, recipes: Sequence[Recipe] | None = None, data: MapData | None = None,
+                   show_progress: bool = False) -> dict:
+    """Stratified k-fold: per recipe, the test scores of every fold and their mean and std."""
+    from attnpatterns.classifier.evaluate import heuristic_labels, predict_prepared, scores
+
+    if folds < 2:
+        raise UserError(f"--folds must be at least 2, got {folds}.")
+    data = data if data is not None else load_data(cfg.data, cfg.kind)
+    _check_enough(data, folds)
+    recipes = list(recipes or [cfg.recipe])
+    parts = stratified_folds(data.y, folds, cfg.seed)
+    out: dict = {"folds": folds, "seed": cfg.seed, "recipes": {}}
+    heur = []
+    for k, test_idx in enumerate(parts):
+        heur.append(scores(data.y[test_idx], heuristic_labels([data.maps[i] for i in test_idx])))
+    out["heuristic"] = _summary(heur)
+    for r in recipes:
+        per = []
+        for k, test_idx in enumerate(parts):
+            rest = np.setdiff1d(np.arange(len(data)), test_idx)
+            part = data.subset(rest)
+            tr, va = stratified_split(part.y, cfg.val_fraction, cfg.seed + 1 + k)
+            test = data.subset(test_idx)
+            f = fit(part.subset(tr), part.subset(va), r, replace(cfg, seed=cfg.seed + k), show_progress)
+            per.append(scores(test.y, predict_prepared(f.model, test.maps, f.preprocess)))
+        out["recipes"][r.name] = _summary(per)
+    return out
+
+
+def _summary(per: list[dict]) -> dict:
+    keys = ("weighted_f1", "macro_f1", "accuracy")
+    return {
+        "per_fold": [{k: p[k] for k in keys} for p in per],
+        **{f"{k}_mean": float(np.mean([p[k] for p in per])) for k in keys},
+        **{f"{k}_std": float(np.std([p[k] for p in per])) for k in keys},
+    }
+
+
+def _check_enough(data: MapData, folds: int = 5) -> None:
+    counts = np.bincount(data.y)
+    if len(data) < 10:
+        raise UserError(f"{data.source}: only {len(data)} annotated maps; annotate at least 10 (ideally hundreds) first.")
+    if (counts > 0).sum() < 2:
+        raise UserError(f"{data.source}: every map has the same label; annotate maps of at least two types.")

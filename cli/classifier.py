@@ -1,0 +1,206 @@
+"""``attn classifier``: train, evaluate and apply the pattern CNN."""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from cli.common import handle_errors
+
+
+class Kind(str, Enum):
+    raw = "raw"
+    normed = "normed"
+
+
+class RecipeName(str, Enum):
+    improved = "improved"
+    original = "original"
+
+
+KindOpt = Annotated[Kind, typer.Option("--kind", help="Map kind: raw attention maps or weight-normed maps.")]
+DataOpt = Annotated[Path, typer.Option("--data", help="Annotation folder holding <kind>/labels.tsv and <kind>/maps.npz.")]
+ClassifierOpt = Annotated[
+    Optional[Path],
+    typer.Option("--classifier", help="A pattern-CNN .safetensors (its .json card beside it). Default: models/pattern-cnn-<kind>.safetensors."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(no_args_is_help=True, help="Train, evaluate and apply the CNN that labels attention maps with the five pattern types.")
+    sub.command("train")(train_cmd)
+    sub.command("evaluate")(evaluate_cmd)
+    sub.command("predict")(predict_cmd)
+    app.add_typer(sub, name="classifier")
+
+
+def _fmt(rows: list[list], header: list[str]) -> str:
+    cells = [header] + [[f"{x:.3f}" if isinstance(x, float) else str(x) for x in r] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    lines = ["  ".join(c[i].ljust(widths[i]) if i == 0 else c[i].rjust(widths[i]) for i in range(len(c))) for c in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _confusion_text(cm) -> str:
+    from attnpatterns.classifier.labels import LABELS
+
+    short = ["vert", "diag", "v+d", "block", "het"]
+    return _fmt([[lab] + [int(x) for x in row] for lab, row in zip(LABELS, cm)], ["true \\ predicted"] + short)
+
+
+@handle_errors
+def train_cmd(
+    kind: KindOpt,
+    data: DataOpt = Path("annotations"),
+    out: Annotated[Optional[Path], typer.Option("--out", help="The .safetensors to write (card beside it). Default: models/pattern-cnn-<kind>.safetensors.")] = None,
+    recipe: Annotated[RecipeName, typer.Option("--recipe", help="improved: fixed 16x16 input, max scaling, type-preserving augmentation, class weights. original: the study's recipe (zero-pad to the largest map, no scaling).")] = RecipeName.improved,
+    compare: Annotated[bool, typer.Option("--compare/--no-compare", help="Also train the original recipe and each improvement on the same split and record the comparison in the card.")] = False,
+    folds: Annotated[int, typer.Option("--folds", help="Also run stratified k-fold cross-validation with this many folds (0 = off).")] = 0,
+    synthetic: Annotated[int, typer.Option("--synthetic", help="Add this many synthetic maps per type to the training part (augmentation; never to validation or test).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the initialisation and the batches.")] = 0,
+    epochs: Annotated[int, typer.Option("--epochs", help="Maximum epochs (best-on-validation checkpoint; stops after --patience epochs without gain).")] = 80,
+    patience: Annotated[int, typer.Option("--patience")] = 30,
+    test_fraction: Annotated[float, typer.Option("--test-fraction", help="Held-out share (stratified).")] = 0.2,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the training part used to choose the checkpoint.")] = 0.15,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch.")] = 2,
+) -> None:
+    """Train the pattern CNN on annotated maps; write the weights (safetensors) and the JSON card.
+
+    The held-out 20% (stratified) is never used to choose the checkpoint; its scores, and the heuristic
+    scorer's on the same maps, go into the card.
+    """
+    from dataclasses import replace
+
+    from attnpatterns.classifier import card as card_mod
+    from attnpatterns.classifier import train as tr
+
+    rec = tr.IMPROVED if recipe == RecipeName.improved else tr.ORIGINAL
+    if synthetic:
+        if synthetic < 0:
+            from attnpatterns.errors import UserError
+
+            raise UserError(f"--synthetic must be 0 or positive, got {synthetic}.")
+        rec = replace(rec, name=f"{rec.name}+synthetic", synthetic_per_class=synthetic)
+    cfg = tr.TrainConfig(kind=kind.value, data=str(data), seed=seed, epochs=epochs, patience=patience, recipe=rec,
+                         test_fraction=test_fraction, val_fraction=val_fraction, threads=threads)
+    out = out or card_mod.default_path(kind.value)
+    d = tr.load_data(data, kind.value)
+    typer.echo(f"{len(d)} annotated {kind.value} maps: " + ", ".join(f"{k} {v}" for k, v in d.counts().items()), err=True)
+    if compare:
+        grid = [r for r in tr.recipe_grid() if r.name != rec.name]
+        results = tr.compare(cfg, [rec] + grid, data=d, show_progress=True)
+        main = results[0]
+    else:
+        results = None
+        main = tr.train(cfg, data=d, show_progress=True)
+    cv = tr.cross_validate(cfg, folds, [rec, tr.ORIGINAL], data=d, show_progress=True) if folds else None
+
+    metrics = {
+        "held_out": {k: main.test[k] for k in ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")},
+        "heuristic_held_out": {k: main.heuristic[k] for k in ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")},
+        "validation": main.fit.best_val,
+        "best_epoch": main.fit.best_epoch,
+    }
+    if results:
+        metrics["recipes_same_split"] = {r.recipe.name: {"recipe": r.recipe.to_dict(), "weighted_f1": r.test["weighted_f1"],
+                                                         "macro_f1": r.test["macro_f1"], "accuracy": r.test["accuracy"]}
+                                         for r in results}
+    if cv:
+        metrics["cross_validation"] = cv
+    command = _command(kind.value, data, out, recipe.value, compare, folds, synthetic, seed, epochs, patience,
+                       test_fraction, val_fraction)
+    training = {
+        "data": str(data), "data_hash": main.data_hash, "n_maps": len(d), "class_counts": main.counts,
+        "config": cfg.to_dict(), "recipe": rec.to_dict(),
+        "n_train": len(main.train_ids), "n_val": len(main.val_ids), "n_test": len(main.test_ids),
+        "test_ids": main.test_ids, "val_ids": main.val_ids,
+    }
+    card = card_mod.Card(kind=kind.value, labels=list(tr_labels()), preprocess=main.fit.preprocess.to_dict(),
+                         min_tokens=main.min_tokens, training=training, metrics=metrics, command=command)
+    w, c = card_mod.save(out, main.fit.model, card)
+    typer.echo(f"wrote {w} and {c}")
+    typer.echo(f"held-out ({main.test['n']} maps): CNN weighted F1 {main.test['weighted_f1']:.3f}, macro F1 "
+               f"{main.test['macro_f1']:.3f}; heuristic weighted F1 {main.heuristic['weighted_f1']:.3f}, macro F1 "
+               f"{main.heuristic['macro_f1']:.3f}")
+    if results:
+        rows = [[r.recipe.name, r.test["weighted_f1"], r.test["macro_f1"], r.test["accuracy"]] for r in results]
+        rows.append(["heuristic scorer", main.heuristic["weighted_f1"], main.heuristic["macro_f1"], main.heuristic["accuracy"]])
+        typer.echo(_fmt(rows, ["recipe (same split)", "weighted F1", "macro F1", "accuracy"]))
+    if cv:
+        rows = [[name, v["weighted_f1_mean"], v["weighted_f1_std"], v["macro_f1_mean"]] for name, v in cv["recipes"].items()]
+        h = cv["heuristic"]
+        rows.append(["heuristic scorer", h["weighted_f1_mean"], h["weighted_f1_std"], h["macro_f1_mean"]])
+        typer.echo(_fmt(rows, [f"{folds}-fold CV", "weighted F1", "std", "macro F1"]))
+
+
+def tr_labels():
+    from attnpatterns.classifier.labels import LABELS
+
+    return LABELS
+
+
+def _command(kind, data, out, recipe, compare, folds, synthetic, seed, epochs, patience, test_fraction, val_fraction) -> str:
+    parts = ["attn", "classifier", "train", "--kind", kind, "--data", str(data), "--out", str(out), "--recipe", recipe,
+             "--seed", str(seed), "--epochs", str(epochs), "--patience", str(patience)]
+    if compare:
+        parts.append("--compare")
+    if folds:
+        parts += ["--folds", str(folds)]
+    if synthetic:
+        parts += ["--synthetic", str(synthetic)]
+    if test_fraction != 0.2:
+        parts += ["--test-fraction", str(test_fraction)]
+    if val_fraction != 0.15:
+        parts += ["--val-fraction", str(val_fraction)]
+    return " ".join(parts)
+
+
+@handle_errors
+def evaluate_cmd(
+    kind: KindOpt,
+    data: DataOpt = Path("annotations"),
+    classifier: ClassifierOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for metrics.json, per_class.csv, confusion.csv and confusion.png. Default: reports/classifier-<kind>/.")] = None,
+    all_maps: Annotated[bool, typer.Option("--all", help="Score every annotated map, not only the held-out ones named in the card (those include training maps: optimistic).")] = False,
+) -> None:
+    """Score a trained classifier on its held-out maps beside the heuristic scorer: weighted and macro F1,
+    per-class precision/recall, the confusion matrix (table and PNG)."""
+    from attnpatterns.classifier.evaluate import evaluate, per_class_table, write_report
+
+    rep = evaluate(kind.value, data, classifier, all_maps=all_maps)
+    out = out or Path("reports") / f"classifier-{kind.value}"
+    files = write_report(rep, out)
+    which = "all annotated" if all_maps else "held-out"
+    typer.echo(f"{rep.n} {which} {kind.value} maps; classifier {rep.classifier}")
+    typer.echo(_fmt([["CNN", rep.cnn["weighted_f1"], rep.cnn["macro_f1"], rep.cnn["accuracy"]],
+                     ["heuristic scorer", rep.heuristic["weighted_f1"], rep.heuristic["macro_f1"], rep.heuristic["accuracy"]]],
+                    ["", "weighted F1", "macro F1", "accuracy"]))
+    typer.echo("")
+    typer.echo(_fmt(per_class_table(rep.cnn, rep.heuristic),
+                    ["label", "CNN prec", "CNN rec", "CNN F1", "support", "heur prec", "heur rec", "heur F1"]))
+    typer.echo("")
+    typer.echo("CNN confusion matrix (rows true, columns predicted):")
+    typer.echo(_confusion_text(rep.cnn["confusion"]))
+    typer.echo(f"\nwrote {', '.join(str(f) for f in files)}")
+
+
+@handle_errors
+def predict_cmd(
+    kind: KindOpt,
+    files: Annotated[List[Path], typer.Argument(help="Maps saved with np.save: 2-D T x T arrays over the real tokens (any float dtype).")],
+    classifier: ClassifierOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the lines to this TSV (file, label, probability).")] = None,
+) -> None:
+    """Classify single maps: one line per file, '<file stem>\\t<label>\\t<probability>'."""
+    from attnpatterns.classifier.predict import predict_files
+    from attnpatterns.io import write_text
+
+    preds = predict_files(files, kind.value, classifier)
+    lines = [f"{p.name}\t{p.label}\t{p.probability:.4f}" for p in preds]
+    if out is not None:
+        write_text(out, "file\tlabel\tprobability\n" + "\n".join(lines) + "\n")
+    for line in lines:
+        typer.echo(line)

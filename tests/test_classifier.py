@@ -1,0 +1,276 @@
+"""The pattern CNN: architecture, preprocessing, training on a tiny set, the shipped models and their cards,
+`attn classifier train|evaluate|predict` and their bad input (one line on stderr, exit 2)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from attnpatterns.classifier.labels import LABELS
+from attnpatterns.classifier.model import PatternCNN, Preprocess, prepare
+from attnpatterns.classifier.synthetic import synthetic_map, synthetic_set
+from cli.main import app
+
+runner = CliRunner()
+KINDS = ("raw", "normed")
+
+
+def _err_line(r) -> str:
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert "Traceback" not in r.output
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model and preprocessing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_cnn_is_the_original_architecture_and_takes_any_size():
+    m = PatternCNN().eval()
+    convs = [x for x in m.modules() if isinstance(x, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
+        (1, 16, 3), (16, 16, 3), (16, 32, 3), (32, 32, 3), (32, 64, 3), (64, 64, 3), (64, 16, 1), (16, 5, 1)
+    ]
+    for s in (4, 9, 16, 37, 128):
+        with torch.no_grad():
+            assert m(torch.rand(3, 1, s, s)).shape == (3, 5)
+
+
+def test_xavier_init_and_zero_bias():
+    m = PatternCNN()
+    c = m.convs[2]  # 16 -> 32, 3x3
+    fan_in, fan_out = 16 * 9, 32 * 9
+    bound = (6 / (fan_in + fan_out)) ** 0.5
+    assert float(c.weight.detach().abs().max()) <= bound + 1e-6
+    assert float(c.weight.detach().abs().max()) > 0.8 * bound  # uniform over the whole Xavier range, not PyTorch's default
+    assert float(c.bias.detach().abs().max()) == 0.0
+
+
+def test_prepare_resize_pad_and_scale():
+    x = torch.rand(2, 40, 40)
+    assert prepare(x, Preprocess(size=16, mode="resize", scale="none")).shape == (2, 1, 16, 16)
+    # area resizing keeps the mean; max scaling puts each map's peak at 1
+    r = prepare(x, Preprocess(size=20, mode="resize", scale="none"))
+    assert torch.allclose(r.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2)), atol=1e-5)
+    s = prepare(x * 7.0, Preprocess(size=16, mode="resize", scale="max"))
+    assert torch.allclose(s.amax(dim=(1, 2, 3)), torch.ones(2))
+    # pad mode: a small map sits in the centre, zeros around it
+    p = prepare(torch.ones(1, 6, 6), Preprocess(size=10, mode="pad", scale="none"))
+    assert p.shape == (1, 1, 10, 10) and float(p.sum()) == 36.0 and float(p[0, 0, 2:8, 2:8].min()) == 1.0
+
+
+def test_synthetic_maps_are_attention_like():
+    rng = np.random.default_rng(0)
+    for lab in LABELS:
+        m = synthetic_map(lab, 30, rng, noise=0.1)
+        assert m.shape == (30, 30) and m.dtype == np.float32
+        assert np.allclose(m.sum(axis=1), 1.0, atol=1e-4)
+        assert (m >= 0).all()
+
+
+def test_stratified_split_keeps_class_shares_and_is_seeded():
+    from attnpatterns.classifier.train import stratified_folds, stratified_split
+
+    y = np.array([0] * 50 + [1] * 20 + [2] * 10 + [3] * 1)
+    keep, held = stratified_split(y, 0.2, seed=3)
+    assert sorted(np.concatenate([keep, held]).tolist()) == list(range(len(y)))
+    assert [int((y[held] == c).sum()) for c in range(4)] == [10, 4, 2, 0]
+    k2, h2 = stratified_split(y, 0.2, seed=3)
+    assert (held == h2).all()
+    folds = stratified_folds(y, 5, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(y)))
+    assert all(int((y[f] == 0).sum()) == 10 for f in folds)
+
+
+def test_scores_match_hand_computation():
+    from attnpatterns.classifier.evaluate import scores
+
+    s = scores([0, 0, 1, 1], [0, 1, 1, 1])
+    assert s["accuracy"] == 0.75
+    assert s["confusion"][0][:2] == [1, 1] and s["confusion"][1][:2] == [0, 2]
+    # class 0: P 1, R .5, F1 2/3; class 1: P 2/3, R 1, F1 .8; both support 2
+    assert s["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert s["weighted_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training a tiny model through the CLI
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_annotations(tmp_path_factory):
+    from attnpatterns.annotate import dataset
+
+    root = tmp_path_factory.mktemp("ann")
+    maps, labels = synthetic_set(12, kind="raw", sizes=(10, 40), noise=(0.0, 0.15), seed=1)
+    rows = [dict(id=f"syn-{i}", label=lab, annotator="test", source_model="none", task="none", layer=0, head=0,
+                 example=str(i)) for i, lab in enumerate(labels)]
+    dataset.upsert(root, "raw", rows, {f"syn-{i}": m for i, m in enumerate(maps)})
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_trained(tiny_annotations, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "cnn.safetensors"
+    r = runner.invoke(app, ["classifier", "train", "--kind", "raw", "--data", str(tiny_annotations), "--out", str(out),
+                            "--epochs", "25", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_train_writes_weights_and_matching_card(tiny_trained, tiny_annotations):
+    from attnpatterns.classifier.card import sha256_file
+    from attnpatterns.classifier.train import data_hash, load_data
+
+    card = json.loads(tiny_trained.with_suffix(".json").read_text())
+    assert card["labels"] == list(LABELS) and card["kind"] == "raw"
+    assert card["weights"]["sha256"] == sha256_file(tiny_trained)
+    assert card["command"].startswith("attn classifier train --kind raw")
+    d = load_data(tiny_annotations, "raw")
+    assert card["training"]["data_hash"] == data_hash(d.ids, [r["label"] for r in d.rows], d.maps)
+    assert card["training"]["n_train"] + card["training"]["n_val"] + card["training"]["n_test"] == len(d)
+    assert card["input"]["min_tokens"] == min(m.shape[0] for m in d.maps)
+    # 12 clean synthetic maps per type: even a short training run is far above chance on the held-out part
+    assert card["metrics"]["held_out"]["weighted_f1"] > 0.5
+    assert {"weighted_f1", "macro_f1", "per_class", "confusion"} <= set(card["metrics"]["heuristic_held_out"])
+    # the weights file is safetensors with our metadata, no pickle
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_trained), framework="pt") as fh:
+        assert fh.metadata()["format"] == "attnpatterns.pattern-cnn"
+
+
+def test_training_is_deterministic(tiny_annotations, tmp_path):
+    from attnpatterns.classifier.train import IMPROVED, TrainConfig, train
+
+    cfg = TrainConfig(kind="raw", data=str(tiny_annotations), epochs=3, threads=1)
+    a, b = train(cfg), train(cfg)
+    assert a.test_ids == b.test_ids
+    for (k, v), (_, w) in zip(a.fit.model.state_dict().items(), b.fit.model.state_dict().items()):
+        assert torch.equal(v, w), k
+    assert a.recipe == IMPROVED
+
+
+def test_evaluate_writes_tables_and_png(tiny_trained, tiny_annotations, tmp_path):
+    out = tmp_path / "eval"
+    r = runner.invoke(app, ["classifier", "evaluate", "--kind", "raw", "--data", str(tiny_annotations),
+                            "--classifier", str(tiny_trained), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "weighted F1" in r.output and "heuristic scorer" in r.output
+    m = json.loads((out / "metrics.json").read_text())
+    card = json.loads(tiny_trained.with_suffix(".json").read_text())
+    assert m["cnn"]["weighted_f1"] == pytest.approx(card["metrics"]["held_out"]["weighted_f1"])
+    assert m["n"] == card["training"]["n_test"]
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "confusion.csv").read_text().splitlines()[0].startswith("true\\predicted,vertical")
+
+
+def test_cross_validation_covers_every_map(tiny_annotations):
+    from attnpatterns.classifier.train import IMPROVED, TrainConfig, cross_validate
+
+    cv = cross_validate(TrainConfig(kind="raw", data=str(tiny_annotations), epochs=2, threads=1), 3, [IMPROVED])
+    assert len(cv["recipes"]["improved"]["per_fold"]) == 3 and len(cv["heuristic"]["per_fold"]) == 3
+
+
+def test_train_bad_data_is_one_line(tmp_path):
+    r = runner.invoke(app, ["classifier", "train", "--kind", "raw", "--data", str(tmp_path)])
+    assert "no annotations" in _err_line(r)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The shipped models
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shipped_card_matches_weights(kind):
+    from attnpatterns.classifier.card import card_path, default_path, sha256_file
+
+    w = default_path(kind)
+    card = json.loads(card_path(w).read_text())
+    assert card["weights"]["sha256"] == sha256_file(w)
+    assert card["labels"] == list(LABELS) and card["kind"] == kind
+    assert card["training"]["data_hash"] and card["command"].startswith("attn classifier train")
+    assert 0.0 <= card["metrics"]["held_out"]["weighted_f1"] <= 1.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shipped_model_classifies_synthetic_maps_of_each_type(kind):
+    from attnpatterns.classifier import classify_maps
+
+    rng = np.random.default_rng(123)
+    maps, want = [], []
+    for lab in LABELS:
+        for n in (20, 36, 50):
+            maps.append(synthetic_map(lab, n, rng, noise=0.05, kind=kind))
+            want.append(lab)
+    labels, probs = classify_maps(maps, kind)
+    assert probs.shape == (len(maps), 5) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    wrong = [(w, g) for w, g in zip(want, labels) if w != g]
+    assert not wrong, wrong
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# predict
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_predict_float16_and_float64(tmp_path):
+    m = synthetic_map("diagonal", 24, np.random.default_rng(0), noise=0.05)
+    np.save(tmp_path / "half.npy", m.astype(np.float16))
+    np.save(tmp_path / "double.npy", m.astype(np.float64))
+    tsv = tmp_path / "preds.tsv"
+    r = runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "half.npy"), str(tmp_path / "double.npy"),
+                            "--out", str(tsv)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert [ln.split("\t")[0] for ln in lines] == ["half", "double"]
+    for ln in lines:
+        stem, label, prob = ln.split("\t")
+        assert label in LABELS and 0.2 <= float(prob) <= 1.0
+    assert lines[0].split("\t")[1] == lines[1].split("\t")[1]
+    assert tsv.read_text().splitlines()[1:] == lines
+
+
+def test_predict_bad_inputs_are_one_line(tmp_path):
+    np.save(tmp_path / "cube.npy", np.zeros((3, 4, 4), dtype=np.float32))
+    assert "square 2-D map" in _err_line(runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "cube.npy")]))
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert "pickle" in _err_line(runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "obj.npy")]))
+    np.save(tmp_path / "rect.npy", np.zeros((5, 7), dtype=np.float32))
+    assert "square" in _err_line(runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "rect.npy")]))
+    (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
+    _err_line(runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "junk.npy")]))
+    _err_line(runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "missing.npy")]))
+
+
+def test_classifier_file_not_ours_is_refused(tmp_path, tiny_trained):
+    from safetensors.torch import save_file
+
+    m = synthetic_map("block", 20, np.random.default_rng(0))
+    np.save(tmp_path / "m.npy", m)
+    args = ["classifier", "predict", "--kind", "raw", str(tmp_path / "m.npy"), "--classifier"]
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    assert "not a safetensors file" in _err_line(runner.invoke(app, args + [str(tmp_path / "junk.safetensors")]))
+    save_file({"w": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    assert "not an attnpatterns pattern classifier" in _err_line(runner.invoke(app, args + [str(tmp_path / "other.safetensors")]))
+    # our weights, changed after the card was written: the card's hash no longer matches
+    import shutil
+
+    changed = tmp_path / "changed.safetensors"
+    shutil.copy(tiny_trained, changed)
+    shutil.copy(tiny_trained.with_suffix(".json"), changed.with_suffix(".json"))
+    with open(changed, "ab") as fh:
+        fh.write(b" ")
+    assert "does not match" in _err_line(runner.invoke(app, args + [str(changed)]))
+    # a raw model asked to act on normed maps
+    r = runner.invoke(app, ["classifier", "predict", "--kind", "normed", str(tmp_path / "m.npy"), "--classifier", str(tiny_trained)])
+    assert "for raw maps" in _err_line(r)
