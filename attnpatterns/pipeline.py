@@ -554,7 +554,8 @@ class Pipeline:
         out = []
         for p in sorted(self.root.rglob("*")):
             rel = p.relative_to(self.root).parts
-            if not p.is_file() or rel[0] in ("report", STAMP_DIR) or p.name.startswith(".") or p.name == "config.json" and len(rel) == 1:
+            # hidden top folders (.stages, attn sweep's .sweep) hold bookkeeping, not results
+            if not p.is_file() or rel[0] == "report" or rel[0].startswith(".") or p.name.startswith(".") or p.name == "config.json" and len(rel) == 1:
                 continue
             if p.suffix in keep or (p.name == "mask.safetensors" and "magnitude" in rel):
                 out.append(p)
