@@ -18,14 +18,37 @@ ProjectOpt = Annotated[
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(
         name="annotate", no_args_is_help=True, add_completion=False,
-        help="Annotate attention maps with the five pattern types in a local Label Studio: serve, push, pull, sheet. "
+        help="Annotate attention maps with the five pattern types in a local Label Studio: setup, serve, push, pull, sheet. "
         "The API key comes from LABEL_STUDIO_API_KEY (and the URL from LABEL_STUDIO_URL), never from a file.",
     )
+    sub.command("setup")(setup_cmd)
     sub.command("serve")(serve_cmd)
     sub.command("push")(push_cmd)
     sub.command("pull")(pull_cmd)
     sub.command("sheet")(sheet_cmd)
     app.add_typer(sub, name="annotate")
+
+
+@handle_errors
+def setup_cmd() -> None:
+    """Create Label Studio's own virtualenv and a migrated empty database under the cache, once.
+
+    'serve' does this itself when needed; running it ahead (e.g. in CI) keeps that wait out of later steps.
+    The cache is $ATTN_CACHE_DIR, default ~/.cache/attnpatterns.
+    """
+    import time
+
+    from attnpatterns.annotate import server as srv
+
+    t0 = time.monotonic()
+    fresh = not srv.venv_ready()
+    exe = srv.ensure_venv()
+    t1 = time.monotonic()
+    tpl = srv.template_db(exe)
+    t2 = time.monotonic()
+    typer.echo(f"Label Studio {srv.installed_version()} in {srv.venv_dir()} "
+               f"({'installed in ' + format(t1 - t0, '.0f') + ' s' if fresh else 'already there'}); "
+               f"empty database {tpl} ({t2 - t1:.0f} s)")
 
 
 @handle_errors
