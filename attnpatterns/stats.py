@@ -224,6 +224,7 @@ class StatsReport:
     shared_heads: dict[str, Shared]  # "A/B" (A <= B in task order), A/A = surviving heads
     shared_mlps: dict[str, Shared]
     source: str | None = None
+    model: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON of ``attn stats``: NaN becomes null, every std is ddof=0."""
@@ -246,6 +247,8 @@ class StatsReport:
             tasks[name] = d
         return _nan_to_none({
             "source": self.source,
+            "model": self.model,
+            "attnpatterns_version": _version(),
             "conventions": {
                 "kept": "1 in head_mask.npy / listed in mask.json",
                 "std": "ddof=0 (population) over seeds",
@@ -262,7 +265,7 @@ class StatsReport:
 
 
 def compute_stats(
-    table: Mapping[str, Mapping[int, tuple[Any, Any]]], source: str | None = None
+    table: Mapping[str, Mapping[int, tuple[Any, Any]]], source: str | None = None, model: str | None = None
 ) -> StatsReport:
     """Statistics of every task of a mask table {task: {seed: (head_mask or None, mlp_mask or None)}}."""
     from attnpatterns.prune.masks import stack_seeds
@@ -294,7 +297,13 @@ def compute_stats(
                 shared_h[f"{a}/{b}"] = shared_over_seeds(sa, ha, sb, hb)
             if ma is not None and mb is not None:
                 shared_m[f"{a}/{b}"] = shared_over_seeds(sa, ma, sb, mb)
-    return StatsReport(tasks=tasks, shared_heads=shared_h, shared_mlps=shared_m, source=source)
+    return StatsReport(tasks=tasks, shared_heads=shared_h, shared_mlps=shared_m, source=source, model=model)
+
+
+def _version() -> str:
+    from attnpatterns import __version__
+
+    return __version__
 
 
 def _nan_to_none(obj: Any) -> Any:
@@ -324,7 +333,7 @@ def to_markdown(report: StatsReport) -> str:
     """Two Markdown tables: per-task stability, and shared heads between tasks (mean ± std over seeds)."""
     lines = []
     if report.source:
-        lines += [f"Masks: `{report.source}`", ""]
+        lines += [f"Masks: `{report.source}`" + (f" (model `{report.model}`)" if report.model else ""), ""]
     lines += [
         "| task | seeds | heads kept (mean ± std) | κ heads | Q heads (p) | super heads | in-between | never "
         "| mean per-head std | MLPs kept (mean ± std) | κ MLPs | super MLPs |",

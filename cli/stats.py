@@ -41,14 +41,15 @@ def stats_cmd(
     Every std is over seeds with ddof=0. A kappa that is undefined (every component kept, or every one pruned, in every seed) is reported as n/a (null in the JSON) with a note.
     """
     from attnpatterns.io import write_json, write_text
-    from attnpatterns.prune.masks import discover_masks
+    from attnpatterns.prune.masks import discover_masks, model_of
     from attnpatterns.stats import compute_stats, to_markdown
     from cli.common import parse_seeds
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     task_list = [t for t in tasks.replace(" ", "").split(",") if t] if tasks is not None else None
     table = discover_masks(masks, seeds=seed_list, tasks=task_list, model=model, skip_unfinished=skip_unfinished)
-    report = compute_stats(table, source=str(masks))
+    found = model if model is not None else model_of(masks, {t: list(v) for t, v in table.items()})
+    report = compute_stats(table, source=str(masks), model=found)
     md = to_markdown(report)
     typer.echo(md, nl=False)
     if json_out is not None:

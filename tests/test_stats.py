@@ -202,3 +202,24 @@ def test_authors_stats(authors_dir):
         [hm for _, (hm, _) in sorted(table["MRPC"].items())])))
     # WNLI's MLP masks are all pruned in every seed: kappa is undefined, reported as such, no crash.
     assert math.isnan(rep.tasks["WNLI"].mlps.fleiss_kappa)
+
+
+def test_cli_stats_on_a_run_folder_records_the_model(tmp_path):
+    from attnpatterns.io import write_json
+    from attnpatterns.prune.masks import HeadSet, write_head_set
+
+    hand = HAND.reshape(3, 2, 2)
+    for i, s in enumerate((1337, 42, 86)):
+        d = tmp_path / "run" / "MRPC" / f"seed_{s}" / "structured"
+        write_head_set(d / "mask.json", HeadSet.from_arrays(hand[i], np.ones(2), model="minilm", task="MRPC", seed=s))
+        write_json(d / "summary.json", {"heads_kept": int(hand[i].sum())})
+    out = tmp_path / "s.json"
+    r = runner.invoke(app, ["stats", "--masks", str(tmp_path / "run"), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    js = json.loads(out.read_text())
+    assert js["model"] == "minilm" and js["tasks"]["MRPC"]["seeds"] == [42, 86, 1337]
+    assert "(model `minilm`)" in r.stdout
+    # every MLP kept in every seed: kappa of MLPs undefined, no crash
+    assert js["tasks"]["MRPC"]["fleiss_kappa_mlps"] is None
+    r = runner.invoke(app, ["stats", "--masks", str(tmp_path / "run"), "--model", "bert-base-uncased"])
+    assert r.exit_code == 2 and "not 'bert-base-uncased'" in r.output

@@ -424,6 +424,24 @@ def discover_masks(
     return out
 
 
+def model_of(root: str | os.PathLike, seeds_by_task: Mapping[str, Iterable[int]]) -> str | None:
+    """The model id named by a run folder's ``TASK/seed_S/structured/mask.json`` (None for the authors' .npy).
+
+    ``discover_masks`` has already checked that all of them name one model.
+    """
+    from attnpatterns.io import read_json
+
+    for task, seeds in seeds_by_task.items():
+        for s in seeds:
+            p = Path(root) / task / f"seed_{s}" / _RUN_SUBDIR / "mask.json"
+            if p.is_file():
+                data = read_json(p)
+                m = data.get("model") if isinstance(data, dict) else None
+                if isinstance(m, str):
+                    return m
+    return None
+
+
 def is_finished(seed_dir: str | os.PathLike) -> bool:
     """Whether a seed folder holds finished masks: the authors' .npy files, or structured/ with summary.json."""
     seed_dir = Path(seed_dir)

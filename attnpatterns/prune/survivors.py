@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from attnpatterns.errors import UserError
-from attnpatterns.prune.masks import HeadSet, and_over_seeds, discover_masks, or_over_seeds, stack_seeds
+from attnpatterns.prune.masks import HeadSet, and_over_seeds, discover_masks, model_of, or_over_seeds, stack_seeds
 
 
 @dataclass(frozen=True)
@@ -111,21 +111,5 @@ def survivors_from_dir(
             f"least {min_seeds} seeds."
         )
     s, hs, ms = stack_seeds(per_seed)
-    found_model = model if model is not None else _model_of(masks_dir, name, s)
+    found_model = model if model is not None else model_of(masks_dir, {name: s})
     return task_survivors(name, s, hs, ms), found_model
-
-
-def _model_of(masks_dir: str | os.PathLike, task: str, seeds: list[int]) -> str | None:
-    """The model named by the run folder's mask.json files (None for the authors' layout)."""
-    from pathlib import Path
-
-    from attnpatterns.io import read_json
-
-    for s in seeds:
-        p = Path(masks_dir) / task / f"seed_{s}" / "structured" / "mask.json"
-        if p.is_file():
-            data = read_json(p)
-            m = data.get("model") if isinstance(data, dict) else None
-            if isinstance(m, str):
-                return m
-    return None
