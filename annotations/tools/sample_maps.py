@@ -119,7 +119,13 @@ def main(argv=None) -> int:
     for spec in args.source:
         state, task, path = parse_source(spec)
         tspec = get_task(task)
-        name = f"{state}-{tspec.name}"
+        # a fine-tuned source is named by its run's seed folder (seed_1337 -> ft1337), so that several
+        # seeds of one task give distinct sources and map ids
+        tag = state
+        if path is not None:
+            seed_dir = next((p.name for p in Path(path).resolve().parents if p.name.startswith("seed_")), None)
+            tag = f"ft{seed_dir[5:]}" if seed_dir else "ft"
+        name = f"{tag}-{tspec.name}"
         seed = source_seed(args.seed, name)
         rng = np.random.default_rng(seed)
         if state == "pre":
@@ -157,7 +163,7 @@ def main(argv=None) -> int:
             arrays = {}
             rows = []
             for c in chosen:
-                mid = make_id(tspec.name, c["example"], c["layer"], c["head"], model_state=state, kind=kind[0])
+                mid = make_id(tspec.name, c["example"], c["layer"], c["head"], model_state=tag, kind=kind[0])
                 arrays[mid] = c["map"].astype(np.float32)
                 rows.append({"id": mid, "source_model": src_model, "model_state": "pretrained" if state == "pre" else "finetuned",
                              "task": tspec.name, "layer": c["layer"], "head": c["head"], "example": c["example"],
