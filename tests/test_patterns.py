@@ -107,25 +107,39 @@ def test_suggest_is_scale_free(expected):
 def test_vertical_columns_and_punctuation():
     assert vertical_columns(TOKENS) == [0, 4, 7, 12, 14]
     assert is_punctuation("##.") and is_punctuation("Ġ,") and not is_punctuation("a") and not is_punctuation("")
-    # without tokens: first and last column plus strong stripes
+    # without tokens: first and last column, plus the heaviest columns when asked
     a = np.full((6, 6), 0.01)
     a[:, 3] = 1.0
-    assert vertical_columns(None, attn=a) == [0, 3, 5]
+    assert vertical_columns(None, attn=a) == [0, 5]
+    assert vertical_columns(None, attn=a, top_k=1) == [0, 3, 5]
 
 
 def test_scores_known_values():
     a = np.eye(N, k=-1) + np.eye(N, k=1)  # all mass on the +-1 diagonals
     assert diagonal_score(a) == pytest.approx(1.0)
+    assert diagonal_score(np.eye(N)) == pytest.approx(1.0)  # attention to the token itself is diagonal too
     assert vertical_score(a, [0]) == 0.0  # the (1, 0) cell is the previous token: diagonal, not vertical
     col = np.zeros((N, N))
     col[:, 0] = 1
-    assert vertical_score(col, [0]) == pytest.approx((N - 1) / N)
-    assert diagonal_score(col) == pytest.approx(1 / N)
+    assert vertical_score(col, [0]) == pytest.approx((N - 2) / N)  # rows 0 and 1 are in the band
+    assert diagonal_score(col) == pytest.approx(2 / N)
     assert segment_boundary(TOKENS) == B
     assert segment_boundary(["[CLS]", "a", "[SEP]"]) is None
-    inside, chance = block_scores(np.ones((N, N)), B)
-    assert inside == pytest.approx(chance * (N * N - 2 * (N - 1)) / (N * N))
-    assert block_scores(np.ones((N, N)), None) == (0.0, 0.0)
+    inside, share, chance, spread = block_scores(np.ones((N, N)), B)
+    assert inside == pytest.approx(chance * (N * N - (3 * N - 2)) / (N * N))
+    assert share == pytest.approx(chance)  # an even map has the chance share
+    assert 0.5 < spread < 1
+    assert block_scores(np.ones((N, N)), None) == (0.0, 0.0, 0.0, 0.0)
+    band = sum(np.eye(N, k=k) for k in (-2, 2))  # a local band: in the segments, but not spread
+    assert block_scores(band, B)[3] == 0.0
+    assert suggest(band + 0.001, TOKENS).label is not Pattern.BLOCK
+
+
+def test_stripes_on_ordinary_words_are_vertical():
+    """Weight-normed maps put their stripes on content words, not on [CLS]/[SEP]."""
+    a = noise(0.02)
+    a[:, [2, 9]] += 0.5
+    assert suggest(rows_to_one(a), TOKENS).label is Pattern.VERTICAL
 
 
 def test_single_sentence_is_never_block():
