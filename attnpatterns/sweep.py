@@ -253,10 +253,15 @@ def _job_subnet(cfg: SweepConfig, pipe, job: Job) -> None:
     from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
 
     p = job.params
-    # as the pipeline's subnetworks unit, for one (seed, subnetwork): masks are drawn per (seed, task, method,
-    # subnet) and the super sets from all seeds, so the result does not depend on what else the call covers
-    sc = SubnetworkConfig(run=cfg.out, task=p["task"], seeds=list(p["seeds"]), method=p["method"], subnets=(p["subnet"],),
-                          settings=tuple(p["settings"]), device=cfg.device, data_dir=cfg.data_dir)
+    # the pipeline's own subnetworks unit of (task, method), narrowed to one (seed, subnetwork): masks are drawn
+    # per (seed, task, method, subnet) and the super sets from all seeds, so a result does not depend on what else
+    # one call covers
+    unit = _pick(pipe.units_subnetworks(), f"{p['task']}/{p['method']}")
+    kw = dict(unit.config) | {"run": cfg.out, "device": cfg.device, "data_dir": cfg.data_dir,
+                              "seeds": list(p["seeds"]), "subnets": (p["subnet"],)}
+    if list(kw.get("settings", [])) != list(p["settings"]):
+        raise RuntimeError(f"job {job.id}: planned settings {p['settings']} but the pipeline asks for {kw.get('settings')}")
+    sc = SubnetworkConfig(**{k: v for k, v in kw.items() if k in SubnetworkConfig.__dataclass_fields__})
     run_subnetworks(sc, show_progress=False)
 
 
