@@ -498,3 +498,23 @@ def test_dev_subsample_for_every_row(tiny_run, tmp_path):
     cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", subnets=("good",), data_dir=str(glue))
     with pytest.raises(UserError, match="10 dev examples, but all were asked for"):
         run_subnetworks(cfg, show_progress=False)
+
+
+def test_smaller_training_budget_adds_the_full_model_control(tiny_run, tmp_path):
+    """With fewer training examples than the fine-tuning run, the unmasked model is re-fine-tuned under that budget."""
+    from attnpatterns.io import read_json
+    from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
+    from attnpatterns.report.tables import run_table, score_frame
+
+    run, pre, glue = tiny_run
+    run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
+    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", subnets=("good",), data_dir=str(glue),
+                           max_train_examples=16)
+    run_subnetworks(cfg, show_progress=False)
+    base = run2 / TASK / "seed_1" / "subnetworks"
+    r = read_json(base / "full_retrained.json")
+    assert r["max_train_examples"] == 16 and read_json(base / "full_retrained" / "metrics.json")["train_examples"] == 16
+    assert read_json(base / "structured" / "good" / "retrained" / "metrics.json")["train_examples"] == 16
+    assert not (base / ".full_retrained.lock").exists()
+    frame = score_frame(run_table(run2))
+    assert frame.loc["full model re-fine-tuned (subnetworks' budget)", TASK] == f"{r['score']:.3f}"

@@ -606,7 +606,56 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
             }))
             log.info("%s seed %d %s/%s retrained: %s = %.4f", cfg.task, s, cfg.method, subnet, spec.main_key, fr.score)
             results.append(SubnetResult(cfg.task, s, cfg.method, subnet, "retrained", fr.score, fr.metrics, mask.size, False, d))
+        for s in cfg.seeds:
+            max_train = cfg.max_train_examples if cfg.max_train_examples is not None else recs[s]["config"].get("max_train_examples")
+            if max_train != recs[s]["config"].get("max_train_examples"):
+                full_retrained(cfg, s, recs[s], refs[s], max_train)
     return results
+
+
+def full_retrained(cfg: SubnetworkConfig, seed: int, rec: dict, ref: str, max_train: int | None) -> dict | None:
+    """The unmasked model re-fine-tuned under the same budget as the subnetworks (``subnetworks/full_retrained.json``).
+
+    Only written when the re-fine-tuning budget differs from the fine-tuning run's (otherwise that run is this
+    control). Returns None when another process holds the lock (it writes the file).
+    """
+    from attnpatterns.finetune import finetune
+    from attnpatterns.io import read_json, write_json
+
+    base = seed_dir(cfg.run, cfg.task, seed) / "subnetworks"
+    path = base / "full_retrained.json"
+    if path.is_file():
+        r = read_json(path)
+        if r.get("max_train_examples") != max_train or r.get("max_dev_examples") != cfg.max_dev_examples:
+            raise UserError(f"{path}: made with {r.get('max_train_examples')} training / {r.get('max_dev_examples')} dev "
+                            f"examples, but {max_train} / {cfg.max_dev_examples} were asked for; delete it to redo it.")
+        return r
+    lock = base / ".full_retrained.lock"
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            pid = int(lock.read_text() or 0)
+            os.kill(pid, 0)
+            return None  # another process is on it
+        except (ValueError, ProcessLookupError, PermissionError, OSError):
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            return full_retrained(cfg, seed, rec, ref, max_train)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        fr = finetune(_retrain_config(cfg, rec, ref), base / "full_retrained", show_progress=False)
+        if not cfg.keep_checkpoints:
+            (base / "full_retrained" / "model.safetensors").unlink(missing_ok=True)
+        out = {"task": cfg.task, "seed": seed, "setting": "full_retrained", "metrics": fr.metrics, "score": fr.score,
+               "max_train_examples": max_train, "max_dev_examples": cfg.max_dev_examples,
+               "dev_examples": _dev_count(base / "full_retrained"), "train_seconds": round(fr.train_seconds, 2)}
+        write_json(path, out)
+        log.info("%s seed %d full model retrained (%s training examples): %.4f", cfg.task, seed, max_train, fr.score)
+        return out
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- majority baseline

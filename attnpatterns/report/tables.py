@@ -56,9 +56,14 @@ REFERENCE_MASK_SETS = {("structured", "good"): "heads_mlps", ("structured", "ran
 BERT_BASE = {"hidden": 768, "intermediate": 3072}
 
 
-def row_keys() -> list[tuple[str, str, str]]:
-    """(method, subnetwork, setting) of every row, in table order; the first two rows are the baselines."""
-    keys = [("full model", "", ""), ("majority baseline", "", "")]
+def row_keys(with_full_retrained: bool = False) -> list[tuple[str, str, str]]:
+    """(method, subnetwork, setting) of every row, in table order; the first rows are the baselines.
+
+    ``with_full_retrained``: a row for the unmasked model re-fine-tuned under the subnetworks' budget (written
+    when that budget differs from the fine-tuning run's), the fair reference for the ``retrained`` rows.
+    """
+    keys = [("full model", "", "")] + ([("full model", "", "retrained")] if with_full_retrained else []) + \
+        [("majority baseline", "", "")]
     for m in METHOD_LABELS:
         for s in SUBNETS:
             for st in SETTINGS:
@@ -69,7 +74,7 @@ def row_keys() -> list[tuple[str, str, str]]:
 def row_label(key: tuple[str, str, str]) -> str:
     m, s, st = key
     if not s:
-        return m
+        return f"{m} re-fine-tuned (subnetworks' budget)" if st else m
     return f"{METHOD_LABELS.get(m, m)} {s} {st}"
 
 
@@ -135,6 +140,11 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                 r = read_json(ft)
                 rows.append(dict(method="full model", subnet="", setting="", task=task, seed=seed,
                                  score=_score(task, r, ft), kept_fraction=1.0, dev_examples=r.get("dev_examples")))
+            fr = sd / "subnetworks" / "full_retrained.json"
+            if fr.is_file():
+                r = read_json(fr)
+                rows.append(dict(method="full model", subnet="", setting="retrained", task=task, seed=seed,
+                                 score=_score(task, r, fr), kept_fraction=1.0, dev_examples=r.get("dev_examples")))
             mj = sd / "subnetworks" / "majority.json"
             if mj.is_file():
                 r = read_json(mj)
@@ -157,8 +167,8 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                                          heads_total=size.get("heads_total"), mlps_kept=size.get("mlps_kept"),
                                          mlps_total=size.get("mlps_total"), dev_examples=r.get("dev_examples")))
         maj = tdir / "majority.json"
-        if any(r["method"] == "majority baseline" and r["task"] == task for r in rows):
-            pass  # per-seed majority scores on the subnetworks' dev examples
+        if any(x["method"] == "majority baseline" and x["task"] == task for x in rows):
+            r = None  # per-seed majority scores on the subnetworks' dev examples are there
         elif maj.is_file():
             r = read_json(maj)
         else:
@@ -316,7 +326,7 @@ def score_frame(table: Table, digits: int = 3):
     import pandas as pd
 
     data = {}
-    for key in row_keys():
+    for key in row_keys(_has_full_retrained(table)):
         row = {}
         for task in table.tasks:
             c = _cell(table.cells, key, task)
@@ -330,6 +340,11 @@ def score_frame(table: Table, digits: int = 3):
                     row[task] += f" (n={n})"
         data[row_label(key)] = row
     return pd.DataFrame.from_dict(data, orient="index", columns=table.tasks)
+
+
+def _has_full_retrained(table: Table) -> bool:
+    c = table.cells
+    return bool(not c.empty and ((c["method"] == "full model") & (c["setting"] == "retrained")).any())
 
 
 def _max_n(table: Table, task: str) -> int:
@@ -391,7 +406,7 @@ def to_csv(table: Table) -> str:
     import pandas as pd
 
     recs = []
-    for key in row_keys():
+    for key in row_keys(_has_full_retrained(table)):
         r = {"setting": row_label(key), "method": key[0], "subnet": key[1], "eval": key[2]}
         for task in table.tasks:
             c = _cell(table.cells, key, task)
