@@ -244,3 +244,49 @@ def test_server_files_hold_no_key_from_us(labelstudio):
     server, creds = labelstudio
     assert creds.token not in " ".join(server.proc.args)
     assert creds.token not in server.log_path.read_text(errors="replace")
+
+
+@pytest.mark.labelstudio
+def test_serve_starts_prints_login_and_stops_on_ctrl_c(labelstudio, tmp_path):
+    """`attn annotate serve` as a user runs it: URL and login printed, key accepted, Ctrl-C stops it cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from attnpatterns.annotate.server import free_port, port_free
+
+    port = free_port()
+    key = "serve-test-key-" + os.urandom(8).hex()
+    env = dict(os.environ, LABEL_STUDIO_API_KEY=key, LABEL_STUDIO_PASSWORD="pw-" + os.urandom(6).hex())
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "annotate", "serve", "--port", str(port),
+                             "--data-dir", str(tmp_path / "ls-data")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    lines = []
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        out = "".join(lines)
+        url = f"http://127.0.0.1:{port}"
+        assert f"running at {url}" in out and "log in as:" in out, out
+        r = requests.get(url + "/api/current-user/whoami", headers={"Authorization": f"Token {key}"}, timeout=30)
+        assert r.status_code == 200
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out += rest
+    assert proc.returncode == 0, out
+    assert "stopped." in out and key not in out
+    assert port_free(port), "the Label Studio process is still listening"

@@ -123,6 +123,7 @@ def free_port(host: str = HOST) -> int:
 
 def port_free(port: int, host: str = HOST) -> bool:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no obstacle
         try:
             s.bind((host, port))
         except OSError:
