@@ -4,7 +4,8 @@ Reads ``annotations/<kind>/labels.tsv`` (first pass) and ``annotations/<kind>/se
 (blind second pass), and writes ``annotations/agreement.json``: per kind and pooled, the number of
 maps, the class balance (overall and per model state / task), Cohen's kappa between the passes
 (``sklearn.metrics.cohen_kappa_score``), the raw agreement and the confusion matrix (rows = first
-pass, columns = second pass). Prints the same as Markdown tables for the README.
+pass, columns = second pass), and the same comparison between the heuristic hint shown on the
+pass-1 sheets (``suggested_label``) and the label given by eye. Prints the same as Markdown tables for the README.
 """
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ def summarise(root: Path = ROOT / "annotations") -> dict:
         for key, name in (("model_state", "by_state"), ("task", "by_task")):
             for v in sorted({r.get(key, "") for r in rows}):
                 info[name][v] = class_balance([r for r in rows if r.get(key, "") == v])
+        # how far the labels follow the heuristic hint that was shown on the pass-1 sheets
+        shown = [(r["suggested_label"], r["label"]) for r in rows if r.get("suggested_label")]
+        if shown:
+            info["hint_vs_label"] = compare([a for a, _ in shown], [b for _, b in shown], labels)
         agree_path = root / kind / "second_pass.tsv"
         if agree_path.exists():
             first = {r["id"]: r["label"] for r in rows}
@@ -87,6 +92,13 @@ def markdown(s: dict) -> str:
     if "pooled_second_pass" in s:
         sp = s["pooled_second_pass"]
         lines.append(f"| pooled | {sp['n']} | {sp['kappa']:.3f} | {sp['agreement']:.1%} |")
+    lines.append("")
+    lines.append("| kind | heuristic hint vs label by eye: Cohen's kappa | agreement |")
+    lines.append("|---|---|---|")
+    for kind, info in s["kinds"].items():
+        h = info.get("hint_vs_label")
+        if h:
+            lines.append(f"| {kind} | {h['kappa']:.3f} | {h['agreement']:.1%} |")
     for kind, info in list(s["kinds"].items()) + [("pooled", {"second_pass": s.get("pooled_second_pass")})]:
         sp = info.get("second_pass")
         if not sp:

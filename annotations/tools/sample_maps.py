@@ -2,8 +2,8 @@
 
 For each source (a model state x a GLUE task) the script draws dev examples of 8-64 tokens with a
 seeded RNG, extracts raw and weight-normed maps with :func:`attnpatterns.maps.extract_maps`, scores
-every (example, layer, head) map with the heuristic ``attnpatterns.patterns.suggest`` (used for
-sampling only, never as a label), and picks a quota of maps per kind so that
+every (example, layer, head) map with the heuristic ``suggest`` (a frozen copy of
+``attnpatterns.patterns`` in ``sampling_heuristic.py``; used for sampling only, never as a label), and picks a quota of maps per kind so that
 
 * every (layer, head) of the 6 x 12 MiniLM is drawn about equally often (least-used head first), and
 * the heuristic's candidate types are drawn in equal turns, which oversamples the rare ones
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 POOL = ROOT / "runs" / "annotation_pool"
 KINDS = ("raw", "normed")
 
@@ -40,9 +41,13 @@ def source_seed(seed: int, name: str) -> int:
 
 
 def candidate_type(m: np.ndarray, tokens: list[str]) -> str:
-    """The heuristic's type of a map (``attnpatterns.patterns.suggest``), used to spread the sample
-    over candidate types; never used as a label."""
-    from attnpatterns.patterns import suggest
+    """The heuristic's type of a map, used to spread the sample over candidate types; never a label.
+
+    The heuristic is the frozen copy in ``sampling_heuristic.py`` (``attnpatterns.patterns`` at commit
+    229fedf, the version that drew the committed set), so the sample does not move when the package's
+    thresholds are re-tuned.
+    """
+    from sampling_heuristic import suggest
 
     return suggest(m, tokens).label.value
 
