@@ -18,7 +18,7 @@ ProjectOpt = Annotated[
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(
         name="annotate", no_args_is_help=True, add_completion=False,
-        help="Annotate attention maps with the five pattern types in a local Label Studio: setup, serve, push, pull, sheet. "
+        help="Annotate attention maps with the five pattern types in a local Label Studio: setup, serve, push, pull, sheet, baseline. "
         "The API key comes from LABEL_STUDIO_API_KEY (and the URL from LABEL_STUDIO_URL), never from a file.",
     )
     sub.command("setup")(setup_cmd)
@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
     sub.command("push")(push_cmd)
     sub.command("pull")(pull_cmd)
     sub.command("sheet")(sheet_cmd)
+    sub.command("baseline")(baseline_cmd)
     app.add_typer(sub, name="annotate")
 
 
@@ -208,3 +209,30 @@ def sheet_cmd(
         render_contact_sheet([(r["id"], ds.maps[r["id"]]) for r in page], path,
                              titles={r["id"]: r["label"] for r in page})
     typer.echo(f"wrote {len(pages)} page(s) of {len(rows)} maps to {out}")
+
+
+@handle_errors
+def baseline_cmd(
+    kind: KindOpt,
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder.")] = Path("annotations"),
+) -> None:
+    """Score the heuristic pre-annotation (attnpatterns.patterns.suggest) against the labels: the baseline
+    the pattern CNN has to beat. Uses the tokens column when the dataset has one (pulled from Label Studio)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    from attnpatterns.annotate.dataset import load
+    from attnpatterns.patterns import PATTERN_VALUES, suggest
+
+    ds = load(data, kind)
+    y, p = [], []
+    for r in ds.rows:
+        toks = r.get("tokens", "").split() or None
+        if toks is not None and len(toks) != ds.maps[r["id"]].shape[0]:
+            toks = None
+        y.append(r["label"])
+        p.append(suggest(ds.maps[r["id"]], toks).label.value)
+    typer.echo(f"{kind}: {len(y)} maps; heuristic accuracy {accuracy_score(y, p):.3f}, "
+               f"weighted F1 {f1_score(y, p, average='weighted', zero_division=0):.3f}")
+    typer.echo("confusion (rows = label, columns = heuristic): " + ", ".join(PATTERN_VALUES))
+    for lab, row in zip(PATTERN_VALUES, confusion_matrix(y, p, labels=list(PATTERN_VALUES))):
+        typer.echo(f"  {lab:>18} " + " ".join(f"{int(v):4d}" for v in row))
