@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(VENV)/bin/attn maps --task MRPC --n 100 --out $(RUN_OUT)/mrpc-maps.npz
+	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(VENV)/bin/attn run --profile quick --out $(RUN_OUT)
 
 test: $(STAMP)
 	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(PY) -m pytest -q -rs

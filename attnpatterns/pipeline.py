@@ -60,7 +60,8 @@ class Profile:
     max_length: int = 128
     batch_size: int = 32
     lr: float = 2e-5
-    prune_dev_examples: int | None = None  # dev examples for importance and the pruning threshold
+    dev_examples: int | None = None  # seeded dev subsample for every dev score: fine-tuning, pruning, subnetworks
+    subnet_train_examples: int | None = None  # training examples per re-fine-tuning (None: as the fine-tuning)
     magnitude_max_steps: int = 10
     subnetwork_methods: tuple[str, ...] = SUBNET_METHODS
     retrain: bool = True  # also the re-fine-tuned ("retrained") evaluation of every subnetwork
@@ -71,10 +72,11 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
-        description="MiniLM, MRPC, two seeds, 400 training examples x 1 epoch, max length 64, 128 dev examples "
-                    "for pruning, 48 dev examples for the maps: a smoke run of every stage on a 2-core CPU",
-        tasks=("MRPC",), seeds=(1337, 42), epochs=1, max_train_examples=400, max_length=64,
-        prune_dev_examples=128, magnitude_max_steps=10, classify_examples=48,
+        description="MiniLM, MRPC, two seeds, 256 training examples x 1 epoch (also for every re-fine-tuning), "
+                    "max length 64, 128 dev examples for every dev score, 48 dev examples for the maps: a smoke run "
+                    "of every stage on a 2-core CPU",
+        tasks=("MRPC",), seeds=(1337, 42), epochs=1, max_train_examples=256, max_length=64,
+        dev_examples=128, magnitude_max_steps=10, classify_examples=48,
     ),
     "paper": Profile(
         name="paper",
@@ -395,7 +397,7 @@ class Pipeline:
         p = self.p
         return FinetuneConfig(task=task, seed=seed, model=self.cfg.model, epochs=p.epochs, batch_size=p.batch_size,
                               lr=p.lr, max_length=p.max_length, max_train_examples=p.max_train_examples,
-                              device=self.cfg.device, data_dir=self.cfg.data_dir)
+                              max_dev_examples=p.dev_examples, device=self.cfg.device, data_dir=self.cfg.data_dir)
 
     def units_finetune(self) -> list[Unit]:
         from attnpatterns.finetune import finetune
@@ -415,14 +417,14 @@ class Pipeline:
     def units_structured(self) -> list[Unit]:
         from attnpatterns.prune.structured import SPruneConfig, s_prune
 
-        pc = SPruneConfig(max_dev_examples=self.p.prune_dev_examples, max_length=self.p.max_length)
+        pc = SPruneConfig(max_dev_examples=self.p.dev_examples, max_length=self.p.max_length)
         return self._prune_units("structured", "s-pruning", pc, s_prune)
 
     # -------------------------------------------------------------------- stage: magnitude (m-pruning)
     def units_magnitude(self) -> list[Unit]:
         from attnpatterns.prune.magnitude import MPruneConfig, m_prune
 
-        pc = MPruneConfig(max_dev_examples=self.p.prune_dev_examples, max_steps=self.p.magnitude_max_steps,
+        pc = MPruneConfig(max_dev_examples=self.p.dev_examples, max_steps=self.p.magnitude_max_steps,
                           max_length=self.p.max_length)
         return self._prune_units("magnitude", "m-pruning", pc, m_prune)
 
@@ -474,7 +476,9 @@ class Pipeline:
                 if method == "super" and len(self.cfg.seeds) < 2:
                     continue
                 sc = SubnetworkConfig(run=self.root, task=task, seeds=list(self.cfg.seeds), method=method,
-                                      settings=tuple(settings), device=self.cfg.device, data_dir=self.cfg.data_dir)
+                                      settings=tuple(settings), max_train_examples=self.p.subnet_train_examples,
+                                      max_dev_examples=self.p.dev_examples, device=self.cfg.device,
+                                      data_dir=self.cfg.data_dir)
                 dirs = [self.seed_dir(task, s) / "subnetworks" / method for s in self.cfg.seeds]
                 outputs = [d / sub / f"{st}.json" for d in dirs for sub in SUBNETS for st in settings]
                 inputs = [p for s in self.cfg.seeds for p in self._ft_inputs(task, s)] + self._data_files(task)
