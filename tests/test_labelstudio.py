@@ -290,3 +290,31 @@ def test_serve_starts_prints_login_and_stops_on_ctrl_c(labelstudio, tmp_path):
     assert proc.returncode == 0, out
     assert "stopped." in out and key not in out
     assert port_free(port), "the Label Studio process is still listening"
+
+
+def test_pre_annotation_uses_trained_classifier_when_present(tmp_path, monkeypatch):
+    """models/pattern-cnn-<kind>.safetensors present: its labels become the predictions; absent or broken: heuristic."""
+    import attnpatterns.classifier.predict as predict
+
+    maps = [np.eye(6, dtype=np.float32), np.full((5, 5), 0.2, np.float32)]
+    toks = [None, None]
+    monkeypatch.setenv("ATTN_CLASSIFIER_DIR", str(tmp_path))
+    assert {s[2] for s in lsc.suggest_labels("raw", maps, toks)} == {"heuristic"}
+
+    (tmp_path / "pattern-cnn-raw.safetensors").write_bytes(b"weights")
+    seen = {}
+
+    def fake_classify(ms, kind, path):
+        seen.update(kind=kind, path=path, n=len(ms))
+        return ["block", "vertical"], np.array([[0.1, 0.1, 0.1, 0.6, 0.1], [0.9, 0.025, 0.025, 0.025, 0.025]])
+
+    monkeypatch.setattr(predict, "classify_maps", fake_classify)
+    out = lsc.suggest_labels("raw", maps, toks)
+    assert [o[0] for o in out] == ["block", "vertical"] and out[1][1] == pytest.approx(0.9)
+    assert out[0][2] == "cnn:pattern-cnn-raw.safetensors" and seen == dict(kind="raw", path=tmp_path / "pattern-cnn-raw.safetensors", n=2)
+
+    def broken(ms, kind, path):
+        raise UserError("bad card")
+
+    monkeypatch.setattr(predict, "classify_maps", broken)
+    assert {s[2] for s in lsc.suggest_labels("raw", maps, toks)} == {"heuristic"}
