@@ -18,6 +18,9 @@ and then scales the values:
 - ``scale="none"`` (the original recipe): values as they are.
 - ``scale="max"``: each map divided by its maximum, so maps of any length and any norm
   (weight-normed maps have no fixed range) fill [0, 1].
+- ``scale="mass"``: each prepared map multiplied so that its total is S (its rows sum to 1 on
+  average, like a raw map of S tokens): the scale of weight-normed maps and the dilution by
+  resizing go away, while a peaked map keeps higher values than a diffuse one.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 MODES = ("pad", "resize")
-SCALES = ("none", "max")
+SCALES = ("none", "max", "mass")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ def prepare(maps: Tensor, pre: Preprocess) -> Tensor:
     if pre.scale == "max":
         peak = x.amax(dim=(1, 2, 3), keepdim=True)  # (K, 1, 1, 1)
         x = x / peak.clamp_min(1e-12)
+    elif pre.scale == "mass":
+        total = x.sum(dim=(1, 2, 3), keepdim=True)  # (K, 1, 1, 1)
+        x = x * (S / total.clamp_min(1e-12))
     return x
 
 

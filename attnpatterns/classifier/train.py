@@ -161,6 +161,9 @@ def recipe_grid() -> list[Recipe]:
         ORIGINAL,
         base,
         replace(base, name="resize16+max", scale="max"),
+        replace(base, name="resize16+mass", scale="mass"),
+        replace(base, name="resize16+mass+augment", scale="mass", augment=True),
+        replace(base, name="resize16+mass+augment+classweights", scale="mass", augment=True, class_weights=True),
         replace(base, name="resize16+max+augment", scale="max", augment=True),
         replace(base, name="resize16+max+classweights", scale="max", class_weights=True),
         IMPROVED,
@@ -226,6 +229,8 @@ def _augment(x, gen, scale: str):
     x = x * torch.exp(0.15 * torch.randn(x.shape, generator=gen))
     if scale == "max":
         x = x / x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+    elif scale == "mass":
+        x = x * (x.shape[-1] / x.sum(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12))
     return x
 
 
