@@ -1,11 +1,13 @@
 """Class balance of the annotated set and agreement of the blind second pass with the first.
 
 Reads ``annotations/<kind>/labels.tsv`` (first pass) and ``annotations/<kind>/second_pass.tsv``
-(blind second pass), and writes ``annotations/agreement.json``: per kind and pooled, the number of
+(blind pass under annotations/GUIDELINES.md, compared with the final labels) and
+``second_pass_v1.tsv`` (blind pass made before the guidelines existed, compared with the pass-1
+labels, column ``label_pass1``), and writes ``annotations/agreement.json``: per kind and pooled, the number of
 maps, the class balance (overall and per model state / task), Cohen's kappa between the passes
 (``sklearn.metrics.cohen_kappa_score``), the raw agreement and the confusion matrix (rows = first
 pass, columns = second pass), and the same comparison between the heuristic hint shown on the
-pass-1 sheets (``suggested_label``) and the label given by eye. Prints the same as Markdown tables for the README.
+pass-1 sheets (``suggested_label``) and the label given by eye on those sheets (``label_pass1``). Prints the same as Markdown tables for the README.
 """
 from __future__ import annotations
 
@@ -50,21 +52,29 @@ def summarise(root: Path = ROOT / "annotations") -> dict:
             for v in sorted({r.get(key, "") for r in rows}):
                 info[name][v] = class_balance([r for r in rows if r.get(key, "") == v])
         # how far the labels follow the heuristic hint that was shown on the pass-1 sheets
-        shown = [(r["suggested_label"], r["label"]) for r in rows if r.get("suggested_label")]
+        shown = [(r["suggested_label"], r.get("label_pass1") or r["label"]) for r in rows if r.get("suggested_label")]
         if shown:
             info["hint_vs_label"] = compare([a for a, _ in shown], [b for _, b in shown], labels)
-        agree_path = root / kind / "second_pass.tsv"
-        if agree_path.exists():
-            first = {r["id"]: r["label"] for r in rows}
+        # second_pass.tsv: blind pass under GUIDELINES.md, against the final labels;
+        # second_pass_v1.tsv: blind pass before the guidelines, against the pass-1 labels (label_pass1)
+        for fname, key, col, pooled in (("second_pass.tsv", "second_pass", "label", True),
+                                         ("second_pass_v1.tsv", "second_pass_v1", "label_pass1", False)):
+            agree_path = root / kind / fname
+            if not agree_path.exists():
+                continue
+            first = {r["id"]: r.get(col) or r["label"] for r in rows}
             second = read_tsv(agree_path)
             missing = [r["id"] for r in second if r["id"] not in first]
             if missing:
                 raise SystemExit(f"{agree_path}: ids not in labels.tsv: {missing[:3]}")
             a = [first[r["id"]] for r in second]
             b = [r["label"] for r in second]
-            info["second_pass"] = compare(a, b, labels)
-            pooled_first += a
-            pooled_second += b
+            info[key] = compare(a, b, labels)
+            if pooled:
+                pooled_first += a
+                pooled_second += b
+        reviewed = [r for r in rows if r.get("label_pass1")]
+        info["changed_by_review"] = sum(r["label"] != r["label_pass1"] for r in reviewed)
         out["kinds"][kind] = info
     if pooled_first:
         out["pooled_second_pass"] = compare(pooled_first, pooled_second, labels)
@@ -84,14 +94,16 @@ def markdown(s: dict) -> str:
     lines.append("")
     lines.append("| kind | maps annotated twice | Cohen's kappa | raw agreement |")
     lines.append("|---|---|---|---|")
-    for kind, info in s["kinds"].items():
-        sp = info.get("second_pass")
-        if sp:
-            labels = sp["labels"]
-            lines.append(f"| {kind} | {sp['n']} | {sp['kappa']:.3f} | {sp['agreement']:.1%} |")
+    for key, what in (("second_pass", "under GUIDELINES.md, vs final labels"),
+                      ("second_pass_v1", "before the guidelines, vs pass-1 labels")):
+        for kind, info in s["kinds"].items():
+            sp = info.get(key)
+            if sp:
+                labels = sp["labels"]
+                lines.append(f"| {kind} ({what}) | {sp['n']} | {sp['kappa']:.3f} | {sp['agreement']:.1%} |")
     if "pooled_second_pass" in s:
         sp = s["pooled_second_pass"]
-        lines.append(f"| pooled | {sp['n']} | {sp['kappa']:.3f} | {sp['agreement']:.1%} |")
+        lines.append(f"| pooled (under GUIDELINES.md) | {sp['n']} | {sp['kappa']:.3f} | {sp['agreement']:.1%} |")
     lines.append("")
     lines.append("| kind | heuristic hint vs label by eye: Cohen's kappa | agreement |")
     lines.append("|---|---|---|")

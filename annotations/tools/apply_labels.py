@@ -10,8 +10,15 @@ task, layer, head, dev example, model state), the hint shown on the sheet (``sug
 ``suggested_by``) and the annotator. A sheet whose label file is missing is skipped; a label file
 with the wrong number of codes or an unknown code stops the run before anything is written.
 
-Pass 2 (sheets ``p2_*``): the blind labels go to ``annotations/<kind>/second_pass.tsv``
-(anonymous id, map id, label, annotator); ``agreement.py`` compares the passes.
+Review (sheets ``rv_*``, written after ``annotations/GUIDELINES.md`` appeared): every map first
+labelled diagonal, vertical+diagonal or block, shown with its label and checked against the
+guidelines' borderline rules; the review label becomes ``label`` and the pass-1 label stays in
+``label_pass1``.
+
+Pass 2 (sheets ``p2_*``, blind, before the guidelines): labels go to
+``annotations/<kind>/second_pass_v1.tsv``. Pass 3 (sheets ``p3_*``, blind, under the guidelines):
+labels go to ``annotations/<kind>/second_pass.tsv`` (anonymous id, map id, label, annotator);
+``agreement.py`` compares the passes.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ LABELS = ROOT / "annotations" / "tools" / "labels"
 CODES = {"V": "vertical", "D": "diagonal", "VD": "vertical+diagonal", "B": "block", "H": "heterogeneous"}
 ANNOTATOR = "agent-annotator-1 (by eye, contact sheet {sheet})"
 ANNOTATOR_2 = "agent-annotator-1 (by eye, blind second pass, sheet {sheet})"
+REVIEWED = "; checked against annotations/GUIDELINES.md on review sheet {sheet}"
 
 
 def read_codes(path: Path, expected: int) -> list[str]:
@@ -64,15 +72,26 @@ def apply_pass1(kind: str) -> int:
 
     pool_rows, maps = read_pool(kind)
     by_id = {r["id"]: r for r in pool_rows}
+    # review sheets (rv_*): the first labels checked against GUIDELINES.md; a review label replaces
+    # the pass-1 label, which stays in the column label_pass1
+    reviewed: dict[str, tuple[str, str]] = {}
+    for sheet, man, labels in labelled_sheets(kind, "rv"):
+        for m, label in zip(man, labels):
+            reviewed[m["id"]] = (label, sheet)
     rows, arrays = [], {}
     for sheet, man, labels in labelled_sheets(kind, "p1"):
         for m, label in zip(man, labels):
             p = by_id[m["id"]]
+            final, annotator = label, ANNOTATOR.format(sheet=sheet)
+            if m["id"] in reviewed:
+                final = reviewed[m["id"]][0]
+                annotator += REVIEWED.format(sheet=reviewed[m["id"]][1])
             rows.append({
-                "id": m["id"], "label": label, "annotator": ANNOTATOR.format(sheet=sheet),
+                "id": m["id"], "label": final, "annotator": annotator,
                 "source_model": p["source_model"], "task": p["task"], "layer": p["layer"], "head": p["head"],
                 "example": p["example"], "suggested_label": m["suggested_label"], "suggested_by": m["suggested_by"],
                 "model_state": p["model_state"], "kind": kind, "n_tokens": p["n_tokens"], "sheet": m["short"],
+                "label_pass1": label,
             })
             arrays[m["id"]] = maps[m["id"]]
     if not rows:
@@ -82,17 +101,17 @@ def apply_pass1(kind: str) -> int:
     return len(rows)
 
 
-def apply_pass2(kind: str) -> int:
+def apply_pass2(kind: str, prefix: str = "p2", filename: str = "second_pass_v1.tsv") -> int:
     from attnpatterns.io import atomic_path
 
     out = []
-    for sheet, man, labels in labelled_sheets(kind, "p2"):
+    for sheet, man, labels in labelled_sheets(kind, prefix):
         for m, label in zip(man, labels):
             out.append({"anon_id": m["short"], "id": m["id"], "label": label,
                         "annotator": ANNOTATOR_2.format(sheet=sheet)})
     if not out:
         return 0
-    path = ROOT / "annotations" / kind / "second_pass.tsv"
+    path = ROOT / "annotations" / kind / filename
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(out[0]), delimiter="\t", lineterminator="\n")
@@ -105,10 +124,17 @@ def apply_pass2(kind: str) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", choices=("raw", "normed"), action="append")
-    ap.add_argument("--pass", dest="pass_", type=int, choices=(1, 2), default=1)
+    ap.add_argument("--pass", dest="pass_", type=int, choices=(1, 2, 3), default=1,
+                    help="1: pass-1 labels with their review; 2: blind pass before the guidelines; "
+                         "3: blind pass under the guidelines")
     args = ap.parse_args(argv)
     for kind in args.kind or ["raw", "normed"]:
-        (apply_pass1 if args.pass_ == 1 else apply_pass2)(kind)
+        if args.pass_ == 1:
+            apply_pass1(kind)
+        elif args.pass_ == 2:
+            apply_pass2(kind, "p2", "second_pass_v1.tsv")
+        else:
+            apply_pass2(kind, "p3", "second_pass.tsv")
     return 0
 
 

@@ -142,7 +142,8 @@ def pass1(kind: str, sources: list[str] | None, per_sheet: int, start: int, out:
     return written
 
 
-def pass2(kind: str, n: int, per_sheet: int, seed: int, out: Path, labelled_ids: list[str]) -> list[Path]:
+def pass2(kind: str, n: int, per_sheet: int, seed: int, out: Path, labelled_ids: list[str],
+          prefix: str = "p2", anon: str = "x") -> list[Path]:
     rows, maps = read_pool(kind)
     by_id = {r["id"]: r for r in rows}
     rng = np.random.default_rng(seed)
@@ -152,10 +153,10 @@ def pass2(kind: str, n: int, per_sheet: int, seed: int, out: Path, labelled_ids:
     written = []
     for s, i in enumerate(range(0, len(chosen), per_sheet), start=1):
         page = chosen[i : i + per_sheet]
-        sheet = f"p2_{kind[0]}{s:02d}"
+        sheet = f"{prefix}_{kind[0]}{s:02d}"
         items, man = [], []
         for c, mid in enumerate(page, start=1):
-            short = f"x{kind[0]}{s:02d}.{c:02d}"
+            short = f"{anon}{kind[0]}{s:02d}.{c:02d}"
             r = by_id[mid]
             items.append((f"{short} n{len(r['tokens'])}", maps[mid], r["tokens"], mid))
             man.append({"short": short, "id": mid})
@@ -166,10 +167,40 @@ def pass2(kind: str, n: int, per_sheet: int, seed: int, out: Path, labelled_ids:
     return written
 
 
+def review(kind: str, labels: list[str], per_sheet: int, out: Path) -> list[Path]:
+    """Sheets ``rv_<k>NN`` of the labelled maps whose label is in ``labels`` (labels.tsv order), each
+    titled with its current label, for checking them against annotations/GUIDELINES.md."""
+    from attnpatterns.annotate.dataset import load
+
+    rows, maps = read_pool(kind)
+    by_id = {r["id"]: r for r in rows}
+    ds = load(ROOT / "annotations", kind, with_maps=False)
+    todo = [r for r in ds.rows if r["label"] in labels]
+    written = []
+    for s, i in enumerate(range(0, len(todo), per_sheet), start=1):
+        page = todo[i : i + per_sheet]
+        sheet = f"rv_{kind[0]}{s:02d}"
+        items, man = [], []
+        for c, r in enumerate(page, start=1):
+            short = f"v{kind[0]}{s:02d}.{c:02d}"
+            p = by_id[r["id"]]
+            items.append((f"{short} n{len(p['tokens'])} [{ABBREV[r['label']]}]", maps[r["id"]], p["tokens"], r["id"]))
+            man.append({"short": short, "id": r["id"], "label_shown": r["label"]})
+        (out / kind).mkdir(parents=True, exist_ok=True)
+        draw_sheet(items, out / kind / f"{sheet}.png")
+        write_manifest(out / kind / f"{sheet}.tsv", man)
+        written.append(out / kind / f"{sheet}.png")
+    return written
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", choices=("raw", "normed"), required=True)
-    ap.add_argument("--pass", dest="pass_", type=int, choices=(1, 2), default=1)
+    ap.add_argument("--pass", dest="pass_", type=int, choices=(1, 2, 3), default=1,
+                    help="1: first labels; 2: blind re-annotation (before GUIDELINES.md); 3: blind re-annotation "
+                         "under GUIDELINES.md")
+    ap.add_argument("--review", help="comma-separated labels (e.g. block,diagonal): review sheets of the maps "
+                                     "with these labels")
     ap.add_argument("--source", action="append", help="pool source(s) such as pre-MRPC (pass 1; default all)")
     ap.add_argument("--per-sheet", type=int, default=30)
     ap.add_argument("--start", type=int, default=1, help="number of the first new pass-1 sheet")
@@ -177,13 +208,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=SHEETS)
     args = ap.parse_args(argv)
-    if args.pass_ == 1:
+    if args.review:
+        paths = review(args.kind, args.review.split(","), args.per_sheet, args.out)
+    elif args.pass_ == 1:
         paths = pass1(args.kind, args.source, args.per_sheet, args.start, args.out)
     else:
         from attnpatterns.annotate.dataset import load
 
         ds = load(ROOT / "annotations", args.kind, with_maps=False)
-        paths = pass2(args.kind, args.n, args.per_sheet, args.seed, args.out, ds.ids)
+        prefix, anon = ("p2", "x") if args.pass_ == 2 else ("p3", "y")
+        paths = pass2(args.kind, args.n, args.per_sheet, args.seed, args.out, ds.ids, prefix, anon)
     for p in paths:
         print(p)
     return 0
