@@ -31,15 +31,16 @@ SEEDS_CSV=$(echo $SEEDS | tr ' ' ',')
 LOCKS=$RUN/.subnetwork-locks
 rm -rf "$LOCKS"; mkdir -p "$LOCKS"
 
-# one job per line: setting task method seeds (comma-separated)
+# one job per line: setting task method seeds (comma-separated); seed-major, so that if the time runs out
+# every task has its first seeds complete rather than some tasks all seeds and others none
 jobs() {
   for setting in pruned retrained; do
-    for task in $TASKS; do
-      for method in structured magnitude; do
-        for seed in $SEEDS; do echo "$setting $task $method $seed"; done
+    for seed in $SEEDS; do
+      for task in $TASKS; do
+        for method in structured magnitude; do echo "$setting $task $method $seed"; done
       done
-      echo "$setting $task super $SEEDS_CSV"
     done
+    for task in $TASKS; do echo "$setting $task super $SEEDS_CSV"; done
   done
 }
 
