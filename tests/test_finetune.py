@@ -20,7 +20,7 @@ def _cfg(setup, **kw):
     from attnpatterns.finetune import FinetuneConfig
 
     model_dir, glue = setup
-    base = dict(task="RTE", seed=7, model=str(model_dir), epochs=2, batch_size=8, data_dir=str(glue), lr=1e-3)
+    base = dict(task="RTE", seed=7, model=str(model_dir), epochs=1, batch_size=8, data_dir=str(glue), lr=1e-3)
     base.update(kw)
     return FinetuneConfig(**base)
 
@@ -57,17 +57,14 @@ def test_same_seed_same_result_and_skip_when_done(setup, tmp_path):
     model, tok, rec2 = load_finetuned(tmp_path / "a")
     assert rec2["metrics"]["score"] == r1.score and not model.training
 
-    r4 = finetune(_cfg(setup, seed=8), tmp_path / "c", show_progress=False)
-    assert any(not torch.equal(w1[k], v) for k, v in _weights(tmp_path / "c").items())
-    assert r4.metrics is not None
 
 
 def test_other_config_in_folder_is_an_error(setup, tmp_path):
     from attnpatterns.finetune import finetune, load_finetuned
 
-    finetune(_cfg(setup, epochs=1), tmp_path / "r", show_progress=False)
+    finetune(_cfg(setup), tmp_path / "r", show_progress=False)
     with pytest.raises(UserError, match=r"run\.json.*another model/config.*config\.lr"):
-        finetune(_cfg(setup, epochs=1, lr=5e-4), tmp_path / "r", show_progress=False)
+        finetune(_cfg(setup, lr=5e-4), tmp_path / "r", show_progress=False)
     (tmp_path / "half").mkdir()
     with pytest.raises(UserError, match="not finished"):
         load_finetuned(tmp_path / "half")
@@ -84,7 +81,7 @@ def test_masked_weights_stay_zero_and_gates_hold(setup, tmp_path):
     masks = {n: torch.rand(p.shape, generator=g) > 0.5 for n, p in prunable_parameters(model).items()}
     head_mask = torch.ones(2, 4)
     head_mask[0, 1] = 0
-    finetune(_cfg(setup, epochs=1), tmp_path / "m", weight_masks=masks, head_mask=head_mask, show_progress=False)
+    finetune(_cfg(setup), tmp_path / "m", weight_masks=masks, head_mask=head_mask, show_progress=False)
     w = _weights(tmp_path / "m")
     pre = dict(model.named_parameters())
     for n, m in masks.items():
@@ -94,10 +91,10 @@ def test_masked_weights_stay_zero_and_gates_hold(setup, tmp_path):
     assert rec["masked"]["heads_kept"] == 7 and rec["masks"]["weight_masks"]
 
     with pytest.raises(UserError, match=r"head mask has shape \(3, 4\)"):
-        finetune(_cfg(setup, epochs=1), tmp_path / "bad", head_mask=torch.ones(3, 4), show_progress=False)
+        finetune(_cfg(setup), tmp_path / "bad", head_mask=torch.ones(3, 4), show_progress=False)
     bad = {next(iter(masks)): torch.ones(5, dtype=torch.bool)}
     with pytest.raises(UserError, match="has shape"):
-        finetune(_cfg(setup, epochs=1), tmp_path / "bad2", weight_masks=bad, show_progress=False)
+        finetune(_cfg(setup), tmp_path / "bad2", weight_masks=bad, show_progress=False)
 
 
 def test_cli_finetune_and_prune(setup, tmp_path):

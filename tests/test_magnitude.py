@@ -45,6 +45,17 @@ def test_k_steps_leave_0_9_to_the_k_and_remove_the_smallest(tiny_classifier):
         assert torch.equal(p.detach(), weights[n] if n in weights else others[n])
 
 
+def test_kth_smallest_is_exact_on_large_inputs():
+    from attnpatterns.prune.magnitude import kth_smallest
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(600_000, generator=g).abs()
+    v[::7] = float("inf")  # already pruned entries
+    v[1:60_000:3] = 0.25  # many ties
+    for k in (1, 1000, 60_000, 300_000, 500_000):
+        assert kth_smallest(v, k, sample=50_000) == torch.kthvalue(v, k).values
+
+
 def test_exact_count_with_ties_and_largest():
     w = {"a": torch.ones(10), "b": torch.tensor([0.5, 2.0, 3.0, 1.0])}
     m = global_magnitude_masks(w, full_masks(w), 3)

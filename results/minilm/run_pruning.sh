@@ -12,13 +12,13 @@ export ATTN_GLUE_DIR=${ATTN_GLUE_DIR:-/work/shared/glue}
 export TOKENIZERS_PARALLELISM=false
 ATTN=${ATTN:-.venv/bin/attn}
 RUN=${RUN:-runs/minilm}
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-1}
 SEEDS=${SEEDS:-"1337 42 86 71 166"}
 TASKS=${TASKS:-"MRPC RTE CoLA"}
 # Subsamples, chosen so one (task, seed) fine-tune + both prunings take minutes on the shared 2 CPU cores
 # (the training subsample is seeded by the run's seed, the dev subsample by the seed too).
-declare -A NTRAIN=([MRPC]=${N_MRPC:-192} [RTE]=${N_RTE:-128} [CoLA]=${N_COLA:-512})
-declare -A NDEV=([MRPC]=${D_MRPC:-160} [RTE]=${D_RTE:-128} [CoLA]=${D_COLA:-320})
+declare -A NTRAIN=([MRPC]=${N_MRPC:-192} [RTE]=${N_RTE:-96} [CoLA]=${N_COLA:-384})
+declare -A NDEV=([MRPC]=${D_MRPC:-32} [RTE]=${D_RTE:-32} [CoLA]=${D_COLA:-64})
 for seed in $SEEDS; do          # seed by seed, so complete (task, seed) units appear early
   for task in $TASKS; do
     echo "== $(date -u +%H:%M:%S) $task seed $seed"
