@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Copy the small outputs of a pruning run folder (no checkpoints, no weight masks) to a results folder:
 #   bash results/minilm/collect.sh runs/minilm results/minilm/masks
+# Copied: finetuned/{run,metrics}.json, structured/*.json + *.npy, magnitude/*.json (only finished stages:
+# a stage folder without summary.json is left out).
 set -euo pipefail
-RUN=$1; DEST=$2
+RUN=$1
+mkdir -p "$2"
+DEST=$(cd "$2" && pwd)
 cd "$RUN"
-find . -path '*/finetuned/run.json' -o -path '*/finetuned/metrics.json' \
-  -o -path '*/structured/*.json' -o -path '*/structured/*.npy' \
-  -o -path '*/magnitude/*.json' | while read -r f; do
-  mkdir -p "$OLDPWD/$DEST/$(dirname "$f")"
-  cp "$f" "$OLDPWD/$DEST/$f"
+for d in */seed_*/finetuned */seed_*/structured */seed_*/magnitude; do
+  [ -d "$d" ] || continue
+  case "$d" in
+    */finetuned) [ -f "$d/metrics.json" ] || continue; files="$d/run.json $d/metrics.json" ;;
+    */structured) [ -f "$d/summary.json" ] || continue; files=$(ls "$d"/*.json "$d"/*.npy) ;;
+    */magnitude) [ -f "$d/summary.json" ] || continue; files=$(ls "$d"/*.json) ;;
+  esac
+  mkdir -p "$DEST/$d"
+  cp $files "$DEST/$d/"
 done
