@@ -184,6 +184,11 @@ def component_stats(stack: Any, label: str) -> ComponentStats:
     q_seeds = cochrans_q_survival(s, "seeds", label)
     q_comp = cochrans_q_survival(s, "components", label)
     notes = []
+    if not s.any():
+        notes.append(f"{label}: every component is pruned in every seed; the masks carry no information (a model "
+                     "that meets the threshold with everything masked, e.g. a majority-class fine-tune)")
+    elif s.all():
+        notes.append(f"{label}: every component is kept in every seed; pruning never removed one")
     if math.isnan(kappa):
         notes.append(f"{label}: {KAPPA_UNDEFINED_NOTE}")
     if math.isnan(q_seeds.statistic):

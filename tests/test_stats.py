@@ -73,6 +73,9 @@ def test_kappa_undefined_is_nan_with_a_note():
     rep = compute_stats(table)
     assert math.isnan(rep.tasks["RTE"].heads.fleiss_kappa)
     assert any("kappa undefined" in n for n in rep.tasks["RTE"].heads.notes)
+    assert any("kept in every seed; pruning never removed one" in n for n in rep.tasks["RTE"].heads.notes)
+    none_kept = compute_stats({"CoLA": {s: (np.zeros((2, 3), np.float32), None) for s in (1, 2)}})
+    assert any("pruned in every seed; the masks carry no information" in n for n in none_kept.tasks["CoLA"].heads.notes)
     js = rep.to_json()
     assert js["tasks"]["RTE"]["fleiss_kappa_heads"] is None
     json.dumps(js, allow_nan=False)  # valid strict JSON: no NaN
