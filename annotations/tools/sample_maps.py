@@ -40,14 +40,17 @@ def source_seed(seed: int, name: str) -> int:
     return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:8], 16)
 
 
-def candidate_type(m: np.ndarray, tokens: list[str]) -> str:
+def candidate_type(m: np.ndarray, tokens: list[str], heuristic: str = "v1") -> str:
     """The heuristic's type of a map, used to spread the sample over candidate types; never a label.
 
-    The heuristic is the frozen copy in ``sampling_heuristic.py`` (``attnpatterns.patterns`` at commit
-    229fedf, the version that drew the committed set), so the sample does not move when the package's
-    thresholds are re-tuned.
+    The heuristics are frozen copies of ``attnpatterns.patterns``: ``v1`` = ``sampling_heuristic.py``
+    (commit 229fedf, round 1), ``v2`` = ``sampling_heuristic_v2.py`` (commit 2796339, round 2), so the
+    sample does not move when the package's thresholds are re-tuned.
     """
-    from sampling_heuristic import suggest
+    if heuristic == "v1":
+        from sampling_heuristic import suggest
+    else:
+        from sampling_heuristic_v2 import suggest
 
     return suggest(m, tokens).label.value
 
@@ -104,6 +107,12 @@ def main(argv=None) -> int:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--out", type=Path, default=POOL)
+    ap.add_argument("--round", type=int, default=1,
+                    help="sampling round; from 2 on the source seed and the pool file name carry the round, and "
+                         "maps already pooled in any round are skipped")
+    ap.add_argument("--types", help="comma-separated candidate types to keep (e.g. block,vertical+diagonal); "
+                                    "default all")
+    ap.add_argument("--heuristic", choices=("v1", "v2"), default="v1", help="frozen heuristic for candidate types")
     args = ap.parse_args(argv)
 
     import torch
@@ -131,6 +140,8 @@ def main(argv=None) -> int:
             seed_dir = next((p.name for p in Path(path).resolve().parents if p.name.startswith("seed_")), None)
             tag = f"ft{seed_dir[5:]}" if seed_dir else "ft"
         name = f"{tag}-{tspec.name}"
+        if args.round > 1:
+            name = f"{name}-r{args.round}"
         seed = source_seed(args.seed, name)
         rng = np.random.default_rng(seed)
         if state == "pre":
@@ -154,14 +165,26 @@ def main(argv=None) -> int:
         ems = extract_maps(model, tok, [e.text_a for e in picked],
                            [e.text_b for e in picked] if tspec.text_b else None,
                            ids=[e.id for e in picked], normed=True, batch_size=8)
+        types = set(args.types.split(",")) if args.types else None
         for ki, kind in enumerate(KINDS):
+            pooled = set()
+            for other in (args.out / kind).glob("*.tsv"):
+                if other.stem != name:
+                    with open(other, encoding="utf-8", newline="") as fh:
+                        pooled.update(r["id"] for r in csv.DictReader(fh, delimiter="\t"))
             cands = []
             for em in ems:
                 arr = em.raw if kind == "raw" else em.normed
                 for layer in range(n_layers):
                     for head in range(n_heads):
+                        mid = make_id(tspec.name, em.example_id, layer, head, model_state=tag, kind=kind[0])
+                        if mid in pooled:
+                            continue
+                        typ = candidate_type(arr[layer, head], em.tokens, args.heuristic)
+                        if types is not None and typ not in types:
+                            continue
                         cands.append({"example": em.example_id, "layer": layer, "head": head, "tokens": em.tokens,
-                                      "map": arr[layer, head], "quick": candidate_type(arr[layer, head], em.tokens)})
+                                      "map": arr[layer, head], "quick": typ})
             chosen = pick(cands, args.quota, np.random.default_rng(seed + 1 + ki), n_layers, n_heads)
             d = args.out / kind
             d.mkdir(parents=True, exist_ok=True)
