@@ -72,11 +72,11 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
-        description="MiniLM, MRPC, two seeds, 256 training examples x 1 epoch (also for every re-fine-tuning), "
-                    "max length 64, 128 dev examples for every dev score, 48 dev examples for the maps: a smoke run "
-                    "of every stage on a 2-core CPU",
+        description="MiniLM, MRPC, two seeds, 256 training examples x 1 epoch (64 for each re-fine-tuning), max "
+                    "length 64, a 64-example dev subsample for every dev score, 32 dev examples for the maps: a smoke "
+                    "run of every stage on a 2-core CPU, not a result",
         tasks=("MRPC",), seeds=(1337, 42), epochs=1, max_train_examples=256, max_length=64,
-        dev_examples=128, magnitude_max_steps=10, classify_examples=48,
+        dev_examples=64, subnet_train_examples=64, magnitude_max_steps=10, classify_examples=32,
     ),
     "paper": Profile(
         name="paper",
@@ -257,11 +257,11 @@ class Pipeline:
 
         t0 = time.perf_counter()
         self._check_out()
-        self.root.mkdir(parents=True, exist_ok=True)
-        write_json(self.root / "config.json", self.cfg.record())
         wanted = list(self.cfg.stages) if self.cfg.stages is not None else list(STAGES)
         if any(s in wanted for s in ("finetune", "classify")):
             self._preflight_data()
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json(self.root / "config.json", self.cfg.record())
         reports: dict[str, StageReport] = {}
         todo = [s for s in STAGES if s in wanted]
         for i, stage in enumerate(todo, 1):

@@ -221,7 +221,7 @@ def shared_heads_heatmap(
                 ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="white" if m[i, j] < 0.6 * top else "black")
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     cb.ax.tick_params(labelsize=7)
-    cb.set_label("shared surviving heads (mean over seeds)", fontsize=7)
+    cb.set_label("shared heads (mean)", fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
     return fig, ax
