@@ -143,15 +143,23 @@ def pass1(kind: str, sources: list[str] | None, per_sheet: int, start: int, out:
 
 
 def pass2(kind: str, n: int, per_sheet: int, seed: int, out: Path, labelled_ids: list[str],
-          prefix: str = "p2", anon: str = "x") -> list[Path]:
+          prefix: str = "p2", anon: str = "x", start: int = 1, pool_round: int | None = None) -> list[Path]:
+    """Blind re-annotation sheets: ``n`` labelled maps drawn with ``seed`` (only from the pool sources
+    of sampling round ``pool_round`` when given), shuffled, under anonymous ids, without any hint."""
     rows, maps = read_pool(kind)
     by_id = {r["id"]: r for r in rows}
+    if pool_round is not None:
+        def round_of(source: str) -> int:
+            tail = source.rsplit("-", 1)[-1]
+            return int(tail[1:]) if tail.startswith("r") and tail[1:].isdigit() else 1
+
+        labelled_ids = [i for i in labelled_ids if round_of(by_id[i]["source"]) == pool_round]
     rng = np.random.default_rng(seed)
     ids = sorted(labelled_ids)
     chosen = [ids[i] for i in rng.choice(len(ids), size=min(n, len(ids)), replace=False)]
     rng.shuffle(chosen)
     written = []
-    for s, i in enumerate(range(0, len(chosen), per_sheet), start=1):
+    for s, i in enumerate(range(0, len(chosen), per_sheet), start=start):
         page = chosen[i : i + per_sheet]
         sheet = f"{prefix}_{kind[0]}{s:02d}"
         items, man = [], []
@@ -206,6 +214,7 @@ def main(argv=None) -> int:
     ap.add_argument("--start", type=int, default=1, help="number of the first new pass-1 sheet")
     ap.add_argument("--n", type=int, default=60, help="pass 2: maps to re-annotate")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--pool-round", type=int, help="pass 2/3: draw only from maps of this sampling round")
     ap.add_argument("--out", type=Path, default=SHEETS)
     args = ap.parse_args(argv)
     if args.review:
@@ -217,7 +226,8 @@ def main(argv=None) -> int:
 
         ds = load(ROOT / "annotations", args.kind, with_maps=False)
         prefix, anon = ("p2", "x") if args.pass_ == 2 else ("p3", "y")
-        paths = pass2(args.kind, args.n, args.per_sheet, args.seed, args.out, ds.ids, prefix, anon)
+        paths = pass2(args.kind, args.n, args.per_sheet, args.seed, args.out, ds.ids, prefix, anon,
+                      args.start, args.pool_round)
     for p in paths:
         print(p)
     return 0
