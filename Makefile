@@ -19,10 +19,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	@touch $(STAMP)
 
+# the tests also run attn sweep through a local Ray head: Ray core only (no dashboard extras), not needed by make run
+$(VENV)/.installed-ray: $(STAMP)
+	$(PY) -m pip install -q -e ".[ray]"
+	@touch $@
+
 run: $(STAMP)
 	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(VENV)/bin/attn run --profile quick --out $(RUN_OUT)
 
-test: $(STAMP)
+test: $(STAMP) $(VENV)/.installed-ray
 	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(PY) -m pytest -q -rs
 
 bench: $(STAMP)

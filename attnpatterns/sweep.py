@@ -368,6 +368,19 @@ class LocalExecutor:
         pass
 
 
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A HOST:PORT or ray://HOST:PORT address must accept a TCP connection (Ray itself would retry for minutes)."""
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    if address in ("auto", "local") or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        raise UserError(f"nothing answers at Ray address '{address}' ({type(e).__name__}: {e}); start the head with "
+                        "'ray start --head --port PORT' there, or check --address.") from None
+
+
 def _ray_task(cfg: SweepConfig, job: Job, threads: int | None) -> dict:
     return run_job(cfg, job, threads)
 
@@ -388,6 +401,7 @@ class RayExecutor:
             raise UserError("--executor ray needs --address (or $RAY_ADDRESS): the head's address, e.g. HEAD_IP:6379 or "
                             "ray://HEAD_IP:10001; start a head with 'ray start --head'.")
         self.ray = ray
+        _check_reachable(address)
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:

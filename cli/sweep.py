@@ -50,14 +50,9 @@ def sweep_cmd(
                                           "and exit.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar over the jobs.")] = True,
 ) -> None:
-    """Run the study's grid as independent jobs over one shared run folder: per (task, seed) the fine-tuning and
-    both prunings, the super-survivors per task, every subnetwork's pruned and re-fine-tuned evaluation, and the
-    classification and report.
+    """Run the study's grid as independent jobs over one shared run folder: per (task, seed) the fine-tuning and both prunings, the super-survivors per task, every subnetwork's pruned and re-fine-tuned evaluation, and the classification and report.
 
-    Each job declares its inputs and outputs and is done when its outputs exist with a done marker
-    (OUT/.sweep/jobs/); a rerun submits only what is missing. A failed job is retried (--retries), its
-    error recorded in its marker, and the jobs depending on it are left for the next run. With --executor ray
-    every job is a Ray task with a CPU/GPU request; the results are the same as with the local executor.
+    Each job declares its inputs and outputs and is done when its outputs exist with a done marker (OUT/.sweep/jobs/); a rerun submits only what is missing. A failed job is retried (--retries), its error kept in its marker, and the jobs that depend on it wait for the next run. With --executor ray every job is a Ray task with a CPU/GPU request, on a cluster started with 'ray start'; the results are the same as with the local executor. --dry-run lists the jobs.
     """
     from attnpatterns.errors import UserError
     from attnpatterns.sweep import EXECUTORS, SweepConfig, job_states, plan, run_sweep

@@ -4,6 +4,7 @@ a job that keeps failing holds back its dependants, and a sweep through a real l
 the same masks and metrics as the local executor. Also: bf16 autocast is a no-op on CPU."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -48,6 +49,14 @@ def local_sweep(tmp_path_factory):
     yield cfg, res, tmp
     torch.set_num_threads(threads)
     mp.undo()
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def _snapshot(root: Path) -> dict:
@@ -219,7 +228,9 @@ def test_cli_dry_run_lists_the_jobs_and_bad_input_is_one_line(local_sweep, monke
                        (["--executor", "ray"], "--executor ray needs --address"),
                        (["--address", "127.0.0.1:1"], "--address is for --executor ray"),
                        (["--max-train-examples", "0"], "--max-train-examples must be at least 1"),
-                       (["--seeds", "1,1"], "repeats a seed")):
+                       (["--seeds", "1,1"], "repeats a seed")) + (
+                       ((["--executor", "ray", "--address", f"127.0.0.1:{_free_port()}"], "nothing answers at Ray address"),)
+                       if importlib.util.find_spec("ray") else ()):
         r = runner.invoke(app, base + ["--out", str(tmp / "bad")] + extra)
         assert r.exit_code == 2, (extra, r.output)
         err = r.stderr if hasattr(r, "stderr") else r.output
@@ -301,7 +312,8 @@ def _is_loopback(addr: str) -> bool:
 @pytest.fixture
 def ray_head(monkeypatch):
     """A private Ray head on 127.0.0.1 (2 CPUs, no dashboard), stopped and its processes gone afterwards."""
-    pytest.importorskip("ray")
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed (pip install 'attnpatterns[ray]')")
     ray_bin = Path(sys.executable).parent / "ray"
     if not ray_bin.is_file():
         pytest.skip("the ray command is not installed beside this python")
@@ -309,10 +321,7 @@ def ray_head(monkeypatch):
     # with this switch (meant for single-machine Ray) the node keeps 127.0.0.1 and its servers bind to loopback only
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = _free_port()
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     log = open(Path(temp) / "head.log", "w")
     proc = subprocess.Popen(
@@ -383,42 +392,58 @@ def _same_file(a: Path, b: Path, root_a: Path, root_b: Path) -> bool:
     return a.read_bytes() == b.read_bytes()
 
 
+RAY_DRIVER = """
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_sweep import _cfg, _listening
+from attnpatterns.sweep import run_sweep
+import ray
+
+cfg = _cfg(Path({tmp!r}), Path({out!r}), analysis=False)
+first = run_sweep(cfg, "ray", address={address!r}, show_progress=False)
+again = run_sweep(cfg, "ray", address={address!r}, show_progress=False)
+ray.init(address={address!r}, logging_level="WARNING", log_to_driver=False)
+driver = _listening([os.getpid()])
+ray.shutdown()
+print("RESULT " + json.dumps({{"status": first.status, "attempts": first.attempts, "again": again.status,
+                              "driver": driver, "pid": os.getpid()}}))
+"""
+
+
 @pytest.mark.slow
 def test_ray_sweep_matches_the_local_one(local_sweep, ray_head):
-    import ray
-
-    from attnpatterns.sweep import run_sweep
+    from attnpatterns.sweep import plan
 
     cfg, _, tmp = local_sweep
-    rcfg = _cfg(tmp, tmp / "ray", analysis=False)
-    res = run_sweep(rcfg, "ray", address=ray_head["address"], show_progress=False)
-    assert res.ok, {j: a[-1].get("error") for j, a in res.attempts.items()}
-    assert len(res.ids("ran")) == len(res.jobs) == 18
-    # every job ran in a Ray worker, not in this process
-    pids = {a["pid"] for att in res.attempts.values() for a in att}
-    assert os.getpid() not in pids and len(pids) >= 1
-    markers = [json.loads(j.marker(rcfg.out).read_text()) for j in res.jobs]
+    out = tmp / "ray"
+    # the driver in its own process: Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when imported, and a hang is cut off
+    script = RAY_DRIVER.format(tests=str(Path(__file__).parent), tmp=str(tmp), out=str(out), address=ray_head["address"])
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=420, env=os.environ.copy())
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(next(l for l in p.stdout.splitlines() if l.startswith("RESULT "))[7:])
+    errors = {j: a[-1].get("error") for j, a in r["attempts"].items() if not a[-1]["ok"]}
+    assert set(r["status"].values()) == {"ran"} and len(r["status"]) == 18, errors
+    assert set(r["again"].values()) == {"done"}  # a rerun through Ray submits nothing
+    # every job ran in a Ray worker, not in the driver
+    pids = {a["pid"] for att in r["attempts"].values() for a in att}
+    assert r["pid"] not in pids
+    rcfg = _cfg(tmp, out, analysis=False)
+    markers = [json.loads(j.marker(out).read_text()) for j in plan(rcfg)]
     assert {m["executor"] for m in markers} == {"ray"} and {m["status"] for m in markers} == {"done"}
-    # nothing the cluster (or this driver, connected) listens on is outside 127.0.0.1
-    ray.init(address=ray_head["address"], logging_level="WARNING", log_to_driver=False)
-    try:
-        addrs = _listening(_children(ray_head["proc"].pid) + [os.getpid()])
-    finally:
-        ray.shutdown()
+    # nothing the cluster or the driver listens on is outside 127.0.0.1
+    addrs = _listening(_children(ray_head["proc"].pid)) + r["driver"]
     assert addrs and all(_is_loopback(a) for a in addrs), addrs
     # the same results, file for file: masks byte for byte (safetensors: tensor for tensor), metrics value for value
     compared = 0
-    for f in sorted(rcfg.out.rglob("*")):
-        rel = f.relative_to(rcfg.out)
+    for f in sorted(out.rglob("*")):
+        rel = f.relative_to(out)
         if not f.is_file() or rel.parts[0] in (".sweep", ".stages"):
             continue
         g = cfg.out / rel
         assert g.is_file(), rel
-        assert _same_file(f, g, rcfg.out, cfg.out), rel
+        assert _same_file(f, g, out, cfg.out), rel
         compared += 1
     assert compared > 150
     for name in ("mask.json", "head_mask.npy", "mask.safetensors", "retrained.json", "pruned.json", "metrics.json"):
-        assert any(p.name == name for p in rcfg.out.rglob(name)), name
-    # and a rerun through Ray submits nothing
-    again = run_sweep(rcfg, "ray", address=ray_head["address"], show_progress=False)
-    assert again.ids("ran") == [] and len(again.ids("done")) == 18
+        assert any(out.rglob(name)), name
