@@ -200,7 +200,7 @@ def plan(cfg: SweepConfig) -> list[Job]:
                     jobs.append(Job(jid, "subnet", {"task": task, "seeds": seeds, "method": method, "subnet": subnet,
                                                     "settings": list(settings)},
                                     deps, tuple(ft + mask_in + data + (model_files if "retrained" in settings else [])),
-                                    tuple(outs), **(res if "retrained" in settings else light)))
+                                    tuple(outs), **res))  # loads a model: on the GPU with --device cuda
         if cfg.analysis:
             for seed in rc.seeds:
                 out = pipe.classify_dir(task, seed)
