@@ -39,6 +39,22 @@ def test_size_and_provenance(annotated):
     assert {r["label"] for r in rows} == {"vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous"}
 
 
+def test_every_label_traceable_to_a_sheet(annotated):
+    """Each row was labelled on a pass-1 contact sheet whose manifest names it, with a label file."""
+    from attnpatterns.patterns import PATTERN_VALUES
+
+    shown = {}
+    for man in (ANN / "sheets" / annotated.kind).glob("p1_*.tsv"):
+        assert (ANN / "tools" / "labels" / annotated.kind / f"{man.stem}.txt").exists(), man
+        with open(man, encoding="utf-8", newline="") as fh:
+            shown.update({r["id"]: r["short"] for r in csv.DictReader(fh, delimiter="\t")})
+    for r in annotated.rows:
+        assert shown.get(r["id"]) == r["sheet"], r["id"]
+        assert r["label_pass1"] in PATTERN_VALUES
+        if r["label"] != r["label_pass1"]:  # changed only on a review sheet
+            assert "checked against annotations/GUIDELINES.md" in r["annotator"], r["id"]
+
+
 def test_maps_match_rows(annotated):
     for r in annotated.rows:
         m = annotated.maps[r["id"]]
@@ -74,8 +90,8 @@ def test_stored_maps_are_recomputable(annotated, minilm, glue_dir):
         np.testing.assert_allclose(arr[r["layer"], r["head"]], annotated.maps[r["id"]], rtol=1e-4, atol=1e-6)
 
 
-def _second_pass(kind):
-    path = ANN / kind / "second_pass.tsv"
+def _second_pass(kind, name="second_pass.tsv"):
+    path = ANN / kind / name
     with open(path, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
 
@@ -99,5 +115,11 @@ def test_second_pass_is_blind_and_kappa_reported():
             assert r["id"] not in r["anon_id"] and first[r["id"]] not in r["anon_id"]
         k = cohen_kappa_score([first[r["id"]] for r in second], [r["label"] for r in second], labels=list(PATTERN_VALUES))
         assert report["kinds"][kind]["second_pass"]["kappa"] == pytest.approx(k)
+        # the earlier blind pass is compared with the labels given before the review
+        rows = {r["id"]: r for r in load(ANN, kind, with_maps=False).rows}
+        v1 = _second_pass(kind, "second_pass_v1.tsv")
+        k1 = cohen_kappa_score([rows[r["id"]]["label_pass1"] for r in v1], [r["label"] for r in v1],
+                               labels=list(PATTERN_VALUES))
+        assert report["kinds"][kind]["second_pass_v1"]["kappa"] == pytest.approx(k1)
         assert report["kinds"][kind]["n"] == len(first)
     assert total >= 100
