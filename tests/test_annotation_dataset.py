@@ -89,3 +89,12 @@ def test_make_id_is_a_valid_key():
     mid = ds.make_id("MRPC", "dev/12 a", 3, 11, model_state="ft-seed42", kind="raw")
     assert mid == "raw-ft-seed42-MRPC-dev_12_a-L3H11"
     assert ds.check_id(mid) == mid
+
+
+def test_quotes_in_fields_roundtrip(tmp_path):
+    """Tokens such as '"' (GLUE has them) are plain characters in the TSV, not CSV quoting."""
+    r = row(5, annotator='a "b"', tokens='[CLS] " hi \'\' " [SEP]')
+    ds.upsert(tmp_path, "raw", [r], {r["id"]: amap(5)})
+    got = ds.load(tmp_path, "raw").rows[0]
+    assert got["tokens"] == '[CLS] " hi \'\' " [SEP]' and got["annotator"] == 'a "b"'
+    assert ds.upsert(tmp_path, "raw", [r]).unchanged == [r["id"]]

@@ -113,7 +113,7 @@ def read_labels(path: str | os.PathLike) -> list[dict]:
     if not path.is_file():
         raise UserError(f"{path}: file not found; pull annotations first ('attn annotate pull').")
     with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None)
         header = reader.fieldnames or []
         missing = [c for c in COLUMNS if c not in header]
         if missing:
@@ -258,7 +258,7 @@ def upsert(
     cols = final.columns
     with atomic_path(d / LABELS_FILE) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n", escapechar=None)
+            w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n")
             w.writerow(cols)
             for r in out_rows:
                 w.writerow([r.get(c, "") for c in cols])
