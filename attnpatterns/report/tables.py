@@ -128,6 +128,7 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
     rows = []
     for task, tdir in task_dirs.items():
         seed_re = re.compile(r"^seed_(-?\d+)$")
+        has_sub = any((sd / "subnetworks" / "full.json").is_file() for sd in tdir.iterdir())
         for sd in sorted(tdir.iterdir()):
             m = seed_re.match(sd.name)
             if not m or not sd.is_dir():
@@ -136,6 +137,8 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
             ft = sd / "subnetworks" / "full.json"  # on the subnetworks' dev examples
             if not ft.is_file():
                 ft = sd / "finetuned" / "metrics.json"
+                if has_sub:  # other seeds score the full model on the subnetworks' dev examples: do not mix
+                    ft = sd / "no-subnetworks-yet"
             if ft.is_file():
                 r = read_json(ft)
                 rows.append(dict(method="full model", subnet="", setting="", task=task, seed=seed,
