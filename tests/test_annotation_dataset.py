@@ -98,3 +98,28 @@ def test_quotes_in_fields_roundtrip(tmp_path):
     got = ds.load(tmp_path, "raw").rows[0]
     assert got["tokens"] == '[CLS] " hi \'\' " [SEP]' and got["annotator"] == 'a "b"'
     assert ds.upsert(tmp_path, "raw", [r]).unchanged == [r["id"]]
+
+
+def test_cli_sheet_and_baseline(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    n = 8
+    toks = " ".join(["[CLS]"] + [f"w{i}" for i in range(n - 2)] + ["[SEP]"])
+    vert = np.full((n, n), 0.01, np.float32)
+    vert[:, 0] = 1.0
+    diag = np.eye(n, k=-1, dtype=np.float32) + 0.001
+    rows = [row(1, "vertical", tokens=toks), row(2, "diagonal", tokens=toks), row(3, "vertical", tokens=toks)]
+    ds.upsert(tmp_path, "raw", rows, {rows[0]["id"]: vert, rows[1]["id"]: diag, rows[2]["id"]: vert})
+    runner = CliRunner()
+    r = runner.invoke(app, ["annotate", "sheet", "--kind", "raw", "--data", str(tmp_path), "--out", str(tmp_path / "s"),
+                            "--per-page", "2"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["sheet-raw-001.png", "sheet-raw-002.png"]
+    r = runner.invoke(app, ["annotate", "sheet", "--kind", "raw", "--data", str(tmp_path), "--out", str(tmp_path / "s"),
+                            "--label", "blok"])
+    assert r.exit_code == 2 and "unknown pattern label 'blok'" in r.output
+    r = runner.invoke(app, ["annotate", "baseline", "--kind", "raw", "--data", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "3 maps (3 with tokens); heuristic accuracy 1.000, weighted F1 1.000" in r.output
