@@ -318,3 +318,28 @@ def test_pre_annotation_uses_trained_classifier_when_present(tmp_path, monkeypat
 
     monkeypatch.setattr(predict, "classify_maps", broken)
     assert {s[2] for s in lsc.suggest_labels("raw", maps, toks)} == {"heuristic"}
+
+
+@pytest.mark.parametrize("kind", ["raw", "normed"])
+def test_sample_maps_tiny_model(kind, tiny_model_dir, glue_dir):
+    from attnpatterns.annotate.sample import SampleConfig, infer_model_state, sample_maps
+
+    cfg = SampleConfig(kind=kind, task="MRPC", n=5, model=str(tiny_model_dir), heads_per_example=2, min_tokens=6,
+                       seed=3, data_dir=glue_dir)
+    items = sample_maps(cfg)
+    assert len(items) == 5 and len({i.map_id for i in items}) == 5
+    assert all(i.map_id.startswith(f"{kind}-pre-MRPC-") and i.kind == kind for i in items)
+    for i in items:
+        assert i.attn.dtype == np.float32 and i.attn.shape == (len(i.tokens),) * 2 and len(i.tokens) >= 6
+        assert i.tokens[0] == "[CLS]" and i.tokens.count("[SEP]") == 2  # MRPC is a sentence pair
+        assert (i.layer, i.head) < (2, 4)
+        if kind == "raw":
+            np.testing.assert_allclose(i.attn.sum(axis=1), 1.0, atol=1e-5)
+    again = sample_maps(cfg)
+    assert [i.map_id for i in again] == [i.map_id for i in items]
+    assert all(np.array_equal(a.attn, b.attn) for a, b in zip(items, again))
+    assert infer_model_state(None) == "pre" and infer_model_state(str(tiny_model_dir)) == "pre"
+    with pytest.raises(UserError, match="--n must be positive"):
+        SampleConfig(kind=kind, task="MRPC", n=0)
+    with pytest.raises(UserError, match="unknown map kind"):
+        SampleConfig(kind="both", task="MRPC", n=1)
