@@ -76,16 +76,16 @@ def global_magnitude_masks(
     names = list(weights)
     with torch.no_grad():
         flat_mask = torch.cat([masks[n].reshape(-1) for n in names])  # (N,)
-        mag = torch.cat([weights[n].detach().reshape(-1).abs().float() for n in names])  # (N,)
+        mag = torch.cat([weights[n].detach().reshape(-1).float() for n in names]).abs_()  # (N,)
         if largest:
             mag = mag.neg_()
         mag.masked_fill_(~flat_mask, float("inf"))  # already removed: rank last
-        alive = int(flat_mask.sum())
+        alive = int(torch.count_nonzero(flat_mask))
         n_remove = min(int(n_remove), alive)
         if n_remove > 0:
             thr = kth_smallest(mag, n_remove)
             remove = mag < thr
-            need = n_remove - int(remove.sum())
+            need = n_remove - int(torch.count_nonzero(remove))
             if need > 0:
                 ties = torch.nonzero(mag == thr).squeeze(-1)[:need]
                 remove[ties] = True
@@ -114,7 +114,7 @@ def kth_smallest(v: Tensor, k: int, sample: int = 1_000_000, margin: float = 0.0
     m, q = s.numel(), k / n
     lo = s[max(0, int((q - margin) * m))]
     hi = s[min(m - 1, int((q + margin) * m) + 1)]
-    below = int((v < lo).sum())
+    below = int(torch.count_nonzero(v < lo))
     if below < k:
         cand = v[(v >= lo) & (v <= hi)]
         if below + cand.numel() >= k:
@@ -125,13 +125,15 @@ def kth_smallest(v: Tensor, k: int, sample: int = 1_000_000, margin: float = 0.0
 def magnitude_step(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor], step: int,
                    fraction: float = 0.1, largest: bool = False) -> dict[str, Tensor]:
     """Masks after step ``step`` (1-based) given the masks after step ``step - 1``."""
-    total = sum(m.numel() for m in masks.values())
-    alive = sum(int(m.sum()) for m in masks.values())
+    total, alive = sum(m.numel() for m in masks.values()), count_kept(masks)[0]
     return global_magnitude_masks(weights, masks, alive - kept_target(total, step, fraction), largest)
 
 
 def count_kept(masks: Mapping[str, Tensor]) -> tuple[int, int]:
-    return sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+    """(kept, total) over bool masks."""
+    import torch
+
+    return sum(int(torch.count_nonzero(m)) for m in masks.values()), sum(m.numel() for m in masks.values())
 
 
 def read_weight_masks(path: str | os.PathLike, model=None) -> dict[str, Tensor]:
