@@ -568,7 +568,8 @@ class Pipeline:
     def _report(self) -> None:
         from attnpatterns.report.build import build_report
 
-        build_report(self.root, examples_per_type=self.p.examples_per_type, show_progress=False)
+        build_report(self.root, examples_per_type=self.p.examples_per_type, data_dir=self.cfg.data_dir,
+                     show_progress=False)
 
 
 # ------------------------------------------------------------------------------------------------- classify stage

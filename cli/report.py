@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.common import handle_errors
+from cli.common import DataDirOpt, handle_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +19,7 @@ def report_cmd(
                                       "prune/subnetworks).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write the report (default: RUN/report).")] = None,
     examples_per_type: Annotated[int, typer.Option("--examples-per-type", help="Example maps per pattern type in the grid.")] = 6,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Write OUT/index.html (one self-contained page, no network assets) and OUT/report.md, with the plots as
     PNG and SVG beside them: pattern distributions (raw and normed, super-survivors vs all heads, chi-square per
@@ -30,7 +31,7 @@ def report_cmd(
 
     if examples_per_type < 1:
         raise UserError(f"--examples-per-type must be at least 1 (got {examples_per_type}).")
-    res = build_report(run, out, examples_per_type=examples_per_type)
+    res = build_report(run, out, examples_per_type=examples_per_type, data_dir=data_dir)
     typer.echo(f"wrote {res.html} and {res.markdown} ({len(res.figures)} files beside them, {res.seconds:.1f} s)")
     for sec, what in res.missing.items():
         for w in what:

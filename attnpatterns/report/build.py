@@ -90,8 +90,12 @@ def _model_config(run_dir: Path, tasks: dict[str, dict[int, Path]]) -> dict | No
 
 
 def build_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                 examples_per_type: int = 6, show_progress: bool = False) -> ReportResult:
-    """Write the report of ``run_dir`` into ``out_dir`` (default ``run_dir/report``); return what was written."""
+                 examples_per_type: int = 6, data_dir: str | os.PathLike | None = None,
+                 show_progress: bool = False) -> ReportResult:
+    """Write the report of ``run_dir`` into ``out_dir`` (default ``run_dir/report``); return what was written.
+
+    ``data_dir`` (else ``$ATTN_GLUE_DIR``) is read only for a task whose majority baseline the run folder lacks.
+    """
     from attnpatterns.io import write_json, write_text
     from attnpatterns.progress import progress_iter
     from attnpatterns.report.html import render_html, render_markdown
@@ -105,7 +109,8 @@ def build_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     cfg = _read(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
     if not tasks:
         raise UserError(f"{run_dir}: no TASK/seed_S folders; this is not a run folder of 'attn run' (or it is empty).")
-    ctx = _Ctx(run_dir=run_dir, out=out, tasks=tasks, cfg=cfg, model_cfg=_model_config(run_dir, tasks))
+    ctx = _Ctx(run_dir=run_dir, out=out, tasks=tasks, cfg=cfg, model_cfg=_model_config(run_dir, tasks),
+               data_dir=str(data_dir) if data_dir is not None else None)
 
     doc = Document(title=f"attnpatterns report: {run_dir.name}")
     doc.meta = _meta(ctx)
@@ -131,6 +136,7 @@ class _Ctx:
     tasks: dict[str, dict[int, Path]]
     cfg: dict
     model_cfg: dict | None
+    data_dir: str | None = None
     written: list[Path] = field(default_factory=list)
 
     def figure(self, fig, stem: str, caption: str) -> Figure:
@@ -471,7 +477,7 @@ def _sec_subnetworks(ctx: _Ctx) -> Section:
     except ImportError:
         s.note_missing("the results-table module (attnpatterns.report.tables) is not installed in this checkout.")
         return s
-    table = tables.run_table(ctx.run_dir)
+    table = tables.run_table(ctx.run_dir, data_dir=ctx.data_dir)
     scores = tables.score_frame(table)
     if table.cells.empty or not (table.cells["method"].isin(list(tables.METHOD_LABELS))).any():
         s.note_missing("the subnetworks folders hold no finished evaluation (pruned.json / retrained.json).")
