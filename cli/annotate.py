@@ -131,6 +131,9 @@ def push_cmd(
     ] = None,
     heads_per_example: Annotated[int, typer.Option("--heads-per-example", help="Random (layer, head) maps per example.")] = 2,
     min_tokens: Annotated[int, typer.Option("--min-tokens", help="Skip examples shorter than this many tokens.")] = 8,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", help="Skip examples longer than this many tokens (long maps are hard to read).")
+    ] = 64,
     max_length: Annotated[int, typer.Option("--max-length", help="Maximum tokens per input.")] = 128,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the choice of examples and heads.")] = 0,
     predictions: Annotated[
@@ -147,7 +150,8 @@ def push_cmd(
     from attnpatterns.annotate.sample import SampleConfig, sample_maps
 
     cfg = SampleConfig(kind=kind, task=task, n=n, model=model, model_state=model_state,
-                       heads_per_example=heads_per_example, min_tokens=min_tokens, max_length=max_length,
+                       heads_per_example=heads_per_example, min_tokens=min_tokens, max_tokens=max_tokens,
+                       max_length=max_length,
                        seed=seed, data_dir=data_dir)
     conn = connect()  # fail on a bad URL or key before the model runs
     items = sample_maps(cfg, show_progress=True)

@@ -325,12 +325,12 @@ def test_sample_maps_tiny_model(kind, tiny_model_dir, glue_dir):
     from attnpatterns.annotate.sample import SampleConfig, infer_model_state, sample_maps
 
     cfg = SampleConfig(kind=kind, task="MRPC", n=5, model=str(tiny_model_dir), heads_per_example=2, min_tokens=6,
-                       seed=3, data_dir=glue_dir)
+                       max_tokens=40, seed=3, data_dir=glue_dir)
     items = sample_maps(cfg)
     assert len(items) == 5 and len({i.map_id for i in items}) == 5
     assert all(i.map_id.startswith(f"{kind}-pre-MRPC-") and i.kind == kind for i in items)
     for i in items:
-        assert i.attn.dtype == np.float32 and i.attn.shape == (len(i.tokens),) * 2 and len(i.tokens) >= 6
+        assert i.attn.dtype == np.float32 and i.attn.shape == (len(i.tokens),) * 2 and 6 <= len(i.tokens) <= 40
         assert i.tokens[0] == "[CLS]" and i.tokens.count("[SEP]") == 2  # MRPC is a sentence pair
         assert (i.layer, i.head) < (2, 4)
         if kind == "raw":
@@ -343,3 +343,5 @@ def test_sample_maps_tiny_model(kind, tiny_model_dir, glue_dir):
         SampleConfig(kind=kind, task="MRPC", n=0)
     with pytest.raises(UserError, match="unknown map kind"):
         SampleConfig(kind="both", task="MRPC", n=1)
+    with pytest.raises(UserError, match="must not exceed --max-length"):
+        SampleConfig(kind=kind, task="MRPC", n=1, max_tokens=200)

@@ -48,6 +48,7 @@ class SampleConfig:
     split: str | None = None  # None: the task's dev split
     heads_per_example: int = 2
     min_tokens: int = 8
+    max_tokens: int = 64  # longer examples are skipped, not truncated: dense maps are hard to label by eye
     max_length: int = 128
     seed: int = 0
     data_dir: str | os.PathLike | None = None
@@ -61,8 +62,10 @@ class SampleConfig:
             raise UserError(f"--n must be positive, got {self.n}.")
         if self.heads_per_example <= 0:
             raise UserError(f"--heads-per-example must be positive, got {self.heads_per_example}.")
-        if self.min_tokens < 2 or self.min_tokens > self.max_length:
-            raise UserError(f"--min-tokens must be between 2 and --max-length ({self.max_length}), got {self.min_tokens}.")
+        if self.min_tokens < 2 or self.min_tokens > self.max_tokens:
+            raise UserError(f"--min-tokens must be between 2 and --max-tokens ({self.max_tokens}), got {self.min_tokens}.")
+        if self.max_tokens > self.max_length:
+            raise UserError(f"--max-tokens ({self.max_tokens}) must not exceed --max-length ({self.max_length}).")
 
 
 def infer_model_state(model: str | None) -> str:
@@ -96,14 +99,14 @@ def sample_maps(cfg: SampleConfig, show_progress: bool = False) -> list[MapItem]
     for i in order:
         e = examples[int(i)]
         n_tok = len(tok(e.text_a, e.text_b, truncation=True, max_length=cfg.max_length)["input_ids"])
-        if n_tok >= cfg.min_tokens:
+        if cfg.min_tokens <= n_tok <= cfg.max_tokens:
             chosen.append(e)
         if len(chosen) == n_examples:
             break
     if len(chosen) * n_layers * n_heads < cfg.n:
         raise UserError(
-            f"{spec.name} {split} has only {len(chosen)} examples of at least {cfg.min_tokens} tokens, too few for "
-            f"{cfg.n} maps; lower --n or --min-tokens."
+            f"{spec.name} {split} has only {len(chosen)} examples of {cfg.min_tokens} to {cfg.max_tokens} tokens, too few "
+            f"for {cfg.n} maps; lower --n or --min-tokens, or raise --max-tokens."
         )
     if len(chosen) < n_examples:  # few long examples: more heads per example
         per = int(math.ceil(cfg.n / len(chosen)))
