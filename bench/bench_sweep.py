@@ -18,7 +18,7 @@ magnitude and super subnetworks, each pruned and re-fine-tuned) is extrapolated 
     subnetworks         9 x (a fine-tune) + 9 x N_dev x t_eval      (3 methods x 3 subnetworks, both settings)
 
 The ratio printed against the fine-tuning baseline is the share of each stage in a (task, seed).
-Usage: ATTN_GLUE_DIR=../shared/glue .venv/bin/python bench/bench_sweep.py [--n 64] [--device cuda] [--threads 2]
+Usage: ATTN_GLUE_DIR=../shared/glue .venv/bin/python bench/bench_sweep.py [--n 64] [--threads 1] [--device cuda] [--model M]
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ SEEDS = 5
 SUBNETS_PER_SEED = 9  # (structured, magnitude, super) x (good, random, bad)
 
 
-def measure_task(task: str, n: int, device: str, out: Path) -> dict | None:
+def measure_task(task: str, n: int, device: str, out: Path, model: str | None = None) -> dict | None:
     from attnpatterns.data import load_task
     from attnpatterns.errors import UserError
     from attnpatterns.finetune import FinetuneConfig, finetune
@@ -50,7 +50,7 @@ def measure_task(task: str, n: int, device: str, out: Path) -> dict | None:
         load_task(task, "train", None, max_examples=1)
     except UserError:
         return None
-    c = FinetuneConfig(task=task, seed=1, epochs=1, max_train_examples=n, max_dev_examples=n, device=device)
+    c = FinetuneConfig(task=task, seed=1, model=model, epochs=1, max_train_examples=n, max_dev_examples=n, device=device)
     w0, c0 = time.perf_counter(), time.process_time()
     r = finetune(c, out / task, show_progress=False)
     busy = (time.process_time() - c0) / (time.perf_counter() - w0)  # CPU seconds per wall second of this call
@@ -59,11 +59,12 @@ def measure_task(task: str, n: int, device: str, out: Path) -> dict | None:
             "busy": busy, "train_examples": m["train_examples"], "dev_examples": m["dev_examples"], "score": r.score}
 
 
-def measure_pipeline(task: str, n: int, device: str, out: Path, threads: int | None) -> dict:
+def measure_pipeline(task: str, n: int, device: str, out: Path, threads: int | None, model: str | None = None) -> dict:
     from attnpatterns.io import read_json
     from attnpatterns.sweep import SweepConfig, run_sweep
 
-    cfg = SweepConfig(out=out, tasks=[task], seeds=[1], profile="paper", device=device, analysis=False, threads=threads,
+    cfg = SweepConfig(out=out, tasks=[task], seeds=[1], profile="paper", model=model, device=device, analysis=False,
+                      threads=threads,
                       overrides={"epochs": 1, "max_train_examples": n, "dev_examples": n,
                                  "subnetwork_methods": ("structured", "magnitude")})
     t0, c0 = time.perf_counter(), time.process_time()
@@ -86,6 +87,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64, help="training and dev examples per measurement")
     ap.add_argument("--task", default="MRPC", help="task of the whole-(task, seed) measurement B")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default=None, help="hub id or folder (default: the packaged MiniLM)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the cost of one core, one worker)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="cpu: wall time x (CPU time / wall time) of each measurement, i.e. what one idle core takes "
@@ -101,12 +103,12 @@ def main() -> None:
         per_task = {}
         for task in GLUE_SIZES:
             t0 = time.perf_counter()
-            r = measure_task(task, args.n, args.device, tmp / "ft")
+            r = measure_task(task, args.n, args.device, tmp / "ft", args.model)
             if r is not None:
                 per_task[task] = r
                 print(f"A {task:6s} wall: t_train {r['t_train'] * 1000:7.1f} ms/example  t_eval {r['t_eval'] * 1000:6.1f} "
                       f"ms/example  CPU/wall {r['busy']:.2f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
-        pipe = measure_pipeline(args.task, args.n, args.device, tmp / "sweep", args.threads)
+        pipe = measure_pipeline(args.task, args.n, args.device, tmp / "sweep", args.threads, args.model)
     if args.clock == "cpu":  # the idle-core equivalent of each wall-clock figure (one thread: CPU time = busy time)
         for r in per_task.values():
             r["t_train"] *= min(1.0, r["busy"] / args.threads)
