@@ -179,21 +179,15 @@ def plan(cfg: SweepConfig) -> list[Job]:
             if method == "super" and not multi:
                 continue
             for subnet in SUBNETS:
-                if method == "super":
-                    seeds, deps = list(rc.seeds), tuple(pipes) + (f"survivors/{task}",)
-                    jid = f"subnet/{task}/super/{subnet}"
-                    mask_in = [rel(pipe.super_path(task))]
+                if method == "super":  # one job over every seed: the super set is drawn from all of them
+                    groups = [(f"subnet/{task}/super/{subnet}", list(rc.seeds), tuple(pipes) + (f"survivors/{task}",),
+                               [rel(pipe.super_path(task))])]
                 else:
-                    seeds = None
-                    deps, jid, mask_in = (), "", []
-                for seed in (rc.seeds if method != "super" else [None]):
-                    if method != "super":
-                        seeds = [seed]
-                        deps = (f"pipeline/{task}/seed_{seed}",)
-                        jid = f"subnet/{task}/seed_{seed}/{method}/{subnet}"
-                        sd = pipe.seed_dir(task, seed)
-                        mask_in = [rel(sd / "structured" / "mask.json") if method == "structured"
-                                   else rel(sd / "magnitude" / "mask.safetensors")]
+                    groups = [(f"subnet/{task}/seed_{s}/{method}/{subnet}", [s], (f"pipeline/{task}/seed_{s}",),
+                               [rel(pipe.seed_dir(task, s) / method / ("mask.json" if method == "structured"
+                                                                       else "mask.safetensors"))])
+                              for s in rc.seeds]
+                for jid, seeds, deps, mask_in in groups:
                     ft = [rel(f) for s in seeds for f in pipe._ft_inputs(task, s)]
                     outs = [rel(pipe.seed_dir(task, s) / "subnetworks" / method / subnet / f"{st}.json")
                             for s in seeds for st in settings]
@@ -499,11 +493,11 @@ def run_sweep(cfg: SweepConfig, executor: str = "local", address: str | None = N
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor '{executor}'; use {' or '.join(EXECUTORS)}.")
     t0 = time.perf_counter()
-    _prepare(cfg)
-    if executor == "local" and cfg.device.lower().startswith("cuda"):
+    if executor == "local" and cfg.device.lower().startswith("cuda"):  # on Ray only the workers need one
         from attnpatterns.models import resolve_device
 
         resolve_device(cfg.device)
+    _prepare(cfg)
     jobs = plan(cfg)
     dig = cfg.settings_digest()
     by_id = {j.id: j for j in jobs}

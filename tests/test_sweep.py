@@ -76,6 +76,8 @@ def test_plan_declares_every_job_with_its_dependencies(local_sweep):
     # per seed: 2 methods x 3 subnetworks; per task: 3 super subnetworks over both seeds
     assert sum(1 for j in jobs.values() if j.kind == "subnet") == 2 * 2 * 3 + 3
     assert jobs["subnet/MRPC/seed_1/magnitude/random"].deps == ("pipeline/MRPC/seed_1",)
+    assert "MRPC/seed_1/magnitude/mask.safetensors" in jobs["subnet/MRPC/seed_1/magnitude/random"].inputs
+    assert "MRPC/super/super-survivors.json" in jobs["subnet/MRPC/super/bad"].inputs
     assert set(jobs["subnet/MRPC/super/bad"].deps) == {"pipeline/MRPC/seed_1", "pipeline/MRPC/seed_2", "survivors/MRPC"}
     assert "MRPC/seed_2/subnetworks/super/bad/retrained.json" in jobs["subnet/MRPC/super/bad"].outputs
     order = list(jobs)
