@@ -56,10 +56,10 @@ def train_cmd(
     kind: KindOpt,
     data: DataOpt = Path("annotations"),
     out: Annotated[Optional[Path], typer.Option("--out", help="The .safetensors to write (card beside it). Default: models/pattern-cnn-<kind>.safetensors.")] = None,
-    recipe: Annotated[RecipeName, typer.Option("--recipe", help="improved: fixed 16x16 input, max scaling, type-preserving augmentation, class weights. original: the study's recipe (zero-pad to the largest map, no scaling).")] = RecipeName.improved,
+    recipe: Annotated[RecipeName, typer.Option("--recipe", help="improved: every map resized to 16x16, mass scaling, 40 synthetic maps per type added to the training part. original: the study's recipe (zero-pad to the largest map, no scaling, no augmentation).")] = RecipeName.improved,
     compare: Annotated[bool, typer.Option("--compare/--no-compare", help="Also train the original recipe and each improvement on the same split and record the comparison in the card.")] = False,
-    folds: Annotated[int, typer.Option("--folds", help="Also run stratified k-fold cross-validation with this many folds (0 = off).")] = 0,
-    synthetic: Annotated[int, typer.Option("--synthetic", help="Add this many synthetic maps per type to the training part (augmentation; never to validation or test).")] = 0,
+    folds: Annotated[int, typer.Option("--folds", help="Also run stratified k-fold cross-validation with this many folds (0 = off): of the trained recipe, or with --compare of every compared recipe.")] = 0,
+    synthetic: Annotated[Optional[int], typer.Option("--synthetic", help="Synthetic maps per type added to the training part (never to validation or test); overrides the recipe's number (improved: 40, original: 0).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the initialisation and the batches.")] = 0,
     epochs: Annotated[int, typer.Option("--epochs", help="Maximum epochs (best-on-validation checkpoint; stops after --patience epochs without gain).")] = 80,
     patience: Annotated[int, typer.Option("--patience")] = 30,
@@ -78,12 +78,12 @@ def train_cmd(
     from attnpatterns.classifier import train as tr
 
     rec = tr.IMPROVED if recipe == RecipeName.improved else tr.ORIGINAL
-    if synthetic:
+    if synthetic is not None and synthetic != rec.synthetic_per_class:
         if synthetic < 0:
             from attnpatterns.errors import UserError
 
             raise UserError(f"--synthetic must be 0 or positive, got {synthetic}.")
-        rec = replace(rec, name=f"{rec.name}+synthetic", synthetic_per_class=synthetic)
+        rec = replace(rec, name=f"{rec.name}+synthetic{synthetic}", synthetic_per_class=synthetic)
     cfg = tr.TrainConfig(kind=kind.value, data=str(data), seed=seed, epochs=epochs, patience=patience, recipe=rec,
                          test_fraction=test_fraction, val_fraction=val_fraction, threads=threads)
     out = out or card_mod.default_path(kind.value)
@@ -96,7 +96,8 @@ def train_cmd(
     else:
         results = None
         main = tr.train(cfg, data=d, show_progress=True)
-    cv = tr.cross_validate(cfg, folds, [rec, tr.ORIGINAL], data=d, show_progress=True) if folds else None
+    cv_recipes = [r.recipe for r in results] if results else [rec]
+    cv = tr.cross_validate(cfg, folds, cv_recipes, data=d, show_progress=True) if folds else None
 
     metrics = {
         "held_out": {k: main.test[k] for k in ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")},
@@ -149,7 +150,7 @@ def _command(kind, data, out, recipe, compare, folds, synthetic, seed, epochs, p
         parts.append("--compare")
     if folds:
         parts += ["--folds", str(folds)]
-    if synthetic:
+    if synthetic is not None:
         parts += ["--synthetic", str(synthetic)]
     if test_fraction != 0.2:
         parts += ["--test-fraction", str(test_fraction)]

@@ -121,7 +121,7 @@ def tiny_annotations(tmp_path_factory):
 def tiny_trained(tiny_annotations, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "cnn.safetensors"
     r = runner.invoke(app, ["classifier", "train", "--kind", "raw", "--data", str(tiny_annotations), "--out", str(out),
-                            "--epochs", "25", "--threads", "1"])
+                            "--epochs", "25", "--threads", "1", "--synthetic", "0"])
     assert r.exit_code == 0, r.output
     return out
 

@@ -157,8 +157,12 @@ def classify_heads(
             S = pres[k].size
             x = torch.empty(len(chunk), K, 1, S, S)
             for b in range(len(chunk)):
-                idx = mask[b].nonzero().flatten()
-                m = sel[b][:, idx][:, :, idx]  # (K, n, n) over the real tokens
+                n_real = int(mask[b].sum())
+                if bool(mask[b, :n_real].all()):  # right padding: the real tokens come first
+                    m = sel[b, :, :n_real, :n_real]  # (K, n, n), a view
+                else:
+                    idx = mask[b].nonzero().flatten()
+                    m = sel[b][:, idx][:, :, idx]  # (K, n, n) over the real tokens
                 x[b] = prepare(m, pres[k])  # (K, 1, S, S)
             p = torch.softmax(logits_of(clfs[k].model, x.view(-1, 1, S, S), cnn_batch_size), dim=1)  # (B*K, 5)
             best, arg = p.max(dim=1)

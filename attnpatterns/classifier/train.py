@@ -151,24 +151,26 @@ class Recipe:
 
 
 ORIGINAL = Recipe(name="original", size=0, mode="pad", scale="none", augment=False, class_weights=False)
-IMPROVED = Recipe()
+# The shipped recipe, chosen by 5-fold cross-validation on the annotated maps (README, section classifier):
+# the fixed 16x16 input, mass scaling and 40 synthetic maps per type beat the alternatives for both kinds;
+# augmentation changed nothing measurable and class weights lowered weighted F1, so both stay off.
+IMPROVED = Recipe(name="improved", size=16, mode="resize", scale="mass", augment=False, class_weights=False,
+                  synthetic_per_class=40)
 
 
 def recipe_grid() -> list[Recipe]:
-    """The original recipe, each improvement alone on top of the fixed-size input, and all together."""
+    """The recipes ``--compare`` trains on the same split: the original, the fixed-size input, then each
+    improvement added, and the shipped recipe."""
     base = Recipe(name="resize16", augment=False, class_weights=False, scale="none")
+    mass = replace(base, name="resize16+mass", scale="mass")
     return [
         ORIGINAL,
         base,
         replace(base, name="resize16+max", scale="max"),
-        replace(base, name="resize16+mass", scale="mass"),
-        replace(base, name="resize16+mass+augment", scale="mass", augment=True),
-        replace(base, name="resize16+mass+augment+classweights", scale="mass", augment=True, class_weights=True),
-        replace(base, name="resize16+max+augment", scale="max", augment=True),
-        replace(base, name="resize16+max+classweights", scale="max", class_weights=True),
-        IMPROVED,
-        replace(IMPROVED, name="resize32+max+augment+classweights", size=32),
-        replace(IMPROVED, name="improved+synthetic", synthetic_per_class=40),
+        mass,
+        replace(mass, name="resize16+mass+augment", augment=True),
+        replace(mass, name="resize16+mass+classweights", class_weights=True),
+        IMPROVED,  # resize16 + mass + synthetic
     ]
 
 
