@@ -375,6 +375,9 @@ def finetune(
 
     set_seed(cfg.seed)
     train = load_task(spec, "train", cfg.data_dir, max_examples=cfg.max_train_examples, seed=cfg.seed)
+    if not spec.is_regression and len({e.label for e in train}) < 2:
+        raise UserError(f"{spec.name} training data: every example has label {train[0].label if train else '-'}; "
+                        "a classifier needs at least two classes, check the train.tsv (or a larger --max-train-examples).")
     dev = load_task(spec, "dev", cfg.data_dir, max_examples=cfg.max_dev_examples, seed=cfg.seed)
     model, tok = load_model(init_from if init_from is not None else cfg.model, num_labels=spec.num_labels,
                             device=cfg.device, eval_mode=False)

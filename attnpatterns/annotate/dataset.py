@@ -112,6 +112,10 @@ def read_labels(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found; pull annotations first ('attn annotate pull').")
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8.") from None
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None)
         header = reader.fieldnames or []

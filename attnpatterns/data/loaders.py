@@ -99,7 +99,7 @@ def _label(spec: TaskSpec, raw: str, where: str) -> int | float:
     try:
         v = int(raw)
     except ValueError:
-        raise UserError(f"{where}: label '{raw}' is not an integer class id.") from None
+        raise UserError(f"{where}: label '{raw}' is not an integer class id; the label column must hold 0..{spec.num_labels - 1}.") from None
     if not 0 <= v < spec.num_labels:
         raise UserError(f"{where}: label {v} is outside 0..{spec.num_labels - 1}.")
     return v
