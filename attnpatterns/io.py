@@ -90,4 +90,21 @@ def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str,
 
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        _sort_safetensors_header(tmp)
     return Path(path)
+
+
+def _sort_safetensors_header(path: Path) -> None:
+    """Rewrite the JSON header with sorted keys, in place: safetensors writes the metadata in hash order, which
+    changes from process to process, so the same tensors and metadata would give different bytes."""
+    import struct
+
+    with open(path, "rb+") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        raw = fh.read(n)
+        header = json.loads(raw)
+        new = json.dumps(header, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
+        if len(new) > n:  # cannot happen for serde's compact output; keep the file as written
+            return
+        fh.seek(8)
+        fh.write(new + b" " * (n - len(new)))
