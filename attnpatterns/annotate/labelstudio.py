@@ -403,6 +403,22 @@ def pull(project: str, out: str | os.PathLike, *, annotator: str | None = None,
             _normalise_row(r, f"map '{r['id']}'")
     result = PullResult(project=project, skipped_tasks=skipped, annotators=who,
                         annotated_tasks=sum(len(v) for v in rows.values()))
-    for kind in sorted(rows):
-        result.kinds[kind] = upsert(out, kind, list(rows[kind].values()), maps[kind])
+    # all kinds or none: a pull cut off after one kind (Ctrl-C, an error) puts back the kinds already written
+    from attnpatterns.annotate.dataset import kind_dir
+    from attnpatterns.io import write_bytes
+
+    before: list[tuple[Path, dict[Path, bytes]]] = []
+    try:
+        for kind in sorted(rows):
+            d = kind_dir(out, kind)
+            before.append((d, {p: p.read_bytes() for p in d.iterdir() if p.is_file()} if d.is_dir() else {}))
+            result.kinds[kind] = upsert(out, kind, list(rows[kind].values()), maps[kind])
+    except BaseException:
+        for d, files in before:
+            for p in [p for p in d.iterdir() if p.is_file() and p not in files] if d.is_dir() else []:
+                p.unlink()
+            for p, data in files.items():
+                if not p.is_file() or p.read_bytes() != data:
+                    write_bytes(p, data)
+        raise
     return result
