@@ -255,3 +255,81 @@ def test_head_set_parser_near_valid_sets():
     print(f"near-valid parser outcomes: {outcomes}")
     assert outcomes["valid"] > 0 and outcomes["error"] > 0
     _report("head-set parser (near-valid)", n)
+
+
+# ------------------------------------------------------------------------------------------------ map cropping
+
+
+def _batches():
+    """(maps (B, L, H, T, T), attention_mask (B, T)): any mask, padding on the right or anywhere."""
+    dims = st.tuples(st.integers(1, 3), st.integers(1, 2), st.integers(1, 3), st.integers(1, 9))
+
+    def build(d):
+        b, l, h, t = d
+        maps = arrays(np.float32, (b, l, h, t, t), elements=st.floats(0, 1, width=32))
+        right = st.lists(st.integers(0, t), min_size=b, max_size=b).map(
+            lambda ns: np.array([[1] * n + [0] * (t - n) for n in ns], dtype=np.int64))
+        anywhere = arrays(np.int64, (b, t), elements=st.integers(0, 1))
+        return st.tuples(maps, st.one_of(right, anywhere))
+
+    return dims.flatmap(build)
+
+
+def test_map_cropping_keeps_exactly_the_real_tokens():
+    import torch
+
+    from attnpatterns.maps import cut_maps
+
+    n = 0
+
+    @SETTINGS
+    @given(_batches())
+    def check(batch):
+        nonlocal n
+        n += 1
+        maps, mask = batch
+        out = cut_maps(torch.from_numpy(maps), torch.from_numpy(mask))
+        assert len(out) == maps.shape[0]
+        for b, m in enumerate(out):
+            idx = np.flatnonzero(mask[b])
+            L, H = maps.shape[1:3]
+            assert m.shape == (L, H, len(idx), len(idx)) and m.dtype == np.float32
+            np.testing.assert_array_equal(m, maps[b][:, :, idx][:, :, :, idx])
+            if mask[b].tolist() == sorted(mask[b].tolist(), reverse=True):  # right padding: the first n
+                np.testing.assert_array_equal(m, maps[b, :, :, : len(idx), : len(idx)])
+
+    check()
+    _report("map cropping (cut_maps)", n)
+
+
+def test_map_preparation_shape_range_and_scale():
+    import torch
+
+    from attnpatterns.classifier.model import Preprocess, prepare
+
+    n = 0
+    sizes = st.tuples(st.integers(1, 3), st.integers(1, 40))
+
+    @SETTINGS
+    @given(sizes.flatmap(lambda s: arrays(np.float32, (s[0], s[1], s[1]), elements=st.floats(0, 1, width=32))),
+           st.sampled_from([4, 8, 16, 32]), st.sampled_from(["pad", "resize"]), st.sampled_from(["none", "max", "mass"]))
+    def check(maps, size, mode, scale):
+        nonlocal n
+        n += 1
+        pre = Preprocess(size=size, mode=mode, scale=scale)
+        x = prepare(torch.from_numpy(maps), pre).numpy()
+        assert x.shape == (maps.shape[0], 1, size, size) and np.isfinite(x).all() and (x >= 0).all()
+        for k in range(maps.shape[0]):
+            if maps[k].max() <= 1e-6:
+                continue
+            if scale == "max":
+                assert x[k].max() == pytest.approx(1.0, rel=1e-5)
+            elif scale == "mass":
+                assert x[k].sum() == pytest.approx(size, rel=1e-3)
+            elif mode == "pad" and maps.shape[-1] <= size:  # padding keeps every value, centred
+                t, lo = maps.shape[-1], (size - maps.shape[-1]) // 2
+                np.testing.assert_array_equal(x[k, 0, lo:lo + t, lo:lo + t], maps[k])
+                assert x[k].sum() == pytest.approx(float(maps[k].sum()), rel=1e-5)
+
+    check()
+    _report("map preparation (crop/pad/resize and scale)", n)
