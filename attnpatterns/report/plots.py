@@ -293,6 +293,10 @@ def save_figure(fig, stem: str | os.PathLike, dpi: int = 110) -> tuple[Path, Pat
 
 
 def figure_bytes(fig, fmt: str = "png", dpi: int = 110) -> bytes:
+    import matplotlib
+
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
+    # a fixed salt: the SVG's element ids are hashes salted with a random uuid otherwise (bytes differ per run)
+    with matplotlib.rc_context({"svg.hashsalt": "attnpatterns"}):
+        fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
     return buf.getvalue()
