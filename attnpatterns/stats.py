@@ -184,16 +184,17 @@ def component_stats(stack: Any, label: str) -> ComponentStats:
     q_seeds = cochrans_q_survival(s, "seeds", label)
     q_comp = cochrans_q_survival(s, "components", label)
     notes = []
-    if not s.any():
-        notes.append(f"{label}: every component is pruned in every seed; the masks carry no information (a model "
-                     "that meets the threshold with everything masked, e.g. a majority-class fine-tune)")
-    elif s.all():
-        notes.append(f"{label}: every component is kept in every seed; pruning never removed one")
-    if math.isnan(kappa):
+    constant = not s.any() or s.all()  # one outcome everywhere: kappa and Q are 0/0
+    if constant:
+        what = ("pruned in every seed; the masks carry no information (a model that meets the threshold with "
+                "everything masked, e.g. a majority-class fine-tune)") if not s.any() else \
+            "kept in every seed; pruning never removed one"
+        notes.append(f"{label}: every component is {what}; kappa and Cochran's Q are undefined")
+    elif math.isnan(kappa):
         notes.append(f"{label}: {KAPPA_UNDEFINED_NOTE}")
-    if math.isnan(q_seeds.statistic):
+    if math.isnan(q_seeds.statistic) and not constant:
         notes.append(f"{label}: {Q_UNDEFINED_NOTE} (cases = components, treatments = seeds)")
-    if math.isnan(q_comp.statistic):
+    if math.isnan(q_comp.statistic) and not constant:
         notes.append(f"{label}: {Q_UNDEFINED_NOTE} (cases = seeds, treatments = components)")
     kept = kept_per_seed(s)
     std = survival_std(s)

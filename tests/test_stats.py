@@ -72,7 +72,7 @@ def test_kappa_undefined_is_nan_with_a_note():
     table = {"RTE": {s: (np.ones((2, 3), np.float32), np.ones(2, np.float32)) for s in (1, 2, 3)}}
     rep = compute_stats(table)
     assert math.isnan(rep.tasks["RTE"].heads.fleiss_kappa)
-    assert any("kappa undefined" in n for n in rep.tasks["RTE"].heads.notes)
+    assert any("kappa and Cochran's Q are undefined" in n for n in rep.tasks["RTE"].heads.notes)
     assert any("kept in every seed; pruning never removed one" in n for n in rep.tasks["RTE"].heads.notes)
     none_kept = compute_stats({"CoLA": {s: (np.zeros((2, 3), np.float32), None) for s in (1, 2)}})
     assert any("pruned in every seed; the masks carry no information" in n for n in none_kept.tasks["CoLA"].heads.notes)
