@@ -113,6 +113,22 @@ def _drop_timing(obj):
     return obj
 
 
+def _mask_report_timing(data: bytes) -> bytes:
+    """The report's wall-clock content: its "written" date and the fine-tuning table's "train s" column."""
+    data = re.sub(rb"\d{4}-\d\d-\d\d \d\d:\d\d UTC", b"<WRITTEN>", data)
+    out, inside = [], False
+    for line in data.split(b"\n"):
+        if b"train s" in line:
+            inside = True
+        elif inside and line.startswith((b"|", b"<tr>")):
+            line = re.sub(rb"[0-9.]+( \|)$", rb"<S>\1", line)  # markdown row
+            line = re.sub(rb">[0-9.]+(</td></tr>)$", rb"><S>\1", line)  # HTML row
+        else:
+            inside = False
+        out.append(line)
+    return b"\n".join(out)
+
+
 def comparable(run: Path) -> tuple[dict[str, bytes], set[str]]:
     """Every file of a finished run folder (temporary leftovers excluded) as comparable bytes; JSON files without
     their timing fields. Returns the files and the names of the files that had timing fields."""
@@ -122,11 +138,13 @@ def comparable(run: Path) -> tuple[dict[str, bytes], set[str]]:
             continue
         rel = str(p.relative_to(run))
         # results and the report name their own folder (run_dir, the report's title); the runs live in two folders
-        data = p.read_bytes().replace(str(run).encode(), b"<RUN>").replace(run.name.encode(), b"<RUN>")
+        data = p.read_bytes().replace(str(run).encode(), b"<RUN>")
+        if len(run.name) >= 6:
+            data = data.replace(run.name.encode(), b"<RUN>")
         if rel.startswith("report/") and p.suffix in (".md", ".html"):
-            new = re.sub(rb"\d{4}-\d\d-\d\d \d\d:\d\d UTC", b"<WRITTEN>", data)  # the report's "written" date
+            new = _mask_report_timing(data)
             if new != data:
-                timed.add(rel + " (written: date)")
+                timed.add(rel + " (the 'written' date, the 'train s' column)")
             data = new
         if p.suffix == ".json" and not p.name.startswith("tokenizer"):
             obj = json.loads(data)

@@ -34,7 +34,7 @@ def test_same_seed_same_masks_scores_and_tables(tmp_path):
     torch.set_num_threads(1)
     try:
         outs = []
-        for name in ("a", "b"):
+        for name in ("run-det-a", "run-det-b"):
             cfg = RunConfig(out=tmp_path / name, profile="quick", model=str(model), tasks=["MRPC"], seeds=[1, 2],
                             data_dir=str(glue), show_progress=False, stages=STAGES,
                             overrides=TINY | {"retrain": False})
