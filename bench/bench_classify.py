@@ -63,8 +63,8 @@ def main() -> None:
         assert len(res.example_ids) == len(examples)
         return dt
 
-    ours(kinds[0])  # warm-up: classifier load, allocator
-    baseline()
+    # warm-up on a few examples: classifier load, tokenizer, allocator
+    classify_heads(args.task, None, n=4, kind="both", data_dir=args.data_dir, model_and_tokenizer=(model, tok))
     times: dict[str, list[float]] = {"baseline": [], **{k: [] for k in kinds}}
     for r in range(args.reps):
         times["baseline"].append(baseline())
