@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,11 @@ def _load(loader, ref: str, name: str | None, **kw):
         ) from None
     except ValueError as e:
         raise UserError(f"cannot load model '{name or ref}': {str(e).splitlines()[0][:200]}") from None
+    except pickle.UnpicklingError:
+        raise UserError(
+            f"cannot load model '{name or ref}': its weights are a pickle that holds more than tensors, which is "
+            "refused (it could run code); save the model with save_pretrained (safetensors) instead."
+        ) from None
 
 
 def load_tokenizer(name: str | None = None):

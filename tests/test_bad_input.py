@@ -127,6 +127,12 @@ def ws(tmp_path_factory):
     import torch
 
     torch.save({"w": torch.zeros(2)}, c / "pickle.pt")
+    # a model folder whose weights are a pickle with more than tensors in it (refused by weights_only=True)
+    pm = w / "pickled-model"
+    pm.mkdir()
+    for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (pm / f).write_bytes((w / "model" / f).read_bytes())
+    torch.save({"bert.embeddings.word_embeddings.weight": SimpleNamespace(x=1)}, pm / "pytorch_model.bin")
     # maps for predict
     m = w / "mapsin"
     m.mkdir()
@@ -191,6 +197,7 @@ CASES = [
     Case("maps-unknown-task", lambda w: ["maps", "--task", "NOPE", "--out", O(w, "m.npz"), *M(w), *G(w)], r"unknown task 'NOPE'"),
     Case("maps-unknown-model-path", lambda w: ["maps", "--text", "a b", "--out", O(w, "m.npz"), "--model", str(w / "nomodel")], r"nomodel"),
     Case("maps-unknown-hub-model", lambda w: ["maps", "--text", "a b", "--out", O(w, "m.npz"), "--model", "no-such-org/no-such-model"], r"no-such-org/no-such-model"),
+    Case("maps-model-pickled-weights", lambda w: ["maps", "--text", "a b", "--out", O(w, "m.npz"), "--model", str(w / "pickled-model")], r"pickle"),
     Case("maps-model-is-a-file", lambda w: ["maps", "--text", "a b", "--out", O(w, "m.npz"), "--model", str(w / "json" / "negative.json")], r"negative\.json"),
     Case("maps-no-input", lambda w: ["maps", "--out", O(w, "m.npz"), *M(w)], r"--text|--task"),
     Case("maps-text-past-max-length", lambda w: ["maps", "--text", "word " * 700, "--out", O(w, "m.npz"), *M(w), "--max-length", "1000"], r"max.length|512|position"),

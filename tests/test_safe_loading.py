@@ -94,10 +94,10 @@ def test_torch_pickle_checkpoint_is_not_loaded(tmp_path):
     d = tmp_path / "pickled-model"
     tiny_bert(TinySpec(layers=2, heads=4, hidden=32, intermediate=64), num_labels=2, seed=0).config.save_pretrained(d)
     _torch_pickle(d / "pytorch_model.bin", marker)
-    with pytest.raises((UserError, OSError, Exception)) as e:  # noqa: PT011 - the point is: not loaded, not run
+    with pytest.raises(UserError) as e:
         load_model(str(d), num_labels=2)
     assert not marker.exists(), "the pickle in pytorch_model.bin was executed"
-    assert KEY not in str(e.value)
+    assert "pickle" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_classifier_files_that_are_pickles_or_fakes_refused(tmp_path):
