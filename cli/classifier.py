@@ -88,6 +88,7 @@ def train_cmd(
                          test_fraction=test_fraction, val_fraction=val_fraction, threads=threads)
     out = out or card_mod.default_path(kind.value)
     d = tr.load_data(data, kind.value)
+    tr._check_enough(d)  # before the summary line: bad data is one line on stderr, nothing else
     typer.echo(f"{len(d)} annotated {kind.value} maps: " + ", ".join(f"{k} {v}" for k, v in d.counts().items()), err=True)
     if compare:
         grid = [r for r in tr.recipe_grid() if r.name != rec.name]

@@ -298,10 +298,7 @@ def _check_one_line(stderr: str, stdout: str, case: Case) -> str:
     return line
 
 
-XFAIL = {
-    "classifier-train-one-class": "attn classifier train prints its data summary on stderr before it refuses a "
-                                  "one-class data set (cli/classifier.py echoes the counts before train.py checks)",
-}
+XFAIL: dict[str, str] = {}  # case id -> the bug that makes it fail (strict: fixing it turns the xfail red)
 
 
 def _param(c: Case):
