@@ -77,3 +77,22 @@ def labelstudio(tmp_path_factory):
     server, creds = srv.start_throwaway(tmp_path_factory.mktemp("labelstudio"))
     yield server, creds
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Repeat the counts the reliability tests print (kill points, bad-input cases, property examples) at the end of
+    every run, also without -s (they come from the tests' captured stdout)."""
+    import re
+
+    pattern = re.compile(r"^(kill points:|bad-input cases:|determinism:|.+: \d+ examples tried)")
+    lines = []
+    for rep in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        if getattr(rep, "when", "call") != "call":
+            continue
+        for name, text in getattr(rep, "sections", []):
+            if "stdout" in name:
+                lines += [line for line in text.splitlines() if pattern.search(line)]
+    if lines:
+        terminalreporter.section("reliability counts")
+        for line in lines:
+            terminalreporter.write_line(line)
