@@ -30,7 +30,8 @@ def stats_cmd(
         "--model", "-m", help="Expected model id, checked against the run folder's mask.json files.")] = None,
     skip_unfinished: Annotated[bool, typer.Option(
         "--skip-unfinished", help="Leave out seed folders whose s-pruning has not finished (e.g. while a run is "
-        "going on) instead of stopping with an error; each is named in a warning.")] = False,
+        "going on) instead of stopping with an error, and tasks left with fewer than two seeds; each is named in a "
+        "warning.")] = False,
 ) -> None:
     r"""Stability of s-pruning masks over seeds, for every task found, as Markdown tables on stdout.
 
@@ -40,6 +41,7 @@ def stats_cmd(
 
     Every std is over seeds with ddof=0. A kappa that is undefined (every component kept, or every one pruned, in every seed) is reported as n/a (null in the JSON) with a note.
     """
+    from attnpatterns.errors import UserError
     from attnpatterns.io import write_json, write_text
     from attnpatterns.prune.masks import discover_masks, model_of
     from attnpatterns.stats import compute_stats, to_markdown
@@ -48,6 +50,12 @@ def stats_cmd(
     seed_list = parse_seeds(seeds) if seeds is not None else None
     task_list = [t for t in tasks.replace(" ", "").split(",") if t] if tasks is not None else None
     table = discover_masks(masks, seeds=seed_list, tasks=task_list, model=model, skip_unfinished=skip_unfinished)
+    if skip_unfinished:
+        for t in [t for t, per_seed in table.items() if len(per_seed) < 2]:
+            typer.echo(f"warning: {t} has {len(table[t])} finished seed(s); left out (kappa needs two)", err=True)
+            del table[t]
+        if not table:
+            raise UserError(f"{masks}: no task has two finished seeds yet; wait for the run or prune more seeds.")
     found = model if model is not None else model_of(masks, {t: list(v) for t, v in table.items()})
     report = compute_stats(table, source=str(masks), model=found)
     md = to_markdown(report)

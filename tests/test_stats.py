@@ -226,3 +226,16 @@ def test_cli_stats_on_a_run_folder_records_the_model(tmp_path):
     assert js["tasks"]["MRPC"]["fleiss_kappa_mlps"] is None
     r = runner.invoke(app, ["stats", "--masks", str(tmp_path / "run"), "--model", "bert-base-uncased"])
     assert r.exit_code == 2 and "not 'bert-base-uncased'" in r.output
+
+
+def test_cli_stats_skip_unfinished(tmp_path):
+    hand = HAND.reshape(3, 2, 2).astype(np.float32)
+    _tree(tmp_path / "m", {"MRPC": {s: (hand[i], np.ones(2, np.float32)) for i, s in enumerate((1, 2, 3))},
+                           "CoLA": {1: (hand[0], np.ones(2, np.float32))}})
+    (tmp_path / "m" / "CoLA" / "seed_2" / "finetuned").mkdir(parents=True)  # still running
+    r = runner.invoke(app, ["stats", "--masks", str(tmp_path / "m")])
+    assert r.exit_code == 2 and "CoLA/seed_2: no masks" in r.output
+    r = runner.invoke(app, ["stats", "--masks", str(tmp_path / "m"), "--skip-unfinished"])
+    assert r.exit_code == 0, r.output
+    assert "CoLA has 1 finished seed(s); left out" in r.output and "| MRPC | 3 |" in r.stdout
+    assert "| CoLA |" not in r.stdout
