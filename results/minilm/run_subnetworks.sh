@@ -11,11 +11,12 @@
 # starting new jobs at STOP_AT (UTC, HH:MM) and then writes the table to results/minilm/.
 #
 # Re-fine-tuning budget: every "retrained" cell is a full fine-tuning run, 81 of them for 3 tasks x 3 seeds
-# x 3 methods x 3 subnetworks, on 2 shared CPU cores. The training sets are therefore subsampled to HALF of
-# what the fine-tuning run used (run_pruning.sh: MRPC 192, RTE 128, CoLA 512), seeded by the run's seed;
-# all other hyperparameters are the fine-tuning run's. Every evaluation (pruned, retrained, and the full
-# model and majority class they are compared with) uses the dev subsample the pruning used (run_pruning.sh:
-# MRPC 160, RTE 128, CoLA 320, seeded by the seed), so the "pruned good" cell repeats the pruning's own score.
+# x 3 methods x 3 subnetworks, on 2 shared CPU cores. The training sets are therefore seeded subsamples smaller
+# than the fine-tuning run's (it used MRPC 192, RTE 96, CoLA 384): MRPC 96, RTE 64, CoLA 256; all other
+# hyperparameters are the fine-tuning run's, and the unmasked model is re-fine-tuned under the same budget as a
+# control row. Every evaluation (pruned, retrained, and the full
+# model and majority class they are compared with) uses a seeded dev subsample: MRPC 160, RTE 128, CoLA 320
+# (seeded by the seed, as attn prune's; the pruning itself scored on 32 examples).
 set -uo pipefail
 export ATTN_GLUE_DIR=${ATTN_GLUE_DIR:-/work/shared/glue}
 export TOKENIZERS_PARALLELISM=false
