@@ -188,11 +188,11 @@ def m_prune(
     """
     import torch
 
-    from attnpatterns.data import compute_metrics, get_task, load_task, main_metric
-    from attnpatterns.finetune import encode, load_finetuned, predict
+    from attnpatterns.data import compute_metrics, main_metric
+    from attnpatterns.finetune import predict
     from attnpatterns.io import save_safetensors, write_json
     from attnpatterns.progress import progress_iter
-    from attnpatterns.prune.structured import _check_done, _clear_iterations
+    from attnpatterns.prune.structured import _check_done, _clear_iterations, load_pruning_inputs
 
     cfg = cfg or MPruneConfig()
     seed_dir = Path(seed_dir)
@@ -203,11 +203,8 @@ def m_prune(
     if done is not None:
         done["skipped"] = True
         return done
-    model, tok, rec = load_finetuned(seed_dir / "finetuned", device)
+    model, rec, spec, enc = load_pruning_inputs(seed_dir, cfg, device, data_dir)
     task, seed, mid = rec["config"]["task"], rec["config"]["seed"], rec["config"]["model"]
-    spec = get_task(task)
-    dev = load_task(spec, "dev", data_dir, max_examples=cfg.max_dev_examples, seed=seed)
-    enc = encode(tok, dev, cfg.max_length)
 
     def score() -> tuple[float, dict]:
         preds, labels = predict(model, enc, spec.is_regression, batch_size=cfg.batch_size)
@@ -254,7 +251,7 @@ def m_prune(
     summary.update({
         "task": task, "seed": seed, "model": mid, "full_score": full_score, "threshold": threshold,
         "score": best_score, "metrics": best_metrics, "main_metric": spec.main_key, "final_step": best_step,
-        "kept": kept, "total": total, "kept_fraction": kept / total, "dev_examples": len(dev),
+        "kept": kept, "total": total, "kept_fraction": kept / total, "dev_examples": len(enc.labels),
         "finetuned_score": rec["metrics"]["score"], "seconds": round(time.perf_counter() - t0, 2),
         "prunable": sorted(params),
     })

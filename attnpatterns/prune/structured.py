@@ -151,6 +151,20 @@ class SPruneConfig:
             raise UserError(f"the threshold ratio must be in (0, 1] (got {self.ratio}).")
 
 
+def load_pruning_inputs(seed_dir: Path, cfg, device: str, data_dir: str | None):
+    """The fine-tuned model of ``seed_dir``, its run record, task spec and encoded (seeded, subsampled) dev set.
+
+    Shared by s-pruning and m-pruning: ``cfg`` needs ``max_dev_examples`` and ``max_length``.
+    """
+    from attnpatterns.data import get_task, load_task
+    from attnpatterns.finetune import encode, load_finetuned
+
+    model, tok, rec = load_finetuned(seed_dir / "finetuned", device)
+    spec = get_task(rec["config"]["task"])
+    dev = load_task(spec, "dev", data_dir, max_examples=cfg.max_dev_examples, seed=rec["config"]["seed"])
+    return model, rec, spec, encode(tok, dev, cfg.max_length)
+
+
 def _check_done(out: Path, record: dict, what: str) -> dict | None:
     """The summary when ``out`` is finished with the same settings; UserError when it was made otherwise."""
     from attnpatterns.io import read_json
@@ -192,8 +206,8 @@ def s_prune(
     """
     import torch
 
-    from attnpatterns.data import compute_metrics, get_task, load_task, main_metric
-    from attnpatterns.finetune import collate, encode, length_batches, load_finetuned
+    from attnpatterns.data import compute_metrics, main_metric
+    from attnpatterns.finetune import collate, length_batches
     from attnpatterns.io import write_json
     from attnpatterns.prune.importance import compute_importance
     from attnpatterns.prune.masks import HeadSet, write_head_set
@@ -207,11 +221,8 @@ def s_prune(
     if done is not None:
         done["skipped"] = True
         return done
-    model, tok, rec = load_finetuned(seed_dir / "finetuned", device)
+    model, rec, spec, enc = load_pruning_inputs(seed_dir, cfg, device, data_dir)
     task, seed, mid = rec["config"]["task"], rec["config"]["seed"], rec["config"]["model"]
-    spec = get_task(task)
-    dev = load_task(spec, "dev", data_dir, max_examples=cfg.max_dev_examples, seed=seed)
-    enc = encode(tok, dev, cfg.max_length)
     dev_device = next(model.parameters()).device
     batches = [collate(enc, idx, dev_device, spec.is_regression) for idx in length_batches(enc, cfg.batch_size)]
     L, H = model.config.num_hidden_layers, model.config.num_attention_heads
@@ -249,7 +260,7 @@ def s_prune(
         "full_score": res.full_score, "threshold": res.threshold, "score": res.score, "main_metric": spec.main_key,
         "metrics": kept.evaluation.metrics, "final_iteration": res.final_iteration, "iterations": len(res.iterations),
         "heads_kept": int(res.head_mask.sum()), "mlps_kept": int(res.mlp_mask.sum()),
-        "heads_per_step": list(res.heads_per_step), "dev_examples": len(dev),
+        "heads_per_step": list(res.heads_per_step), "dev_examples": len(enc.labels),
         "finetuned_score": rec["metrics"]["score"], "seconds": round(time.perf_counter() - t0, 2),
         "phases": {p: sum(1 for it in res.iterations if it.phase == p) for p in PHASES},
     })
