@@ -36,6 +36,9 @@ def subnetworks_cmd(
     keep_checkpoints: Annotated[bool, typer.Option(
         "--keep-checkpoints/--no-keep-checkpoints", help="Keep each re-fine-tuned model.safetensors (about the "
                                                           "model's size each).")] = False,
+    super_from: Annotated[Optional[str], typer.Option(
+        "--super-from", help="With --method super: the seeds whose s-pruning masks define the super-survivors "
+                             "(e.g. all 5), when the subnetworks are evaluated on fewer --seeds. Default: --seeds.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's choice).")] = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
@@ -66,6 +69,7 @@ def subnetworks_cmd(
         settings=tuple(x.strip() for x in settings.split(",") if x.strip()),
         max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, pretrained=pretrained, device=device,
         data_dir=str(data_dir) if data_dir else None, keep_checkpoints=keep_checkpoints,
+        super_from=parse_seeds(super_from) if super_from else None,
     )
     results = run_subnetworks(cfg, show_progress=progress)
     done = sum(not r.skipped for r in results)

@@ -518,3 +518,22 @@ def test_smaller_training_budget_adds_the_full_model_control(tiny_run, tmp_path)
     assert not (base / ".full_retrained.lock").exists()
     frame = score_frame(run_table(run2))
     assert frame.loc["full model re-fine-tuned (subnetworks' budget)", TASK] == f"{r['score']:.3f}"
+
+
+def test_super_from_more_seeds_than_evaluated(tiny_run, tmp_path):
+    """--super-from: the super set comes from every listed seed's s-pruning masks; only --seeds are evaluated."""
+    from attnpatterns.io import read_json
+    from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
+
+    run, pre, glue = tiny_run
+    run2 = _copy_seed(run, tmp_path / "run", seeds=SEEDS, parts=("finetuned", "structured"))
+    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="super", settings=("pruned",), data_dir=str(glue),
+                           super_from=SEEDS)
+    res = run_subnetworks(cfg, show_progress=False)
+    assert {r.seed for r in res} == {1} and len(res) == 3
+    sset = read_json(run2 / TASK / "super" / "super-survivors.json")
+    assert [tuple(h) for h in sset["heads"]] == [(0, 0), (0, 1), (1, 1)]  # the AND over both seeds, as above
+    assert sset["seeds"] == SEEDS
+    assert not (run2 / TASK / f"seed_{SEEDS[1]}" / "subnetworks").exists()
+    with pytest.raises(UserError, match="--super-from only applies"):
+        SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", super_from=SEEDS)

@@ -46,7 +46,11 @@ def input_rules(kind: str, pre: dict, min_tokens: int) -> dict:
         if pre["mode"] == "resize"
         else f"centre zero-padded to {pre['size']}x{pre['size']} (area-resized down when larger)"
     )
-    scale = "divided by its maximum" if pre["scale"] == "max" else "values used as they are"
+    scale = {"max": "divided by its maximum",
+             "mass": f"multiplied so that its total is {pre['size']} (mass scaling)"}.get(pre["scale"], "values used as they are")
+    if pre.get("features"):
+        scale += ("; beside it, the 22 pattern features of attnpatterns.classifier.features computed on the map at "
+                  "its own size")
     what = (
         "raw attention map attentions[layer][b, head, :n, :n] (rows sum to 1)"
         if kind == "raw"
@@ -81,7 +85,9 @@ class Card:
             "kind": self.kind,
             "labels": list(self.labels),
             "architecture": "PatternCNN: conv 1-16-16, maxpool, 32-32, maxpool, 64-64, 1x1 to 16, global average pool, "
-            f"1x1 to {len(self.labels)} classes (Kovaleva et al. 2019); Xavier init",
+            + (f"then with the standardised pattern features: linear (16 + features) to 32, ReLU, linear to "
+               f"{len(self.labels)} classes" if self.preprocess.get("features") else
+               f"1x1 to {len(self.labels)} classes (Kovaleva et al. 2019)") + "; Xavier init",
             "input": input_rules(self.kind, self.preprocess, self.min_tokens),
             "training": self.training,
             "metrics": self.metrics,
@@ -167,7 +173,9 @@ def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = Tr
         want = (card.get("weights") or {}).get("sha256") if isinstance(card, dict) else None
         if want != sha256_file(path):
             raise UserError(f"{cp}: the card does not match {path.name} (sha256 differs); the weights were changed, retrain or restore them.")
-    model = PatternCNN(num_classes=len(labels))
+    from attnpatterns.classifier.features import NUM_FEATURES
+
+    model = PatternCNN(num_classes=len(labels), num_features=NUM_FEATURES if pre.get("features") else 0)
     try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()})
     except RuntimeError:

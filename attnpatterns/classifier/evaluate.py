@@ -56,11 +56,11 @@ def heuristic_labels(maps: Sequence[np.ndarray], tokens: Sequence[Sequence[str] 
 
 def predict_prepared(model, maps: Sequence[np.ndarray], pre) -> np.ndarray:
     """Label indices of the CNN for maps of any sizes."""
-    from attnpatterns.classifier.predict import logits_of, prepared_batches
+    from attnpatterns.classifier.predict import logits_of, prepared_batches, prepared_features
 
     if not len(maps):
         return np.zeros(0, dtype=np.int64)
-    return logits_of(model, prepared_batches(maps, pre)).argmax(1).numpy()
+    return logits_of(model, prepared_batches(maps, pre), feats=prepared_features(maps, pre)).argmax(1).numpy()
 
 
 @dataclass

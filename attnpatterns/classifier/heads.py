@@ -88,7 +88,7 @@ def classify_heads(
     device: str = "cpu",
     classifiers: dict[str, str | os.PathLike] | None = None,
     model_and_tokenizer: tuple | None = None,
-    cnn_batch_size: int = 4096,
+    cnn_batch_size: int = 512,
     show_progress: bool = False,
 ) -> HeadClassification:
     """Classify the maps of ``heads`` (None: all heads) on the first ``n`` dev examples of ``task``.
@@ -100,6 +100,7 @@ def classify_heads(
     import pandas as pd
     import torch
 
+    from attnpatterns.classifier.features import NUM_FEATURES, map_features
     from attnpatterns.classifier.labels import LABELS
     from attnpatterns.classifier.model import Preprocess, prepare
     from attnpatterns.classifier.predict import get_classifier, logits_of
@@ -156,6 +157,7 @@ def classify_heads(
             sel = full[:, layer_idx, head_idx].float().cpu()  # (B, K, T, T): the chosen heads only
             S = pres[k].size
             x = torch.empty(len(chunk), K, 1, S, S)
+            feats = torch.empty(len(chunk), K, NUM_FEATURES) if pres[k].features else None
             for b in range(len(chunk)):
                 n_real = int(mask[b].sum())
                 if bool(mask[b, :n_real].all()):  # right padding: the real tokens come first
@@ -164,7 +166,10 @@ def classify_heads(
                     idx = mask[b].nonzero().flatten()
                     m = sel[b][:, idx][:, :, idx]  # (K, n, n) over the real tokens
                 x[b] = prepare(m, pres[k])  # (K, 1, S, S)
-            p = torch.softmax(logits_of(clfs[k].model, x.view(-1, 1, S, S), cnn_batch_size), dim=1)  # (B*K, 5)
+                if feats is not None:
+                    feats[b] = map_features(m)  # (K, F), on the map at its own size
+            f = feats.view(-1, NUM_FEATURES) if feats is not None else None
+            p = torch.softmax(logits_of(clfs[k].model, x.view(-1, 1, S, S), cnn_batch_size, f), dim=1)  # (B*K, 5)
             best, arg = p.max(dim=1)
             preds[k][s : s + len(chunk)] = arg.view(len(chunk), K).numpy()
             probs[k][s : s + len(chunk)] = best.view(len(chunk), K).numpy()

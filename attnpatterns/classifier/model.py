@@ -41,6 +41,7 @@ class Preprocess:
     size: int = 32
     mode: str = "resize"
     scale: str = "max"
+    features: bool = False  # also compute the pattern features (classifier.features) for the feature branch
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -78,9 +79,15 @@ def prepare(maps: Tensor, pre: Preprocess) -> Tensor:
 
 
 class PatternCNN(nn.Module):
-    """Conv 1-16-16, pool, 32-32, pool, 64-64, 1x1 to 16, global average pool, 1x1 to classes."""
+    """Conv 1-16-16, pool, 32-32, pool, 64-64, 1x1 to 16, global average pool, 1x1 to classes.
 
-    def __init__(self, num_classes: int = 5):
+    With ``num_features > 0`` (the improved recipe) the 1x1 head is replaced by a feature branch: the 16
+    pooled CNN channels and the standardised pattern features of the map (:mod:`classifier.features`,
+    computed on the map at its own size) go through Linear(16 + F, 32), ReLU, Linear(32, classes). The
+    standardisation (training-set mean and std of each feature) is stored with the weights.
+    """
+
+    def __init__(self, num_classes: int = 5, num_features: int = 0):
         super().__init__()
         c = [1, 16, 16, 32, 32, 64, 64]
         convs = []
@@ -88,22 +95,39 @@ class PatternCNN(nn.Module):
             convs.append(nn.Conv2d(c[i], c[i + 1], kernel_size=3, padding=1))
         self.convs = nn.ModuleList(convs)
         self.reduce = nn.Conv2d(64, 16, kernel_size=1)
-        self.head = nn.Conv2d(16, num_classes, kernel_size=1)
         self.num_classes = num_classes
+        self.num_features = num_features
+        if num_features > 0:
+            self.register_buffer("feat_mean", torch.zeros(num_features))
+            self.register_buffer("feat_std", torch.ones(num_features))
+            self.mix = nn.Linear(16 + num_features, 32)
+            self.out = nn.Linear(32, num_classes)
+        else:
+            self.head = nn.Conv2d(16, num_classes, kernel_size=1)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, 1, S, S) -> (B, classes) logits."""
+    def set_feature_scaling(self, feats: Tensor) -> None:
+        """Standardise features with the mean and std of ``feats`` (N, F), the training set's."""
+        self.feat_mean.copy_(feats.mean(0))
+        self.feat_std.copy_(feats.std(0, unbiased=False).clamp_min(1e-6))
+
+    def forward(self, x: Tensor, feats: Tensor | None = None) -> Tensor:
+        """(B, 1, S, S) [+ (B, F) features] -> (B, classes) logits."""
         for i, conv in enumerate(self.convs):
             x = F.relu(conv(x))  # (B, c, s, s)
             if i in (1, 3):
                 x = F.max_pool2d(x, 2, ceil_mode=True)  # (B, c, s/2, s/2)
         x = F.relu(self.reduce(x))  # (B, 16, s, s)
         x = x.mean(dim=(2, 3), keepdim=True)  # (B, 16, 1, 1): global average pool
-        return self.head(x).flatten(1)  # (B, classes)
+        if self.num_features == 0:
+            return self.head(x).flatten(1)  # (B, classes)
+        if feats is None:
+            raise ValueError("this classifier has a feature branch: pass the map features")
+        z = torch.cat([x.flatten(1), (feats - self.feat_mean) / self.feat_std], dim=1)  # (B, 16 + F)
+        return self.out(F.relu(self.mix(z)))  # (B, classes)

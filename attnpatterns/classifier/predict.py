@@ -47,14 +47,35 @@ def prepared_batches(maps: Sequence, pre, order: Sequence[int] | None = None):
     return out
 
 
-def logits_of(model, x, batch_size: int = 2048):
-    """Run the CNN on prepared inputs (N, 1, S, S) in batches; (N, classes) logits."""
+def prepared_features(maps: Sequence, pre):
+    """(N, F) pattern features of maps of any lengths when ``pre.features`` (else None), by length as above."""
+    import torch
+
+    from attnpatterns.classifier.features import NUM_FEATURES, map_features
+    from attnpatterns.classifier.model import Preprocess
+
+    pre = pre if isinstance(pre, Preprocess) else Preprocess(**pre)
+    if not pre.features:
+        return None
+    out = torch.empty(len(maps), NUM_FEATURES)
+    by_len: dict[int, list[int]] = {}
+    for i, m in enumerate(maps):
+        by_len.setdefault(int(m.shape[-1]), []).append(i)
+    for n, idx in by_len.items():
+        stack = torch.stack([torch.as_tensor(np.asarray(maps[i]), dtype=torch.float32) for i in idx])  # (k, n, n)
+        out[idx] = map_features(stack)
+    return out
+
+
+def logits_of(model, x, batch_size: int = 512, feats=None):
+    """Run the classifier on prepared inputs (N, 1, S, S) [and features (N, F)] in batches; (N, classes) logits."""
     import torch
 
     outs = []
     with torch.inference_mode():
         for s in range(0, x.shape[0], batch_size):
-            outs.append(model(x[s : s + batch_size]))
+            f = feats[s : s + batch_size] if feats is not None else None
+            outs.append(model(x[s : s + batch_size], f) if f is not None else model(x[s : s + batch_size]))
     return torch.cat(outs) if outs else torch.empty(0, model.num_classes)
 
 
@@ -78,7 +99,7 @@ def check_maps(maps: Sequence, where: str = "map") -> list[np.ndarray]:
 
 
 def classify_maps(maps: Sequence, kind: str, classifier: str | os.PathLike | None = None,
-                  batch_size: int = 2048) -> tuple[list[str], np.ndarray]:
+                  batch_size: int = 512) -> tuple[list[str], np.ndarray]:
     """Labels and class probabilities (N, 5) for 2-D maps of any sizes.
 
     ``kind`` is raw or normed; ``classifier`` a .safetensors path (default: the shipped model).
@@ -90,7 +111,8 @@ def classify_maps(maps: Sequence, kind: str, classifier: str | os.PathLike | Non
     if not arrays:
         return [], np.zeros((0, len(clf.labels)), dtype=np.float32)
     x = prepared_batches(arrays, clf.preprocess)
-    probs = torch.softmax(logits_of(clf.model, x, batch_size), dim=1).numpy()
+    f = prepared_features(arrays, clf.preprocess)
+    probs = torch.softmax(logits_of(clf.model, x, batch_size, f), dim=1).numpy()
     return [clf.labels[i] for i in probs.argmax(1)], probs
 
 

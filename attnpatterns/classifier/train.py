@@ -145,6 +145,7 @@ class Recipe:
     augment: bool = True
     class_weights: bool = True
     synthetic_per_class: int = 0
+    features: bool = False  # the feature branch (classifier.features) beside the CNN
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -219,7 +220,7 @@ def preprocess_for(recipe: Recipe, train: MapData):
     from attnpatterns.classifier.model import Preprocess
 
     size = recipe.size if recipe.size > 0 else max(m.shape[0] for m in train.maps)
-    return Preprocess(size=int(size), mode=recipe.mode, scale=recipe.scale)
+    return Preprocess(size=int(size), mode=recipe.mode, scale=recipe.scale, features=recipe.features)
 
 
 def _augment(x, gen, scale: str):
@@ -253,7 +254,8 @@ def fit(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, s
     from attnpatterns.classifier.evaluate import scores
     from attnpatterns.classifier.labels import LABEL_INDEX, LABELS
     from attnpatterns.classifier.model import PatternCNN
-    from attnpatterns.classifier.predict import logits_of, prepared_batches
+    from attnpatterns.classifier.features import NUM_FEATURES
+    from attnpatterns.classifier.predict import logits_of, prepared_batches, prepared_features
     from attnpatterns.progress import progress_iter
     from attnpatterns.seed import set_seed
 
@@ -269,11 +271,15 @@ def fit(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, s
         y = np.concatenate([y, np.array([LABEL_INDEX[s] for s in sl])])
     pre = preprocess_for(recipe, train)
     x_tr = prepared_batches(maps, pre)
+    f_tr = prepared_features(maps, pre)  # None without the feature branch
     y_tr = torch.as_tensor(y)
     x_va = prepared_batches(val.maps, pre) if val is not None and len(val) else None
+    f_va = prepared_features(val.maps, pre) if x_va is not None else None
     y_va = torch.as_tensor(val.y) if x_va is not None else None
 
-    model = PatternCNN(num_classes=len(LABELS))
+    model = PatternCNN(num_classes=len(LABELS), num_features=NUM_FEATURES if pre.features else 0)
+    if f_tr is not None:
+        model.set_feature_scaling(f_tr)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     weight = None
     if recipe.class_weights:
@@ -293,7 +299,8 @@ def fit(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, s
             xb = x_tr[idx]
             if recipe.augment:
                 xb = _augment(xb, gen, pre.scale)
-            loss = F.cross_entropy(model(xb), y_tr[idx], weight=weight)
+            logits = model(xb, f_tr[idx]) if f_tr is not None else model(xb)
+            loss = F.cross_entropy(logits, y_tr[idx], weight=weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -301,7 +308,7 @@ def fit(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, s
         model.eval()
         rec = {"epoch": epoch, "train_loss": total / len(perm)}
         if x_va is not None:
-            logits = logits_of(model, x_va)
+            logits = logits_of(model, x_va, feats=f_va)
             vloss = float(F.cross_entropy(logits, y_va))
             sc = scores(y_va.numpy(), logits.argmax(1).numpy())
             rec.update(val_loss=vloss, val_weighted_f1=sc["weighted_f1"], val_macro_f1=sc["macro_f1"])

@@ -71,6 +71,7 @@ class SubnetworkConfig:
     data_dir: str | None = None
     keep_checkpoints: bool = False
     eval_batch_size: int = 64
+    super_from: list[int] | None = None  # seeds whose s-pruning masks define the super set; None: ``seeds``
 
     def __post_init__(self) -> None:
         from attnpatterns.data import get_task
@@ -94,8 +95,14 @@ class SubnetworkConfig:
             raise UserError(f"--max-train-examples must be at least 1 or left out (got {self.max_train_examples}).")
         if self.max_dev_examples is not None and int(self.max_dev_examples) < 1:
             raise UserError(f"--max-dev-examples must be at least 1 or left out (got {self.max_dev_examples}).")
-        if self.method == "super" and len(self.seeds) < 2:
-            raise UserError("super-survivors need at least two seeds; pass --seeds with two or more.")
+        if self.super_from is not None:
+            if self.method != "super":
+                raise UserError("--super-from only applies to --method super.")
+            self.super_from = [int(s) for s in self.super_from]
+            if len(set(self.super_from)) != len(self.super_from):
+                raise UserError(f"--super-from {self.super_from} repeats a seed; give each seed once.")
+        if self.method == "super" and len(self.super_from or self.seeds) < 2:
+            raise UserError("super-survivors need at least two seeds; pass --seeds (or --super-from) with two or more.")
         if not self.run.is_dir():
             raise UserError(f"{self.run}: no such run folder; pass --run with the folder 'attn finetune' and 'attn prune' wrote.")
 
@@ -530,7 +537,7 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
     if "retrained" in cfg.settings:  # fail before any work when the pre-trained weights are missing
         refs = {s: pretrained_ref(cfg, r) for s, r in recs.items()}
     first = recs[cfg.seeds[0]]
-    supers = super_masks(cfg.run, cfg.task, cfg.seeds, first) if cfg.method == "super" else None
+    supers = super_masks(cfg.run, cfg.task, cfg.super_from or cfg.seeds, first) if cfg.method == "super" else None
     masks = {s: masks_for_seed(cfg, s, recs[s], supers) for s in cfg.seeds}
     write_majority(cfg.run, cfg.task, cfg.data_dir)
 

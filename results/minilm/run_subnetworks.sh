@@ -10,25 +10,27 @@
 # "pruned" jobs first, and skips what is done, so it can be stopped and rerun at any time. It stops
 # starting new jobs at STOP_AT (UTC, HH:MM) and then writes the table to results/minilm/.
 #
-# Re-fine-tuning budget: every "retrained" cell is a full fine-tuning run, 81 of them for 3 tasks x 3 seeds
-# x 3 methods x 3 subnetworks, on 2 shared CPU cores. The training sets are therefore seeded subsamples smaller
-# than the fine-tuning run's (it used MRPC 192, RTE 96, CoLA 384): MRPC 96, RTE 64, CoLA 256; all other
-# hyperparameters are the fine-tuning run's, and the unmasked model is re-fine-tuned under the same budget as a
-# control row. Every evaluation (pruned, retrained, and the full
-# model and majority class they are compared with) uses a seeded dev subsample: MRPC 160, RTE 128, CoLA 320
-# (seeded by the seed, as attn prune's; the pruning itself scored on 32 examples).
+# Re-fine-tuning budget: every "retrained" cell is a fine-tuning run, 81 of them for 3 tasks x 3 seeds x 3
+# methods x 3 subnetworks, on 2 CPU cores. The training sets are therefore seeded subsamples a quarter the size of
+# the fine-tuning run's (it used MRPC 1280, RTE 640, CoLA 1600): MRPC 320, RTE 160, CoLA 400; all other
+# hyperparameters are the fine-tuning run's (lr 1e-4, 3 epochs, batch 32), and the unmasked model is
+# re-fine-tuned under the same budget as a control row. Every evaluation (pruned, retrained, and the full model
+# and majority class they are compared with) uses the whole dev set. The super-survivors are the heads and MLPs
+# kept by s-pruning in all 5 seeds (SUPER_FROM), evaluated on the first 3 seeds like the other methods.
 set -uo pipefail
 export ATTN_GLUE_DIR=${ATTN_GLUE_DIR:-/work/shared/glue}
 export TOKENIZERS_PARALLELISM=false
 ATTN=${ATTN:-.venv/bin/attn}
 RUN=${RUN:-runs/minilm}
 SEEDS=${SEEDS:-"1337 42 86"}
+SUPER_FROM=${SUPER_FROM:-"1337 42 86 71 166"}
 TASKS=${TASKS:-"MRPC RTE CoLA"}
 WORKERS=${WORKERS:-2}
-STOP_AT=${STOP_AT:-"22:58"}
-declare -A NTRAIN=([MRPC]=${N_MRPC:-96} [RTE]=${N_RTE:-64} [CoLA]=${N_COLA:-256})
-declare -A NDEV=([MRPC]=${D_MRPC:-160} [RTE]=${D_RTE:-128} [CoLA]=${D_COLA:-320})
+STOP_AT=${STOP_AT:-"23:59"}
+declare -A NTRAIN=([MRPC]=${N_MRPC:-320} [RTE]=${N_RTE:-160} [CoLA]=${N_COLA:-400})
+declare -A NDEV=([MRPC]=${D_MRPC:-} [RTE]=${D_RTE:-} [CoLA]=${D_COLA:-})  # empty: the whole dev set
 SEEDS_CSV=$(echo $SEEDS | tr ' ' ',')
+SUPER_CSV=$(echo $SUPER_FROM | tr ' ' ',')
 LOCKS=$RUN/.subnetwork-locks
 rm -rf "$LOCKS"; mkdir -p "$LOCKS"
 
@@ -49,9 +51,11 @@ ready() {  # task method seeds
   local s
   for s in ${3//,/ }; do
     [[ -f $RUN/$1/seed_$s/finetuned/metrics.json ]] || return 1
-    if [[ $2 == super ]]; then [[ -f $RUN/$1/seed_$s/structured/summary.json ]] || return 1
-    else [[ -f $RUN/$1/seed_$s/$2/summary.json ]] || return 1; fi
+    [[ $2 == super ]] || [[ -f $RUN/$1/seed_$s/$2/summary.json ]] || return 1
   done
+  if [[ $2 == super ]]; then
+    for s in $SUPER_FROM; do [[ -f $RUN/$1/seed_$s/structured/summary.json ]] || return 1; done
+  fi
 }
 
 done_() {  # setting task method seeds
@@ -66,7 +70,7 @@ done_() {  # setting task method seeds
 past_stop() { [[ $(date -u +%H:%M) > $STOP_AT || $(date -u +%H:%M) == "$STOP_AT" ]]; }
 
 worker() {
-  local w=$1 setting task method seeds left key
+  local w=$1 setting task method seeds left key extra
   while true; do
     left=0
     while read -r setting task method seeds; do
@@ -79,8 +83,11 @@ worker() {
       [[ -e $LOCKS/failed-$key ]] && continue  # failed once in this sitting: see the log, fix, rerun the script
       mkdir "$LOCKS/$key" 2>/dev/null || continue
       echo "[$w] $(date -u +%H:%M:%S) start $setting $task $method seeds $seeds"
+      extra=()
+      [[ -n ${NDEV[$task]} ]] && extra+=(--max-dev-examples ${NDEV[$task]})
+      [[ $method == super ]] && extra+=(--super-from $SUPER_CSV)
       $ATTN subnetworks --task $task --seeds $seeds --method $method --run $RUN --settings $setting \
-        --max-train-examples ${NTRAIN[$task]} --max-dev-examples ${NDEV[$task]} --threads 1 --no-progress \
+        --max-train-examples ${NTRAIN[$task]} "${extra[@]}" --threads 1 --no-progress \
         || { echo "[$w] $(date -u +%H:%M:%S) FAILED $setting $task $method $seeds"; touch "$LOCKS/failed-$key"; }
       echo "[$w] $(date -u +%H:%M:%S) end $setting $task $method seeds $seeds"
       rmdir "$LOCKS/$key"
@@ -91,7 +98,7 @@ worker() {
   done
 }
 
-echo "== $(date -u +%H:%M:%S) start: tasks $TASKS, seeds $SEEDS, $WORKERS workers, train subsamples MRPC ${NTRAIN[MRPC]} RTE ${NTRAIN[RTE]} CoLA ${NTRAIN[CoLA]}, dev subsamples MRPC ${NDEV[MRPC]} RTE ${NDEV[RTE]} CoLA ${NDEV[CoLA]}"
+echo "== $(date -u +%H:%M:%S) start: tasks $TASKS, seeds $SEEDS, $WORKERS workers, train subsamples MRPC ${NTRAIN[MRPC]} RTE ${NTRAIN[RTE]} CoLA ${NTRAIN[CoLA]}, dev subsamples MRPC ${NDEV[MRPC]:-all} RTE ${NDEV[RTE]:-all} CoLA ${NDEV[CoLA]:-all}, super-survivors from seeds $SUPER_FROM"
 for w in $(seq 1 $WORKERS); do worker $w & sleep 5; done
 wait
 echo "== $(date -u +%H:%M:%S) writing the table"

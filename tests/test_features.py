@@ -1,0 +1,86 @@
+"""Pattern features (classifier.features) on maps whose answers are known by construction."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnpatterns.classifier.features import FEATURE_NAMES, NUM_FEATURES, map_features
+
+
+def f(maps) -> dict[str, np.ndarray]:
+    x = map_features(torch.as_tensor(np.asarray(maps), dtype=torch.float32))
+    assert x.shape == (len(maps), NUM_FEATURES)
+    return {name: x[:, i].numpy() for i, name in enumerate(FEATURE_NAMES)}
+
+
+def test_diagonal_and_previous_token():
+    n = 10
+    eye = np.eye(n)
+    prev = np.roll(np.eye(n), -1, axis=1)  # row i attends to token i-1 (row 0 wraps to the last token)
+    r = f([eye, prev])
+    assert r["diag_0"][0] == pytest.approx(1.0) and r["diag_m1"][0] == 0
+    assert r["diag_m1"][1] == pytest.approx((n - 1) / n) and r["diag_0"][1] == 0
+    assert r["diag_band"][0] == pytest.approx(1.0) and r["diag_band"][1] == pytest.approx((n - 1) / n)
+    assert r["row_entropy"][0] == pytest.approx(0.0, abs=1e-6)
+    assert r["row_max"][0] == pytest.approx(1.0)
+
+
+def test_vertical_columns():
+    n = 12
+    cls = np.zeros((n, n)); cls[:, 0] = 1.0
+    two = np.zeros((n, n)); two[:, 0] = 0.5; two[:, -1] = 0.5
+    flat = np.full((n, n), 1.0 / n)
+    r = f([cls, two, flat])
+    assert r["col_top1"][0] == pytest.approx(1.0) and r["col_first"][0] == pytest.approx(1.0)
+    assert r["col_top2"][1] == pytest.approx(1.0) and r["col_last"][1] == pytest.approx(0.5)
+    assert r["col_entropy"][0] == pytest.approx(0.0, abs=1e-6)
+    assert r["col_entropy"][2] == pytest.approx(1.0)
+    assert r["row_entropy"][2] == pytest.approx(1.0)
+    assert r["mass_off_top"][1] == pytest.approx(0.0, abs=1e-6)  # all attention is in the two top columns
+    assert r["mass_off_top"][2] == pytest.approx((n - 2) / n)
+
+
+def test_block_gain_finds_the_split():
+    n, s = 12, 5
+    b = np.zeros((n, n)); b[:s, :s] = 1.0 / s; b[s:, s:] = 1.0 / (n - s)
+    flat = np.full((n, n), 1.0 / n)
+    r = f([b, flat])
+    assert r["block_split"][0] == pytest.approx(s / n)
+    assert r["block_gain"][0] == pytest.approx((n - (s * s + (n - s) ** 2) / n) / n)
+    assert r["block_gain"][1] == pytest.approx(0.0, abs=1e-6) and r["block_split"][1] == 0
+
+
+def test_scale_only_changes_the_scale_features():
+    rng = np.random.default_rng(0)
+    m = rng.random((9, 9))
+    a, b = f([m]), f([m * 37.0])
+    for name in FEATURE_NAMES:
+        if name == "log_scale":
+            assert b[name][0] - a[name][0] == pytest.approx(np.log(37.0), rel=1e-5)
+        else:
+            assert b[name][0] == pytest.approx(a[name][0], rel=1e-5, abs=1e-6), name
+
+
+def test_batched_equals_one_by_one_and_tiny_maps():
+    rng = np.random.default_rng(1)
+    maps = rng.random((5, 7, 7))
+    both = map_features(torch.as_tensor(maps, dtype=torch.float32))
+    one = torch.cat([map_features(torch.as_tensor(maps[i : i + 1], dtype=torch.float32)) for i in range(5)])
+    assert torch.allclose(both, one, atol=1e-6)
+    small = map_features(torch.rand(2, 3, 3))  # no valid block split: gain 0, not an error
+    assert torch.isfinite(small).all() and (small[:, FEATURE_NAMES.index("block_gain")] == 0).all()
+    with pytest.raises(ValueError):
+        map_features(torch.rand(2, 3, 4))
+
+
+def test_cnn_with_feature_branch_needs_features():
+    from attnpatterns.classifier.model import PatternCNN
+
+    m = PatternCNN(num_features=NUM_FEATURES).eval()
+    feats = torch.rand(6, NUM_FEATURES) * 5 + 2
+    m.set_feature_scaling(feats)
+    assert torch.allclose(((feats - m.feat_mean) / m.feat_std).mean(0), torch.zeros(NUM_FEATURES), atol=1e-5)
+    assert m(torch.rand(6, 1, 16, 16), feats).shape == (6, 5)
+    with pytest.raises(ValueError, match="feature branch"):
+        m(torch.rand(6, 1, 16, 16))
