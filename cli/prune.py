@@ -39,6 +39,12 @@ def _seed_dirs(run: Path, task: str, seeds: str) -> list[tuple[int, Path]]:
     return out
 
 
+FloorOpt = Annotated[str, typer.Option(
+    "--floor", help="none: the study's rule (score >= 0.9 x full). majority: a mask must also score strictly above "
+    "the majority class on the same dev examples (not in the study; for fine-tunes whose 0.9 x score is below the "
+    "majority baseline, where the study's rule lets pruning remove everything).")]
+
+
 def _threads(threads: Optional[int]) -> None:
     if threads:
         import torch
@@ -57,6 +63,7 @@ def structured_cmd(
         "--running-total", help="Sum |g_1|, |g_1+g_2|, ... as the authors' code did (gate gradient never zeroed); "
         "default: the published formula, sum of per-batch |g|.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Dev batch size of the importance pass.")] = 32,
+    floor: FloorOpt = "none",
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
@@ -70,7 +77,8 @@ def structured_cmd(
     from attnpatterns.prune.structured import SPruneConfig, s_prune
 
     _threads(threads)
-    cfg = SPruneConfig(max_dev_examples=max_dev_examples, running_total=running_total, batch_size=batch_size)
+    cfg = SPruneConfig(max_dev_examples=max_dev_examples, running_total=running_total, batch_size=batch_size,
+                       floor=floor.strip().lower())
     for seed, d in _seed_dirs(run, task, seeds):
         s = s_prune(d, cfg, device=device, data_dir=str(data_dir) if data_dir else None)
         state = "skipped (done)" if s["skipped"] else f"{s['seconds']:.0f} s"
@@ -87,6 +95,7 @@ def magnitude_cmd(
     seeds: SeedsOpt = "1337,42,86,71,166",
     max_dev_examples: MaxDevOpt = None,
     max_steps: Annotated[int, typer.Option("--max-steps", help="At most this many 10% steps (the study: 10).")] = 10,
+    floor: FloorOpt = "none",
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
@@ -101,7 +110,7 @@ def magnitude_cmd(
     from attnpatterns.prune.magnitude import MPruneConfig, m_prune
 
     _threads(threads)
-    cfg = MPruneConfig(max_dev_examples=max_dev_examples, max_steps=max_steps)
+    cfg = MPruneConfig(max_dev_examples=max_dev_examples, max_steps=max_steps, floor=floor.strip().lower())
     for seed, d in _seed_dirs(run, task, seeds):
         s = m_prune(d, cfg, device=device, data_dir=str(data_dir) if data_dir else None)
         state = "skipped (done)" if s["skipped"] else f"{s['seconds']:.0f} s"

@@ -61,6 +61,30 @@ def test_schedule_stops_when_nothing_is_left():
     assert all(it.passed for it in res.iterations)
 
 
+def test_floor_stops_pruning_at_the_majority_score():
+    """--floor majority: the same fake scores, but a mask must also beat 0.95 (say, the majority class's score)."""
+    evaluate, _ = fake_scorer()
+    res = prune_schedule(evaluate, L, H, floor=0.95)
+    # (a) 961 > 950 passes, 922 fails; (b) from 961: 949 fails; (c) from 961: 958, 955, 952 pass, 949 fails
+    assert res.threshold == pytest.approx(0.9)  # the study's threshold is still recorded as it is
+    assert res.score == pytest.approx(0.952) and res.score > 0.95
+    assert int((res.head_mask == 0).sum()) == 3 and int((res.mlp_mask == 0).sum()) == 4
+    # a score equal to the floor does not pass: it is no better than the majority class
+    evaluate0, _ = fake_scorer(head_cost=0, mlp_cost=0)
+    res0 = prune_schedule(evaluate0, L, H, floor=1.0)
+    assert res0.head_mask.sum() == L * H and res0.mlp_mask.sum() == L and res0.final_iteration == 0
+
+
+def test_floor_option_is_checked():
+    from attnpatterns.prune.magnitude import MPruneConfig
+    from attnpatterns.prune.structured import SPruneConfig
+
+    with pytest.raises(UserError, match="unknown --floor 'median'"):
+        SPruneConfig(floor="median")
+    with pytest.raises(UserError, match="unknown --floor"):
+        MPruneConfig(floor="x")
+
+
 def test_mask_least_important_ranks_masked_last():
     mask = np.array([[1, 0, 1], [1, 1, 0]], dtype=np.float32)
     imp = np.array([[0.5, 0.0, 0.2], [0.9, 0.1, 0.0]])

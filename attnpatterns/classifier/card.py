@@ -49,8 +49,10 @@ def input_rules(kind: str, pre: dict, min_tokens: int) -> dict:
     scale = {"max": "divided by its maximum",
              "mass": f"multiplied so that its total is {pre['size']} (mass scaling)"}.get(pre["scale"], "values used as they are")
     if pre.get("features"):
-        scale += ("; beside it, the 22 pattern features of attnpatterns.classifier.features computed on the map at "
-                  "its own size")
+        from attnpatterns.classifier.features import NUM_FEATURES
+
+        scale += (f"; beside it, the {NUM_FEATURES} pattern features of attnpatterns.classifier.features computed on "
+                  "the map at its own size")
     what = (
         "raw attention map attentions[layer][b, head, :n, :n] (rows sum to 1)"
         if kind == "raw"
@@ -137,6 +139,8 @@ def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = Tr
     from safetensors import safe_open
 
     from attnpatterns.classifier.labels import LABELS
+    import torch
+
     from attnpatterns.classifier.model import PatternCNN
 
     path = Path(path)
@@ -183,4 +187,7 @@ def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = Tr
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    # channels-last convolution weights: about 1.6x faster inference on CPU for these small maps (bench_classify);
+    # the values are the same, and save() writes contiguous copies
+    model = model.to(memory_format=torch.channels_last)
     return Loaded(model=model, kind=file_kind, labels=list(labels), preprocess=pre, min_tokens=min_tokens, card=card, path=path)

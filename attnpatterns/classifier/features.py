@@ -25,6 +25,9 @@ feature                      meaning
 ``block_gain``               best split s of the tokens into [0, s) and [s, n): within-block attention minus
                              what a flat map puts there (blocks along the diagonal, e.g. two sentences)
 ``block_split``              that s / n
+``block_fill``               ``block_gain`` of the map without its 2 largest columns and its -1..+1 band, rows
+                             renormalised: filled squares, not lines inside them
+``band_wide``                mean attention at offsets 2 and 3 on either side (a broad local band)
 ``log_scale``                log of the mean row total of the map as given (0 for raw maps)
 ``peak_ratio``               the map's maximum / its largest row total
 ===========================  ==================================================================================
@@ -40,7 +43,7 @@ FEATURE_NAMES = (
     "log_n", "col_top1", "col_top2", "col_top3", "col_first", "col_last", "col_entropy",
     "diag_m2", "diag_m1", "diag_0", "diag_p1", "diag_p2", "diag_band",
     "row_entropy", "row_entropy_std", "row_max", "band_off_top", "mass_off_top",
-    "block_gain", "block_split", "log_scale", "peak_ratio",
+    "block_gain", "block_split", "block_fill", "band_wide", "log_scale", "peak_ratio",
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 
@@ -49,6 +52,29 @@ def _diag_mean(R: Tensor, k: int) -> Tensor:
     """(K, n, n) -> (K,): sum of the k-th diagonal / n."""
     n = R.shape[-1]
     return torch.diagonal(R, offset=k, dim1=-2, dim2=-1).sum(-1) / n
+
+
+def _block_gain(R: Tensor) -> tuple[Tensor, Tensor]:
+    """(K, n, n) row-normalised maps -> best within-block gain over splits 2 <= s <= n-2, and that s / n.
+
+    Within-block mass for every split from 2-D prefix sums ``P[s, t] = R[:s, :t].sum()``, minus what a flat map
+    puts there ((s^2 + (n-s)^2) / n), divided by n; 0 (and split 0) when no split gains anything."""
+    K, n, _ = R.shape
+    P = torch.zeros(K, n + 1, n + 1, dtype=R.dtype)
+    P[:, 1:, 1:] = R.cumsum(1).cumsum(2)
+    s = torch.arange(n + 1)
+    total = P[:, n, n]
+    within = P[:, s, s] + (total[:, None] - P[:, s, n] - P[:, n, s] + P[:, s, s])  # (K, n+1)
+    flat = (s.double() ** 2 + (n - s).double() ** 2) / n  # a flat map's within-block mass
+    gain = (within - flat) / n
+    valid = (s >= 2) & (s <= n - 2)
+    if not bool(valid.any()):
+        return torch.zeros(K, dtype=R.dtype), torch.zeros(K, dtype=R.dtype)
+    gain = gain.masked_fill(~valid, -math.inf)
+    best, where = gain.max(-1)
+    best = torch.where(best > 1e-9, best, torch.zeros_like(best))  # a flat map gains nothing (up to rounding)
+    split = torch.where(best > 0, where.double() / n, torch.zeros_like(best))
+    return best, split
 
 
 def map_features(maps: Tensor) -> Tensor:
@@ -72,29 +98,19 @@ def map_features(maps: Tensor) -> Tensor:
     Rm = R * keep[:, None, :]
     band_off = _diag_mean(Rm, -1) + _diag_mean(Rm, 0) + _diag_mean(Rm, 1)
     mass_off = Rm.sum((-1, -2)) / n
-    # within-block mass for every split s (2 <= s <= n-2) from 2-D prefix sums P[s, t] = R[:s, :t].sum()
-    P = torch.zeros(K, n + 1, n + 1, dtype=A.dtype)
-    P[:, 1:, 1:] = R.cumsum(1).cumsum(2)
-    s = torch.arange(n + 1)
-    total = P[:, n, n]
-    within = P[:, s, s] + (total[:, None] - P[:, s, n] - P[:, n, s] + P[:, s, s])  # (K, n+1)
-    flat = (s.double() ** 2 + (n - s).double() ** 2) / n  # a flat map's within-block mass
-    gain = (within - flat) / n
-    valid = (s >= 2) & (s <= n - 2)
-    if bool(valid.any()):
-        gain = gain.masked_fill(~valid, -math.inf)
-        best, where = gain.max(-1)
-        best = torch.where(best > 1e-9, best, torch.zeros_like(best))  # a flat map gains nothing (up to rounding)
-        split = torch.where(best > 0, where.double() / n, torch.zeros_like(best))
-    else:
-        best = torch.zeros(K, dtype=A.dtype)
-        split = torch.zeros(K, dtype=A.dtype)
+    best, split = _block_gain(R)
+    idx = torch.arange(n)
+    near = ((idx[:, None] - idx[None, :]).abs() <= 1).to(A.dtype)  # (n, n): the -1..+1 band
+    Rf = Rm * (1 - near)
+    Rf = Rf / Rf.sum(-1, keepdim=True).clamp_min(eps)
+    fill, _ = _block_gain(Rf)
+    wide = sum(_diag_mean(R, k) for k in (-3, -2, 2, 3))
     mean_row = rows.squeeze(-1).mean(-1)
     log_scale = (mean_row.clamp_min(eps)).log()
     peak = A.amax((-1, -2)) / rows.squeeze(-1).amax(-1).clamp_min(eps)
     feats = torch.stack([
         torch.full((K,), logn, dtype=A.dtype), cs[:, 0], cs[:, :2].sum(-1), cs[:, :3].sum(-1), c[:, 0], c[:, -1],
         col_entropy, *diags, band, ent.mean(-1), ent.std(-1, unbiased=False), R.amax(-1).mean(-1),
-        band_off, mass_off, best, split, log_scale, peak,
+        band_off, mass_off, best, split, fill, wide, log_scale, peak,
     ], dim=1)
     return feats.float()

@@ -87,7 +87,7 @@ class PatternCNN(nn.Module):
     standardisation (training-set mean and std of each feature) is stored with the weights.
     """
 
-    def __init__(self, num_classes: int = 5, num_features: int = 0):
+    def __init__(self, num_classes: int = 5, num_features: int = 0, dropout: float = 0.0):
         super().__init__()
         c = [1, 16, 16, 32, 32, 64, 64]
         convs = []
@@ -100,6 +100,7 @@ class PatternCNN(nn.Module):
         if num_features > 0:
             self.register_buffer("feat_mean", torch.zeros(num_features))
             self.register_buffer("feat_std", torch.ones(num_features))
+            self.drop = nn.Dropout(dropout)  # training only; no weights
             self.mix = nn.Linear(16 + num_features, 32)
             self.out = nn.Linear(32, num_classes)
         else:
@@ -130,4 +131,4 @@ class PatternCNN(nn.Module):
         if feats is None:
             raise ValueError("this classifier has a feature branch: pass the map features")
         z = torch.cat([x.flatten(1), (feats - self.feat_mean) / self.feat_std], dim=1)  # (B, 16 + F)
-        return self.out(F.relu(self.mix(z)))  # (B, classes)
+        return self.out(F.relu(self.mix(self.drop(z))))  # (B, classes)

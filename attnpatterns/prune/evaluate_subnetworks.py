@@ -670,22 +670,16 @@ def full_retrained(cfg: SubnetworkConfig, seed: int, rec: dict, ref: str, max_tr
 
 def majority_baseline(task: str, data_dir: str | os.PathLike | None = None) -> dict:
     """Dev metrics of always predicting the training set's most frequent label (STS-B: its mean)."""
-    from collections import Counter
-
     from attnpatterns.data import compute_metrics, get_task, load_task, main_metric
+    from attnpatterns.prune.structured import majority_guess
 
     spec = get_task(task)
-    train = load_task(spec, "train", data_dir)
+    n_train = len(load_task(spec, "train", data_dir))
     dev = load_task(spec, "dev", data_dir)
-    labels = [e.label for e in train]
-    if spec.is_regression:
-        guess: Any = float(np.mean(labels))
-    else:
-        counts = Counter(labels)
-        guess = max(sorted(counts), key=lambda k: counts[k])
+    guess: Any = majority_guess(spec, data_dir)
     metrics = compute_metrics(spec, [guess] * len(dev), [e.label for e in dev])
     return {"task": spec.name, "prediction": guess, "metrics": metrics, "score": float(main_metric(spec, metrics)),
-            "main_metric": spec.main_key, "train_examples": len(train), "dev_examples": len(dev)}
+            "main_metric": spec.main_key, "train_examples": n_train, "dev_examples": len(dev)}
 
 
 def _dev_count(run_dir: Path) -> int | None:

@@ -165,8 +165,12 @@ class MPruneConfig:
     ratio: float = 0.9
     batch_size: int = 64
     max_length: int = 128
+    floor: str = "none"  # none (the study) or majority: also stay strictly above the majority class's score
 
     def __post_init__(self) -> None:
+        from attnpatterns.prune.structured import check_floor
+
+        check_floor(self.floor)
         if self.max_dev_examples is not None and self.max_dev_examples < 2:
             raise UserError(f"--max-dev-examples must be at least 2 (got {self.max_dev_examples}).")
         if not 0 < self.fraction < 1:
@@ -192,13 +196,15 @@ def m_prune(
     from attnpatterns.finetune import predict
     from attnpatterns.io import save_safetensors, write_json
     from attnpatterns.progress import progress_iter
-    from attnpatterns.prune.structured import _check_done, _clear_iterations, load_pruning_inputs
+    from attnpatterns.prune.structured import _check_done, _clear_iterations, floor_score, load_pruning_inputs
 
     cfg = cfg or MPruneConfig()
     seed_dir = Path(seed_dir)
     out = seed_dir / "magnitude"
     record = {"method": "magnitude", "max_dev_examples": cfg.max_dev_examples, "max_steps": cfg.max_steps,
               "fraction": cfg.fraction, "ratio": cfg.ratio}
+    if cfg.floor != "none":  # only then: runs made before the option existed stay valid
+        record["floor"] = cfg.floor
     done = _check_done(out, record, "m-pruning")
     if done is not None:
         done["skipped"] = True
@@ -220,6 +226,7 @@ def m_prune(
     total = count_kept(masks)[1]
     full_score, full_metrics = score()
     threshold = cfg.ratio * full_score
+    floor = floor_score(cfg.floor, spec, enc.labels, data_dir)  # None unless --floor majority
 
     def write_iter(k, kept, s, m, passed):
         write_json(out / f"iter_{k:02d}.json", {"iteration": k, "kept": kept, "total": total, "kept_fraction": kept / total,
@@ -235,7 +242,7 @@ def m_prune(
             for n, p in params.items():
                 p.copy_(original[n] * masks[n].to(p.dtype))
         s, m = score()
-        passed = bool(s >= threshold)
+        passed = bool(s >= threshold) and (floor is None or s > floor)
         write_iter(k, count_kept(masks)[0], s, m, passed)
         if not passed:
             break
@@ -250,7 +257,7 @@ def m_prune(
     summary = dict(record)
     summary.update({
         "task": task, "seed": seed, "model": mid, "full_score": full_score, "threshold": threshold,
-        "score": best_score, "metrics": best_metrics, "main_metric": spec.main_key, "final_step": best_step,
+        "floor_score": floor, "score": best_score, "metrics": best_metrics, "main_metric": spec.main_key, "final_step": best_step,
         "kept": kept, "total": total, "kept_fraction": kept / total, "dev_examples": len(enc.labels),
         "finetuned_score": rec["metrics"]["score"], "seconds": round(time.perf_counter() - t0, 2),
         "prunable": sorted(params),

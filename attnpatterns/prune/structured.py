@@ -96,8 +96,13 @@ def prune_schedule(
     ratio: float = 0.9,
     head_fraction: float = 0.1,
     on_iteration: Callable[[Iteration], None] | None = None,
+    floor: float | None = None,
 ) -> ScheduleResult:
-    """Run the three-phase schedule; ``evaluate`` scores a mask and gives the importance under it."""
+    """Run the three-phase schedule; ``evaluate`` scores a mask and gives the importance under it.
+
+    ``floor`` (not in the study; ``--floor majority``): a mask must also score strictly above it (the majority
+    class's score on the same dev examples), so a fine-tune whose 0.9 x score lies below the majority baseline
+    cannot be pruned down to a model that only predicts the majority class."""
     hm = np.ones((num_layers, num_heads), dtype=np.float32)  # (L, H)
     mm = np.ones(num_layers, dtype=np.float32)  # (L,)
     iterations: list[Iteration] = []
@@ -124,7 +129,7 @@ def prune_schedule(
             new_h = mask_least_important(cur_h, ev.head_importance, can_h)
             new_m = mask_least_important(cur_m, ev.mlp_importance, can_m)
             new_ev = evaluate(new_h, new_m)
-            passed = bool(new_ev.score >= threshold)
+            passed = bool(new_ev.score >= threshold) and (floor is None or new_ev.score > floor)
             it = record(phase, new_h, new_m, new_ev, passed)
             if not passed:
                 break
@@ -143,12 +148,45 @@ class SPruneConfig:
     batch_size: int = 32
     ratio: float = 0.9
     max_length: int = 128
+    floor: str = "none"  # none (the study) or majority: also stay strictly above the majority class's score
 
     def __post_init__(self) -> None:
         if self.max_dev_examples is not None and self.max_dev_examples < 2:
             raise UserError(f"--max-dev-examples must be at least 2 (got {self.max_dev_examples}).")
         if not 0 < self.ratio <= 1:
             raise UserError(f"the threshold ratio must be in (0, 1] (got {self.ratio}).")
+        check_floor(self.floor)
+
+
+FLOORS = ("none", "majority")
+
+
+def check_floor(floor: str) -> None:
+    if floor not in FLOORS:
+        raise UserError(f"unknown --floor '{floor}'; use none (the study's rule) or majority.")
+
+
+def majority_guess(spec, data_dir: str | None = None):
+    """The training set's most frequent label (ties: the smallest label; STS-B: the mean score)."""
+    from collections import Counter
+
+    from attnpatterns.data import load_task
+
+    labels = [e.label for e in load_task(spec, "train", data_dir)]
+    if spec.is_regression:
+        return float(np.mean(labels))
+    counts = Counter(labels)
+    return max(sorted(counts), key=lambda k: counts[k])
+
+
+def floor_score(floor: str, spec, labels, data_dir: str | None = None) -> float | None:
+    """The score a pruned model must beat under ``floor`` on dev ``labels`` (None for ``none``)."""
+    from attnpatterns.data import compute_metrics, main_metric
+
+    if floor == "none":
+        return None
+    labels = list(np.asarray(labels).tolist())
+    return float(main_metric(spec, compute_metrics(spec, [majority_guess(spec, data_dir)] * len(labels), labels)))
 
 
 def load_pruning_inputs(seed_dir: Path, cfg, device: str, data_dir: str | None):
@@ -217,6 +255,8 @@ def s_prune(
     out = seed_dir / "structured"
     record = {"method": "structured", "importance_summation": "running_total" if cfg.running_total else "per_batch",
               "max_dev_examples": cfg.max_dev_examples, "batch_size": cfg.batch_size, "ratio": cfg.ratio}
+    if cfg.floor != "none":  # only then: runs made before the option existed stay valid
+        record["floor"] = cfg.floor
     done = _check_done(out, record, "s-pruning")
     if done is not None:
         done["skipped"] = True
@@ -243,7 +283,8 @@ def s_prune(
                  int(it.head_mask.sum()), int(it.mlp_mask.sum()), spec.main_key, it.evaluation.score,
                  "" if it.passed else " (below threshold)")
 
-    res = prune_schedule(evaluate, L, H, ratio=cfg.ratio, on_iteration=on_iteration)
+    floor = floor_score(cfg.floor, spec, enc.labels, data_dir)
+    res = prune_schedule(evaluate, L, H, ratio=cfg.ratio, on_iteration=on_iteration, floor=floor)
     if res.full_score <= 0:
         log.warning("%s seed %d: the full model's score is %.4f <= 0, so the 0.9 x full threshold does not bind; "
                     "the fine-tune is too weak for meaningful pruning.", task, seed, res.full_score)
@@ -257,7 +298,7 @@ def s_prune(
     summary = dict(record)
     summary.update({
         "task": task, "seed": seed, "model": mid, "num_layers": L, "num_heads": H,
-        "full_score": res.full_score, "threshold": res.threshold, "score": res.score, "main_metric": spec.main_key,
+        "full_score": res.full_score, "threshold": res.threshold, "floor_score": floor, "score": res.score, "main_metric": spec.main_key,
         "metrics": kept.evaluation.metrics, "final_iteration": res.final_iteration, "iterations": len(res.iterations),
         "heads_kept": int(res.head_mask.sum()), "mlps_kept": int(res.mlp_mask.sum()),
         "heads_per_step": list(res.heads_per_step), "dev_examples": len(enc.labels),
