@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--kinds", default="raw,both")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--classifier", action="append", default=[], metavar="KIND=PATH",
+                    help="use another classifier than the shipped one, e.g. raw=/tmp/m.safetensors")
     ap.add_argument("--data-dir", default=os.environ.get("ATTN_GLUE_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "glue")))
     args = ap.parse_args()
 
@@ -39,10 +41,11 @@ def main() -> None:
     from attnpatterns.models import load_model
 
     torch.set_num_threads(args.threads)
+    clfs = dict(c.split("=", 1) for c in args.classifier)
     model, tok = load_model(None)
     spec = get_task(args.task)
     kinds = args.kinds.split(",")
-    min_tokens = max(get_classifier(k).min_tokens for k in ("raw", "normed"))
+    min_tokens = max(get_classifier(k, clfs.get(k)).min_tokens for k in ("raw", "normed"))
     examples = select_examples(tok, load_task(spec, "dev", args.data_dir), args.n, min_tokens, 128, bool(spec.text_b))
     L, H = model.config.num_hidden_layers, model.config.num_attention_heads
 
@@ -59,13 +62,13 @@ def main() -> None:
     def ours(kind: str) -> tuple[float, float]:
         t, c = time.perf_counter(), time.process_time()
         res = classify_heads(args.task, None, n=args.n, kind=kind, data_dir=args.data_dir, batch_size=args.batch_size,
-                             model_and_tokenizer=(model, tok))
+                             model_and_tokenizer=(model, tok), classifiers=clfs)
         dt, dc = time.perf_counter() - t, time.process_time() - c
         assert len(res.example_ids) == len(examples)
         return dt, dc
 
     # warm-up on a few examples: classifier load, tokenizer, allocator
-    classify_heads(args.task, None, n=4, kind="both", data_dir=args.data_dir, model_and_tokenizer=(model, tok))
+    classify_heads(args.task, None, n=4, kind="both", data_dir=args.data_dir, model_and_tokenizer=(model, tok), classifiers=clfs)
     wall: dict[str, list[float]] = {"baseline": [], **{k: [] for k in kinds}}
     cpu: dict[str, list[float]] = {"baseline": [], **{k: [] for k in kinds}}
     for r in range(args.reps):

@@ -84,3 +84,13 @@ def test_cnn_with_feature_branch_needs_features():
     assert m(torch.rand(6, 1, 16, 16), feats).shape == (6, 5)
     with pytest.raises(ValueError, match="feature branch"):
         m(torch.rand(6, 1, 16, 16))
+
+
+def test_constant_feature_is_centred_not_blown_up():
+    from attnpatterns.classifier.model import PatternCNN
+
+    m = PatternCNN(num_features=3)
+    feats = torch.tensor([[1.0, 0.0, 5.0], [1.0, 1.0, 7.0], [1.0, 2.0, 9.0]])  # the first one never changes
+    m.set_feature_scaling(feats)
+    assert m.feat_std[0] == 1.0 and m.feat_mean[0] == 1.0
+    assert torch.allclose(m.feat_std[1:], feats[:, 1:].std(0, unbiased=False))

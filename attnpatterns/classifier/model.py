@@ -115,13 +115,16 @@ class PatternCNN(nn.Module):
 
     def set_feature_scaling(self, feats: Tensor) -> None:
         """Standardise features with the mean and std of ``feats`` (N, F), the training set's."""
+        std = feats.std(0, unbiased=False)
         self.feat_mean.copy_(feats.mean(0))
-        self.feat_std.copy_(feats.std(0, unbiased=False).clamp_min(1e-6))
+        # a feature that is (nearly) constant in training, e.g. the scale of raw maps whose rows all sum to 1, is
+        # centred but not scaled: dividing by its tiny std would blow up rounding noise (a map saved as float16)
+        self.feat_std.copy_(torch.where(std < 1e-3, torch.ones_like(std), std))
 
     def forward(self, x: Tensor, feats: Tensor | None = None) -> Tensor:
         """(B, 1, S, S) [+ (B, F) features] -> (B, classes) logits."""
         for i, conv in enumerate(self.convs):
-            x = F.relu(conv(x))  # (B, c, s, s)
+            x = F.relu(conv(x), inplace=True)  # (B, c, s, s)
             if i in (1, 3):
                 x = F.max_pool2d(x, 2, ceil_mode=True)  # (B, c, s/2, s/2)
         x = F.relu(self.reduce(x))  # (B, 16, s, s)
