@@ -38,12 +38,14 @@ rm -rf "$LOCKS"; mkdir -p "$LOCKS"
 # every task has its first seeds complete rather than some tasks all seeds and others none
 jobs() {
   for setting in pruned retrained; do
+    # SUPER_FIRST=1: the super-survivor jobs of a setting before the per-seed ones (the study's key comparison)
+    if [[ ${SUPER_FIRST:-0} == 1 ]]; then for task in $TASKS; do echo "$setting $task super $SEEDS_CSV"; done; fi
     for seed in $SEEDS; do
       for task in $TASKS; do
         for method in structured magnitude; do echo "$setting $task $method $seed"; done
       done
     done
-    for task in $TASKS; do echo "$setting $task super $SEEDS_CSV"; done
+    if [[ ${SUPER_FIRST:-0} != 1 ]]; then for task in $TASKS; do echo "$setting $task super $SEEDS_CSV"; done; fi
   done
 }
 
