@@ -136,11 +136,10 @@ class Loaded:
 
 def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = True) -> Loaded:
     """Load a classifier written by :func:`save`; one-line UserError for anything else."""
+    import torch
     from safetensors import safe_open
 
     from attnpatterns.classifier.labels import LABELS
-    import torch
-
     from attnpatterns.classifier.model import PatternCNN
 
     path = Path(path)

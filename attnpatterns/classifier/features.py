@@ -3,7 +3,7 @@
 The CNN sees every map resized to a small fixed grid, which blurs exactly what separates the types on long
 maps (a one-token-wide diagonal, a column, a sentence boundary). These features are computed on the map at its
 own size, over the real tokens, batched over maps of one length; the classifier's feature branch
-(:class:`attnpatterns.classifier.model.PatternNet`) takes them beside the CNN's pooled output.
+(:class:`attnpatterns.classifier.model.PatternCNN` with ``num_features > 0``) takes them beside the CNN's pooled output.
 
 Every map is first row-normalised (rows are queries and sum to 1; for a weight-normed map this removes the
 arbitrary scale, which two features keep separately). With ``R`` the row-normalised ``(n, n)`` map and

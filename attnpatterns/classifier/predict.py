@@ -30,6 +30,19 @@ def get_classifier(kind: str, path: str | os.PathLike | None = None):
     return _CACHE[key]
 
 
+def _by_length(maps: Sequence, fn, out):
+    """Fill ``out[i]`` for every map with ``fn`` applied to the (k, n, n) stack of all maps of one length n."""
+    import torch
+
+    by_len: dict[int, list[int]] = {}
+    for i, m in enumerate(maps):
+        by_len.setdefault(int(m.shape[-1]), []).append(i)
+    for idx in by_len.values():
+        stack = torch.stack([torch.as_tensor(np.asarray(maps[i]), dtype=torch.float32) for i in idx])  # (k, n, n)
+        out[idx] = fn(stack)
+    return out
+
+
 def prepared_batches(maps: Sequence, pre, order: Sequence[int] | None = None):
     """Stack maps of any lengths into one (N, 1, S, S) tensor, preparing all maps of one length in one call."""
     import torch
@@ -37,14 +50,7 @@ def prepared_batches(maps: Sequence, pre, order: Sequence[int] | None = None):
     from attnpatterns.classifier.model import Preprocess, prepare
 
     pre = pre if isinstance(pre, Preprocess) else Preprocess(**pre)
-    out = torch.empty(len(maps), 1, pre.size, pre.size)
-    by_len: dict[int, list[int]] = {}
-    for i, m in enumerate(maps):
-        by_len.setdefault(int(m.shape[-1]), []).append(i)
-    for n, idx in by_len.items():
-        stack = torch.stack([torch.as_tensor(np.asarray(maps[i]), dtype=torch.float32) for i in idx])  # (k, n, n)
-        out[idx] = prepare(stack, pre)
-    return out
+    return _by_length(maps, lambda stack: prepare(stack, pre), torch.empty(len(maps), 1, pre.size, pre.size))
 
 
 def prepared_features(maps: Sequence, pre):
@@ -57,14 +63,7 @@ def prepared_features(maps: Sequence, pre):
     pre = pre if isinstance(pre, Preprocess) else Preprocess(**pre)
     if not pre.features:
         return None
-    out = torch.empty(len(maps), NUM_FEATURES)
-    by_len: dict[int, list[int]] = {}
-    for i, m in enumerate(maps):
-        by_len.setdefault(int(m.shape[-1]), []).append(i)
-    for n, idx in by_len.items():
-        stack = torch.stack([torch.as_tensor(np.asarray(maps[i]), dtype=torch.float32) for i in idx])  # (k, n, n)
-        out[idx] = map_features(stack)
-    return out
+    return _by_length(maps, map_features, torch.empty(len(maps), NUM_FEATURES))
 
 
 def logits_of(model, x, batch_size: int = 512, feats=None):
@@ -74,8 +73,7 @@ def logits_of(model, x, batch_size: int = 512, feats=None):
     outs = []
     with torch.inference_mode():
         for s in range(0, x.shape[0], batch_size):
-            f = feats[s : s + batch_size] if feats is not None else None
-            outs.append(model(x[s : s + batch_size], f) if f is not None else model(x[s : s + batch_size]))
+            outs.append(model(x[s : s + batch_size], feats[s : s + batch_size] if feats is not None else None))
     return torch.cat(outs) if outs else torch.empty(0, model.num_classes)
 
 

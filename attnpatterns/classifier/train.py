@@ -304,8 +304,7 @@ def fit(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, s
             xb = x_tr[idx]
             if recipe.augment:
                 xb = _augment(xb, gen, pre.scale)
-            logits = model(xb, f_tr[idx]) if f_tr is not None else model(xb)
-            loss = F.cross_entropy(logits, y_tr[idx], weight=weight)
+            loss = F.cross_entropy(model(xb, f_tr[idx] if f_tr is not None else None), y_tr[idx], weight=weight)
             opt.zero_grad()
             loss.backward()
             opt.step()

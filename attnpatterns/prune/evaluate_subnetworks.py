@@ -674,12 +674,12 @@ def majority_baseline(task: str, data_dir: str | os.PathLike | None = None) -> d
     from attnpatterns.prune.structured import majority_guess
 
     spec = get_task(task)
-    n_train = len(load_task(spec, "train", data_dir))
+    train = load_task(spec, "train", data_dir)
     dev = load_task(spec, "dev", data_dir)
-    guess: Any = majority_guess(spec, data_dir)
+    guess: Any = majority_guess(spec, [e.label for e in train])
     metrics = compute_metrics(spec, [guess] * len(dev), [e.label for e in dev])
     return {"task": spec.name, "prediction": guess, "metrics": metrics, "score": float(main_metric(spec, metrics)),
-            "main_metric": spec.main_key, "train_examples": n_train, "dev_examples": len(dev)}
+            "main_metric": spec.main_key, "train_examples": len(train), "dev_examples": len(dev)}
 
 
 def _dev_count(run_dir: Path) -> int | None:

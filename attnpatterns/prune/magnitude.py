@@ -196,7 +196,7 @@ def m_prune(
     from attnpatterns.finetune import predict
     from attnpatterns.io import save_safetensors, write_json
     from attnpatterns.progress import progress_iter
-    from attnpatterns.prune.structured import _check_done, _clear_iterations, floor_score, load_pruning_inputs
+    from attnpatterns.prune.structured import _check_done, _clear_iterations, floor_score, load_pruning_inputs, meets
 
     cfg = cfg or MPruneConfig()
     seed_dir = Path(seed_dir)
@@ -242,7 +242,7 @@ def m_prune(
             for n, p in params.items():
                 p.copy_(original[n] * masks[n].to(p.dtype))
         s, m = score()
-        passed = bool(s >= threshold) and (floor is None or s > floor)
+        passed = meets(s, threshold, floor)
         write_iter(k, count_kept(masks)[0], s, m, passed)
         if not passed:
             break

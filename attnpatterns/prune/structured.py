@@ -129,7 +129,7 @@ def prune_schedule(
             new_h = mask_least_important(cur_h, ev.head_importance, can_h)
             new_m = mask_least_important(cur_m, ev.mlp_importance, can_m)
             new_ev = evaluate(new_h, new_m)
-            passed = bool(new_ev.score >= threshold) and (floor is None or new_ev.score > floor)
+            passed = meets(new_ev.score, threshold, floor)
             it = record(phase, new_h, new_m, new_ev, passed)
             if not passed:
                 break
@@ -166,13 +166,16 @@ def check_floor(floor: str) -> None:
         raise UserError(f"unknown --floor '{floor}'; use none (the study's rule) or majority.")
 
 
-def majority_guess(spec, data_dir: str | None = None):
-    """The training set's most frequent label (ties: the smallest label; STS-B: the mean score)."""
+def meets(score: float, threshold: float, floor: float | None) -> bool:
+    """A pruning step passes: score >= 0.9 x full (``threshold``) and, with a floor, strictly above it."""
+    return bool(score >= threshold) and (floor is None or score > floor)
+
+
+def majority_guess(spec, train_labels) -> object:
+    """The most frequent of the training labels (ties: the smallest label; STS-B: the mean score)."""
     from collections import Counter
 
-    from attnpatterns.data import load_task
-
-    labels = [e.label for e in load_task(spec, "train", data_dir)]
+    labels = list(train_labels)
     if spec.is_regression:
         return float(np.mean(labels))
     counts = Counter(labels)
@@ -181,12 +184,13 @@ def majority_guess(spec, data_dir: str | None = None):
 
 def floor_score(floor: str, spec, labels, data_dir: str | None = None) -> float | None:
     """The score a pruned model must beat under ``floor`` on dev ``labels`` (None for ``none``)."""
-    from attnpatterns.data import compute_metrics, main_metric
+    from attnpatterns.data import compute_metrics, load_task, main_metric
 
     if floor == "none":
         return None
     labels = list(np.asarray(labels).tolist())
-    return float(main_metric(spec, compute_metrics(spec, [majority_guess(spec, data_dir)] * len(labels), labels)))
+    guess = majority_guess(spec, [e.label for e in load_task(spec, "train", data_dir)])
+    return float(main_metric(spec, compute_metrics(spec, [guess] * len(labels), labels)))
 
 
 def load_pruning_inputs(seed_dir: Path, cfg, device: str, data_dir: str | None):
