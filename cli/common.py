@@ -48,15 +48,15 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def parse_seeds(seeds: str) -> list[int]:
+def parse_seeds(seeds: str, option: str = "--seeds") -> list[int]:
     try:
         out = [int(s) for s in str(seeds).replace(" ", "").split(",") if s]
     except ValueError:
-        raise UserError(f"--seeds '{seeds}' is not a comma-separated list of integers, e.g. 1337,42,86.") from None
+        raise UserError(f"{option} '{seeds}' is not a comma-separated list of integers, e.g. 1337,42,86.") from None
     if not out:
-        raise UserError("--seeds is empty; give at least one seed, e.g. 1337,42,86.")
+        raise UserError(f"{option} is empty; give at least one seed, e.g. 1337,42,86.")
     if len(set(out)) != len(out):
-        raise UserError(f"--seeds '{seeds}' repeats a seed; give each seed once.")
+        raise UserError(f"{option} '{seeds}' repeats a seed; give each seed once.")
     return out
 
 

@@ -69,7 +69,7 @@ def subnetworks_cmd(
         settings=tuple(x.strip() for x in settings.split(",") if x.strip()),
         max_train_examples=max_train_examples, max_dev_examples=max_dev_examples, pretrained=pretrained, device=device,
         data_dir=str(data_dir) if data_dir else None, keep_checkpoints=keep_checkpoints,
-        super_from=parse_seeds(super_from) if super_from else None,
+        super_from=parse_seeds(super_from, "--super-from") if super_from else None,
     )
     results = run_subnetworks(cfg, show_progress=progress)
     done = sum(not r.skipped for r in results)

@@ -479,6 +479,9 @@ def test_cli_subnetworks(tiny_run, tmp_path):
     r = CliRunner().invoke(app, ["subnetworks", "--task", TASK, "--seeds", "1", "--method", "magnitude", "--run",
                                  str(run2), "--pretrained", str(tmp_path / "nope"), "--data-dir", str(glue)])
     assert r.exit_code == 2 and "error:" in r.output and "--pretrained" in r.output
+    r = CliRunner().invoke(app, ["subnetworks", "--task", TASK, "--seeds", "1", "--method", "super", "--run",
+                                 str(run2), "--super-from", "1,x", "--data-dir", str(glue)])
+    assert r.exit_code == 2 and "--super-from '1,x' is not a comma-separated list" in r.output
 
 
 def test_dev_subsample_for_every_row(tiny_run, tmp_path):
