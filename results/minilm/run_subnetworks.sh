@@ -6,7 +6,7 @@
 #     nice -n 10 bash results/minilm/run_subnetworks.sh > runs/minilm/subnetworks.log 2>&1
 #
 # It starts each job as soon as its inputs exist (a seed's finetuned/ + structured/ or magnitude/ summary;
-# for super-survivors every seed's structured/), runs WORKERS jobs at once (1 torch thread each), cheap
+# for super-survivors every seed's structured/), runs WORKERS jobs at once (1 torch thread each; DEVICE=cuda puts them on the GPU), cheap
 # "pruned" jobs first, and skips what is done, so it can be stopped and rerun at any time. It stops
 # starting new jobs at STOP_AT (UTC, HH:MM) and then writes the table to results/minilm/.
 #
@@ -27,6 +27,8 @@ SEEDS=${SEEDS:-"1337 42 86"}
 SUPER_FROM=${SUPER_FROM:-"1337 42 86 71 166"}
 TASKS=${TASKS:-"MRPC RTE CoLA"}
 WORKERS=${WORKERS:-2}
+DEVICE=${DEVICE:-cpu}   # cuda: every job on the GPU (WORKERS processes share it)
+TABLE=${TABLE:-1}      # 0: leave out the table and the copy into results/ at the end
 STOP_AT=${STOP_AT:-"23:59"}
 declare -A NTRAIN=([MRPC]=${N_MRPC:-} [RTE]=${N_RTE:-} [CoLA]=${N_COLA:-})  # empty: the fine-tuning run's
 declare -A NDEV=([MRPC]=${D_MRPC:-} [RTE]=${D_RTE:-} [CoLA]=${D_COLA:-})  # empty: the whole dev set
@@ -91,7 +93,7 @@ worker() {
       [[ -n ${NTRAIN[$task]} ]] && extra+=(--max-train-examples ${NTRAIN[$task]})
       [[ $method == super ]] && extra+=(--super-from $SUPER_CSV)
       $ATTN subnetworks --task $task --seeds $seeds --method $method --run $RUN --settings $setting \
-        "${extra[@]}" --threads 1 --no-progress \
+        "${extra[@]}" --threads 1 --device $DEVICE --no-progress \
         || { echo "[$w] $(date -u +%H:%M:%S) FAILED $setting $task $method $seeds"; touch "$LOCKS/failed-$key"; }
       echo "[$w] $(date -u +%H:%M:%S) end $setting $task $method seeds $seeds"
       rmdir "$LOCKS/$key"
@@ -103,8 +105,9 @@ worker() {
 }
 
 echo "== $(date -u +%H:%M:%S) start: tasks $TASKS, seeds $SEEDS, $WORKERS workers, train subsamples MRPC ${NTRAIN[MRPC]:-as fine-tuned} RTE ${NTRAIN[RTE]:-as fine-tuned} CoLA ${NTRAIN[CoLA]:-as fine-tuned}, dev subsamples MRPC ${NDEV[MRPC]:-all} RTE ${NDEV[RTE]:-all} CoLA ${NDEV[CoLA]:-all}, super-survivors from seeds $SUPER_FROM"
-for w in $(seq 1 $WORKERS); do worker $w & sleep 5; done
+for w in $(seq 1 $WORKERS); do worker $w & sleep ${STAGGER:-5}; done
 wait
+[[ $TABLE == 1 ]] || { echo "== $(date -u +%H:%M:%S) done (no table: TABLE=0)"; exit 0; }
 echo "== $(date -u +%H:%M:%S) writing the table"
 $ATTN table --run $RUN --out results/minilm
 bash results/minilm/collect_subnetworks.sh "$RUN" results/minilm/subnetworks
