@@ -289,7 +289,7 @@ def _check_existing(out_dir: Path, record: dict) -> bool:
     return run_is_done(out_dir)
 
 
-def _provenance() -> dict:
+def _provenance(device=None) -> dict:
     import torch
     import transformers
 
@@ -301,8 +301,19 @@ def _provenance() -> dict:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
+        "device": device_name(device),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def device_name(device) -> str:
+    """'cpu', or 'cuda' with the GPU's name (numerics differ between devices: bf16 autocast, kernels)."""
+    import torch
+
+    device = torch.device(device or "cpu")
+    if device.type == "cuda" and torch.cuda.is_available():
+        return f"cuda ({torch.cuda.getdevice_name(device)})"
+    return device.type
 
 
 def _save_model(model, tok, out_dir: Path) -> None:
@@ -388,7 +399,7 @@ def finetune(
     if wmasks:
         apply_weight_masks(model, wmasks)
 
-    record["provenance"] = _provenance()
+    record["provenance"] = _provenance(device)
     record["provenance"]["model_ref"] = init_from if init_from is not None else (cfg.model or "minilm")
     record["data"] = {"train_examples": len(train), "dev_examples": len(dev), "subsampled": cfg.max_train_examples is not None}
     record["masked"] = {

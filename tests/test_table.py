@@ -123,3 +123,19 @@ def test_bad_run_folders(tmp_path):
     _write(run / "MRPC" / "seed_1" / "subnetworks" / "super" / "good" / "pruned.json", {"metrics": {}})
     with pytest.raises(UserError, match="pruned.json.*no 'acc'"):
         tables.run_table(run)
+
+
+def test_note_names_the_seeds_where_pruning_kept_the_whole_model():
+    import pandas as pd
+
+    from attnpatterns.report.tables import unpruned_notes
+
+    rows = [dict(method="magnitude", subnet=sub, setting="pruned", task=t, seed=s, score=0.5, kept_fraction=kf)
+            for t, s, kf in (("CoLA", 42, 1.0), ("CoLA", 7, 0.6), ("RTE", 86, 1.0), ("RTE", 3, 1.0))
+            for sub in ("good", "random")]
+    rows.append(dict(method="structured", subnet="good", setting="pruned", task="CoLA", seed=7, score=0.5, kept_fraction=0.9))
+    notes = unpruned_notes(pd.DataFrame(rows))
+    assert notes == ["m-pruning kept the whole model in CoLA seed 42; RTE seeds 3, 86: there good, random and bad are "
+                     "one mask (the full model) and score alike."]
+    rows[-1]["kept_fraction"] = 1.0
+    assert len(unpruned_notes(pd.DataFrame(rows))) == 2

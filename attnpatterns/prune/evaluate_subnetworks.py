@@ -482,7 +482,7 @@ def evaluate_pruned(model, tok, dev, mask: Mask, task: str, batch_size: int, max
     try:
         with torch.no_grad():
             for n, m in mask.weights.items():
-                params[n].mul_(m.to(params[n].dtype))
+                params[n].mul_(m.to(device=params[n].device, dtype=params[n].dtype))
         return evaluate(model, tok, task, dev, batch_size=batch_size, max_length=max_length)
     finally:
         with torch.no_grad():
@@ -523,7 +523,7 @@ def _retrain_config(cfg: SubnetworkConfig, rec: dict, ref: str):
 def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[SubnetResult]:
     """Evaluate every asked-for (seed, subnetwork, setting) of ``cfg``; skip what is done."""
     from attnpatterns.data import get_task, load_task, main_metric
-    from attnpatterns.finetune import finetune, load_finetuned
+    from attnpatterns.finetune import device_name, finetune, load_finetuned
     from attnpatterns.io import write_json
     from attnpatterns.progress import progress_iter
 
@@ -610,6 +610,7 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
                 "dev_examples": _dev_count(d / "retrained"), "pretrained": refs[s], "run_dir": str(d / "retrained"),
                 "train_seconds": round(fr.train_seconds, 2), "seconds": round(time.perf_counter() - t0, 2),
                 "checkpoint_kept": bool(cfg.keep_checkpoints),
+                "device": device_name(cfg.device),
             }))
             log.info("%s seed %d %s/%s retrained: %s = %.4f", cfg.task, s, cfg.method, subnet, spec.main_key, fr.score)
             results.append(SubnetResult(cfg.task, s, cfg.method, subnet, "retrained", fr.score, fr.metrics, mask.size, False, d))

@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -93,6 +93,7 @@ class Table:
     cells: "object"  # pandas DataFrame
     source: str
     tasks: list[str]
+    notes: list[str] = field(default_factory=list)  # computed remarks printed under the scores
 
 
 # ----------------------------------------------------------------------------- reading a run
@@ -223,7 +224,22 @@ def run_table(run: str | os.PathLike, tasks: Iterable[str] | None = None, data_d
         if n:
             dev[task] = "/".join(map(str, n))
     note = ("; dev examples per evaluation: " + ", ".join(f"{t} {v}" for t, v in dev.items())) if dev else ""
-    return Table(cells, f"run {run}{note}", [t for t in TASK_ORDER if t in found])
+    return Table(cells, f"run {run}{note}", [t for t in TASK_ORDER if t in found], unpruned_notes(per_seed))
+
+
+def unpruned_notes(per_seed) -> list[str]:
+    """One remark per pruning method whose good mask kept every component in some (task, seed): there the random
+    and bad counterparts are the same mask as good (the whole model), so those seeds cannot tell them apart."""
+    if per_seed.empty or "kept_fraction" not in per_seed:
+        return []
+    good = per_seed[(per_seed["subnet"] == "good") & (per_seed["kept_fraction"] >= 1.0)]
+    notes = []
+    for method, g in good.groupby("method", sort=False):
+        where = "; ".join(f"{task} seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
+                          for task, s in ((t, sorted({int(x) for x in gg["seed"]})) for t, gg in g.groupby("task", sort=False)))
+        notes.append(f"{METHOD_LABELS.get(method, method)} kept the whole model in {where}: there good, random and bad "
+                     "are one mask (the full model) and score alike.")
+    return notes
 
 
 # ----------------------------------------------------------------------------- the authors' results
@@ -397,7 +413,7 @@ def to_markdown(table: Table, digits: int = 3) -> str:
     ns = ", ".join(f"{t} {n[t]}" for t in table.tasks)
     out = [f"Dev scores ({', '.join(f'{t} {metric_key(t)}' for t in table.tasks)}), mean ± population std over seeds "
            f"(seeds per task: {ns}; a cell with fewer says n=). Source: {table.source}.", "",
-           _markdown(scores, "setting"), "",
+           _markdown(scores, "setting"), ""] + [f"Note: {n}" for n in table.notes] + ([""] if table.notes else []) + [
            "Subnetwork sizes: fraction of the prunable encoder weights kept (Q, K, V, attention output, MLP dense "
            "weights and biases, except the MLP output bias), mean over seeds; s-pruning and super sets also as kept "
            "heads (h) and MLPs (m).", "", _markdown(sizes, "subnetwork")]
