@@ -1,4 +1,4 @@
-"""``attn classifier``: train, evaluate and apply the pattern CNN."""
+"""``attn classifier``: train, evaluate and apply the pattern classifier."""
 from __future__ import annotations
 
 from enum import Enum
@@ -16,6 +16,7 @@ class Kind(str, Enum):
 
 
 class RecipeName(str, Enum):
+    features = "features"
     improved = "improved"
     original = "original"
 
@@ -24,12 +25,12 @@ KindOpt = Annotated[Kind, typer.Option("--kind", help="Map kind: raw attention m
 DataOpt = Annotated[Path, typer.Option("--data", help="Annotation folder holding <kind>/labels.tsv and <kind>/maps.npz.")]
 ClassifierOpt = Annotated[
     Optional[Path],
-    typer.Option("--classifier", help="A pattern-CNN .safetensors (its .json card beside it). Default: models/pattern-cnn-<kind>.safetensors."),
+    typer.Option("--classifier", help="A pattern-classifier .safetensors (its .json card beside it). Default: models/pattern-cnn-<kind>.safetensors."),
 ]
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(no_args_is_help=True, help="Train, evaluate and apply the CNN that labels attention maps with the five pattern types.")
+    sub = typer.Typer(no_args_is_help=True, help="Train, evaluate and apply the classifier that labels attention maps with the five pattern types.")
     sub.command("train")(train_cmd)
     sub.command("evaluate")(evaluate_cmd)
     sub.command("predict")(predict_cmd)
@@ -56,28 +57,29 @@ def train_cmd(
     kind: KindOpt,
     data: DataOpt = Path("annotations"),
     out: Annotated[Optional[Path], typer.Option("--out", help="The .safetensors to write (card beside it). Default: models/pattern-cnn-<kind>.safetensors.")] = None,
-    recipe: Annotated[RecipeName, typer.Option("--recipe", help="improved: every map resized to 16x16, mass scaling, 40 synthetic maps per type added to the training part. original: the study's recipe (zero-pad to the largest map, no scaling, no augmentation).")] = RecipeName.improved,
+    recipe: Annotated[RecipeName, typer.Option("--recipe", help="features (shipped): logistic regression on the 38 pattern features of each map, L2 strength chosen on the validation slice, no CNN. improved: the CNN on maps resized to 16x16 (mass scaling) with the pattern features beside it, 40 synthetic maps per type added to the training part. original: the study's CNN recipe (zero-pad to the largest map, no scaling, no augmentation).")] = RecipeName.features,
     compare: Annotated[bool, typer.Option("--compare/--no-compare", help="Also train the original recipe and each improvement on the same split and record the comparison in the card.")] = False,
     folds: Annotated[int, typer.Option("--folds", help="Also run stratified k-fold cross-validation with this many folds (0 = off): of the trained recipe, or with --compare of every compared recipe.")] = 0,
-    synthetic: Annotated[Optional[int], typer.Option("--synthetic", help="Synthetic maps per type added to the training part (never to validation or test); overrides the recipe's number (improved: 40, original: 0).")] = None,
+    synthetic: Annotated[Optional[int], typer.Option("--synthetic", help="Synthetic maps per type added to the training part (never to validation or test); overrides the recipe's number (features: 0, improved: 40, original: 0).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the initialisation and the batches.")] = 0,
-    epochs: Annotated[int, typer.Option("--epochs", help="Maximum epochs (best-on-validation checkpoint; stops after --patience epochs without gain).")] = 80,
+    epochs: Annotated[int, typer.Option("--epochs", help="Maximum epochs of the CNN recipes (best-on-validation checkpoint; stops after --patience epochs without gain).")] = 80,
     patience: Annotated[int, typer.Option("--patience")] = 30,
     test_fraction: Annotated[float, typer.Option("--test-fraction", help="Held-out share (stratified).")] = 0.2,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the training part used to choose the checkpoint.")] = 0.15,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch.")] = 2,
 ) -> None:
-    """Train the pattern CNN on annotated maps; write the weights (safetensors) and the JSON card.
+    """Train a pattern classifier on annotated maps; write the weights (safetensors) and the JSON card.
 
-    The held-out 20% (stratified) is never used to choose the checkpoint; its scores, and the heuristic
-    scorer's on the same maps, go into the card.
+    The held-out 20% (stratified) is never used to choose the model (the CNN's checkpoint, the logistic
+    regression's L2 strength: both on the validation slice); its scores, and the heuristic scorer's on the same
+    maps, go into the card.
     """
     from dataclasses import replace
 
     from attnpatterns.classifier import card as card_mod
     from attnpatterns.classifier import train as tr
 
-    rec = tr.IMPROVED if recipe == RecipeName.improved else tr.ORIGINAL
+    rec = {RecipeName.features: tr.FEATURES, RecipeName.improved: tr.IMPROVED, RecipeName.original: tr.ORIGINAL}[recipe]
     if synthetic is not None and synthetic != rec.synthetic_per_class:
         if synthetic < 0:
             from attnpatterns.errors import UserError
@@ -124,7 +126,7 @@ def train_cmd(
                          min_tokens=main.min_tokens, training=training, metrics=metrics, command=command)
     w, c = card_mod.save(out, main.fit.model, card)
     typer.echo(f"wrote {w} and {c}")
-    typer.echo(f"held-out ({main.test['n']} maps): CNN weighted F1 {main.test['weighted_f1']:.3f}, macro F1 "
+    typer.echo(f"held-out ({main.test['n']} maps): classifier weighted F1 {main.test['weighted_f1']:.3f}, macro F1 "
                f"{main.test['macro_f1']:.3f}; heuristic weighted F1 {main.heuristic['weighted_f1']:.3f}, macro F1 "
                f"{main.heuristic['macro_f1']:.3f}")
     if results:
@@ -177,14 +179,14 @@ def evaluate_cmd(
     files = write_report(rep, out)
     which = "all annotated" if all_maps else "held-out"
     typer.echo(f"{rep.n} {which} {kind.value} maps; classifier {rep.classifier}")
-    typer.echo(_fmt([["CNN", rep.cnn["weighted_f1"], rep.cnn["macro_f1"], rep.cnn["accuracy"]],
+    typer.echo(_fmt([["classifier", rep.cnn["weighted_f1"], rep.cnn["macro_f1"], rep.cnn["accuracy"]],
                      ["heuristic scorer", rep.heuristic["weighted_f1"], rep.heuristic["macro_f1"], rep.heuristic["accuracy"]]],
                     ["", "weighted F1", "macro F1", "accuracy"]))
     typer.echo("")
     typer.echo(_fmt(per_class_table(rep.cnn, rep.heuristic),
-                    ["label", "CNN prec", "CNN rec", "CNN F1", "support", "heur prec", "heur rec", "heur F1"]))
+                    ["label", "clf prec", "clf rec", "clf F1", "support", "heur prec", "heur rec", "heur F1"]))
     typer.echo("")
-    typer.echo("CNN confusion matrix (rows true, columns predicted):")
+    typer.echo("classifier confusion matrix (rows true, columns predicted):")
     typer.echo(_confusion_text(rep.cnn["confusion"]))
     typer.echo(f"\nwrote {', '.join(str(f) for f in files)}")
 

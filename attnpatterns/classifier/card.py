@@ -51,8 +51,17 @@ def input_rules(kind: str, pre: dict, min_tokens: int) -> dict:
     if pre.get("features"):
         from attnpatterns.classifier.features import NUM_FEATURES
 
-        scale += (f"; beside it, the {NUM_FEATURES} pattern features of attnpatterns.classifier.features computed on "
+        nf = NUM_FEATURES
+        if not pre.get("cnn", True):
+            steps_feats = (f"the first {nf} pattern features of attnpatterns.classifier.features computed on the map at "
+                           "its own size (row-normalised inside), standardised with the stored training mean and std")
+            return _rules(kind, pre, min_tokens, steps_feats)
+        scale += (f"; beside it, the first {nf} pattern features of attnpatterns.classifier.features computed on "
                   "the map at its own size")
+    return _rules(kind, pre, min_tokens, f"each map {how}, then {scale}")
+
+
+def _rules(kind: str, pre: dict, min_tokens: int, steps: str) -> dict:
     what = (
         "raw attention map attentions[layer][b, head, :n, :n] (rows sum to 1)"
         if kind == "raw"
@@ -63,7 +72,7 @@ def input_rules(kind: str, pre: dict, min_tokens: int) -> dict:
         "min_tokens": int(min_tokens),
         "dtype": "any float dtype; cast to float32",
         "preprocess": dict(pre),
-        "steps": f"each map {how}, then {scale}",
+        "steps": steps,
     }
 
 
@@ -86,10 +95,7 @@ class Card:
             "format_version": FORMAT_VERSION,
             "kind": self.kind,
             "labels": list(self.labels),
-            "architecture": "PatternCNN: conv 1-16-16, maxpool, 32-32, maxpool, 64-64, 1x1 to 16, global average pool, "
-            + (f"then with the standardised pattern features: linear (16 + features) to 32, ReLU, linear to "
-               f"{len(self.labels)} classes" if self.preprocess.get("features") else
-               f"1x1 to {len(self.labels)} classes (Kovaleva et al. 2019)") + "; Xavier init",
+            "architecture": architecture(self.preprocess, len(self.labels)),
             "input": input_rules(self.kind, self.preprocess, self.min_tokens),
             "training": self.training,
             "metrics": self.metrics,
@@ -99,6 +105,18 @@ class Card:
             "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             **self.extra,
         }
+
+
+def architecture(pre: dict, n_labels: int) -> str:
+    if not pre.get("cnn", True):
+        from attnpatterns.classifier.features import NUM_FEATURES
+
+        return (f"PatternLinear: multinomial logistic regression, linear ({NUM_FEATURES} standardised pattern "
+                f"features) to {n_labels} classes, L2 strength chosen on the validation slice; no convolution")
+    return ("PatternCNN: conv 1-16-16, maxpool, 32-32, maxpool, 64-64, 1x1 to 16, global average pool, "
+            + (f"then with the standardised pattern features: linear (16 + features) to 32, ReLU, linear to "
+               f"{n_labels} classes" if pre.get("features") else
+               f"1x1 to {n_labels} classes (Kovaleva et al. 2019)") + "; Xavier init")
 
 
 def save(path: str | os.PathLike, model, card: Card) -> tuple[Path, Path]:
@@ -140,7 +158,7 @@ def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = Tr
     from safetensors import safe_open
 
     from attnpatterns.classifier.labels import LABELS
-    from attnpatterns.classifier.model import PatternCNN
+    from attnpatterns.classifier.model import build_model
 
     path = Path(path)
     hint = "train one with 'attn classifier train --kind KIND' or pass the .safetensors of one"
@@ -178,11 +196,15 @@ def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = Tr
             raise UserError(f"{cp}: the card does not match {path.name} (sha256 differs); the weights were changed, retrain or restore them.")
     from attnpatterns.classifier.features import NUM_FEATURES
 
-    model = PatternCNN(num_classes=len(labels), num_features=NUM_FEATURES if pre.get("features") else 0)
+    nf = int(tensors["feat_mean"].shape[0]) if "feat_mean" in tensors else 0  # older models take fewer features
+    if nf > NUM_FEATURES or (pre.get("features") and nf == 0):
+        raise UserError(f"{path}: the classifier takes {nf} pattern features, this version computes {NUM_FEATURES}; "
+                        "retrain it with 'attn classifier train'.")
     try:
+        model = build_model(len(labels), pre, nf)
         model.load_state_dict({k: v.float() for k, v in tensors.items()})
-    except RuntimeError:
-        raise UserError(f"{path}: the weights do not fit the pattern CNN; retrain it with 'attn classifier train'.") from None
+    except (RuntimeError, ValueError):
+        raise UserError(f"{path}: the weights do not fit the pattern classifier; retrain it with 'attn classifier train'.") from None
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

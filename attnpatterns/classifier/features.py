@@ -28,10 +28,26 @@ feature                      meaning
 ``band_wide``                mean attention at offsets 2 and 3 on either side (a broad local band)
 ``log_scale``                log of the mean row total of the map as given (0 for raw maps)
 ``peak_ratio``               the map's maximum / its largest row total
+``dist_mean``                mean distance |i - j| / n of the attention (local vs spread)
+``far_mass``                 attention further than 3 tokens from the diagonal
+``leak_min``                 the least cross-block attention (R[:s, s:] and R[s:, :s]) over splits 3 <= s <= n-3
+``leak_ratio``               the least ratio of that cross-block attention to a flat map's over the same splits
+``block_far``                attention further than 2 tokens from the diagonal inside the two blocks of the
+                             split with the least cross-block attention (filled squares, not a band)
+``*_off``                    the five above on the map with its 2 largest columns removed and rows renormalised
+                             (blocks and bands under the [CLS]/[SEP] stripes of raw maps)
+``argmax_mode``              share of rows whose largest entry is in the most common such column (one stripe)
+``argmax_diag1``             share of rows whose largest entry is within 1 of the diagonal
+``argmax_diag0``             share of rows whose largest entry is on the diagonal
+``col_inner_top1``           the largest key share among the tokens between the first and the last
+``row_max_off``              mean row maximum with the 2 largest columns removed
 ===========================  ==================================================================================
+
+The first 23 features are those of the version-1 models (a model stores how many it takes; see ``NUM_FEATURES_V1``).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -42,37 +58,106 @@ FEATURE_NAMES = (
     "diag_m2", "diag_m1", "diag_0", "diag_p1", "diag_p2", "diag_band",
     "row_entropy", "row_entropy_std", "row_max", "band_off_top", "mass_off_top",
     "block_gain", "block_split", "band_wide", "log_scale", "peak_ratio",
+    "dist_mean", "far_mass", "leak_min", "leak_ratio", "block_far",
+    "dist_mean_off", "far_mass_off", "leak_min_off", "leak_ratio_off", "block_far_off",
+    "argmax_mode", "argmax_diag1", "argmax_diag0", "col_inner_top1", "row_max_off",
 )
 NUM_FEATURES = len(FEATURE_NAMES)
+NUM_FEATURES_V1 = 23  # the features of the first feature-branch models; later features are appended, never inserted
 
 
-def _diag_mean(R: Tensor, k: int) -> Tensor:
-    """(K, n, n) -> (K,): sum of the k-th diagonal / n."""
-    n = R.shape[-1]
-    return torch.diagonal(R, offset=k, dim1=-2, dim2=-1).sum(-1) / n
+OFFSETS = (-3, -2, -1, 0, 1, 2, 3)  # the diagonals the features read
 
 
-def _block_gain(R: Tensor) -> tuple[Tensor, Tensor]:
-    """(K, n, n) row-normalised maps -> best within-block gain over splits 2 <= s <= n-2, and that s / n.
+@functools.lru_cache(maxsize=256)
+def _weights(n: int) -> Tensor:
+    """(10, n*n) fixed weights whose product with flattened maps gives, in one matrix product, the sums of the
+    diagonals -3..+3, the distance-weighted sum (|i - j|), the mass beyond distance 3, and the total."""
+    i = torch.arange(n)
+    d = i[None, :] - i[:, None]  # (n, n): key - query
+    cols = [(d == k) for k in OFFSETS] + [d.abs(), d.abs() > 3, torch.ones(n, n, dtype=torch.bool)]
+    return torch.stack([c.to(torch.float32).reshape(-1) for c in cols], dim=0)
 
-    Within-block mass for every split from 2-D prefix sums ``P[s, t] = R[:s, :t].sum()``, minus what a flat map
-    puts there ((s^2 + (n-s)^2) / n), divided by n; 0 (and split 0) when no split gains anything."""
+
+@functools.lru_cache(maxsize=256)
+def _triangles(n: int) -> tuple[Tensor, Tensor]:
+    """(n, n) masks: j <= i (lower, diagonal included) and i < j (strictly upper)."""
+    ones = torch.ones(n, n)
+    return ones.tril(), ones.triu(1)
+
+
+def _sums(R: Tensor) -> Tensor:
+    """(K, n, n) -> (K, 10) weighted sums of :func:`_weights` (columns: diagonals -3..3, distance, far, total)."""
     K, n, _ = R.shape
-    P = torch.zeros(K, n + 1, n + 1, dtype=R.dtype)
-    P[:, 1:, 1:] = R.cumsum(1).cumsum(2)
+    return (_weights(n) @ R.reshape(K, n * n).T).T  # (10, n*n) @ (n*n, K): the fast layout for a thin product
+
+
+def _zcum(x: Tensor) -> Tensor:
+    """(K, n) -> (K, n+1) cumulative sums with a leading 0: entry s sums x[:, :s]."""
+    return torch.nn.functional.pad(x.cumsum(-1), (1, 0))
+
+
+class _Splits:
+    """Block masses of maps (K, n, n) for every split s of the tokens into [0, s) and [s, n), from O(K n) sums
+    (the maps' row and column sums are passed in, as the caller has them):
+    ``within[:, s]`` the attention inside the two blocks, ``cross[:, s]`` the rest (the off-diagonal blocks)."""
+
+    def __init__(self, R: Tensor, row_sums: Tensor, col_sums: Tensor):
+        K, n, _ = R.shape
+        low, up = _triangles(n)
+        # P[s, s] = R[:s, :s].sum() grows by row s up to column s and column s above row s
+        diag = _zcum((R * low).sum(2) + (R * up).sum(1))  # (K, n+1)
+        rows = _zcum(row_sums)  # R[:s, :].sum()
+        cols = _zcum(col_sums)  # R[:, :s].sum()
+        total = rows[:, -1:]
+        self.within = diag + (total - rows - cols + diag)  # top-left + bottom-right block
+        self.cross = total - self.within
+
+
+def _block_gain(sp: _Splits, n: int) -> tuple[Tensor, Tensor]:
+    """Best within-block gain over splits 2 <= s <= n-2 of row-normalised maps, and that s / n: the within-block
+    mass minus what a flat map puts there ((s^2 + (n-s)^2) / n), divided by n; 0 (and split 0) when no split
+    gains anything."""
+    K = sp.within.shape[0]
     s = torch.arange(n + 1)
-    total = P[:, n, n]
-    within = P[:, s, s] + (total[:, None] - P[:, s, n] - P[:, n, s] + P[:, s, s])  # (K, n+1)
-    flat = (s.to(R.dtype) ** 2 + (n - s).to(R.dtype) ** 2) / n  # a flat map's within-block mass
-    gain = (within - flat) / n
+    flat = (s.to(sp.within.dtype) ** 2 + (n - s).to(sp.within.dtype) ** 2) / n  # a flat map's within-block mass
+    gain = (sp.within - flat) / n
     valid = (s >= 2) & (s <= n - 2)
     if not bool(valid.any()):
-        return torch.zeros(K, dtype=R.dtype), torch.zeros(K, dtype=R.dtype)
+        return sp.within.new_zeros(K), sp.within.new_zeros(K)
     gain = gain.masked_fill(~valid, -math.inf)
     best, where = gain.max(-1)
     best = torch.where(best > 1e-5, best, torch.zeros_like(best))  # a flat map gains nothing (up to rounding)
-    split = torch.where(best > 0, where.to(R.dtype) / n, torch.zeros_like(best))
+    split = torch.where(best > 0, where.to(gain.dtype) / n, torch.zeros_like(best))
     return best, split
+
+
+def _spread_features(R: Tensor, sp: _Splits, sums: Tensor) -> list[Tensor]:
+    """Row-normalised maps (K, n, n), their :class:`_Splits` and :func:`_sums` -> dist_mean, far_mass, leak_min,
+    leak_ratio, block_far, each (K,)."""
+    K, n, _ = R.shape
+    out = [sums[:, 7] / (n * n), sums[:, 8] / n]
+    s = torch.arange(n + 1)
+    valid = (s >= 3) & (s <= n - 3)
+    if not bool(valid.any()):  # too short to split (n < 6): the flat answer, explicit masks
+        i = torch.arange(n)
+        dist = (i[:, None] - i[None, :]).abs()
+        side = i < n // 2
+        same = side[:, None] == side[None, :]
+        return out + [R.new_zeros(K), R.new_ones(K), (R * (same & (dist > 2))).sum((-1, -2)) / n]
+    flat = (2 * s * (n - s) / n).to(R.dtype).clamp_min(1e-9)  # a flat map's cross-block mass
+    leak, w = (sp.cross / n).masked_fill(~valid, math.inf).min(-1)
+    ratio = (sp.cross / flat).masked_fill(~valid, math.inf).min(-1).values
+    # attention inside the two blocks of split w beyond distance 2: the within-block mass minus the band |i-j| <= 2
+    # inside the blocks, i.e. the whole band minus its six entries that cross split s:
+    # (s-1, s), (s-1, s+1), (s-2, s) and their transposes
+    d = {k: torch.nn.functional.pad(torch.diagonal(R, offset=k, dim1=-2, dim2=-1), (0, abs(k) + 3)) for k in (-2, -1, 1, 2)}
+    t = torch.arange(3, n - 2)  # valid splits; entry t of d[k] is R[t, t+k] (k > 0) or R[t-k, t] (k < 0)
+    crossing = torch.zeros_like(sp.cross)
+    crossing[:, t] = (d[1][:, t - 1] + d[2][:, t - 1] + d[2][:, t - 2] + d[-1][:, t - 1] + d[-2][:, t - 1] + d[-2][:, t - 2])
+    band = sums[:, 1:6].sum(-1, keepdim=True)
+    far_within = (sp.within - band + crossing).gather(1, w[:, None]).squeeze(1)
+    return out + [leak, ratio, far_within / n]
 
 
 def map_features(maps: Tensor) -> Tensor:
@@ -84,26 +169,40 @@ def map_features(maps: Tensor) -> Tensor:
     eps = 1e-20
     logn = math.log(n)
     rows = A.sum(-1, keepdim=True)  # (K, n, 1)
-    R = A / rows.clamp_min(eps)  # rows sum to 1
+    R = A / rows.clamp_min(eps)  # rows sum to 1 (0 for an all-zero row)
+    r_sums = (rows.squeeze(-1) > eps).to(A.dtype)  # (K, n): R's row sums, known without a pass
     c = R.mean(1)  # (K, n): share of each key
     cs = c.sort(dim=-1, descending=True).values
-    col_entropy = -(c * (c + eps).log()).sum(-1) / logn
-    diags = [_diag_mean(R, k) for k in (-2, -1, 0, 1, 2)]
+    col_entropy = -(c * c.clamp_min(1e-30).log()).sum(-1) / logn
+    S = _sums(R)  # (K, 10)
+    diags = [S[:, j] / n for j in (1, 2, 3, 4, 5)]  # offsets -2..2
     band = diags[1] + diags[2] + diags[3]
-    ent = -(R * (R + eps).log()).sum(-1) / logn  # (K, n)
+    ent = -(R * R.clamp_min(1e-30).log()).sum(-1) / logn  # (K, n): 0 log 0 = 0
     top2 = c.topk(min(2, n), dim=-1).indices  # (K, 2)
     keep = torch.ones_like(c).scatter_(1, top2, 0.0)  # (K, n): 0 at the two largest columns
     Rm = R * keep[:, None, :]
-    band_off = _diag_mean(Rm, -1) + _diag_mean(Rm, 0) + _diag_mean(Rm, 1)
-    mass_off = Rm.sum((-1, -2)) / n
-    best, split = _block_gain(R)
-    wide = sum(_diag_mean(R, k) for k in (-3, -2, 2, 3))
+    Sm = _sums(Rm)
+    band_off = (Sm[:, 2] + Sm[:, 3] + Sm[:, 4]) / n
+    mass_off = Sm[:, 9] / n
+    spR = _Splits(R, r_sums, c * n)
+    best, split = _block_gain(spR, n)
+    wide = (S[:, 0] + S[:, 1] + S[:, 5] + S[:, 6]) / n
     mean_row = rows.squeeze(-1).mean(-1)
     log_scale = (mean_row.clamp_min(eps)).log()
-    peak = A.amax((-1, -2)) / rows.squeeze(-1).amax(-1).clamp_min(eps)
+    a_max = A.amax(-1)  # (K, n)
+    peak = a_max.amax(-1) / rows.squeeze(-1).amax(-1).clamp_min(eps)
+    m_rows = Rm.sum(-1, keepdim=True)  # (K, n, 1)
+    Rn = Rm / m_rows.clamp_min(eps)  # the 2 largest columns removed, rows renormalised
+    rmax = a_max / rows.squeeze(-1).clamp_min(eps)  # (K, n): R's row maxima
+    is_max = R >= rmax[..., None]  # (K, n, n): where each query's largest entry is (ties: all of them)
+    on = [torch.diagonal(R, offset=k, dim1=-2, dim2=-1) >= rmax[:, max(0, -k): n - max(0, k)] for k in (-1, 0, 1)]
+    near = torch.nn.functional.pad(on[0], (1, 0)) | on[1] | torch.nn.functional.pad(on[2], (0, 1))  # (K, n)
     feats = torch.stack([
         torch.full((K,), logn, dtype=A.dtype), cs[:, 0], cs[:, :2].sum(-1), cs[:, :3].sum(-1), c[:, 0], c[:, -1],
-        col_entropy, *diags, band, ent.mean(-1), ent.std(-1, unbiased=False), R.amax(-1).mean(-1),
+        col_entropy, *diags, band, ent.mean(-1), ent.std(-1, unbiased=False), rmax.mean(-1),
         band_off, mass_off, best, split, wide, log_scale, peak,
+        *_spread_features(R, spR, S), *_spread_features(Rn, _Splits(Rn, (m_rows.squeeze(-1) > eps).to(A.dtype), Rn.sum(1)), _sums(Rn)),
+        is_max.sum(1).amax(-1).to(A.dtype).clamp_max(n) / n, near.to(A.dtype).mean(-1), on[1].to(A.dtype).mean(-1),
+        c[:, 1:-1].amax(-1) if n > 2 else torch.zeros(K, dtype=A.dtype), Rm.amax(-1).mean(-1),
     ], dim=1)
     return feats.float()

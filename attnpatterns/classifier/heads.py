@@ -132,6 +132,7 @@ def classify_heads(
     layer_idx = torch.tensor([p[0] for p in pairs])
     head_idx = torch.tensor([p[1] for p in pairs])
     K = len(pairs)
+    all_heads = pairs == [(l, h) for l in range(L) for h in range(H)]
 
     examples = load_task(spec, split, data_dir)
     chosen = select_examples(tok, examples, n, min_tokens, max_length, pair=bool(spec.text_b))
@@ -154,9 +155,12 @@ def classify_heads(
         for k, full in (("raw", raw), ("normed", normed)):
             if k not in kinds:
                 continue
-            sel = full[:, layer_idx, head_idx].float().cpu()  # (B, K, T, T): the chosen heads only
+            if all_heads:  # every head in order: a view, no copy of the (B, L, H, T, T) maps
+                sel = full.flatten(1, 2).float().cpu()  # (B, K, T, T)
+            else:
+                sel = full[:, layer_idx, head_idx].float().cpu()  # (B, K, T, T): the chosen heads only
             S = pres[k].size
-            x = torch.empty(len(chunk), K, 1, S, S)
+            x = torch.empty(len(chunk), K, 1, S, S) if pres[k].cnn else None  # no resized map for a features-only model
             feats = torch.empty(len(chunk), K, NUM_FEATURES) if pres[k].features else None
             for b in range(len(chunk)):
                 n_real = int(mask[b].sum())
@@ -165,11 +169,13 @@ def classify_heads(
                 else:
                     idx = mask[b].nonzero().flatten()
                     m = sel[b][:, idx][:, :, idx]  # (K, n, n) over the real tokens
-                x[b] = prepare(m, pres[k])  # (K, 1, S, S)
+                if x is not None:
+                    x[b] = prepare(m, pres[k])  # (K, 1, S, S)
                 if feats is not None:
                     feats[b] = map_features(m)  # (K, F), on the map at its own size
             f = feats.view(-1, NUM_FEATURES) if feats is not None else None
-            p = torch.softmax(logits_of(clfs[k].model, x.view(-1, 1, S, S), cnn_batch_size, f), dim=1)  # (B*K, 5)
+            xs = x.view(-1, 1, S, S) if x is not None else None
+            p = torch.softmax(logits_of(clfs[k].model, xs, cnn_batch_size, f), dim=1)  # (B*K, 5)
             best, arg = p.max(dim=1)
             preds[k][s : s + len(chunk)] = arg.view(len(chunk), K).numpy()
             probs[k][s : s + len(chunk)] = best.view(len(chunk), K).numpy()

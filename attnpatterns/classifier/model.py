@@ -42,6 +42,7 @@ class Preprocess:
     mode: str = "resize"
     scale: str = "max"
     features: bool = False  # also compute the pattern features (classifier.features) for the feature branch
+    cnn: bool = True  # False: the model takes the features alone (PatternLinear) and the resized map is not made
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -76,6 +77,14 @@ def prepare(maps: Tensor, pre: Preprocess) -> Tensor:
         total = x.sum(dim=(1, 2, 3), keepdim=True)  # (K, 1, 1, 1)
         x = x * (S / total.clamp_min(1e-12))
     return x
+
+
+def _set_scaling(model: nn.Module, feats: Tensor) -> None:
+    std = feats.std(0, unbiased=False)
+    model.feat_mean.copy_(feats.mean(0))
+    # a feature that is (nearly) constant in training, e.g. the scale of raw maps whose rows all sum to 1, is
+    # centred but not scaled: dividing by its tiny std would blow up rounding noise (a map saved as float16)
+    model.feat_std.copy_(torch.where(std < 1e-3, torch.ones_like(std), std))
 
 
 class PatternCNN(nn.Module):
@@ -115,11 +124,7 @@ class PatternCNN(nn.Module):
 
     def set_feature_scaling(self, feats: Tensor) -> None:
         """Standardise features with the mean and std of ``feats`` (N, F), the training set's."""
-        std = feats.std(0, unbiased=False)
-        self.feat_mean.copy_(feats.mean(0))
-        # a feature that is (nearly) constant in training, e.g. the scale of raw maps whose rows all sum to 1, is
-        # centred but not scaled: dividing by its tiny std would blow up rounding noise (a map saved as float16)
-        self.feat_std.copy_(torch.where(std < 1e-3, torch.ones_like(std), std))
+        _set_scaling(self, feats)
 
     def forward(self, x: Tensor, feats: Tensor | None = None) -> Tensor:
         """(B, 1, S, S) [+ (B, F) features] -> (B, classes) logits."""
@@ -133,5 +138,43 @@ class PatternCNN(nn.Module):
             return self.head(x).flatten(1)  # (B, classes)
         if feats is None:
             raise ValueError("this classifier has a feature branch: pass the map features")
-        z = torch.cat([x.flatten(1), (feats - self.feat_mean) / self.feat_std], dim=1)  # (B, 16 + F)
+        f = feats[:, : self.num_features]  # models store how many features they take (older ones: fewer)
+        z = torch.cat([x.flatten(1), (f - self.feat_mean) / self.feat_std], dim=1)  # (B, 16 + F)
         return self.out(F.relu(self.mix(self.drop(z))))  # (B, classes)
+
+
+class PatternLinear(nn.Module):
+    """Multinomial logistic regression on the standardised pattern features (:mod:`classifier.features`), no
+    convolution: logits = W (f - mean) / std + b. The ``features`` recipe; the L2 strength is chosen on the
+    validation slice (:func:`attnpatterns.classifier.train.fit_linear`)."""
+
+    def __init__(self, num_classes: int = 5, num_features: int = 0):
+        super().__init__()
+        if num_features < 1:
+            raise ValueError("PatternLinear needs the pattern features (num_features >= 1)")
+        self.num_classes = num_classes
+        self.num_features = num_features
+        self.register_buffer("feat_mean", torch.zeros(num_features))
+        self.register_buffer("feat_std", torch.ones(num_features))
+        self.out = nn.Linear(num_features, num_classes)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def set_feature_scaling(self, feats: Tensor) -> None:
+        _set_scaling(self, feats)
+
+    def standardised(self, feats: Tensor) -> Tensor:
+        return (feats[:, : self.num_features] - self.feat_mean) / self.feat_std
+
+    def forward(self, x: Tensor | None, feats: Tensor | None = None) -> Tensor:
+        """(B, F) features -> (B, classes) logits; ``x`` (the resized map) is not used."""
+        if feats is None:
+            raise ValueError("PatternLinear classifies the map features: pass them")
+        return self.out(self.standardised(feats))
+
+
+def build_model(num_classes: int, pre: dict, num_features: int) -> nn.Module:
+    """The classifier a preprocessing dict describes: PatternLinear without the CNN, else PatternCNN."""
+    if not pre.get("cnn", True):
+        return PatternLinear(num_classes, num_features)
+    return PatternCNN(num_classes, num_features if pre.get("features") else 0)

@@ -50,6 +50,8 @@ def prepared_batches(maps: Sequence, pre, order: Sequence[int] | None = None):
     from attnpatterns.classifier.model import Preprocess, prepare
 
     pre = pre if isinstance(pre, Preprocess) else Preprocess(**pre)
+    if not pre.cnn:  # a features-only model: no resized map to make
+        return None
     return _by_length(maps, lambda stack: prepare(stack, pre), torch.empty(len(maps), 1, pre.size, pre.size))
 
 
@@ -67,13 +69,16 @@ def prepared_features(maps: Sequence, pre):
 
 
 def logits_of(model, x, batch_size: int = 512, feats=None):
-    """Run the classifier on prepared inputs (N, 1, S, S) [and features (N, F)] in batches; (N, classes) logits."""
+    """Run the classifier on prepared inputs (N, 1, S, S) [and features (N, F)] in batches; (N, classes) logits.
+    ``x`` is None for a features-only model."""
     import torch
 
     outs = []
+    n = x.shape[0] if x is not None else (feats.shape[0] if feats is not None else 0)
     with torch.inference_mode():
-        for s in range(0, x.shape[0], batch_size):
-            outs.append(model(x[s : s + batch_size], feats[s : s + batch_size] if feats is not None else None))
+        for s in range(0, n, batch_size):
+            outs.append(model(x[s : s + batch_size] if x is not None else None,
+                              feats[s : s + batch_size] if feats is not None else None))
     return torch.cat(outs) if outs else torch.empty(0, model.num_classes)
 
 
