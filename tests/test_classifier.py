@@ -148,15 +148,57 @@ def test_train_writes_weights_and_matching_card(tiny_trained, tiny_annotations):
         assert fh.metadata()["format"] == "attnpatterns.pattern-cnn"
 
 
-def test_training_is_deterministic(tiny_annotations, tmp_path):
-    from attnpatterns.classifier.train import IMPROVED, TrainConfig, train
+@pytest.mark.parametrize("recipe", ["features", "improved"])
+def test_training_is_deterministic(tiny_annotations, tmp_path, recipe):
+    from attnpatterns.classifier import train as tr
 
-    cfg = TrainConfig(kind="raw", data=str(tiny_annotations), epochs=3, threads=1)
-    a, b = train(cfg), train(cfg)
+    rec = {"features": tr.FEATURES, "improved": tr.IMPROVED}[recipe]
+    cfg = tr.TrainConfig(kind="raw", data=str(tiny_annotations), epochs=3, threads=1, recipe=rec)
+    a, b = tr.train(cfg), tr.train(cfg)
     assert a.test_ids == b.test_ids
     for (k, v), (_, w) in zip(a.fit.model.state_dict().items(), b.fit.model.state_dict().items()):
         assert torch.equal(v, w), k
-    assert a.recipe == IMPROVED
+    assert a.recipe == rec
+    assert tr.TrainConfig().recipe == tr.FEATURES  # the shipped recipe is the default
+
+
+def test_linear_recipe_chooses_l2_on_validation(tiny_annotations):
+    from attnpatterns.classifier import train as tr
+    from attnpatterns.classifier.model import PatternLinear
+
+    res = tr.train(tr.TrainConfig(kind="raw", data=str(tiny_annotations), threads=1))
+    f = res.fit
+    assert isinstance(f.model, PatternLinear) and not f.preprocess.cnn and f.preprocess.features
+    assert [h["C"] for h in f.history] == list(tr.L2_GRID)
+    # the kept model is the best on validation; ties go to the stronger regularisation (smaller C)
+    best = max(f.history, key=lambda h: (h["val_weighted_f1"], -h["C"]))
+    assert f.best_val == best and f.history[f.best_epoch] == best
+    # weaker L2 fits the training part at least as well
+    losses = [h["train_loss"] for h in f.history]
+    assert all(a >= b - 1e-6 for a, b in zip(losses, losses[1:]))
+    assert res.test["weighted_f1"] > 0.5
+
+
+def test_model_of_the_first_feature_set_still_loads_and_predicts(tmp_path):
+    """A feature-branch CNN trained on the first 23 features (the shipped models before the features were
+    extended) reads the first 23 of the current features."""
+    from attnpatterns.classifier import card as card_mod
+    from attnpatterns.classifier import classify_maps
+    from attnpatterns.classifier.features import NUM_FEATURES, NUM_FEATURES_V1
+    from attnpatterns.classifier.model import PatternCNN, Preprocess
+
+    assert NUM_FEATURES > NUM_FEATURES_V1 == 23
+    m = PatternCNN(num_features=NUM_FEATURES_V1).eval()
+    m.set_feature_scaling(torch.rand(10, NUM_FEATURES_V1))
+    pre = Preprocess(size=16, mode="resize", scale="mass", features=True).to_dict()
+    pre.pop("cnn")  # written before the field existed
+    path = tmp_path / "v1.safetensors"
+    card_mod.save(path, m, card_mod.Card(kind="raw", labels=list(LABELS), preprocess=pre, min_tokens=8))
+    loaded = card_mod.load(path, kind="raw")
+    assert loaded.model.num_features == NUM_FEATURES_V1
+    maps = [synthetic_map("diagonal", n, np.random.default_rng(n)) for n in (12, 30)]
+    labels, probs = classify_maps(maps, "raw", classifier=path)
+    assert len(labels) == 2 and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
 def test_evaluate_writes_tables_and_png(tiny_trained, tiny_annotations, tmp_path):

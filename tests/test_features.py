@@ -94,3 +94,32 @@ def test_constant_feature_is_centred_not_blown_up():
     m.set_feature_scaling(feats)
     assert m.feat_std[0] == 1.0 and m.feat_mean[0] == 1.0
     assert torch.allclose(m.feat_std[1:], feats[:, 1:].std(0, unbiased=False))
+
+
+def test_block_features_tell_filled_blocks_from_a_band():
+    n = 30
+    i = np.arange(n)
+    band = (np.abs(i[:, None] - i[None, :]) <= 1).astype(np.float32)  # a thin diagonal band
+    blocks = ((i[:, None] < 12) == (i[None, :] < 12)).astype(np.float32)  # two filled squares, split at 12
+    flat = np.ones((n, n), dtype=np.float32)
+    f = {name: map_features(torch.as_tensor(m[None]))[0] for name, m in (("band", band), ("blocks", blocks), ("flat", flat))}
+    col = {k: FEATURE_NAMES.index(k) for k in ("leak_min", "leak_ratio", "block_far", "dist_mean", "far_mass")}
+    # no attention crosses the split of the blocks; a flat map's cross-block share equals the flat reference
+    assert float(f["blocks"][col["leak_min"]]) == pytest.approx(0.0, abs=1e-6)
+    assert float(f["flat"][col["leak_ratio"]]) == pytest.approx(1.0, rel=1e-5)
+    # both the band and the blocks stay inside a split, but only the blocks fill it far from the diagonal
+    assert float(f["blocks"][col["block_far"]]) > 0.5 > 0.01 > float(f["band"][col["block_far"]])
+    assert float(f["band"][col["far_mass"]]) == pytest.approx(0.0, abs=1e-6)
+    assert float(f["band"][col["dist_mean"]]) < float(f["blocks"][col["dist_mean"]]) < float(f["flat"][col["dist_mean"]])
+
+
+def test_argmax_features_on_a_diagonal_and_a_column():
+    n = 20
+    eye = np.eye(n, dtype=np.float32) + 0.01
+    col = np.full((n, n), 0.01, dtype=np.float32)
+    col[:, 5] = 1.0
+    fe, fc = (map_features(torch.as_tensor(m[None]))[0] for m in (eye, col))
+    ix = {k: FEATURE_NAMES.index(k) for k in ("argmax_mode", "argmax_diag0", "argmax_diag1", "col_inner_top1")}
+    assert float(fe[ix["argmax_diag0"]]) == pytest.approx(1.0) and float(fe[ix["argmax_diag1"]]) == pytest.approx(1.0)
+    assert float(fc[ix["argmax_mode"]]) == pytest.approx(1.0) and float(fe[ix["argmax_mode"]]) == pytest.approx(1 / n)
+    assert float(fc[ix["col_inner_top1"]]) > 0.7  # column 5 is between the first and the last token
