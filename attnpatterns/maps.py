@@ -58,21 +58,18 @@ def _capture_values(model) -> Iterator[list]:
 
 
 @torch.no_grad()
-def attention_maps(model, batch: dict, normed: bool = True) -> tuple[Tensor, Tensor | None]:
-    """Raw (and normed) maps of a padded batch: (B, L, H, T, T) each, on the model's device.
-
-    ``batch`` holds ``input_ids``, ``attention_mask`` and optionally ``token_type_ids``. Rows and
-    columns of padding positions are zero in the normed map and meaningless in the raw map; use
-    :func:`cut_maps` to keep the real tokens only.
-    """
+def attention_parts(model, batch: dict, normed: bool = True) -> tuple[tuple[Tensor, ...], Tensor | None]:
+    """The parts of the maps of a padded batch, uncopied: the model's per-layer raw maps (L tensors (B, H, T, T))
+    and, with ``normed``, the value-vector norms ``||f_h(x_j)||`` (B, L, H, T), so that the normed map of layer l
+    is ``raw[l] * norms[:, l, :, None, :]``. For callers that only need some maps (e.g. cut to the real tokens),
+    this skips stacking and multiplying the whole padded (B, L, H, T, T) tensors (:func:`attention_maps`)."""
     n_layers, n_heads, d = shape_of(model)
     base = getattr(model, "base_model", model)
     ctx = _capture_values(model) if normed else contextlib.nullcontext([])
     with ctx as values:
         out = base(**batch, output_attentions=True, return_dict=True)
-    raw = torch.stack(out.attentions, dim=1)  # (B, L, H, T, T)
     if not normed:
-        return raw, None
+        return tuple(out.attentions), None
     grams = head_output_gram(model)
     norms = []
     for li, v in enumerate(values):
@@ -80,9 +77,22 @@ def attention_maps(model, batch: dict, normed: bool = True) -> tuple[Tensor, Ten
         vh = v.view(B, T, n_heads, d).transpose(1, 2)  # (B, H, T, d)
         sq = torch.einsum("bhtd,hde,bhte->bht", vh, grams[li], vh)  # (B, H, T) = ||f_h(x_t)||^2
         norms.append(sq.clamp_min(0).sqrt())
-    fnorm = torch.stack(norms, dim=1)  # (B, L, H, T)
-    normed_maps = raw * fnorm.unsqueeze(-2)  # (B, L, H, T, T): alpha_ij * ||f_h(x_j)||
-    return raw, normed_maps
+    return tuple(out.attentions), torch.stack(norms, dim=1)  # (B, L, H, T)
+
+
+@torch.no_grad()
+def attention_maps(model, batch: dict, normed: bool = True) -> tuple[Tensor, Tensor | None]:
+    """Raw (and normed) maps of a padded batch: (B, L, H, T, T) each, on the model's device.
+
+    ``batch`` holds ``input_ids``, ``attention_mask`` and optionally ``token_type_ids``. Rows and
+    columns of padding positions are zero in the normed map and meaningless in the raw map; use
+    :func:`cut_maps` to keep the real tokens only.
+    """
+    layers, fnorm = attention_parts(model, batch, normed)
+    raw = torch.stack(layers, dim=1)  # (B, L, H, T, T)
+    if fnorm is None:
+        return raw, None
+    return raw, raw * fnorm.unsqueeze(-2)  # (B, L, H, T, T): alpha_ij * ||f_h(x_j)||
 
 
 def cut_maps(maps: Tensor, attention_mask: Tensor) -> list[np.ndarray]:

@@ -36,7 +36,7 @@ feature                      meaning
                              split with the least cross-block attention (filled squares, not a band)
 ``*_off``                    the five above on the map with its 2 largest columns removed and rows renormalised
                              (blocks and bands under the [CLS]/[SEP] stripes of raw maps)
-``argmax_mode``              share of rows whose largest entry is in the most common such column (one stripe)
+``argmax_mode``              share of rows whose largest entry is in the most common column (one stripe)
 ``argmax_diag1``             share of rows whose largest entry is within 1 of the diagonal
 ``argmax_diag0``             share of rows whose largest entry is on the diagonal
 ``col_inner_top1``           the largest key share among the tokens between the first and the last
@@ -172,37 +172,41 @@ def map_features(maps: Tensor) -> Tensor:
     R = A / rows.clamp_min(eps)  # rows sum to 1 (0 for an all-zero row)
     r_sums = (rows.squeeze(-1) > eps).to(A.dtype)  # (K, n): R's row sums, known without a pass
     c = R.mean(1)  # (K, n): share of each key
-    cs = c.sort(dim=-1, descending=True).values
+    top = c.topk(min(3, n), dim=-1)  # the three largest key shares, largest first
+    cs = top.values
     col_entropy = -(c * c.clamp_min(1e-30).log()).sum(-1) / logn
     S = _sums(R)  # (K, 10)
     diags = [S[:, j] / n for j in (1, 2, 3, 4, 5)]  # offsets -2..2
     band = diags[1] + diags[2] + diags[3]
     ent = -(R * R.clamp_min(1e-30).log()).sum(-1) / logn  # (K, n): 0 log 0 = 0
-    top2 = c.topk(min(2, n), dim=-1).indices  # (K, 2)
+    top2 = top.indices[:, :2]  # (K, 2): the two largest columns
     keep = torch.ones_like(c).scatter_(1, top2, 0.0)  # (K, n): 0 at the two largest columns
     Rm = R * keep[:, None, :]
-    Sm = _sums(Rm)
-    band_off = (Sm[:, 2] + Sm[:, 3] + Sm[:, 4]) / n
-    mass_off = Sm[:, 9] / n
+    # without a pass over Rm: its band |i-j| <= 1 is R's minus the removed columns' entries R[j-1..j+1, j], its
+    # mass R's minus those columns' sums
+    near = top2[:, :, None] + torch.arange(-1, 2)[None, None, :]  # (K, 2, 3): rows j-1, j, j+1 of column j
+    ok = (near >= 0) & (near < n)
+    lost = R[torch.arange(K)[:, None, None], near.clamp(0, n - 1), top2[:, :, None].expand_as(near)] * ok
+    band_off = band - lost.sum((1, 2)) / n
+    mass_off = (r_sums.sum(-1) - n * c.gather(1, top2).sum(-1)) / n
     spR = _Splits(R, r_sums, c * n)
     best, split = _block_gain(spR, n)
     wide = (S[:, 0] + S[:, 1] + S[:, 5] + S[:, 6]) / n
     mean_row = rows.squeeze(-1).mean(-1)
     log_scale = (mean_row.clamp_min(eps)).log()
-    a_max = A.amax(-1)  # (K, n)
+    a_max, am = A.max(-1)  # (K, n): each query's largest entry and its key (the same in R: rows are rescaled)
     peak = a_max.amax(-1) / rows.squeeze(-1).amax(-1).clamp_min(eps)
-    m_rows = Rm.sum(-1, keepdim=True)  # (K, n, 1)
+    m_rows = Rm.sum(-1, keepdim=True)  # (K, n, 1): summed, not subtracted (a row all in the two columns is ~0)
     Rn = Rm / m_rows.clamp_min(eps)  # the 2 largest columns removed, rows renormalised
     rmax = a_max / rows.squeeze(-1).clamp_min(eps)  # (K, n): R's row maxima
-    is_max = R >= rmax[..., None]  # (K, n, n): where each query's largest entry is (ties: all of them)
-    on = [torch.diagonal(R, offset=k, dim1=-2, dim2=-1) >= rmax[:, max(0, -k): n - max(0, k)] for k in (-1, 0, 1)]
-    near = torch.nn.functional.pad(on[0], (1, 0)) | on[1] | torch.nn.functional.pad(on[2], (0, 1))  # (K, n)
+    per_key = torch.zeros_like(c).scatter_add_(1, am, torch.ones_like(c))  # (K, n): rows whose largest entry is there
+    off = am - torch.arange(n)[None, :]
     feats = torch.stack([
         torch.full((K,), logn, dtype=A.dtype), cs[:, 0], cs[:, :2].sum(-1), cs[:, :3].sum(-1), c[:, 0], c[:, -1],
         col_entropy, *diags, band, ent.mean(-1), ent.std(-1, unbiased=False), rmax.mean(-1),
         band_off, mass_off, best, split, wide, log_scale, peak,
         *_spread_features(R, spR, S), *_spread_features(Rn, _Splits(Rn, (m_rows.squeeze(-1) > eps).to(A.dtype), Rn.sum(1)), _sums(Rn)),
-        is_max.sum(1).amax(-1).to(A.dtype).clamp_max(n) / n, near.to(A.dtype).mean(-1), on[1].to(A.dtype).mean(-1),
+        per_key.amax(-1) / n, (off.abs() <= 1).to(A.dtype).mean(-1), (off == 0).to(A.dtype).mean(-1),
         c[:, 1:-1].amax(-1) if n > 2 else torch.zeros(K, dtype=A.dtype), Rm.amax(-1).mean(-1),
     ], dim=1)
     return feats.float()

@@ -106,7 +106,7 @@ def classify_heads(
     from attnpatterns.classifier.predict import get_classifier, logits_of
     from attnpatterns.data import get_task, load_task
     from attnpatterns.families import shape_of
-    from attnpatterns.maps import attention_maps
+    from attnpatterns.maps import attention_parts
     from attnpatterns.models import load_model, model_id
     from attnpatterns.progress import progress_iter
 
@@ -129,10 +129,14 @@ def classify_heads(
         mid = model_id(model)
     L, H, _ = shape_of(mdl)
     pairs, head_desc = resolve_heads(heads, L, H)
-    layer_idx = torch.tensor([p[0] for p in pairs])
-    head_idx = torch.tensor([p[1] for p in pairs])
+    pairs = sorted((int(p[0]), int(p[1])) for p in pairs)  # layer, then head: the order the maps are gathered in
     K = len(pairs)
-    all_heads = pairs == [(l, h) for l in range(L) for h in range(H)]
+    # the chosen heads grouped by layer, in the order of ``pairs`` (sorted by layer, then head): None = every head
+    by_layer = []
+    for li in sorted({p[0] for p in pairs}):
+        hs = [p[1] for p in pairs if p[0] == li]
+        by_layer.append((li, None if hs == list(range(H)) else torch.tensor(hs)))
+    flat_idx = torch.tensor([p[0] * H + p[1] for p in pairs])
 
     examples = load_task(spec, split, data_dir)
     chosen = select_examples(tok, examples, n, min_tokens, max_length, pair=bool(spec.text_b))
@@ -150,31 +154,35 @@ def classify_heads(
         enc = tok([e.text_a for e in chunk], [e.text_b for e in chunk] if spec.text_b else None,
                   padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         batch = {k: v.to(dev) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        raw, normed = attention_maps(mdl, batch, normed="normed" in kinds)  # (B, L, H, T, T) each
+        layers, fnorm = attention_parts(mdl, batch, normed="normed" in kinds)  # L x (B, H, T, T); (B, L, H, T)
         mask = batch["attention_mask"].bool().cpu()
-        for k, full in (("raw", raw), ("normed", normed)):
-            if k not in kinds:
-                continue
-            if all_heads:  # every head in order: a view, no copy of the (B, L, H, T, T) maps
-                sel = full.flatten(1, 2).float().cpu()  # (B, K, T, T)
-            else:
-                sel = full[:, layer_idx, head_idx].float().cpu()  # (B, K, T, T): the chosen heads only
-            S = pres[k].size
-            x = torch.empty(len(chunk), K, 1, S, S) if pres[k].cnn else None  # no resized map for a features-only model
-            feats = torch.empty(len(chunk), K, NUM_FEATURES) if pres[k].features else None
-            for b in range(len(chunk)):
-                n_real = int(mask[b].sum())
-                if bool(mask[b, :n_real].all()):  # right padding: the real tokens come first
-                    m = sel[b, :, :n_real, :n_real]  # (K, n, n), a view
-                else:
-                    idx = mask[b].nonzero().flatten()
-                    m = sel[b][:, idx][:, :, idx]  # (K, n, n) over the real tokens
-                if x is not None:
-                    x[b] = prepare(m, pres[k])  # (K, 1, S, S)
-                if feats is not None:
-                    feats[b] = map_features(m)  # (K, F), on the map at its own size
-            f = feats.view(-1, NUM_FEATURES) if feats is not None else None
-            xs = x.view(-1, 1, S, S) if x is not None else None
+        S = {k: pres[k].size for k in kinds}
+        # per kind: the resized maps (CNN recipes only) and the features of every (example, head)
+        x = {k: torch.empty(len(chunk), K, 1, S[k], S[k]) if pres[k].cnn else None for k in kinds}
+        feats = {k: torch.empty(len(chunk), K, NUM_FEATURES) if pres[k].features else None for k in kinds}
+        for b in range(len(chunk)):
+            n_real = int(mask[b].sum())
+            right = bool(mask[b, :n_real].all())  # right padding: the real tokens come first
+            idx = None if right else mask[b].nonzero().flatten().to(layers[0].device)
+            parts = []  # (h, n, n) per layer, cut to the real tokens: only those entries are copied
+            for li, hs in by_layer:
+                a = layers[li][b] if hs is None else layers[li][b, hs]  # (h, T, T)
+                parts.append(a[:, :n_real, :n_real] if right else a[:, idx][:, :, idx])
+            raw_b = torch.cat(parts).float().cpu()  # (K, n, n)
+            for k in kinds:
+                if k == "raw":
+                    m = raw_b
+                else:  # alpha_ij * ||f_h(x_j)||, on the real tokens only
+                    f = fnorm[b].reshape(L * H, -1)[flat_idx]  # (K, T)
+                    f = f[:, :n_real] if right else f[:, idx]
+                    m = raw_b * f.float().cpu()[:, None, :]
+                if x[k] is not None:
+                    x[k][b] = prepare(m, pres[k])  # (K, 1, S, S)
+                if feats[k] is not None:
+                    feats[k][b] = map_features(m)  # (K, F), on the map at its own size
+        for k in kinds:
+            f = feats[k].view(-1, NUM_FEATURES) if feats[k] is not None else None
+            xs = x[k].view(-1, 1, S[k], S[k]) if x[k] is not None else None
             p = torch.softmax(logits_of(clfs[k].model, xs, cnn_batch_size, f), dim=1)  # (B*K, 5)
             best, arg = p.max(dim=1)
             preds[k][s : s + len(chunk)] = arg.view(len(chunk), K).numpy()
