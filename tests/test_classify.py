@@ -1,6 +1,6 @@
 """`classify_heads` / `attn classify`: per-head counts, pooled distribution, head sets, bad heads.
 
-Uses a tiny random BERT (2 layers x 4 heads) saved to a folder, MRPC dev examples, and the shipped CNNs.
+Uses a tiny random BERT (2 layers x 4 heads) saved to a folder, MRPC dev examples, and the shipped pattern classifiers.
 """
 from __future__ import annotations
 

@@ -236,7 +236,7 @@ def _sec_patterns(ctx: _Ctx) -> Section:
         return s
     s.add(Paragraph(
         "Every map of every head on the classify stage's dev examples, for each seed's fine-tuned model, classified "
-        "by the shipped CNN; counts pooled over examples and seeds and shown as percentages. Super-survivors are the "
+        "by the shipped pattern classifiers (raw and normed); counts pooled over examples and seeds and shown as percentages. Super-survivors are the "
         "heads s-pruning kept in every seed. The chi-square test (scipy chi2_contingency, no continuity correction) "
         "compares the super-survivors with the other heads (the distribution of all heads is their mixture); "
         "maps of one head are not independent draws, so read p as a description of the counts."))
