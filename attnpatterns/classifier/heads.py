@@ -146,6 +146,8 @@ def classify_heads(
         log.warning("%s %s: only %d examples have at least %d tokens; classifying those.", task, split, len(chosen), min_tokens)
 
     dev = next(mdl.parameters()).device
+    by_layer = [(li, None if hs is None else hs.to(dev)) for li, hs in by_layer]  # index on the maps' device
+    flat_idx = flat_idx.to(dev)
     preds = {k: np.zeros((len(chosen), K), dtype=np.int64) for k in kinds}
     probs = {k: np.zeros((len(chosen), K), dtype=np.float32) for k in kinds}
     starts = range(0, len(chosen), batch_size)
