@@ -312,7 +312,7 @@ def device_name(device) -> str:
 
     device = torch.device(device or "cpu")
     if device.type == "cuda" and torch.cuda.is_available():
-        return f"cuda ({torch.cuda.getdevice_name(device)})"
+        return f"cuda ({torch.cuda.get_device_name(device)})"
     return device.type
 
 
