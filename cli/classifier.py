@@ -70,9 +70,7 @@ def train_cmd(
 ) -> None:
     """Train a pattern classifier on annotated maps; write the weights (safetensors) and the JSON card.
 
-    The held-out 20% (stratified) is never used to choose the model (the CNN's checkpoint, the logistic
-    regression's L2 strength: both on the validation slice); its scores, and the heuristic scorer's on the same
-    maps, go into the card.
+    The held-out 20% (stratified) is never used to choose the model (the CNN's checkpoint, the logistic regression's L2 strength: both on the validation slice); its scores, and the heuristic scorer's on the same maps, go into the card.
     """
     from dataclasses import replace
 
