@@ -131,12 +131,6 @@ def classify_heads(
     pairs, head_desc = resolve_heads(heads, L, H)
     pairs = sorted((int(p[0]), int(p[1])) for p in pairs)  # layer, then head: the order the maps are gathered in
     K = len(pairs)
-    # the chosen heads grouped by layer, in the order of ``pairs`` (sorted by layer, then head): None = every head
-    by_layer = []
-    for li in sorted({p[0] for p in pairs}):
-        hs = [p[1] for p in pairs if p[0] == li]
-        by_layer.append((li, None if hs == list(range(H)) else torch.tensor(hs)))
-    flat_idx = torch.tensor([p[0] * H + p[1] for p in pairs])
 
     examples = load_task(spec, split, data_dir)
     chosen = select_examples(tok, examples, n, min_tokens, max_length, pair=bool(spec.text_b))
@@ -146,8 +140,13 @@ def classify_heads(
         log.warning("%s %s: only %d examples have at least %d tokens; classifying those.", task, split, len(chosen), min_tokens)
 
     dev = next(mdl.parameters()).device
-    by_layer = [(li, None if hs is None else hs.to(dev)) for li, hs in by_layer]  # index on the maps' device
-    flat_idx = flat_idx.to(dev)
+    # the chosen heads grouped by layer, in the order of ``pairs`` (sorted by layer, then head), as indices on the
+    # maps' device: None = every head of the layer
+    by_layer = []
+    for li in sorted({p[0] for p in pairs}):
+        hs = [p[1] for p in pairs if p[0] == li]
+        by_layer.append((li, None if hs == list(range(H)) else torch.tensor(hs, device=dev)))
+    flat_idx = torch.tensor([p[0] * H + p[1] for p in pairs], device=dev)
     preds = {k: np.zeros((len(chosen), K), dtype=np.int64) for k in kinds}
     probs = {k: np.zeros((len(chosen), K), dtype=np.float32) for k in kinds}
     starts = range(0, len(chosen), batch_size)

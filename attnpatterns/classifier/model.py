@@ -79,6 +79,11 @@ def prepare(maps: Tensor, pre: Preprocess) -> Tensor:
     return x
 
 
+def _standardise(model: nn.Module, feats: Tensor) -> Tensor:
+    """The first ``model.num_features`` features (older models take fewer), standardised with its stored scaling."""
+    return (feats[:, : model.num_features] - model.feat_mean) / model.feat_std
+
+
 def _set_scaling(model: nn.Module, feats: Tensor) -> None:
     std = feats.std(0, unbiased=False)
     model.feat_mean.copy_(feats.mean(0))
@@ -138,8 +143,7 @@ class PatternCNN(nn.Module):
             return self.head(x).flatten(1)  # (B, classes)
         if feats is None:
             raise ValueError("this classifier has a feature branch: pass the map features")
-        f = feats[:, : self.num_features]  # models store how many features they take (older ones: fewer)
-        z = torch.cat([x.flatten(1), (f - self.feat_mean) / self.feat_std], dim=1)  # (B, 16 + F)
+        z = torch.cat([x.flatten(1), _standardise(self, feats)], dim=1)  # (B, 16 + F)
         return self.out(F.relu(self.mix(self.drop(z))))  # (B, classes)
 
 
@@ -164,7 +168,7 @@ class PatternLinear(nn.Module):
         _set_scaling(self, feats)
 
     def standardised(self, feats: Tensor) -> Tensor:
-        return (feats[:, : self.num_features] - self.feat_mean) / self.feat_std
+        return _standardise(self, feats)
 
     def forward(self, x: Tensor | None, feats: Tensor | None = None) -> Tensor:
         """(B, F) features -> (B, classes) logits; ``x`` (the resized map) is not used."""
