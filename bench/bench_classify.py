@@ -42,6 +42,9 @@ def main() -> None:
     from attnpatterns.models import load_model
 
     torch.set_num_threads(args.threads)
+    bad = [c for c in args.classifier if "=" not in c or c.split("=", 1)[0] not in ("raw", "normed")]
+    if bad:
+        ap.error(f"--classifier {bad[0]!r}: use raw=PATH or normed=PATH")
     clfs = dict(c.split("=", 1) for c in args.classifier)
     model, tok = load_model(None)
     spec = get_task(args.task)
