@@ -269,9 +269,111 @@ def upsert(
     return result
 
 
+def write_set(root: str | os.PathLike, kind: str, rows: list[Mapping], maps: Mapping[str, np.ndarray]) -> Path:
+    """Replace ``<root>/<kind>/`` with exactly these rows and their maps (validated first; maps, then labels,
+    each written atomically), e.g. when the consensus of several annotators replaces the labels."""
+    from attnpatterns.annotate.render import check_map
+    from attnpatterns.io import atomic_path, save_npz
+
+    out_rows = [_normalise_row(r, f"row {i + 1} (id {r.get('id', '?')})") for i, r in enumerate(rows)]
+    ids = [r["id"] for r in out_rows]
+    if len(set(ids)) != len(ids):
+        raise UserError("an id is given twice; give each map once.")
+    missing = [i for i in ids if i not in maps]
+    if missing:
+        raise UserError(f"id(s) {', '.join(missing[:5])} have no map; pass every row's map.")
+    arrays = {i: check_map(maps[i], where=f"map '{i}'") for i in ids}
+    final = AnnotatedSet(kind=check_kind(kind), rows=out_rows, maps=arrays)
+    d = kind_dir(root, kind)
+    d.mkdir(parents=True, exist_ok=True)
+    save_npz(d / MAPS_FILE, **final.maps)
+    with atomic_path(d / LABELS_FILE) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n")
+            w.writerow(final.columns)
+            for r in out_rows:
+                w.writerow([r.get(c, "") for c in final.columns])
+    return d / LABELS_FILE
+
+
 def class_balance(rows: Iterable[Mapping]) -> dict[str, int]:
     """Counts per label, in the order of the five types."""
     counts = {p: 0 for p in PATTERN_VALUES}
     for r in rows:
         counts[check_label(r["label"])] += 1
     return counts
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Each annotator's own labels: <root>/<kind>/annotators/<name>.tsv
+# ----------------------------------------------------------------------------------------------------------------
+
+ANNOTATORS_DIR = "annotators"
+ANNOTATOR_COLUMNS = ["id", "label", "confident", "annotator", "round"]
+
+
+def annotator_path(root: str | os.PathLike, kind: str, name: str) -> Path:
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
+        raise UserError(f"annotator name '{name}' is not valid; use letters, digits and . _ - only.")
+    return kind_dir(root, kind) / ANNOTATORS_DIR / f"{name}.tsv"
+
+
+def read_annotator(path: str | os.PathLike) -> list[dict]:
+    """One annotator's rows (``id, label, confident, annotator, round`` + any extra columns), validated."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; write the annotator's labels there first.")
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None)
+        missing = [c for c in ANNOTATOR_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; the header must start with "
+                            f"{', '.join(ANNOTATOR_COLUMNS)}.")
+        rows, seen = [], set()
+        for lineno, row in enumerate(reader, start=2):
+            check_id(row["id"])
+            if row["id"] in seen:
+                raise UserError(f"{path}:{lineno}: id '{row['id']}' appears twice; one label per map and annotator.")
+            seen.add(row["id"])
+            check_label(row["label"], f"{path}:{lineno}")
+            rows.append(dict(row))
+    return rows
+
+
+def read_annotators(root: str | os.PathLike, kind: str, rounds: Iterable[str] | None = None) -> dict[str, dict[str, str]]:
+    """``{annotator name: {map id: label}}`` for every file in ``<root>/<kind>/annotators/`` (name order), keeping
+    only the rows of the given ``rounds`` when given; annotators left with no rows are dropped."""
+    folder = kind_dir(root, kind) / ANNOTATORS_DIR
+    keep = None if rounds is None else {str(r) for r in rounds}
+    out: dict[str, dict[str, str]] = {}
+    for p in sorted(folder.glob("*.tsv")):
+        labels = {r["id"]: r["label"] for r in read_annotator(p) if keep is None or r["round"] in keep}
+        if labels:
+            out[p.stem] = labels
+    return out
+
+
+def write_annotator(root: str | os.PathLike, kind: str, name: str, rows: list[Mapping]) -> Path:
+    """Write one annotator's file atomically (rows validated first; the columns of the first row, the
+    required ones first)."""
+    from attnpatterns.io import atomic_path
+
+    if not rows:
+        raise UserError(f"no labels for annotator '{name}'; nothing written.")
+    cols = ANNOTATOR_COLUMNS + [k for k in rows[0] if k not in ANNOTATOR_COLUMNS]
+    seen = set()
+    for r in rows:
+        check_id(str(r["id"]))
+        check_label(str(r["label"]), f"annotator {name}, id {r['id']}")
+        if r["id"] in seen:
+            raise UserError(f"annotator {name}: id '{r['id']}' is given twice; one label per map.")
+        seen.add(r["id"])
+    path = annotator_path(root, kind, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n")
+            w.writerow(cols)
+            for r in rows:
+                w.writerow([str(r.get(c, "")) for c in cols])
+    return path

@@ -1,0 +1,120 @@
+"""Judge a classifier recipe by how well it agrees with annotators it was not trained on.
+
+Two protocols on the same stratified folds over the maps (stratified by the consensus label):
+
+- **leave one annotator out** (``loao``): for each annotator X who labelled every map, the recipe is
+  trained on the training folds' maps with the consensus of the OTHER annotators' votes (X's votes
+  removed, the same consensus rule), and its predictions on the held-out fold are compared with X's own
+  labels. Over the folds every map is predicted once, by a model that saw neither the map nor X.
+- **consensus** (``consensus``): trained on the consensus labels of the training folds, scored on the
+  held-out maps against each annotator and against the consensus.
+
+Reported per recipe: weighted F1 and Cohen's kappa against each held-out annotator (pooled over the
+folds), their mean, and the split-to-split noise (std over folds of the per-fold weighted F1), so that a
+difference between two recipes can be read against it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Sequence
+
+import numpy as np
+
+from attnpatterns.errors import UserError
+
+log = logging.getLogger("attnpatterns")
+
+
+def _votes(root, kind: str):
+    from attnpatterns.annotate.agreement import vote_table
+    from attnpatterns.annotate.dataset import read_annotators
+
+    return vote_table(read_annotators(root, kind))
+
+
+def full_annotators(votes, coverage: float = 0.5) -> list[str]:
+    """Annotators who labelled at least ``coverage`` of the maps (a full pass, not a relabel of a few)."""
+    return [c for c in votes.columns if votes[c].notna().mean() >= coverage]
+
+
+def evaluate_recipes(kind: str, recipes: Sequence, root="annotations", folds: int = 5, seed: int = 0,
+                     protocols: Sequence[str] = ("loao", "consensus"), threads: int = 1,
+                     annotators: Sequence[str] | None = None) -> dict:
+    """Out-of-fold predictions of every recipe under each protocol, scored against held-out annotators."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from attnpatterns.annotate.agreement import consensus
+    from attnpatterns.classifier.evaluate import predict_prepared, scores
+    from attnpatterns.classifier.labels import LABEL_INDEX, LABELS
+    from attnpatterns.classifier.train import TrainConfig, fit, load_data, stratified_folds, stratified_split
+
+    data = load_data(root, kind)
+    votes = _votes(root, kind).reindex(data.ids)
+    heldout = list(annotators) if annotators else full_annotators(votes)
+    if not heldout:
+        raise UserError(f"{root}/{kind}: no annotator labelled every map; leave-one-annotator-out needs one.")
+    parts = stratified_folds(data.y, folds, seed)
+    cfg = TrainConfig(kind=kind, data=str(root), seed=seed, threads=threads)
+    targets: dict[str, np.ndarray] = {"consensus": data.y}
+    if "loao" in protocols:
+        for x in heldout:
+            rest = votes.drop(columns=[x])
+            rest = rest[rest.notna().any(axis=1)]
+            lab = consensus(rest)["label"].reindex(data.ids)
+            if lab.isna().any():
+                raise UserError(f"{kind}: some maps have no vote once '{x}' is left out; every map needs two annotators.")
+            targets[f"without:{x}"] = np.array([LABEL_INDEX[v] for v in lab], dtype=np.int64)
+    out: dict = {"kind": kind, "folds": folds, "seed": seed, "maps": len(data), "annotators": heldout,
+                 "protocols": list(protocols), "recipes": {}}
+    for r in recipes:
+        res: dict = {}
+        for proto in protocols:
+            train_keys = [f"without:{x}" for x in heldout] if proto == "loao" else ["consensus"]
+            preds = {k: np.full(len(data), -1, dtype=np.int64) for k in train_keys}
+            for k in train_keys:
+                y_all = targets[k]
+                for f_i, test_idx in enumerate(parts):
+                    rest_idx = np.setdiff1d(np.arange(len(data)), test_idx)
+                    part = data.subset(rest_idx)
+                    part.y = y_all[rest_idx]
+                    tr, va = stratified_split(part.y, cfg.val_fraction, seed + 1 + f_i)
+                    fr = fit(part.subset(tr), part.subset(va), r, replace(cfg, seed=seed + f_i))
+                    test = data.subset(test_idx)
+                    preds[k][test_idx] = predict_prepared(fr.model, test.maps, fr.preprocess)
+            per_ann = {}
+            for x in heldout:
+                p = preds[f"without:{x}"] if proto == "loao" else preds["consensus"]
+                has = votes[x].notna().to_numpy()
+                truth = np.array([LABEL_INDEX[v] if isinstance(v, str) else -1 for v in votes[x]], dtype=np.int64)
+                sc = scores(truth[has], p[has])
+                per_fold = [scores(truth[t][has[t]], p[t][has[t]])["weighted_f1"] for t in parts]
+                truth, p = truth[has], p[has]
+                per_ann[x] = {"weighted_f1": sc["weighted_f1"], "macro_f1": sc["macro_f1"],
+                              "kappa": float(cohen_kappa_score(truth, p, labels=list(range(len(LABELS))))),
+                              "fold_std": float(np.std(per_fold)), "per_fold": per_fold,
+                              "per_class_f1": {c: v["f1"] for c, v in sc["per_class"].items()}}
+            entry = {"per_annotator": per_ann,
+                     "weighted_f1_mean": float(np.mean([v["weighted_f1"] for v in per_ann.values()])),
+                     "kappa_mean": float(np.mean([v["kappa"] for v in per_ann.values()])),
+                     "noise": float(np.mean([v["fold_std"] for v in per_ann.values()]))}
+            if proto == "consensus":
+                sc = scores(data.y, preds["consensus"])
+                entry["vs_consensus"] = {"weighted_f1": sc["weighted_f1"], "kappa": float(cohen_kappa_score(
+                    data.y, preds["consensus"], labels=list(range(len(LABELS)))))}
+            res[proto] = entry
+            log.info("%s %s %s: F1 %.3f kappa %.3f", kind, r.name, proto, entry["weighted_f1_mean"], entry["kappa_mean"])
+        out["recipes"][r.name] = res
+    return out
+
+
+def annotator_kappas(root, kind: str) -> dict:
+    """Each full annotator's Cohen's kappa with every other annotator (the human range a model is held to)."""
+    from attnpatterns.annotate.agreement import pairwise
+
+    votes = _votes(root, kind)
+    full = full_annotators(votes)
+    pairs = pairwise(votes[full])
+    return {"pairs": [{"a": p["a"], "b": p["b"], "kappa": p["kappa"], "n": p["n"]} for p in pairs],
+            "min": float(min(p["kappa"] for p in pairs)) if pairs else float("nan"),
+            "max": float(max(p["kappa"] for p in pairs)) if pairs else float("nan")}
