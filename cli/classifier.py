@@ -19,6 +19,7 @@ class RecipeName(str, Enum):
     features = "features"
     improved = "improved"
     original = "original"
+    cnn8 = "cnn8"
 
 
 KindOpt = Annotated[Kind, typer.Option("--kind", help="Map kind: raw attention maps or weight-normed maps.")]
@@ -57,7 +58,7 @@ def train_cmd(
     kind: KindOpt,
     data: DataOpt = Path("annotations"),
     out: Annotated[Optional[Path], typer.Option("--out", help="The .safetensors to write (card beside it). Default: models/pattern-cnn-<kind>.safetensors.")] = None,
-    recipe: Annotated[RecipeName, typer.Option("--recipe", help="features (shipped): logistic regression on the 38 pattern features of each map, L2 strength chosen on the validation slice, no CNN. improved: the CNN on maps resized to 16x16 (mass scaling) with the pattern features beside it, 40 synthetic maps per type added to the training part. original: the study's CNN recipe (zero-pad to the largest map, no scaling, no augmentation).")] = RecipeName.features,
+    recipe: Annotated[RecipeName, typer.Option("--recipe", help="cnn8 (shipped): the CNN on maps area-resized to 8x8 (mass scaling) with the 38 pattern features beside it, 40 synthetic maps per type. features (the default): logistic regression on the 38 pattern features of each map, L2 strength chosen on the validation slice, no CNN. improved: the CNN on maps resized to 16x16 (mass scaling) with the pattern features beside it, 40 synthetic maps per type added to the training part. original: the study's CNN recipe (zero-pad to the largest map, no scaling, no augmentation).")] = RecipeName.features,
     compare: Annotated[bool, typer.Option("--compare/--no-compare", help="Also train the original recipe and each improvement on the same split and record the comparison in the card.")] = False,
     folds: Annotated[int, typer.Option("--folds", help="Also run stratified k-fold cross-validation with this many folds (0 = off): of the trained recipe, or with --compare of every compared recipe.")] = 0,
     synthetic: Annotated[Optional[int], typer.Option("--synthetic", help="Synthetic maps per type added to the training part (never to validation or test); overrides the recipe's number (features: 0, improved: 40, original: 0).")] = None,
@@ -77,7 +78,8 @@ def train_cmd(
     from attnpatterns.classifier import card as card_mod
     from attnpatterns.classifier import train as tr
 
-    rec = {RecipeName.features: tr.FEATURES, RecipeName.improved: tr.IMPROVED, RecipeName.original: tr.ORIGINAL}[recipe]
+    rec = {RecipeName.features: tr.FEATURES, RecipeName.improved: tr.IMPROVED, RecipeName.original: tr.ORIGINAL,
+           RecipeName.cnn8: tr.CNN8}[recipe]
     if synthetic is not None and synthetic != rec.synthetic_per_class:
         if synthetic < 0:
             from attnpatterns.errors import UserError

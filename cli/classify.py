@@ -52,6 +52,6 @@ def classify_cmd(
                f"model {res.model}")
     header = ["pattern"]
     for k in res.kinds:
-        header += [f"{k} maps", f"{k} share"]
+        header += [f"{k} maps", f"{k} share", f"{k} 95% CI (examples)"]
     typer.echo(_fmt(pooled_table(res), header))
     typer.echo(f"wrote {', '.join(str(f) for f in files)}")

@@ -244,14 +244,8 @@ def test_shipped_card_matches_weights(kind):
     assert 0.0 <= card["metrics"]["held_out"]["weighted_f1"] <= 1.0
 
 
-# vertical+diagonal is the weakest class on clean synthetic maps (the raw model calls some of them diagonal or
-# heterogeneous; the normed annotations hold only 4 such maps in 550): a known weakness, kept visible as an expected
-# failure (non-strict) rather than left out. The other four types must all pass, for both kinds.
-SHIPPED_CASES = [
-    pytest.param(kind, lab, marks=pytest.mark.xfail(reason="vertical+diagonal: weakest class of the shipped models", strict=False))
-    if lab == "vertical+diagonal" else (kind, lab)
-    for kind in KINDS for lab in LABELS
-]
+# every type, both kinds: clean synthetic maps of each of the five types come out as that type
+SHIPPED_CASES = [(kind, lab) for kind in KINDS for lab in LABELS]
 
 
 @pytest.mark.parametrize("kind,label", SHIPPED_CASES)

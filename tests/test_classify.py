@@ -47,6 +47,8 @@ def test_pooled_counts_are_the_sum_of_per_head_counts(tiny_loaded, glue_dir):
         for lab in LABELS:
             assert pooled.loc[lab, "count"] == ph[lab].sum()
         assert pooled["fraction"].sum() == pytest.approx(1.0)
+        # each share comes with its 95% bootstrap interval over the examples
+        assert ((pooled.ci_low <= pooled.fraction + 1e-12) & (pooled.fraction <= pooled.ci_high + 1e-12)).all()
         # the long table holds one row per (example, head) map, agreeing with the counts
         pr = res.predictions[res.predictions.kind == k]
         assert len(pr) == 6 * 8

@@ -189,6 +189,8 @@ def classify_heads(
             preds[k][s : s + len(chunk)] = arg.view(len(chunk), K).numpy()
             probs[k][s : s + len(chunk)] = best.view(len(chunk), K).numpy()
 
+    from attnpatterns.stats import bootstrap_fractions
+
     ids = [e.id for e in chosen]
     per_rows, pooled_rows, pred_frames = [], [], []
     for k in kinds:
@@ -198,8 +200,11 @@ def classify_heads(
                              **{lab: int(c) for lab, c in zip(LABELS, counts[j])},
                              "majority": LABELS[int(counts[j].argmax())]})
         total = counts.sum(axis=0)
-        for lab, c in zip(LABELS, total):
-            pooled_rows.append({"kind": k, "label": lab, "count": int(c), "fraction": float(c / total.sum())})
+        per_example = np.stack([np.bincount(row, minlength=len(LABELS)) for row in preds[k]])  # (examples, 5)
+        _, lo, hi = bootstrap_fractions(per_example, seed=0)
+        for j, (lab, c) in enumerate(zip(LABELS, total)):
+            pooled_rows.append({"kind": k, "label": lab, "count": int(c), "fraction": float(c / total.sum()),
+                                "ci_low": float(lo[j]), "ci_high": float(hi[j])})
         pred_frames.append(pd.DataFrame({
             "kind": k,
             "example": np.repeat(ids, K),
@@ -243,7 +248,7 @@ def write_outputs(result: HeadClassification, out_dir: str | os.PathLike) -> lis
 
 
 def pooled_table(result: HeadClassification) -> list[list]:
-    """Rows label, then count and fraction per kind: the printed summary."""
+    """Rows label, then count, fraction and its 95% bootstrap interval (over examples) per kind: the printed summary."""
     from attnpatterns.classifier.labels import LABELS
 
     rows = []
@@ -251,6 +256,6 @@ def pooled_table(result: HeadClassification) -> list[list]:
         row: list = [lab]
         for k in result.kinds:
             r = result.pooled[(result.pooled.kind == k) & (result.pooled.label == lab)].iloc[0]
-            row += [int(r["count"]), float(r["fraction"])]
+            row += [int(r["count"]), float(r["fraction"]), f"{100 * r['ci_low']:.1f}-{100 * r['ci_high']:.1f}%"]
         rows.append(row)
     return rows

@@ -12,17 +12,15 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def recipes_by_name():
-    from attnpatterns.classifier.train import FEATURES, IMPROVED, ORIGINAL
+    from attnpatterns.classifier.train import CNN8, FEATURES, IMPROVED, ORIGINAL
 
-    return {"features": FEATURES, "improved": IMPROVED, "original": ORIGINAL,
-            "improved8": replace(IMPROVED, name="improved8", size=8)}
+    return {"features": FEATURES, "improved": IMPROVED, "original": ORIGINAL, "cnn8": CNN8}
 
 
 def main(argv=None) -> int:
@@ -31,7 +29,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--kind", required=True, choices=("raw", "normed"))
-    ap.add_argument("--recipes", default="features,improved8,improved")
+    ap.add_argument("--recipes", default="features,cnn8")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--protocols", default="loao,consensus")
