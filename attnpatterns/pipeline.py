@@ -577,11 +577,13 @@ class Pipeline:
 
 def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples: int = 100, max_length: int = 128,
                       data_dir: str | None = None, device: str = "cpu", examples_per_type: int = 6,
-                      chunk: int = 16, show_progress: bool = True) -> dict:
+                      chunk: int = 16, show_progress: bool = True, classifiers: dict | None = None) -> dict:
     """Classify the raw and normed map of every head on the first ``n_examples`` dev examples of ``task``, with the
-    fine-tuned model in ``ft_dir``, by the shipped CNNs (``classifier.predict.classify_maps``).
+    fine-tuned model in ``ft_dir``, by the shipped classifiers (``classifier.predict.classify_maps``; another
+    classifier per kind with ``classifiers``, e.g. one trained on a single annotator's labels).
 
-    Writes ``out/heads.json`` (per-head counts (L, H, types) per kind), ``out/examples.npz`` (up to
+    Writes ``out/heads.json`` (per-head counts (L, H, types) per kind, and ``labels``: the type index of every
+    (example, layer, head) map, for intervals over examples), ``out/examples.npz`` (up to
     ``examples_per_type`` maps per kind and predicted type, drawn at random under ``seed``, keys
     ``<kind>__<type>__<i>``) and ``out/examples.json`` (their captions). Maps are made ``chunk`` examples at a time,
     so memory stays bounded whatever the model.
@@ -601,7 +603,8 @@ def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples:
     spec = get_task(task)
     model, tok, rec = load_finetuned(ft_dir, device=device)
     # the first n dev examples with at least the classifiers' minimum number of real tokens (REFERENCE, Statistics)
-    min_tokens = max(int(get_classifier(k).min_tokens) for k in KINDS)
+    clf_paths = {k: (classifiers or {}).get(k) for k in KINDS}
+    min_tokens = max(int(get_classifier(k, clf_paths[k]).min_tokens) for k in KINDS)
     examples = []
     for e in load_task(spec, "dev", data_dir):
         enc = tok(e.text_a, e.text_b, truncation=True, max_length=max_length) if spec.text_b else \
@@ -616,6 +619,7 @@ def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples:
     types = list(PATTERN_VALUES)
     L = H = None
     counts: dict[str, np.ndarray] = {}
+    per_map: dict[str, list] = {k: [] for k in KINDS}
     # reservoir of candidate examples per (kind, type): (random key, caption, map); the smallest keys are kept
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 7])
     pool: dict[tuple[str, str], list] = {}
@@ -631,8 +635,9 @@ def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples:
             if kind not in counts:
                 counts[kind] = np.zeros((L, H, len(types)), dtype=np.int64)
             flat = [getattr(ex, kind)[l, h] for ex in exs for l in range(L) for h in range(H)]
-            labels, probs = classify_maps(flat, kind)
+            labels, probs = classify_maps(flat, kind, clf_paths[kind])
             probs_sum[kind] += float(probs.max(axis=1).sum())
+            per_map[kind].append(np.array([types.index(x) for x in labels], dtype=np.int64).reshape(len(exs), L, H))
             for i, lab in enumerate(labels):
                 e, rem = divmod(i, L * H)
                 l, h = divmod(rem, H)
@@ -658,9 +663,12 @@ def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples:
         "num_layers": int(L), "num_heads": int(H), "n_examples": len(examples), "max_length": max_length,
         "min_tokens": min_tokens,
         "types": types, "maps_per_kind": n_maps,
-        "classifier": {k: {"file": default_path(k).name, "sha256": sha256_file(default_path(k))} for k in KINDS},
+        "classifier": {k: {"file": Path(clf_paths[k] or default_path(k)).name,
+                           "sha256": sha256_file(clf_paths[k] or default_path(k))} for k in KINDS},
         "mean_confidence": {k: probs_sum[k] / max(n_maps, 1) for k in KINDS},
         "counts": {k: counts[k].tolist() for k in KINDS},
+        "example_ids": [str(e.id) for e in examples],
+        "labels": {k: np.concatenate(per_map[k]).tolist() for k in KINDS},
     }
     save_npz(out / "examples.npz", **arrays)
     write_json(out / "examples.json", captions)
@@ -697,6 +705,19 @@ def write_distribution(heads_files: Sequence[Path], super_path: Path | None, out
         out_d[kind] = {g: {"counts": v.tolist(), "fractions": (v / v.sum() if v.sum() else v * 0.0).tolist()}
                        for g, v in groups.items()}
         out_d[kind]["per_head"] = c.tolist()
+        if all("labels" in r for r in per_seed):  # 95% intervals: two-stage bootstrap over seeds, then examples
+            from attnpatterns.stats import bootstrap_fractions
+
+            labs = [np.asarray(r["labels"][kind], dtype=np.int64) for r in per_seed]  # (examples, L, H) per seed
+            seeds = np.concatenate([[j] * len(x) for j, x in enumerate(labs)])
+            for g, m in (("all", np.ones((L, H), dtype=bool)), ("super", smask), ("other", ~smask)):
+                if not m.any():
+                    continue
+                unit = np.concatenate([np.stack([np.bincount(row[m], minlength=len(types)) for row in x]) for x in labs])
+                _, lo, hi = bootstrap_fractions(unit, clusters=seeds if len(labs) > 1 else None, seed=0)
+                out_d[kind][g]["ci_low"], out_d[kind][g]["ci_high"] = lo.tolist(), hi.tolist()
+            out_d["interval"] = ("95% percentile bootstrap: seeds resampled, then examples within each seed"
+                                 if len(labs) > 1 else "95% percentile bootstrap over examples")
     write_json(out, out_d)
     return out_d
 

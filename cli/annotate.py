@@ -18,7 +18,7 @@ ProjectOpt = Annotated[
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(
         name="annotate", no_args_is_help=True, add_completion=False,
-        help="Annotate attention maps with the five pattern types in a local Label Studio: setup, serve, push, pull, sheet, baseline. "
+        help="Annotate attention maps with the five pattern types in a local Label Studio: setup, serve, push, pull, sheet, baseline; agreement between annotators. "
         "The API key comes from LABEL_STUDIO_API_KEY (and the URL from LABEL_STUDIO_URL), never from a file.",
     )
     sub.command("setup")(setup_cmd)
@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
     sub.command("pull")(pull_cmd)
     sub.command("sheet")(sheet_cmd)
     sub.command("baseline")(baseline_cmd)
+    sub.command("agreement")(agreement_cmd)
     app.add_typer(sub, name="annotate")
 
 
@@ -244,6 +245,54 @@ def baseline_cmd(
     typer.echo("confusion (rows = label, columns = heuristic): " + ", ".join(PATTERN_VALUES))
     for lab, row in zip(PATTERN_VALUES, confusion_matrix(y, p, labels=list(PATTERN_VALUES))):
         typer.echo(f"  {lab:>18} " + " ".join(f"{int(v):4d}" for v in row))
+
+
+@handle_errors
+def agreement_cmd(
+    kind: KindOpt,
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder holding <kind>/annotators/<name>.tsv, one file per annotator.")] = Path("annotations"),
+    rounds: Annotated[Optional[str], typer.Option("--rounds", help="Only these rounds of labels, e.g. 1 (the full passes); default all.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the whole report as JSON here.")] = None,
+) -> None:
+    """Agreement between the annotators of <data>/<kind>/annotators/: pairwise Cohen's kappa (on the maps both
+    labelled), Fleiss' kappa over the maps all labelled (overall and per class, the class against the rest),
+    specific agreement per class, and the confusion of every pair (rows: the first annotator)."""
+    from attnpatterns.annotate.agreement import fleiss, pairwise, per_class_agreement, vote_table
+    from attnpatterns.annotate.dataset import check_kind, read_annotators
+    from attnpatterns.errors import UserError
+    from attnpatterns.patterns import PATTERN_VALUES
+
+    check_kind(kind)
+    labels = read_annotators(data, kind, rounds=rounds.split(",") if rounds else None)
+    if not labels:
+        raise UserError(f"{data}/{kind}/annotators/ holds no annotator's labels; put one <name>.tsv per annotator there.")
+    votes = vote_table(labels)
+    pairs = pairwise(votes, skip_disjoint=True)
+    if not pairs:
+        raise UserError(f"no two annotators of {data}/{kind} labelled a map in common; give them overlapping maps.")
+    full = votes.dropna()
+    rep = {"kind": kind, "annotators": list(votes.columns), "pairwise": pairs,
+           "fleiss": fleiss(votes) if len(full) else None, "specific_agreement": per_class_agreement(votes)}
+    short = {"vertical": "V", "diagonal": "D", "vertical+diagonal": "VD", "block": "B", "heterogeneous": "H"}
+    typer.echo(f"{kind}: {len(votes.columns)} annotators, {len(votes)} maps")
+    for p in pairs:
+        typer.echo(f"  {p['a']} vs {p['b']}: {p['n']} maps, Cohen's kappa {p['kappa']:.3f}, agreement {p['agreement']:.1%}")
+    if rep["fleiss"]:
+        f = rep["fleiss"]
+        typer.echo(f"Fleiss' kappa over the {f['n']} maps all {f['raters']} labelled: {f['kappa']:.3f} "
+                   f"(unanimous {f['unanimous']:.0%}); per class: "
+                   + ", ".join(f"{short[c]} {v:.2f}" for c, v in f["per_class"].items()))
+    else:
+        typer.echo("Fleiss' kappa: no map was labelled by every annotator")
+    for p in pairs:
+        typer.echo(f"confusion {p['a']} (rows) vs {p['b']} (columns): " + ", ".join(short[c] for c in PATTERN_VALUES))
+        for c, row in zip(PATTERN_VALUES, p["confusion"]):
+            typer.echo(f"  {short[c]:>2} " + " ".join(f"{v:4d}" for v in row))
+    if out is not None:
+        from attnpatterns.io import write_json
+
+        write_json(out, rep)
+        typer.echo(f"wrote {out}")
 
 
 def _row_tokens(ds, retokenize: bool, data_dir) -> dict:

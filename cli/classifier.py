@@ -68,6 +68,7 @@ def train_cmd(
     test_fraction: Annotated[float, typer.Option("--test-fraction", help="Held-out share (stratified).")] = 0.2,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the training part used to choose the checkpoint.")] = 0.15,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch.")] = 2,
+    annotator: Annotated[Optional[str], typer.Option("--annotator", help="Train on one annotator's own labels (<data>/<kind>/annotators/NAME.tsv, only the maps they labelled) instead of the consensus; the default --out is then classifiers/pattern-cnn-<kind>-NAME.safetensors, never the shipped model.")] = None,
 ) -> None:
     """Train a pattern classifier on annotated maps; write the weights (safetensors) and the JSON card.
 
@@ -88,8 +89,10 @@ def train_cmd(
         rec = replace(rec, name=f"{rec.name}+synthetic{synthetic}", synthetic_per_class=synthetic)
     cfg = tr.TrainConfig(kind=kind.value, data=str(data), seed=seed, epochs=epochs, patience=patience, recipe=rec,
                          test_fraction=test_fraction, val_fraction=val_fraction, threads=threads)
-    out = out or card_mod.default_path(kind.value)
-    d = tr.load_data(data, kind.value)
+    if out is None:
+        out = (Path("classifiers") / f"pattern-cnn-{kind.value}-{annotator}.safetensors" if annotator
+               else card_mod.default_path(kind.value))
+    d = tr.load_data(data, kind.value, annotator=annotator)
     tr._check_enough(d)  # before the summary line: bad data is one line on stderr, nothing else
     typer.echo(f"{len(d)} annotated {kind.value} maps: " + ", ".join(f"{k} {v}" for k, v in d.counts().items()), err=True)
     if compare:
@@ -115,10 +118,11 @@ def train_cmd(
     if cv:
         metrics["cross_validation"] = cv
     command = _command(kind.value, data, out, recipe.value, compare, folds, synthetic, seed, epochs, patience,
-                       test_fraction, val_fraction)
+                       test_fraction, val_fraction, annotator)
     training = {
         "data": str(data), "data_hash": main.data_hash, "n_maps": len(d), "class_counts": main.counts,
-        "config": cfg.to_dict(), "recipe": rec.to_dict(),
+        "config": cfg.to_dict(), "recipe": rec.to_dict(), "labels_from": f"annotator {annotator}" if annotator else
+        "consensus (labels.tsv)",
         "n_train": len(main.train_ids), "n_val": len(main.val_ids), "n_test": len(main.test_ids),
         "test_ids": main.test_ids, "val_ids": main.val_ids,
     }
@@ -146,9 +150,16 @@ def tr_labels():
     return LABELS
 
 
-def _command(kind, data, out, recipe, compare, folds, synthetic, seed, epochs, patience, test_fraction, val_fraction) -> str:
+def _command(kind, data, out, recipe, compare, folds, synthetic, seed, epochs, patience, test_fraction, val_fraction,
+             annotator=None) -> str:
+    try:  # a path under the working folder is recorded relative to it, so the card's command runs on any clone
+        out = Path(out).resolve().relative_to(Path.cwd())
+    except ValueError:
+        pass
     parts = ["attn", "classifier", "train", "--kind", kind, "--data", str(data), "--out", str(out), "--recipe", recipe,
              "--seed", str(seed), "--epochs", str(epochs), "--patience", str(patience)]
+    if annotator:
+        parts += ["--annotator", annotator]
     if compare:
         parts.append("--compare")
     if folds:

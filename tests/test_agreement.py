@@ -104,3 +104,42 @@ def test_bad_input_is_one_line():
         A.fleiss(A.vote_table({"a": {"1": V}, "b": {"2": V}}))
     with pytest.raises(UserError, match="label=count"):
         A.parse_votes("vertical:2")
+
+
+def test_consensus_of_two_rounds():
+    """Round 2 (a blind relabel under revised guidelines) decides the maps it covers; its ties go to round 1."""
+    r1 = A.vote_table({"a": {"m1": V, "m2": D, "m3": H}, "b": {"m1": V, "m2": VD, "m3": H},
+                       "c": {"m1": V, "m2": VD, "m3": V}})
+    r2 = A.vote_table({"d": {"m2": D, "m3": V, "m4": B}, "e": {"m2": D, "m3": H, "m4": B}})
+    c = A.consensus_rounds(r1, r2)
+    assert c.loc["m1", ["label", "status"]].tolist() == [V, "unanimous"]  # round 1 only
+    assert c.loc["m2", ["label", "status"]].tolist() == [D, "unanimous"]  # the revision overrides round 1's VD
+    assert c.loc["m3", ["label", "status"]].tolist() == [H, "adjudicated"]  # V/H tie, round 1 said H twice
+    assert c.loc["m4", ["label", "status"]].tolist() == [B, "unanimous"]  # a new map, round 2 only
+    assert c.loc["m3", "votes"] == "heterogeneous=1 vertical=1"
+
+
+def test_cli_agreement_table_and_json(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from attnpatterns.annotate.dataset import write_annotator
+    from cli.main import app
+
+    def rows(labels, who):
+        return [{"id": f"m{i}", "label": lab, "confident": "yes", "annotator": f"{who} (test)", "round": "1"}
+                for i, lab in enumerate(labels)]
+
+    write_annotator(tmp_path, "raw", "ann1", rows([V, V, D, B, H, H], "ann1"))
+    write_annotator(tmp_path, "raw", "ann2", rows([V, H, D, B, H, V], "ann2"))
+    r = CliRunner().invoke(app, ["annotate", "agreement", "--kind", "raw", "--data", str(tmp_path), "--out",
+                                 str(tmp_path / "agreement.json")])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "agreement.json").read_text())
+    [p] = rep["pairwise"]
+    assert p["n"] == 6 and p["agreement"] == pytest.approx(4 / 6)
+    assert "Cohen's kappa" in r.output and "Fleiss' kappa over the 6 maps all 2 labelled" in r.output
+    # no annotators at all: one line, nothing written
+    r = CliRunner().invoke(app, ["annotate", "agreement", "--kind", "normed", "--data", str(tmp_path)])
+    assert r.exit_code != 0 and "no annotator" in r.output

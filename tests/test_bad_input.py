@@ -263,6 +263,7 @@ CASES = [
     Case("classifier-predict-text-map", lambda w: ["classifier", "predict", "--kind", "raw", str(w / "mapsin" / "text.npy")], r"text\.npy"),
     Case("classifier-train-one-class", lambda w: ["classifier", "train", "--kind", "raw", "--data", str(w / "ann_oneclass"), "--out", O(w, "c.safetensors"), "--epochs", "1"], r"class|block"),
     Case("classifier-train-empty", lambda w: ["classifier", "train", "--kind", "raw", "--data", str(w / "ann_empty"), "--out", O(w, "c.safetensors"), "--epochs", "1"], r"ann_empty|no .*map|empty|annotat"),
+    Case("classifier-train-unknown-annotator", lambda w: ["classifier", "train", "--kind", "raw", "--data", str(w / "ann_oneclass"), "--annotator", "nobody", "--out", O(w, "c.safetensors"), "--epochs", "1"], r"nobody"),
     Case("classifier-train-missing-data", lambda w: ["classifier", "train", "--kind", "raw", "--data", str(w / "noann"), "--out", O(w, "c.safetensors")], r"noann"),
     Case("classifier-evaluate-not-ours", lambda w: ["classifier", "evaluate", "--kind", "raw", "--data", str(w / "ann_oneclass"), "--classifier", str(w / "clf" / "foreign.safetensors"), "--out", O(w, "ev")], r"foreign\.safetensors"),
     # ---- attn annotate

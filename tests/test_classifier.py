@@ -126,6 +126,30 @@ def tiny_trained(tiny_annotations, tmp_path_factory):
     return out
 
 
+def test_train_on_one_annotators_labels(tiny_annotations, tmp_path, monkeypatch):
+    """--annotator trains on that annotator's own labels (only the maps they labelled), never over the shipped model."""
+    from attnpatterns.annotate import dataset
+    from attnpatterns.classifier.train import load_data
+
+    d = load_data(tiny_annotations, "raw")
+    # annotator 'b' labelled every other map and calls every vertical map heterogeneous
+    rows = [{"id": i, "label": "heterogeneous" if r["label"] == "vertical" else r["label"], "confident": "yes",
+             "annotator": "b (test)", "round": "1"} for k, (i, r) in enumerate(zip(d.ids, d.rows)) if k % 2 == 0]
+    dataset.write_annotator(tiny_annotations, "raw", "b", rows)
+    own = load_data(tiny_annotations, "raw", annotator="b")
+    assert own.ids == [r["id"] for r in rows] and own.counts()["vertical"] == 0
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["classifier", "train", "--kind", "raw", "--data", str(tiny_annotations), "--annotator", "b",
+                            "--epochs", "3", "--threads", "1", "--synthetic", "0", "--recipe", "features"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "classifiers" / "pattern-cnn-raw-b.json").read_text())
+    assert card["training"]["labels_from"] == "annotator b" and card["training"]["n_maps"] == len(rows)
+    assert "--annotator b" in card["command"] and "--out classifiers/pattern-cnn-raw-b.safetensors" in card["command"]
+    r = runner.invoke(app, ["classifier", "train", "--kind", "raw", "--data", str(tiny_annotations), "--annotator", "x"])
+    assert r.exit_code != 0 and "no such annotator" in r.output
+    (tiny_annotations / "raw" / "annotators" / "b.tsv").unlink()
+
+
 def test_train_writes_weights_and_matching_card(tiny_trained, tiny_annotations):
     from attnpatterns.classifier.card import sha256_file
     from attnpatterns.classifier.train import data_hash, load_data

@@ -52,7 +52,8 @@ def disputed_ids(kind: str) -> list[str]:
 def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
     import numpy as np
 
-    from attnpatterns.annotate.agreement import consensus_one, fleiss, pairwise, per_class_agreement, vote_table
+    from attnpatterns.annotate.agreement import (consensus_one, consensus_rounds, fleiss, pairwise,
+                                                  per_class_agreement, vote_table)
     from attnpatterns.annotate.dataset import load
 
     ds = load(ANN, kind)
@@ -72,22 +73,21 @@ def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
     unknown = [i for i in ids if i not in meta or i not in maps]
     if unknown:
         raise SystemExit(f"error: {kind}: votes for maps with no map or provenance: {unknown[:3]}; pass --pool.")
+    cons = consensus_rounds(r1, r2)
     rows = []
     for mid in ids:
+        c = cons.loc[mid]
         v1 = [v for v in (r1.loc[mid].tolist() if mid in r1.index else []) if isinstance(v, str)]
-        v2 = [v for v in (r2.loc[mid].tolist() if r2 is not None and mid in r2.index else []) if isinstance(v, str)]
-        if v2:
-            label, status, text = consensus_one(v2, adjudication=v1)
+        in2 = r2 is not None and mid in r2.index and r2.loc[mid].notna().any()
+        if in2:
             who = f"consensus of round 2 ({', '.join(names2)}; revised GUIDELINES.md)" + \
                   (f", ties adjudicated by round 1 ({', '.join(names1)})" if v1 else "")
-            share = v2.count(label) / len(v2)
         else:
-            label, status, text = consensus_one(v1)
             who = f"consensus of round 1 ({', '.join(names1)})"
-            share = v1.count(label) / len(v1)
-        v1_text = consensus_one(v1)[2] if v1 else ""
-        rows.append({"id": mid, "label": label, "annotator": who, **meta[mid], "status": status, "votes": text,
-                     "share": f"{share:.3f}", "votes_round1": v1_text, "rounds": "1+2" if v1 and v2 else ("2" if v2 else "1")})
+        rows.append({"id": mid, "label": c["label"], "annotator": who, **meta[mid], "status": c["status"],
+                     "votes": c["votes"], "share": f"{c['share']:.3f}",
+                     "votes_round1": consensus_one(v1)[2] if v1 else "",
+                     "rounds": "1+2" if v1 and in2 else ("2" if in2 else "1")})
     # agreement
     info: dict = {"n": len(rows)}
     full1 = r1.dropna()

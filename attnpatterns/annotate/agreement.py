@@ -31,11 +31,11 @@ LABELS: tuple[str, ...] = PATTERN_VALUES
 TIE_ORDER: tuple[str, ...] = ("heterogeneous", "block", "vertical+diagonal", "diagonal", "vertical")
 
 
-def vote_table(labels: Mapping[str, Mapping[str, str]]):
+def vote_table(labels: Mapping[str, Mapping[str, str]], min_annotators: int = 2):
     """``{annotator: {map id: label}}`` -> the vote table (maps sorted by id, annotators in the given order)."""
     import pandas as pd
 
-    if len(labels) < 2:
+    if len(labels) < min_annotators:
         raise UserError(f"agreement needs at least two annotators, got {len(labels)}; add another annotator's labels.")
     for who, lab in labels.items():
         bad = sorted({v for v in lab.values() if v not in LABELS})
@@ -151,6 +151,27 @@ def consensus(votes, adjudication=None):
         label, status, text = consensus_one(vs, adj)
         rows[mid] = {"label": label, "status": status, "votes": text, "n_votes": len(vs),
                      "share": vs.count(label) / len(vs)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def consensus_rounds(first, second=None) -> "object":
+    """The consensus of two rounds (the project's rule, ``annotations/README.md``): a map with votes in the
+    second round (a relabel under revised guidelines) takes their majority, ties adjudicated by its first-round
+    votes; any other map takes its first-round consensus. ``first`` and ``second`` are vote tables."""
+    import pandas as pd
+
+    ids = sorted(set(first.index) | (set(second.index) if second is not None else set()))
+    rows = {}
+    for mid in ids:
+        v1 = [v for v in (first.loc[mid].tolist() if mid in first.index else []) if isinstance(v, str)]
+        v2 = [v for v in (second.loc[mid].tolist() if second is not None and mid in second.index else [])
+              if isinstance(v, str)]
+        if not v1 and not v2:
+            continue
+        label, status, text = consensus_one(v2, adjudication=v1) if v2 else consensus_one(v1)
+        deciding = v2 or v1
+        rows[mid] = {"label": label, "status": status, "votes": text, "n_votes": len(deciding),
+                     "share": deciding.count(label) / len(deciding)}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 

@@ -4,10 +4,11 @@ Two protocols on the same stratified folds over the maps (stratified by the cons
 
 - **leave one annotator out** (``loao``): for each annotator X who labelled every map, the recipe is
   trained on the training folds' maps with the consensus of the OTHER annotators' votes (X's votes
-  removed, the same consensus rule), and its predictions on the held-out fold are compared with X's own
+  removed, the project's two-round consensus rule), and its predictions on the held-out fold are compared with X's own
   labels. Over the folds every map is predicted once, by a model that saw neither the map nor X.
 - **consensus** (``consensus``): trained on the consensus labels of the training folds, scored on the
-  held-out maps against each annotator and against the consensus.
+  held-out maps against each annotator (on the maps that annotator labelled; round-2 annotators relabelled
+  only the hard maps) and against the consensus.
 
 Reported per recipe: weighted F1 and Cohen's kappa against each held-out annotator (pooled over the
 folds), their mean, and the split-to-split noise (std over folds of the per-fold weighted F1), so that a
@@ -33,6 +34,22 @@ def _votes(root, kind: str):
     return vote_table(read_annotators(root, kind))
 
 
+def _rounds(root, kind: str) -> dict:
+    from attnpatterns.annotate.dataset import read_annotators
+
+    return {r: read_annotators(root, kind, rounds=[r]) for r in ("1", "2")}
+
+
+def consensus_without(root, kind: str, who: str):
+    """The consensus labels by the project's two-round rule with annotator ``who``'s votes removed."""
+    from attnpatterns.annotate.agreement import consensus_rounds, vote_table
+
+    r = _rounds(root, kind)
+    tables = [vote_table({k: v for k, v in r[key].items() if k != who}, min_annotators=1)
+              if any(k != who for k in r[key]) else None for key in ("1", "2")]
+    return consensus_rounds(tables[0], tables[1])["label"]
+
+
 def full_annotators(votes, coverage: float = 0.5) -> list[str]:
     """Annotators who labelled at least ``coverage`` of the maps (a full pass, not a relabel of a few)."""
     return [c for c in votes.columns if votes[c].notna().mean() >= coverage]
@@ -44,14 +61,14 @@ def evaluate_recipes(kind: str, recipes: Sequence, root="annotations", folds: in
     """Out-of-fold predictions of every recipe under each protocol, scored against held-out annotators."""
     from sklearn.metrics import cohen_kappa_score
 
-    from attnpatterns.annotate.agreement import consensus
     from attnpatterns.classifier.evaluate import predict_prepared, scores
     from attnpatterns.classifier.labels import LABEL_INDEX, LABELS
     from attnpatterns.classifier.train import TrainConfig, fit, load_data, stratified_folds, stratified_split
 
     data = load_data(root, kind)
     votes = _votes(root, kind).reindex(data.ids)
-    heldout = list(annotators) if annotators else full_annotators(votes)
+    heldout = list(annotators) if annotators else full_annotators(votes)  # left out in turn (loao)
+    everyone = list(votes.columns)  # scored against under the consensus protocol
     if not heldout:
         raise UserError(f"{root}/{kind}: no annotator labelled every map; leave-one-annotator-out needs one.")
     parts = stratified_folds(data.y, folds, seed)
@@ -59,13 +76,12 @@ def evaluate_recipes(kind: str, recipes: Sequence, root="annotations", folds: in
     targets: dict[str, np.ndarray] = {"consensus": data.y}
     if "loao" in protocols:
         for x in heldout:
-            rest = votes.drop(columns=[x])
-            rest = rest[rest.notna().any(axis=1)]
-            lab = consensus(rest)["label"].reindex(data.ids)
+            lab = consensus_without(root, kind, x).reindex(data.ids)
             if lab.isna().any():
                 raise UserError(f"{kind}: some maps have no vote once '{x}' is left out; every map needs two annotators.")
             targets[f"without:{x}"] = np.array([LABEL_INDEX[v] for v in lab], dtype=np.int64)
-    out: dict = {"kind": kind, "folds": folds, "seed": seed, "maps": len(data), "annotators": heldout,
+    out: dict = {"kind": kind, "folds": folds, "seed": seed, "maps": len(data), "annotators": everyone,
+                 "left_out": heldout,
                  "protocols": list(protocols), "recipes": {}}
     for r in recipes:
         res: dict = {}
@@ -83,21 +99,22 @@ def evaluate_recipes(kind: str, recipes: Sequence, root="annotations", folds: in
                     test = data.subset(test_idx)
                     preds[k][test_idx] = predict_prepared(fr.model, test.maps, fr.preprocess)
             per_ann = {}
-            for x in heldout:
+            for x in (heldout if proto == "loao" else everyone):
                 p = preds[f"without:{x}"] if proto == "loao" else preds["consensus"]
                 has = votes[x].notna().to_numpy()
                 truth = np.array([LABEL_INDEX[v] if isinstance(v, str) else -1 for v in votes[x]], dtype=np.int64)
                 sc = scores(truth[has], p[has])
-                per_fold = [scores(truth[t][has[t]], p[t][has[t]])["weighted_f1"] for t in parts]
+                per_fold = [scores(truth[t][has[t]], p[t][has[t]])["weighted_f1"] for t in parts if has[t].any()]
                 truth, p = truth[has], p[has]
                 per_ann[x] = {"weighted_f1": sc["weighted_f1"], "macro_f1": sc["macro_f1"],
                               "kappa": float(cohen_kappa_score(truth, p, labels=list(range(len(LABELS))))),
                               "fold_std": float(np.std(per_fold)), "per_fold": per_fold,
                               "per_class_f1": {c: v["f1"] for c, v in sc["per_class"].items()}}
+            full = [x for x in per_ann if x in heldout]  # the means: over the full passes
             entry = {"per_annotator": per_ann,
-                     "weighted_f1_mean": float(np.mean([v["weighted_f1"] for v in per_ann.values()])),
-                     "kappa_mean": float(np.mean([v["kappa"] for v in per_ann.values()])),
-                     "noise": float(np.mean([v["fold_std"] for v in per_ann.values()]))}
+                     "weighted_f1_mean": float(np.mean([per_ann[x]["weighted_f1"] for x in full])),
+                     "kappa_mean": float(np.mean([per_ann[x]["kappa"] for x in full])),
+                     "noise": float(np.mean([per_ann[x]["fold_std"] for x in full]))}
             if proto == "consensus":
                 sc = scores(data.y, preds["consensus"])
                 entry["vs_consensus"] = {"weighted_f1": sc["weighted_f1"], "kappa": float(cohen_kappa_score(
@@ -109,12 +126,32 @@ def evaluate_recipes(kind: str, recipes: Sequence, root="annotations", folds: in
 
 
 def annotator_kappas(root, kind: str) -> dict:
-    """Each full annotator's Cohen's kappa with every other annotator (the human range a model is held to)."""
+    """Every pair of annotators' Cohen's kappa on the maps both labelled (the human range a model is held to)."""
     from attnpatterns.annotate.agreement import pairwise
 
     votes = _votes(root, kind)
-    full = full_annotators(votes)
-    pairs = pairwise(votes[full])
+    pairs = pairwise(votes, skip_disjoint=True)
     return {"pairs": [{"a": p["a"], "b": p["b"], "kappa": p["kappa"], "n": p["n"]} for p in pairs],
             "min": float(min(p["kappa"] for p in pairs)) if pairs else float("nan"),
             "max": float(max(p["kappa"] for p in pairs)) if pairs else float("nan")}
+
+
+def annotators_vs_others(root, kind: str) -> dict:
+    """Each annotator against the consensus of the others (the target a left-out model is scored on, the other way
+    round): weighted F1 and Cohen's kappa on the maps the annotator labelled. A model that agrees with a left-out
+    annotator as well as the others' consensus does is at human parity."""
+    from sklearn.metrics import cohen_kappa_score, f1_score
+
+    from attnpatterns.classifier.labels import LABELS
+
+    votes = _votes(root, kind)
+    out = {}
+    for x in votes.columns:
+        others = consensus_without(root, kind, x)
+        mine = votes[x].dropna()
+        common = [i for i in mine.index if i in others.index]
+        a, b = [others[i] for i in common], [mine[i] for i in common]
+        out[x] = {"n": len(common), "weighted_f1": float(f1_score(b, a, labels=list(LABELS), average="weighted",
+                                                                   zero_division=0)),
+                  "kappa": float(cohen_kappa_score(a, b, labels=list(LABELS)))}
+    return out

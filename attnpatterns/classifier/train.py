@@ -72,8 +72,9 @@ def data_hash(ids: Sequence[str], labels: Sequence[str], maps: Sequence[np.ndarr
     return h.hexdigest()
 
 
-def load_data(root: str | os.PathLike, kind: str) -> MapData:
-    """The annotated maps of ``<root>/<kind>/`` (labels.tsv + maps.npz)."""
+def load_data(root: str | os.PathLike, kind: str, annotator: str | None = None) -> MapData:
+    """The annotated maps of ``<root>/<kind>/`` (labels.tsv + maps.npz) with their consensus labels, or with one
+    annotator's own labels (``<root>/<kind>/annotators/<annotator>.tsv``; only the maps they labelled)."""
     from attnpatterns.annotate import dataset
     from attnpatterns.classifier.labels import LABEL_INDEX, check_kind
 
@@ -87,6 +88,13 @@ def load_data(root: str | os.PathLike, kind: str) -> MapData:
     s = dataset.load(root, kind)
     if not s.rows:
         raise UserError(f"{root / kind}: the annotation set is empty; annotate some maps first.")
+    if annotator is not None:
+        path = dataset.annotator_path(root, kind, annotator)
+        if not path.is_file():
+            have = sorted(p.stem for p in path.parent.glob("*.tsv")) if path.parent.is_dir() else []
+            raise UserError(f"{path}: no such annotator; use one of {', '.join(have) or '(none: no annotators/ folder)'}.")
+        own = {r["id"]: r["label"] for r in dataset.read_annotator(path)}
+        s.rows = [{**r, "label": own[r["id"]]} for r in s.rows if r["id"] in own]
     maps = []
     for r in s.rows:
         m = s.maps[r["id"]]

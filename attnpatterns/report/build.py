@@ -239,7 +239,9 @@ def _sec_patterns(ctx: _Ctx) -> Section:
         "by the shipped pattern classifiers (raw and normed); counts pooled over examples and seeds and shown as percentages. Super-survivors are the "
         "heads s-pruning kept in every seed. The chi-square test (scipy chi2_contingency, no continuity correction) "
         "compares the super-survivors with the other heads (the distribution of all heads is their mixture); "
-        "maps of one head are not independent draws, so read p as a description of the counts."))
+        "maps of one head are not independent draws, so read p as a description of the counts. In brackets, where the "
+        "classify stage recorded every map's type: the 95% interval of each share, a percentile bootstrap that "
+        "resamples the seeds and then the dev examples within each seed (2000 draws)."))
     for kind in KINDS:
         rows, groups, fr = [], [], []
         types = None
@@ -256,7 +258,10 @@ def _sec_patterns(ctx: _Ctx) -> Section:
             for grp, label in (("all", f"all heads ({d.get('num_heads_total', '?')})"), ("super", f"super-survivors ({n_super})")):
                 c = np.asarray(k[grp]["counts"], dtype=float)
                 f = c / c.sum() if c.sum() > 0 else np.zeros_like(c)
-                rows.append([task, label, int(c.sum())] + [f"{100 * v:.1f}%" for v in f]
+                lo, hi = k[grp].get("ci_low"), k[grp].get("ci_high")
+                cells = [f"{100 * v:.1f}%" if lo is None else f"{100 * v:.1f}% ({100 * a:.1f}-{100 * b:.1f})"
+                         for v, a, b in zip(f, lo or f, hi or f)]
+                rows.append([task, label, int(c.sum())] + cells
                             + ([chi_txt, p_txt] if grp == "super" else ["", ""]))
                 groups.append(f"{task} {'all' if grp == 'all' else 'super'}")
                 fr.append(f)

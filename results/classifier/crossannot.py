@@ -24,7 +24,7 @@ def recipes_by_name():
 
 
 def main(argv=None) -> int:
-    from attnpatterns.classifier.crossannot import annotator_kappas, evaluate_recipes
+    from attnpatterns.classifier.crossannot import annotator_kappas, annotators_vs_others, evaluate_recipes
     from attnpatterns.io import write_json
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     res = evaluate_recipes(args.kind, [rb[r] for r in args.recipes.split(",")], ROOT / "annotations", args.folds,
                            args.seed, args.protocols.split(","), args.threads)
     res["annotator_kappas"] = annotator_kappas(ROOT / "annotations", args.kind)
+    res["annotators_vs_others"] = annotators_vs_others(ROOT / "annotations", args.kind)
     path = args.out / f"crossannot-{args.kind}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     if old.get("recipes") and old.get("maps") == res["maps"]:
