@@ -108,6 +108,19 @@ def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
         k = dist[kind]
         assert [a + b for a, b in zip(k["super"]["counts"], k["other"]["counts"])] == k["all"]["counts"]
         assert sum(k["all"]["counts"]) == 2 * 8 * TINY["classify_examples"]  # seeds x heads x examples
+        # 95% intervals (bootstrap over seeds, then examples) around every share
+        for g in ("all", "super", "other"):
+            if sum(k[g]["counts"]) == 0:
+                continue
+            for f, lo, hi in zip(k[g]["fractions"], k[g]["ci_low"], k[g]["ci_high"]):
+                assert 0.0 <= lo <= f + 1e-9 and f <= hi + 1e-9 and hi <= 1.0
+    for seed in (1, 2):  # every map's type is kept, and it sums to the per-head counts
+        heads = json.loads((run / "classify" / "MRPC" / f"seed_{seed}" / "heads.json").read_text())
+        for kind in ("raw", "normed"):
+            lab = np.asarray(heads["labels"][kind])
+            assert lab.shape == (TINY["classify_examples"], 2, 4)
+            per_head = np.stack([(lab == t).sum(axis=0) for t in range(5)], axis=-1)
+            assert (per_head == np.asarray(heads["counts"][kind])).all()
     html = (run / "report" / "index.html").read_text()
     for sec in ("finetune", "patterns", "survival", "importance", "shared", "subnetworks", "examples"):
         assert f'id="{sec}"' in html
@@ -119,6 +132,26 @@ def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
         assert (run / "report" / f"{stem}.png").is_file() and (run / "report" / f"{stem}.svg").is_file(), stem
     stamps = list((run / ".stages").rglob("*.json"))
     assert len(stamps) == sum(len(s.ran) for s in res.stages.values())
+
+
+def test_report_shows_the_contrast_under_each_annotators_classifier(tiny_run, tmp_path):
+    """classify/TASK/annotators/<variant>.json (results/minilm/patterns_by_annotator.py) -> a table in the report."""
+    import shutil
+
+    from attnpatterns.report.build import build_report
+
+    cfg, _, _ = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(cfg.out, run)
+    dist = json.loads((run / "classify" / "MRPC" / "distribution.json").read_text())
+    (run / "classify" / "MRPC" / "annotators").mkdir()
+    for variant, who in (("consensus", "consensus"), ("annotator-A", "ann-a")):
+        d = dict(dist, labels_from={"raw": who, "normed": who})
+        (run / "classify" / "MRPC" / "annotators" / f"{variant}.json").write_text(json.dumps(d))
+    build_report(run, out_dir=tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "all heads / super-survivors under each annotator's classifier" in md
+    assert "| raw | consensus |" in md and "| normed | ann-a |" in md
 
 
 def test_rerunning_a_finished_run_does_no_work(tiny_run):

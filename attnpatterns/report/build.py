@@ -271,7 +271,43 @@ def _sec_patterns(ctx: _Ctx) -> Section:
                     caption=f"{kind} maps: share of each pattern type"))
         fig, _ = stacked_bars(np.array(fr), groups, types, title=f"Pattern types of {kind} maps")
         s.add(ctx.figure(fig, f"patterns-{kind}", f"{kind} maps: pattern types of all heads and of the super-survivors"))
+    _annotator_sensitivity(ctx, s)
     return s
+
+
+def _annotator_sensitivity(ctx: _Ctx, s: Section) -> None:
+    """The super-survivor vs all-heads contrast under classifiers trained on each annotator's own labels
+    (``classify/TASK/annotators/<variant>.json``, written by ``results/minilm/patterns_by_annotator.py``)."""
+    for task in ctx.tasks:
+        files = sorted((ctx.run_dir / CLASSIFY_DIR / task / "annotators").glob("*.json"))
+        if not files:
+            continue
+        variants = [(p.stem, _read(p)) for p in files]
+        variants.sort(key=lambda v: (v[0] != "consensus", v[0]))
+        types = variants[0][1]["types"]
+        rows = []
+        for kind in KINDS:
+            for name, d in variants:
+                if kind not in d or "ci_low" not in d[kind]["all"]:
+                    continue
+                who = (d.get("labels_from") or {}).get(kind, name)
+                cells = []
+                for t in range(len(types)):
+                    a, sup = d[kind]["all"], d[kind]["super"]
+                    if not sum(sup["counts"]):
+                        cells.append(f"{100 * a['fractions'][t]:.0f} / no super-survivors")
+                        continue
+                    ci = (f" ({100 * sup['ci_low'][t]:.0f}-{100 * sup['ci_high'][t]:.0f})" if "ci_low" in sup else "")
+                    cells.append(f"{100 * a['fractions'][t]:.0f} / {100 * sup['fractions'][t]:.0f}{ci}")
+                rows.append([kind, who] + cells)
+        if rows:
+            s.add(Paragraph(
+                f"{task}: the same maps classified by classifiers trained on the consensus labels (shipped) and on "
+                "each independent annotator's own labels. Each cell: share of all heads / share of the super-survivors "
+                "(95% interval of the latter, bootstrap over seeds and examples), in percent. A finding that holds "
+                "under every annotator's classifier does not rest on one reading of the maps."))
+            s.add(Table(["kind", "labels from"] + list(types), rows,
+                        caption=f"{task}: all heads / super-survivors under each annotator's classifier"))
 
 
 def _structured_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:

@@ -85,6 +85,9 @@ def main(argv=None) -> int:
             d[kind].pop("per_head", None)
         d["labels_from"] = {k: (n or "consensus") for k, n in VARIANTS[variant].items()}
         (OUT / f"{task}-{variant}.json").write_text(json.dumps(d, indent=1))
+        # the run folder's copy, read by the report (attn report --run runs/minilm)
+        (RUN / "classify" / task / "annotators").mkdir(parents=True, exist_ok=True)
+        (RUN / "classify" / task / "annotators" / f"{variant}.json").write_text(json.dumps(d, indent=1))
     types = results["consensus"]["types"]
     short = {"vertical": "V", "diagonal": "D", "vertical+diagonal": "VD", "block": "B", "heterogeneous": "H"}
     lines = [f"# {task}: pattern shares (%) of all heads and of the super-survivors, with 95% intervals", "",
