@@ -172,25 +172,25 @@ def test_train_writes_weights_and_matching_card(tiny_trained, tiny_annotations):
         assert fh.metadata()["format"] == "attnpatterns.pattern-cnn"
 
 
-@pytest.mark.parametrize("recipe", ["features", "improved"])
+@pytest.mark.parametrize("recipe", ["features", "improved", "cnn8"])
 def test_training_is_deterministic(tiny_annotations, tmp_path, recipe):
     from attnpatterns.classifier import train as tr
 
-    rec = {"features": tr.FEATURES, "improved": tr.IMPROVED}[recipe]
+    rec = {"features": tr.FEATURES, "improved": tr.IMPROVED, "cnn8": tr.CNN8}[recipe]
     cfg = tr.TrainConfig(kind="raw", data=str(tiny_annotations), epochs=3, threads=1, recipe=rec)
     a, b = tr.train(cfg), tr.train(cfg)
     assert a.test_ids == b.test_ids
     for (k, v), (_, w) in zip(a.fit.model.state_dict().items(), b.fit.model.state_dict().items()):
         assert torch.equal(v, w), k
     assert a.recipe == rec
-    assert tr.TrainConfig().recipe == tr.FEATURES  # the shipped recipe is the default
+    assert tr.TrainConfig().recipe == tr.CNN8  # the shipped recipe is the default
 
 
 def test_linear_recipe_chooses_l2_on_validation(tiny_annotations):
     from attnpatterns.classifier import train as tr
     from attnpatterns.classifier.model import PatternLinear
 
-    res = tr.train(tr.TrainConfig(kind="raw", data=str(tiny_annotations), threads=1))
+    res = tr.train(tr.TrainConfig(kind="raw", data=str(tiny_annotations), threads=1, recipe=tr.FEATURES))
     f = res.fit
     assert isinstance(f.model, PatternLinear) and not f.preprocess.cnn and f.preprocess.features
     assert [h["C"] for h in f.history] == list(tr.L2_GRID)

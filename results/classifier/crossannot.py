@@ -32,6 +32,12 @@ def table(out: Path) -> str:
         if not path.exists():
             continue
         d = json.loads(path.read_text())
+        if "annotators_vs_others" not in d:
+            from attnpatterns.classifier.crossannot import annotators_vs_others
+            from attnpatterns.io import write_json
+
+            d["annotators_vs_others"] = annotators_vs_others(ROOT / "annotations", kind)
+            write_json(path, d)
         lines += [f"### {kind} ({d['maps']} maps, {d['folds']} folds, seed {d['seed']})", "",
                   "| recipe | protocol | weighted F1 (mean over full passes) | Cohen's kappa (mean) | fold-to-fold std | "
                   "kappa with each annotator |", "|---|---|---|---|---|---|"]

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args(argv)
     task = args.task
-    seeds = [s for s in SEEDS if (RUN / task / f"seed_{s}" / "finetuned" / "run.json").exists()]
+    seeds = [s for s in SEEDS if (RUN / task / f"seed_{s}" / "finetuned" / "metrics.json").exists()]
     if not seeds:
         raise SystemExit(f"error: no fine-tuned {task} checkpoint under {RUN}; see this script's docstring.")
     OUT.mkdir(parents=True, exist_ok=True)
