@@ -18,7 +18,7 @@ guidelines' borderline rules; the review label becomes ``label`` and the pass-1 
 Pass 2 (sheets ``p2_*``, blind, before the guidelines): labels go to
 ``annotations/<kind>/second_pass_v1.tsv``. Pass 3 (sheets ``p3_*``, blind, under the guidelines):
 labels go to ``annotations/<kind>/second_pass.tsv`` (anonymous id, map id, label, annotator);
-``agreement.py`` compares the passes.
+``consensus.py`` reports this intra-rater agreement (``intra_rater`` in agreement.json).
 """
 from __future__ import annotations
 
@@ -68,7 +68,12 @@ def labelled_sheets(kind: str, prefix: str) -> list[tuple[str, list[dict], list[
 
 
 def apply_pass1(kind: str) -> int:
-    from attnpatterns.annotate.dataset import upsert
+    from attnpatterns.annotate.dataset import load, upsert
+
+    if any(r["annotator"].startswith("consensus") for r in load(ROOT / "annotations", kind, with_maps=False).rows):
+        raise SystemExit(f"error: annotations/{kind}/labels.tsv holds the consensus of several annotators; "
+                         f"agent-annotator-1's labels are in annotations/{kind}/annotators/agent-annotator-1.tsv "
+                         "(this script made them before the consensus); rebuild the consensus with consensus.py.")
 
     pool_rows, maps = read_pool(kind)
     by_id = {r["id"]: r for r in pool_rows}
