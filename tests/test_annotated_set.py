@@ -155,7 +155,6 @@ def _second_pass(kind, name="second_pass.tsv"):
 def test_second_pass_is_blind_and_kappa_reported():
     from sklearn.metrics import cohen_kappa_score
 
-    from attnpatterns.annotate.dataset import load
     from attnpatterns.patterns import PATTERN_VALUES
 
     from attnpatterns.annotate.dataset import read_annotator
