@@ -257,7 +257,7 @@ def agreement_cmd(
     """Agreement between the annotators of <data>/<kind>/annotators/: pairwise Cohen's kappa (on the maps both
     labelled), Fleiss' kappa over the maps all labelled (overall and per class, the class against the rest),
     specific agreement per class, and the confusion of every pair (rows: the first annotator)."""
-    from attnpatterns.annotate.agreement import fleiss, pairwise, per_class_agreement, vote_table
+    from attnpatterns.annotate.agreement import report, vote_table
     from attnpatterns.annotate.dataset import check_kind, read_annotators
     from attnpatterns.errors import UserError
     from attnpatterns.patterns import PATTERN_VALUES
@@ -267,12 +267,8 @@ def agreement_cmd(
     if not labels:
         raise UserError(f"{data}/{kind}/annotators/ holds no annotator's labels; put one <name>.tsv per annotator there.")
     votes = vote_table(labels)
-    pairs = pairwise(votes, skip_disjoint=True)
-    if not pairs:
-        raise UserError(f"no two annotators of {data}/{kind} labelled a map in common; give them overlapping maps.")
-    full = votes.dropna()
-    rep = {"kind": kind, "annotators": list(votes.columns), "pairwise": pairs,
-           "fleiss": fleiss(votes) if len(full) else None, "specific_agreement": per_class_agreement(votes)}
+    rep = {"kind": kind, **report(votes)}
+    pairs = rep["pairwise"]
     short = {"vertical": "V", "diagonal": "D", "vertical+diagonal": "VD", "block": "B", "heterogeneous": "H"}
     typer.echo(f"{kind}: {len(votes.columns)} annotators, {len(votes)} maps")
     for p in pairs:

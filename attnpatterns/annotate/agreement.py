@@ -68,10 +68,14 @@ def pairwise(votes, skip_disjoint: bool = False) -> list[dict]:
     return out
 
 
+def _label_counts(votes) -> np.ndarray:
+    """(maps, 5) how many votes each map got for each label, in :data:`LABELS` order."""
+    return np.stack([(votes == lab).sum(axis=1).to_numpy() for lab in LABELS], axis=1).astype(np.int64)
+
+
 def counts_matrix(votes) -> np.ndarray:
     """(maps, 5) how many annotators gave each label, over the maps every annotator labelled."""
-    full = votes.dropna()
-    return np.stack([(full == lab).sum(axis=1).to_numpy() for lab in LABELS], axis=1).astype(np.int64)
+    return _label_counts(votes.dropna())
 
 
 def fleiss(votes, by_count: bool = False) -> dict:
@@ -82,7 +86,7 @@ def fleiss(votes, by_count: bool = False) -> dict:
     from statsmodels.stats.inter_rater import fleiss_kappa
 
     if by_count:
-        table = np.stack([(votes == lab).sum(axis=1).to_numpy() for lab in LABELS], axis=1).astype(np.int64)
+        table = _label_counts(votes)
         n = table.sum(axis=1)
         table = table[n == np.bincount(n).argmax()] if len(n) else table
     else:
@@ -142,16 +146,21 @@ def consensus(votes, adjudication=None):
     adjudicators (same index or a subset) consulted for ties only."""
     import pandas as pd
 
-    rows = {}
-    for mid, row in votes.iterrows():
-        vs = [v for v in row.tolist() if isinstance(v, str)]
-        adj = []
-        if adjudication is not None and mid in adjudication.index:
-            adj = [v for v in adjudication.loc[mid].tolist() if isinstance(v, str)]
-        label, status, text = consensus_one(vs, adj)
-        rows[mid] = {"label": label, "status": status, "votes": text, "n_votes": len(vs),
-                     "share": vs.count(label) / len(vs)}
+    rows = {mid: _consensus_row(_votes_of(votes, mid), _votes_of(adjudication, mid)) for mid in votes.index}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _votes_of(table, mid) -> list[str]:
+    """The labels a vote table (or None) holds for one map; [] when the map is not in it."""
+    if table is None or mid not in table.index:
+        return []
+    return [v for v in table.loc[mid].tolist() if isinstance(v, str)]
+
+
+def _consensus_row(deciding: list[str], adjudication: list[str]) -> dict:
+    label, status, text = consensus_one(deciding, adjudication)
+    return {"label": label, "status": status, "votes": text, "n_votes": len(deciding),
+            "share": deciding.count(label) / len(deciding)}
 
 
 def consensus_rounds(first, second=None) -> "object":
@@ -163,15 +172,11 @@ def consensus_rounds(first, second=None) -> "object":
     ids = sorted(set(first.index) | (set(second.index) if second is not None else set()))
     rows = {}
     for mid in ids:
-        v1 = [v for v in (first.loc[mid].tolist() if mid in first.index else []) if isinstance(v, str)]
-        v2 = [v for v in (second.loc[mid].tolist() if second is not None and mid in second.index else [])
-              if isinstance(v, str)]
-        if not v1 and not v2:
-            continue
-        label, status, text = consensus_one(v2, adjudication=v1) if v2 else consensus_one(v1)
-        deciding = v2 or v1
-        rows[mid] = {"label": label, "status": status, "votes": text, "n_votes": len(deciding),
-                     "share": deciding.count(label) / len(deciding)}
+        v1, v2 = _votes_of(first, mid), _votes_of(second, mid)
+        if v2:
+            rows[mid] = _consensus_row(v2, v1)
+        elif v1:
+            rows[mid] = _consensus_row(v1, [])
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -198,12 +203,11 @@ def soft_labels(votes_column: Sequence[str]) -> np.ndarray:
 
 
 def report(votes) -> dict:
-    """Everything above for one vote table, as plain JSON-ready data."""
-    return {"annotators": list(votes.columns), "maps": int(len(votes)),
-            "pairwise": pairwise(votes), "fleiss": fleiss(votes),
+    """Everything above for one vote table, as plain JSON-ready data: pairwise figures for every pair with maps
+    in common, Fleiss' kappa over the maps everyone labelled (None when there are none)."""
+    pairs = pairwise(votes, skip_disjoint=True)
+    if not pairs:
+        raise UserError("no two annotators labelled a map in common; give them overlapping maps.")
+    return {"annotators": list(votes.columns), "maps": int(len(votes)), "pairwise": pairs,
+            "fleiss": fleiss(votes) if len(votes.dropna()) else None,
             "specific_agreement": per_class_agreement(votes), "labels": list(LABELS)}
-
-
-def kappa_range(pairs: Sequence[dict]) -> tuple[float, float]:
-    ks = [p["kappa"] for p in pairs]
-    return float(min(ks)), float(max(ks))

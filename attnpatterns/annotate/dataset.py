@@ -211,7 +211,7 @@ def upsert(
     label or map leaves the dataset untouched.
     """
     from attnpatterns.annotate.render import check_map
-    from attnpatterns.io import atomic_path, save_npz
+    from attnpatterns.io import save_npz
 
     check_kind(kind)
     maps = dict(maps or {})
@@ -259,21 +259,27 @@ def upsert(
     d.mkdir(parents=True, exist_ok=True)
     # maps first: a crash between the two writes leaves extra maps, never a row without its map
     save_npz(d / MAPS_FILE, **final.maps)
-    cols = final.columns
-    with atomic_path(d / LABELS_FILE) as tmp:
+    _write_tsv(d / LABELS_FILE, final.columns, out_rows)
+    return result
+
+
+def _write_tsv(path: Path, columns: list[str], rows: Iterable[Mapping]) -> None:
+    """A tab-separated file with a header, written atomically (no quoting: fields hold no tab or newline)."""
+    from attnpatterns.io import atomic_path
+
+    with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n")
-            w.writerow(cols)
-            for r in out_rows:
-                w.writerow([r.get(c, "") for c in cols])
-    return result
+            w.writerow(columns)
+            for r in rows:
+                w.writerow([str(r.get(c, "")) for c in columns])
 
 
 def write_set(root: str | os.PathLike, kind: str, rows: list[Mapping], maps: Mapping[str, np.ndarray]) -> Path:
     """Replace ``<root>/<kind>/`` with exactly these rows and their maps (validated first; maps, then labels,
     each written atomically), e.g. when the consensus of several annotators replaces the labels."""
     from attnpatterns.annotate.render import check_map
-    from attnpatterns.io import atomic_path, save_npz
+    from attnpatterns.io import save_npz
 
     out_rows = [_normalise_row(r, f"row {i + 1} (id {r.get('id', '?')})") for i, r in enumerate(rows)]
     ids = [r["id"] for r in out_rows]
@@ -287,12 +293,7 @@ def write_set(root: str | os.PathLike, kind: str, rows: list[Mapping], maps: Map
     d = kind_dir(root, kind)
     d.mkdir(parents=True, exist_ok=True)
     save_npz(d / MAPS_FILE, **final.maps)
-    with atomic_path(d / LABELS_FILE) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n")
-            w.writerow(final.columns)
-            for r in out_rows:
-                w.writerow([r.get(c, "") for c in final.columns])
+    _write_tsv(d / LABELS_FILE, final.columns, out_rows)
     return d / LABELS_FILE
 
 
@@ -356,8 +357,6 @@ def read_annotators(root: str | os.PathLike, kind: str, rounds: Iterable[str] | 
 def write_annotator(root: str | os.PathLike, kind: str, name: str, rows: list[Mapping]) -> Path:
     """Write one annotator's file atomically (rows validated first; the columns of the first row, the
     required ones first)."""
-    from attnpatterns.io import atomic_path
-
     if not rows:
         raise UserError(f"no labels for annotator '{name}'; nothing written.")
     cols = ANNOTATOR_COLUMNS + [k for k in rows[0] if k not in ANNOTATOR_COLUMNS]
@@ -370,10 +369,5 @@ def write_annotator(root: str | os.PathLike, kind: str, name: str, rows: list[Ma
         seen.add(r["id"])
     path = annotator_path(root, kind, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n")
-            w.writerow(cols)
-            for r in rows:
-                w.writerow([str(r.get(c, "")) for c in cols])
+    _write_tsv(path, cols, rows)
     return path

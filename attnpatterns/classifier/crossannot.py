@@ -40,11 +40,11 @@ def _rounds(root, kind: str) -> dict:
     return {r: read_annotators(root, kind, rounds=[r]) for r in ("1", "2")}
 
 
-def consensus_without(root, kind: str, who: str):
-    """The consensus labels by the project's two-round rule with annotator ``who``'s votes removed."""
+def consensus_without(r: dict, who: str):
+    """The consensus labels by the project's two-round rule with annotator ``who``'s votes removed; ``r`` is
+    ``{round: {annotator: {map id: label}}}`` as :func:`_rounds` reads it."""
     from attnpatterns.annotate.agreement import consensus_rounds, vote_table
 
-    r = _rounds(root, kind)
     tables = [vote_table({k: v for k, v in r[key].items() if k != who}, min_annotators=1)
               if any(k != who for k in r[key]) else None for key in ("1", "2")]
     return consensus_rounds(tables[0], tables[1])["label"]
@@ -75,8 +75,9 @@ def evaluate_recipes(kind: str, recipes: Sequence, root="annotations", folds: in
     cfg = TrainConfig(kind=kind, data=str(root), seed=seed, threads=threads)
     targets: dict[str, np.ndarray] = {"consensus": data.y}
     if "loao" in protocols:
+        rounds = _rounds(root, kind)
         for x in heldout:
-            lab = consensus_without(root, kind, x).reindex(data.ids)
+            lab = consensus_without(rounds, x).reindex(data.ids)
             if lab.isna().any():
                 raise UserError(f"{kind}: some maps have no vote once '{x}' is left out; every map needs two annotators.")
             targets[f"without:{x}"] = np.array([LABEL_INDEX[v] for v in lab], dtype=np.int64)
@@ -145,9 +146,10 @@ def annotators_vs_others(root, kind: str) -> dict:
     from attnpatterns.classifier.labels import LABELS
 
     votes = _votes(root, kind)
+    rounds = _rounds(root, kind)
     out = {}
     for x in votes.columns:
-        others = consensus_without(root, kind, x)
+        others = consensus_without(rounds, x)
         mine = votes[x].dropna()
         common = [i for i in mine.index if i in others.index]
         a, b = [others[i] for i in common], [mine[i] for i in common]

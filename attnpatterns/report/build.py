@@ -291,9 +291,9 @@ def _annotator_sensitivity(ctx: _Ctx, s: Section) -> None:
                 if kind not in d or "ci_low" not in d[kind]["all"]:
                     continue
                 who = (d.get("labels_from") or {}).get(kind, name)
+                a, sup = d[kind]["all"], d[kind]["super"]
                 cells = []
                 for t in range(len(types)):
-                    a, sup = d[kind]["all"], d[kind]["super"]
                     if not sum(sup["counts"]):
                         cells.append(f"{100 * a['fractions'][t]:.0f} / no super-survivors")
                         continue
