@@ -59,6 +59,7 @@ def main() -> None:
         try:
             os.environ["LABEL_STUDIO_URL"], os.environ["LABEL_STUDIO_API_KEY"] = server.url, cfg.token
             from attnpatterns.annotate import labelstudio as lsc
+            from attnpatterns.annotate import pull as lsp
             from attnpatterns.annotate.sample import MapItem
 
             rng = np.random.default_rng(0)
@@ -78,7 +79,7 @@ def main() -> None:
                                                               "value": {"choices": ["heterogeneous"]}}])
             with tempfile.TemporaryDirectory() as out:
                 t0 = time.perf_counter()
-                lsc.pull("bench", out, conn=conn)
+                lsp.pull("bench", out, conn=conn)
                 t_pull = time.perf_counter() - t0
             print(f"push {args.maps} maps of 48x48 (render + import + predictions): {t_push:.1f} s "
                   f"({t_push / args.maps * 1000:.0f} ms per map)")

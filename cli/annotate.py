@@ -18,16 +18,19 @@ ProjectOpt = Annotated[
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(
         name="annotate", no_args_is_help=True, add_completion=False,
-        help="Annotate attention maps with the five pattern types in a local Label Studio: setup, serve, push, pull, sheet, baseline; agreement between annotators. "
+        help="Annotate attention maps with the five pattern types in a local Label Studio, alone or as a group: setup, serve, invite, "
+        "backend, push, pull, agreement, sheet, baseline. "
         "The API key comes from LABEL_STUDIO_API_KEY (and the URL from LABEL_STUDIO_URL), never from a file.",
     )
     sub.command("setup")(setup_cmd)
     sub.command("serve")(serve_cmd)
+    sub.command("invite")(invite_cmd)
+    sub.command("backend")(backend_cmd)
     sub.command("push")(push_cmd)
     sub.command("pull")(pull_cmd)
+    sub.command("agreement")(agreement_cmd)
     sub.command("sheet")(sheet_cmd)
     sub.command("baseline")(baseline_cmd)
-    sub.command("agreement")(agreement_cmd)
     app.add_typer(sub, name="annotate")
 
 
@@ -138,8 +141,22 @@ def push_cmd(
     max_length: Annotated[int, typer.Option("--max-length", help="Maximum tokens per input.")] = 128,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the choice of examples and heads.")] = 0,
     predictions: Annotated[
-        bool, typer.Option("--predictions/--no-predictions", help="Add pre-annotations (CNN if trained, else heuristic). Use --no-predictions for blind double annotation.")
+        bool, typer.Option("--predictions/--no-predictions", help="Add pre-annotations (the ML backend's with --backend, else the shipped classifier, else the heuristic). Use --no-predictions for a blind pass.")
     ] = True,
+    order: Annotated[
+        str, typer.Option("--order", help="sequential (as sampled), random (shuffled with --seed) or uncertain: the maps the classifier is least sure of "
+                          "(lowest top-class probability) first, chosen among --pool x --n sampled maps. Label Studio shows them in this order.")
+    ] = "sequential",
+    per_type: Annotated[
+        int, typer.Option("--per-type", help="With --order uncertain: first the K least certain maps of each predicted type, in turns, so rare types are not starved; then the rest.")
+    ] = 0,
+    pool: Annotated[int, typer.Option("--pool", help="With --order uncertain: sample this many times --n maps and push the --n least certain.")] = 4,
+    backend: Annotated[
+        Optional[str], typer.Option("--backend", help="URL of a running 'attn annotate backend': its predictions (and scores) are used and it is connected to the project, so retrained models reach the labeling page.")
+    ] = None,
+    annotators_per_map: Annotated[
+        Optional[int], typer.Option("--annotators-per-map", help="How many annotators label each task (Label Studio's 'maximum annotations'): 2 or more for a group measuring its agreement.")
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Render maps of a task's dev examples to PNG and import them as tasks of a Label Studio project.
@@ -150,17 +167,35 @@ def push_cmd(
     from attnpatterns.annotate.labelstudio import connect, push
     from attnpatterns.annotate.sample import SampleConfig, sample_maps
 
-    cfg = SampleConfig(kind=kind, task=task, n=n, model=model, model_state=model_state,
-                       heads_per_example=heads_per_example, min_tokens=min_tokens, max_tokens=max_tokens,
-                       max_length=max_length,
-                       seed=seed, data_dir=data_dir)
+    from attnpatterns.annotate.ordering import check_order
+    from attnpatterns.errors import UserError
+
+    check_order(order)
+    if pool < 1:
+        raise UserError(f"--pool must be at least 1, got {pool}.")
+    if per_type and order != "uncertain":
+        raise UserError("--per-type applies to --order uncertain only; add --order uncertain or drop --per-type.")
+    if backend:  # an unreachable backend is reported before the model runs
+        from attnpatterns.annotate.backend import check_reachable
+
+        check_reachable(backend)
+    cfg = SampleConfig(kind=kind, task=task, n=n * (pool if order == "uncertain" else 1), model=model,
+                       model_state=model_state, heads_per_example=heads_per_example, min_tokens=min_tokens,
+                       max_tokens=max_tokens, max_length=max_length, seed=seed, data_dir=data_dir)
     conn = connect()  # fail on a bad URL or key before the model runs
     items = sample_maps(cfg, show_progress=True)
-    res = push(items, project or f"attn-{kind}", predictions=predictions, conn=conn, show_progress=True)
+    res = push(items, project or f"attn-{kind}", predictions=predictions, conn=conn, show_progress=True, order=order,
+               per_type=per_type, n=n, seed=seed, backend=backend, annotators_per_map=annotators_per_map)
     typer.echo(
         f"{'created' if res.created else 'updated'} project '{res.project}' (id {res.project_id}) at {conn.url}: "
-        f"{res.imported} tasks imported, {res.skipped_existing} already there; pre-annotations: {res.suggested_by}"
+        f"{res.imported} tasks imported ({res.order} order), {res.skipped_existing} already there; "
+        f"pre-annotations: {res.suggested_by}"
     )
+    if order == "uncertain" and res.first:
+        typer.echo("first in the queue: " + ", ".join(f"{m} ({lab}, {s:.2f})" for m, lab, s in res.first))
+    if res.backend:
+        typer.echo(f"ML backend {res.backend} connected: Label Studio asks it for predictions; 'Start training' in the "
+                   "project's Model settings retrains it on the labels")
     typer.echo(f"label them at {conn.url}/projects/{res.project_id}/data")
 
 
@@ -171,21 +206,30 @@ def pull_cmd(
     annotator: Annotated[
         Optional[str], typer.Option("--annotator", help="Only this user's (e-mail) annotations, e.g. for a second, blind pass.")
     ] = None,
+    consensus: Annotated[
+        str, typer.Option("--consensus", help="What labels.tsv gets per map: newest (the most recent annotation of anyone) or majority "
+                          "(the consensus of the project's annotators, with status, votes and share; ties by GUIDELINES rule 10).")
+    ] = "newest",
+    round_name: Annotated[str, typer.Option("--round", help="Round recorded in the annotator files (e.g. 2 for a relabel under revised guidelines).")] = "1",
 ) -> None:
-    """Export a project's annotations into the dataset (upsert by map id: no duplicates, changed labels updated).
+    """Export a project's annotations: every annotator's labels to <out>/<kind>/annotators/<user>.tsv (one row per
+    map), and one row per map to <out>/<kind>/labels.tsv + maps.npz (upsert by map id).
 
     Everything is checked before anything is written: an unknown label, a task without its map or image, or
     a project with another labeling config leaves the dataset untouched. Needs LABEL_STUDIO_API_KEY.
     """
-    from attnpatterns.annotate.labelstudio import pull
+    from attnpatterns.annotate.pull import pull
 
-    res = pull(project, out, annotator=annotator)
+    res = pull(project, out, annotator=annotator, consensus=consensus, round_name=round_name)
     if not res.kinds:
         typer.echo(f"no annotated tasks in '{project}' ({res.skipped_tasks} without annotations); nothing written.")
         return
     for kind, r in res.kinds.items():
-        typer.echo(f"{out}/{kind}: {len(r.added)} added, {len(r.updated)} updated, {len(r.unchanged)} unchanged")
-    typer.echo(f"{res.annotated_tasks} annotated tasks by {', '.join(res.annotators)}; {res.skipped_tasks} not annotated yet")
+        typer.echo(f"{out}/{kind}: {len(r.added)} added, {len(r.updated)} updated, {len(r.unchanged)} unchanged "
+                   f"({res.mode} label per map)")
+        files = res.annotator_files.get(kind, {})
+        typer.echo(f"{out}/{kind}/annotators: {', '.join(f'{p.name}' for p in files.values())}")
+    typer.echo(f"{res.annotated_tasks} annotated maps by {', '.join(res.annotators)}; {res.skipped_tasks} tasks not annotated yet")
 
 
 @handle_errors
@@ -249,29 +293,51 @@ def baseline_cmd(
 
 @handle_errors
 def agreement_cmd(
-    kind: KindOpt,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="raw or normed. Needed with --data; with --project, default every kind the project holds.")] = None,
     data: Annotated[Path, typer.Option("--data", help="Dataset folder holding <kind>/annotators/<name>.tsv, one file per annotator.")] = Path("annotations"),
-    rounds: Annotated[Optional[str], typer.Option("--rounds", help="Only these rounds of labels, e.g. 1 (the full passes); default all.")] = None,
+    project: Annotated[Optional[str], typer.Option("--project", help="Read the annotators' labels from this Label Studio project instead of --data (needs LABEL_STUDIO_API_KEY).")] = None,
+    rounds: Annotated[Optional[str], typer.Option("--rounds", help="Only these rounds of labels, e.g. 1 (the full passes); default all. With --data only.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Also write the whole report as JSON here.")] = None,
 ) -> None:
-    """Agreement between the annotators of <data>/<kind>/annotators/: pairwise Cohen's kappa (on the maps both
-    labelled), Fleiss' kappa over the maps all labelled (overall and per class, the class against the rest),
-    specific agreement per class, and the confusion of every pair (rows: the first annotator)."""
-    from attnpatterns.annotate.agreement import report, vote_table
-    from attnpatterns.annotate.dataset import check_kind, read_annotators
+    """Agreement between annotators: pairwise Cohen's kappa (on the maps both labelled), Fleiss' kappa over the
+    maps all labelled (overall and per class, the class against the rest), specific agreement per class, and the
+    confusion of every pair (rows: the first annotator). From <data>/<kind>/annotators/, or from the annotations of
+    a Label Studio project (--project)."""
     from attnpatterns.errors import UserError
+
+    if project is not None:
+        from attnpatterns.annotate.pull import project_agreement
+
+        if rounds:
+            raise UserError("--rounds applies to --data only; drop it with --project.")
+        reports = project_agreement(project, kind)
+    else:
+        from attnpatterns.annotate.agreement import report, vote_table
+        from attnpatterns.annotate.dataset import check_kind, read_annotators
+
+        if kind is None:
+            raise UserError("--kind is needed with --data (raw or normed); or pass --project.")
+        check_kind(kind)
+        labels = read_annotators(data, kind, rounds=rounds.split(",") if rounds else None)
+        if not labels:
+            raise UserError(f"{data}/{kind}/annotators/ holds no annotator's labels; put one <name>.tsv per annotator there.")
+        reports = {kind: {"kind": kind, **report(vote_table(labels))}}
+    for rep in reports.values():
+        _print_agreement(rep)
+    if out is not None:
+        from attnpatterns.io import write_json
+
+        write_json(out, reports[kind] if kind and project is None else reports)
+        typer.echo(f"wrote {out}")
+
+
+def _print_agreement(rep: dict) -> None:
     from attnpatterns.patterns import PATTERN_VALUES
 
-    check_kind(kind)
-    labels = read_annotators(data, kind, rounds=rounds.split(",") if rounds else None)
-    if not labels:
-        raise UserError(f"{data}/{kind}/annotators/ holds no annotator's labels; put one <name>.tsv per annotator there.")
-    votes = vote_table(labels)
-    rep = {"kind": kind, **report(votes)}
-    pairs = rep["pairwise"]
     short = {"vertical": "V", "diagonal": "D", "vertical+diagonal": "VD", "block": "B", "heterogeneous": "H"}
-    typer.echo(f"{kind}: {len(votes.columns)} annotators, {len(votes)} maps")
-    for p in pairs:
+    where = f" (Label Studio project '{rep['project']}')" if rep.get("project") else ""
+    typer.echo(f"{rep['kind']}{where}: {len(rep['annotators'])} annotators, {rep['maps']} maps")
+    for p in rep["pairwise"]:
         typer.echo(f"  {p['a']} vs {p['b']}: {p['n']} maps, Cohen's kappa {p['kappa']:.3f}, agreement {p['agreement']:.1%}")
     if rep["fleiss"]:
         f = rep["fleiss"]
@@ -280,15 +346,69 @@ def agreement_cmd(
                    + ", ".join(f"{short[c]} {v:.2f}" for c, v in f["per_class"].items()))
     else:
         typer.echo("Fleiss' kappa: no map was labelled by every annotator")
-    for p in pairs:
+    typer.echo("specific agreement per class: " + ", ".join(f"{short[c]} {v:.2f}" for c, v in rep["specific_agreement"].items()))
+    for p in rep["pairwise"]:
         typer.echo(f"confusion {p['a']} (rows) vs {p['b']} (columns): " + ", ".join(short[c] for c in PATTERN_VALUES))
         for c, row in zip(PATTERN_VALUES, p["confusion"]):
             typer.echo(f"  {short[c]:>2} " + " ".join(f"{v:4d}" for v in row))
-    if out is not None:
-        from attnpatterns.io import write_json
 
-        write_json(out, rep)
-        typer.echo(f"wrote {out}")
+
+@handle_errors
+def backend_cmd(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 9090,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on. The backend has no authentication: keep the default 127.0.0.1 unless the network is trusted.")] = "127.0.0.1",
+    models: Annotated[Optional[Path], typer.Option("--models", help="Folder of the classifiers it starts from (pattern-cnn-<kind>.safetensors) and where retrained ones are written beside them. Default: the shipped models/ ($ATTN_CLASSIFIER_DIR overrides).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Annotated set whose labels join the project's when retraining (the project's label wins on a map both hold).")] = Path("annotations"),
+    base: Annotated[bool, typer.Option("--base/--no-base", help="--no-base: retrain on the project's labels alone.")] = True,
+    recipe: Annotated[str, typer.Option("--recipe", help="Recipe of retraining: cnn8 (the shipped one), features, improved or original.")] = "cnn8",
+    resume: Annotated[bool, typer.Option("--resume/--shipped", help="--resume: start from the newest retrained model in --models instead of the shipped one.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of retraining.")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch.")] = 2,
+) -> None:
+    """Serve the pattern classifier to Label Studio as an ML backend (predictions with scores; retraining on request).
+
+    Connect it with 'attn annotate push --backend http://127.0.0.1:9090' (or in the project's Settings > Model).
+    Label Studio's 'Start training' (or POST /train) refits the recipe on the project's consensus labels plus --data
+    in the background; the new model is written beside the shipped one as pattern-cnn-<kind>-retrained-<time>.safetensors
+    and serves under a new model version. Retraining reads the project through LABEL_STUDIO_URL and
+    LABEL_STUDIO_API_KEY from the environment. Ctrl-C stops it.
+    """
+    import ipaddress
+    import logging
+
+    import uvicorn
+
+    from attnpatterns.annotate.backend import PatternBackend, make_app
+    from attnpatterns.errors import UserError
+
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port} is not a TCP port; use 1024..65535.")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        logging.getLogger("attnpatterns").warning("the ML backend listens on %s without authentication; anyone who "
+                                                   "reaches it can read predictions and start training", host)
+    from attnpatterns.annotate.server import port_free
+
+    if loopback and not port_free(port, host if host != "localhost" else "127.0.0.1"):
+        raise UserError(f"port {port} on {host} is in use; stop what runs there or pass another --port.")
+    typer.echo("loading the classifiers ...", err=True)
+    be = PatternBackend(models, data if base else None, recipe=recipe, seed=seed, threads=threads, resume=resume)
+    typer.echo(f"ML backend at http://{host}:{port} (model version {be.model_version()}; "
+               + ", ".join(f"{k}: {p.name}" for k, p in sorted(be.active.items())) + ")")
+    typer.echo(f"  connect it: attn annotate push --backend http://{host}:{port} ...  (Ctrl-C stops it)")
+    uvicorn.run(make_app(be), host=host, port=port, log_level="warning", access_log=False)
+
+
+@handle_errors
+def invite_cmd() -> None:
+    """Print the sign-up link of the Label Studio organisation: each annotator of a group opens it once and chooses
+    an e-mail and password; their labels are then kept apart by user (pull, agreement). Needs LABEL_STUDIO_API_KEY."""
+    from attnpatterns.annotate.labelstudio import invite_link
+
+    typer.echo(invite_link())
 
 
 def _row_tokens(ds, retokenize: bool, data_dir) -> dict:

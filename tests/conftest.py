@@ -62,6 +62,15 @@ def authors_dir():
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model, tokenizer):
+    """The tiny random BERT saved as a model folder (what --model takes)."""
+    d = tmp_path_factory.mktemp("tiny-bert")
+    tiny_model.save_pretrained(d)
+    tokenizer.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
 def labelstudio(tmp_path_factory):
     """A real Label Studio on a free 127.0.0.1 port with a fresh database: (server, credentials).
 

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from attnpatterns.annotate import dataset as ds
 from attnpatterns.annotate import labelstudio as lsc
+from attnpatterns.annotate import pull as lsp
 from attnpatterns.errors import UserError
 
 SECRET = "s3cret-key-never-shown-0123456789"
@@ -101,19 +102,19 @@ def test_rows_from_export_validates_before_writing():
                "result": [{"from_name": "pattern", "type": "choices", "value": {"choices": [label]}}]}
         return {"id": tid, "data": {**data, **over}, "annotations": [ann]}
 
-    rows, maps, skipped, who = lsc.rows_from_export([task("block"), {"id": 9, "data": data, "annotations": []}], {1: "a@b"})
+    rows, maps, skipped, who = lsp.rows_from_export([task("block"), {"id": 9, "data": data, "annotations": []}], {1: "a@b"})
     assert rows["raw"]["raw-pre-MRPC-1-L0H1"]["label"] == "block" and skipped == 1 and who == ["a@b"]
     # the same map pushed twice: the newest annotation wins
-    rows, *_ = lsc.rows_from_export([task("vertical", 2), task("block", 1)], {1: "a@b"})
+    rows, *_ = lsp.rows_from_export([task("vertical", 2), task("block", 1)], {1: "a@b"})
     assert rows["raw"]["raw-pre-MRPC-1-L0H1"]["label"] == "vertical"
     with pytest.raises(UserError, match="unknown label 'weird'"):
-        lsc.rows_from_export([task("weird")], {})
+        lsp.rows_from_export([task("weird")], {})
     with pytest.raises(UserError, match="no map, image"):
-        lsc.rows_from_export([task("block", map="", image="")], {})
+        lsp.rows_from_export([task("block", map="", image="")], {})
     with pytest.raises(UserError, match="damaged"):
-        lsc.rows_from_export([task("block", map="!!notbase64")], {})
+        lsp.rows_from_export([task("block", map="!!notbase64")], {})
     with pytest.raises(UserError, match="4 tokens|tokens"):
-        lsc.rows_from_export([task("block", n_tokens=5)], {})
+        lsp.rows_from_export([task("block", n_tokens=5)], {})
 
 
 # ----------------------------------------------------------------------------- a real server
@@ -124,14 +125,6 @@ def ls_env(labelstudio, monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", creds.token)
     return server, creds
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, tiny_model, tokenizer):
-    d = tmp_path_factory.mktemp("tiny-bert")
-    tiny_model.save_pretrained(d)
-    tokenizer.save_pretrained(d)
-    return d
 
 
 def _choice(label):

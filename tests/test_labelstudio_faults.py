@@ -180,24 +180,24 @@ def _content(root):
 
 
 def test_export_dropped_mid_transfer_is_retried_then_leaves_dataset_as_it_was(tmp_path):
-    from attnpatterns.annotate import labelstudio as lsc
+    from attnpatterns.annotate import pull as lsp
     from attnpatterns.errors import UserError
 
     root = tmp_path / "ann"
     _seed_dataset(root)
     before = _files(root)
     with pytest.raises(UserError, match="cannot reach Label Studio.*3 tries"):
-        lsc.pull("attn-maps", root, conn=_fake_conn(_export(), fail_export=3))
+        lsp.pull("attn-maps", root, conn=_fake_conn(_export(), fail_export=3))
     assert _files(root) == before
     # dropped twice, then whole: the retry gets it
-    res = lsc.pull("attn-maps", root, conn=_fake_conn(_export(), fail_export=2))
+    res = lsp.pull("attn-maps", root, conn=_fake_conn(_export(), fail_export=2))
     assert res.annotated_tasks == 2 and _files(root) != before
 
 
 def test_pull_interrupted_while_writing_leaves_each_kind_readable_as_it_was(tmp_path, monkeypatch):
     """Ctrl-C (or a crash) between the two files of a kind: the dataset still reads as it was."""
     from attnpatterns.annotate import dataset as ads
-    from attnpatterns.annotate import labelstudio as lsc
+    from attnpatterns.annotate import pull as lsp
 
     root = tmp_path / "ann"
     _seed_dataset(root)
@@ -213,7 +213,7 @@ def test_pull_interrupted_while_writing_leaves_each_kind_readable_as_it_was(tmp_
 
     monkeypatch.setattr(aio, "atomic_path", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        lsc.pull("attn-maps", root, conn=_fake_conn(_export(("raw",))))
+        lsp.pull("attn-maps", root, conn=_fake_conn(_export(("raw",))))
     monkeypatch.undo()
     assert _content(root) == before
     assert not [p for p in root.rglob("*") if p.name.startswith(".") and ".tmp" in p.name]
@@ -222,7 +222,7 @@ def test_pull_interrupted_while_writing_leaves_each_kind_readable_as_it_was(tmp_
 def test_pull_interrupted_between_kinds_leaves_dataset_as_it_was(tmp_path, monkeypatch):
     """An export with raw and normed maps, cut off after the first kind is written."""
     from attnpatterns.annotate import dataset as ads
-    from attnpatterns.annotate import labelstudio as lsc
+    from attnpatterns.annotate import pull as lsp
 
     root = tmp_path / "ann"
     _seed_dataset(root)
@@ -238,6 +238,6 @@ def test_pull_interrupted_between_kinds_leaves_dataset_as_it_was(tmp_path, monke
 
     monkeypatch.setattr(ads, "upsert", upsert_then_die)
     with pytest.raises(KeyboardInterrupt):
-        lsc.pull("attn-maps", root, conn=_fake_conn(_export()))
+        lsp.pull("attn-maps", root, conn=_fake_conn(_export()))
     monkeypatch.undo()
     assert _files(root) == before

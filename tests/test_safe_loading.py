@@ -8,7 +8,6 @@ header back in its error bodies, so any error text passed through unscrubbed wou
 from __future__ import annotations
 
 import http.server
-import io
 import json
 import logging
 import pickle
@@ -181,6 +180,7 @@ def test_key_never_in_output_logs_files_or_exceptions(hostile_server, tmp_path, 
     from typer.testing import CliRunner
 
     from attnpatterns.annotate import labelstudio as lsc
+    from attnpatterns.annotate import pull as lsp
     from attnpatterns.errors import UserError
     from cli.main import app
 
@@ -200,7 +200,7 @@ def test_key_never_in_output_logs_files_or_exceptions(hostile_server, tmp_path, 
         assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
     # the library's own exception, with its whole chain and traceback
     with pytest.raises(UserError) as e:
-        lsc.pull("attn-raw", out, conn=None)
+        lsp.pull("attn-raw", out, conn=None)
     text = "".join(traceback.format_exception(e.value))
     chain = [e.value, e.value.__cause__, e.value.__context__]
     assert KEY not in text and all(KEY not in repr(x) for x in chain if x is not None)

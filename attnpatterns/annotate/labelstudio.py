@@ -21,7 +21,7 @@ import time
 import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -182,6 +182,12 @@ class Connection:
                 return fn(*args, **kwargs)
             except ApiError as e:
                 code = e.status_code
+                if code == 403 and "reserved network address" in str(e.body):
+                    raise UserError(
+                        f"Label Studio at {self.url} refuses to {what}: it blocks ML backends on local addresses; "
+                        "start it with 'attn annotate serve' (which allows them) or set ML_BLOCK_LOCAL_IP=false in "
+                        "its environment."
+                    ) from None
                 if code in (401, 403):
                     raise UserError(
                         f"Label Studio at {self.url} rejected the API key (HTTP {code}) when trying to {what}; "
@@ -271,154 +277,119 @@ class PushResult:
     imported: int
     skipped_existing: int
     suggested_by: str
+    order: str = "sequential"
+    backend: str = ""  # the ML backend connected to the project, if any
+    first: list = field(default_factory=list)  # (map id, suggested label, score) of the first tasks, in order
+
+
+def _backend_suggestions(url: str, items: Sequence) -> list[tuple[str, float, str]]:
+    """(label, score, by) per item from a running ML backend (``attn annotate backend``)."""
+    from attnpatterns.annotate.backend import backend_predict
+
+    tasks = [{"id": None, "data": {"map_id": it.map_id, "kind": it.kind, "map": encode_map(it.attn),
+                                   "n_tokens": len(it.tokens)}} for it in items]
+    out = []
+    for it, r in zip(items, backend_predict(url, tasks)):
+        out.append((r["result"][0]["value"]["choices"][0], float(r.get("score") or 0.0),
+                    str(r.get("model_version") or "backend")))
+    return out
 
 
 def push(items: Sequence, project: str, *, predictions: bool = True, conn: Connection | None = None,
-         show_progress: bool = False) -> PushResult:
+         show_progress: bool = False, order: str = "sequential", per_type: int = 0, n: int | None = None,
+         seed: int = 0, backend: str | None = None, annotators_per_map: int | None = None) -> PushResult:
     """Import ``items`` (MapItems) as tasks of ``project`` (created with the labeling config when missing).
 
-    Maps already in the project (same id) are skipped, so pushing twice does not duplicate tasks.
+    Maps already in the project (same id) are skipped, so pushing twice does not duplicate tasks. ``order``
+    (:mod:`attnpatterns.annotate.ordering`) sets the order of import, which Label Studio's sequential sampling
+    then follows; with ``n`` only the first ``n`` of that order are pushed (so ``uncertain`` picks the ``n``
+    least certain of a larger sample). Suggestions come from the ML backend at ``backend`` when given (which is
+    then connected to the project, so its retrained models reach the labeling page), else from the shipped
+    classifier (or the heuristic without one).
     """
+    from attnpatterns.annotate.ordering import check_order, order_indices
     from attnpatterns.progress import progress_iter
 
+    check_order(order)
+    if backend:
+        from attnpatterns.annotate.backend import check_reachable
+
+        backend = backend.rstrip("/")
+        check_reachable(backend)
     conn = conn or connect()
     if not items:
         raise UserError("nothing to push; --n must be positive.")
+    if annotators_per_map is not None and annotators_per_map < 1:
+        raise UserError(f"--annotators-per-map must be at least 1, got {annotators_per_map}.")
     proj, created = get_or_create_project(conn, project)
     have = set() if created else existing_map_ids(conn, proj.id)
     todo = [it for it in items if it.map_id not in have]
-    by_kind = {}
-    for it in todo:
-        by_kind.setdefault(it.kind, []).append(it)
     suggestions: dict[str, tuple] = {}
-    if predictions:
-        for kind, its in by_kind.items():
-            for it, s in zip(its, suggest_labels(kind, [i.attn for i in its], [i.tokens for i in its])):
-                suggestions[it.map_id] = s
+    if todo and (predictions or order == "uncertain"):
+        if backend:
+            suggestions = dict(zip([it.map_id for it in todo], _backend_suggestions(backend, todo)))
+        else:
+            by_kind: dict[str, list] = {}
+            for it in todo:
+                by_kind.setdefault(it.kind, []).append(it)
+            for kind, its in by_kind.items():
+                for it, s in zip(its, suggest_labels(kind, [i.attn for i in its], [i.tokens for i in its])):
+                    suggestions[it.map_id] = s
+    new = len(todo)
+    ids = [it.map_id for it in todo]
+    idx = order_indices(order, len(todo), seed=seed, ids=ids,
+                        labels=[suggestions[i][0] for i in ids] if suggestions else [],
+                        scores=[suggestions[i][1] for i in ids] if suggestions else [], per_type=per_type)
+    todo = [todo[i] for i in idx][:len(todo) if n is None else n]
+    settings: dict = {"sampling": "Sequential sampling"}
+    if annotators_per_map is not None:
+        settings["maximum_annotations"] = int(annotators_per_map)
+    conn.call("update the project's settings", conn.sdk.projects.update, id=proj.id, **settings)
     chunks = [todo[i:i + IMPORT_CHUNK] for i in range(0, len(todo), IMPORT_CHUNK)]
     for chunk in progress_iter(chunks, total=len(chunks), description="push", show=show_progress):
-        tasks = [build_task(it, suggestions.get(it.map_id)) for it in chunk]
+        tasks = [build_task(it, suggestions.get(it.map_id) if predictions else None) for it in chunk]
         conn.call("import tasks", conn.sdk.projects.import_tasks, id=proj.id, request=tasks, return_task_ids=True)
-    used = sorted({s[2] for s in suggestions.values()})
+    if backend:
+        connect_backend(conn, proj.id, backend)
+    used = sorted({suggestions[it.map_id][2] for it in todo if it.map_id in suggestions}) if predictions else []
+    first = [(it.map_id, *suggestions[it.map_id][:2]) for it in todo[:5] if it.map_id in suggestions]
     return PushResult(project=project, project_id=int(proj.id), created=created, imported=len(todo),
-                      skipped_existing=len(items) - len(todo), suggested_by=",".join(used) or "none")
+                      skipped_existing=len(items) - new,
+                      suggested_by=",".join(used) or "none", order=order, backend=backend or "", first=first)
 
 
-# ----------------------------------------------------------------------------- pull
-
-@dataclass
-class PullResult:
-    project: str
-    kinds: dict = field(default_factory=dict)  # kind -> UpsertResult
-    annotated_tasks: int = 0
-    skipped_tasks: int = 0  # no (or only cancelled) annotations
-    annotators: list = field(default_factory=list)
-
-
-def _annotation_label(ann: dict, where: str) -> str:
-    labels = [v for r in ann.get("result") or [] if r.get("from_name") == FROM_NAME and r.get("type") == "choices"
-              for v in (r.get("value") or {}).get("choices") or []]
-    if len(labels) != 1:
-        raise UserError(f"{where}: expected one pattern choice, found {len(labels)}; fix the annotation in Label Studio.")
-    if labels[0] not in PATTERN_VALUES:
-        raise UserError(f"{where}: unknown label '{labels[0]}'; use one of {', '.join(PATTERN_VALUES)}.")
-    return labels[0]
+def connect_backend(conn: Connection, project_id: int, url: str) -> object:
+    """Connect the ML backend at ``url`` to the project (once), and have Label Studio ask it for predictions of
+    every task that lacks one from its current model version."""
+    url = url.rstrip("/")
+    backends = conn.call("list the project's ML backends", lambda: list(conn.sdk.ml.list(project=project_id)))
+    ml = next((b for b in backends if (b.url or "").rstrip("/") == url), None)
+    if ml is None:
+        ml = conn.call("connect the ML backend", conn.sdk.ml.create, project=project_id, url=url,
+                       title="attnpatterns pattern classifier", is_interactive=False, auto_update=True)
+    refresh_predictions(conn, project_id)
+    return ml
 
 
-def rows_from_export(tasks: Iterable[dict], users: dict[int, str], annotator: str | None = None):
-    """Dataset rows and maps per kind from an export, validated; raises before anything is written.
-
-    Per task the most recently updated, not cancelled annotation counts (of ``annotator`` when given).
-    """
-    from attnpatterns.annotate.dataset import check_id, check_kind
-
-    rows: dict[str, dict[str, dict]] = {}
-    maps: dict[str, dict[str, np.ndarray]] = {}
-    stamp: dict[str, str] = {}
-    skipped = 0
-    seen_annotators = set()
-    for t in tasks:
-        d = t.get("data") or {}
-        where = f"task {t.get('id')}"
-        anns = [a for a in t.get("annotations") or [] if not a.get("was_cancelled")]
-        if annotator is not None:
-            anns = [a for a in anns if users.get(_user_id(a.get("completed_by"))) == annotator]
-        if not anns:
-            skipped += 1
-            continue
-        ann = max(anns, key=lambda a: (a.get("updated_at") or "", a.get("id") or 0))
-        label = _annotation_label(ann, f"{where} annotation {ann.get('id')}")
-        mid = d.get("map_id")
-        if not mid or not d.get("map") or not d.get("image"):
-            missing = [k for k in ("map_id", "map", "image") if not d.get(k)]
-            raise UserError(f"{where}: no {', '.join(missing)} in its data; it was not pushed by 'attn annotate push' "
-                            "(or was edited); delete it in Label Studio or push it again.")
-        check_id(str(mid))
-        kind = check_kind(str(d.get("kind", "")))
-        try:
-            attn = decode_map(d["map"])
-        except (ValueError, zlib.error, OSError, TypeError) as e:
-            raise UserError(f"{where}: the map data of '{mid}' is damaged ({type(e).__name__}); push it again.") from None
-        if d.get("n_tokens") not in (None, "") and int(d["n_tokens"]) != attn.shape[0]:
-            raise UserError(f"{where}: the map of '{mid}' is {attn.shape[0]}x{attn.shape[0]} but the task has "
-                            f"{d['n_tokens']} tokens; push it again.")
-        who = users.get(_user_id(ann.get("completed_by")), str(_user_id(ann.get("completed_by"))))
-        seen_annotators.add(who)
-        row = dict(id=str(mid), label=label, annotator=who, source_model=d.get("source_model", ""),
-                   task=d.get("task", ""), layer=d.get("layer", ""), head=d.get("head", ""),
-                   example=d.get("example", ""), kind=kind, model_state=d.get("model_state", ""),
-                   suggested_label=d.get("suggested_label", ""), suggested_by=d.get("suggested_by", ""),
-                   tokens=d.get("tokens", ""), ls_task=t.get("id", ""), ls_annotation=ann.get("id", ""))
-        key = ann.get("updated_at") or ""
-        if mid in rows.get(kind, {}) and stamp[mid] >= key:
-            continue  # the same map pushed twice: keep the newest annotation
-        rows.setdefault(kind, {})[mid] = row
-        maps.setdefault(kind, {})[mid] = attn
-        stamp[mid] = key
-    return rows, maps, skipped, sorted(seen_annotators)
+def refresh_predictions(conn: Connection, project_id: int) -> None:
+    """Label Studio's "Retrieve predictions" on all tasks: the connected backend predicts every task without a
+    prediction of its current model version (after a retrain: all of them)."""
+    conn.call("retrieve predictions from the ML backend", conn.sdk.actions.create, id="retrieve_tasks_predictions",
+              project=project_id, selected_items={"all": True, "excluded": []})
 
 
-def _user_id(v):
-    return v.get("id") if isinstance(v, dict) else v
-
-
-def pull(project: str, out: str | os.PathLike, *, annotator: str | None = None,
-         conn: Connection | None = None) -> PullResult:
-    """Export ``project``'s annotations and upsert them into ``out/<kind>/`` (labels.tsv, maps.npz)."""
-    from attnpatterns.annotate.dataset import _normalise_row, upsert
-
+def invite_link(conn: Connection | None = None) -> str:
+    """The organisation's sign-up link (``/user/signup/?token=...``) for adding annotators to a group."""
     conn = conn or connect()
-    proj = find_project(conn, project)
-    if proj is None:
-        titles = [p.title for p in conn.call("list projects", lambda: list(conn.sdk.projects.list()))]
-        raise UserError(f"no Label Studio project '{project}' at {conn.url}; existing: {', '.join(titles) or 'none'}.")
-    check_config(proj.label_config or "", project)
-    tasks = conn.call("export the annotations", conn.sdk.projects.exports.as_json, proj.id, timeout=1800)
-    users = {}
-    for u in conn.call("list users", lambda: list(conn.sdk.users.list())):
-        users[int(u.id)] = u.email or u.username or str(u.id)
-    rows, maps, skipped, who = rows_from_export(tasks, users, annotator)
-    for kind in rows:  # validate every kind before writing any
-        for r in rows[kind].values():
-            _normalise_row(r, f"map '{r['id']}'")
-    result = PullResult(project=project, skipped_tasks=skipped, annotators=who,
-                        annotated_tasks=sum(len(v) for v in rows.values()))
-    # all kinds or none: a pull cut off after one kind (Ctrl-C, an error) puts back the kinds already written
-    from attnpatterns.annotate.dataset import kind_dir
-    from attnpatterns.io import write_bytes
 
-    before: list[tuple[Path, dict[Path, bytes]]] = []
-    try:
-        for kind in sorted(rows):
-            d = kind_dir(out, kind)
-            before.append((d, {p: p.read_bytes() for p in d.iterdir() if p.is_file()} if d.is_dir() else {}))
-            result.kinds[kind] = upsert(out, kind, list(rows[kind].values()), maps[kind])
-    except BaseException:
-        for d, files in before:
-            for p in [p for p in d.iterdir() if p.is_file() and p not in files] if d.is_dir() else []:
-                p.unlink()
-            for p, data in files.items():
-                if not p.is_file() or p.read_bytes() != data:
-                    write_bytes(p, data)
-        raise
-    return result
+    def fetch():
+        import requests
+
+        r = requests.get(conn.url + "/api/invite", headers={"Authorization": f"Token {conn._key}"}, timeout=30)
+        if r.status_code != 200:
+            raise UserError(f"Label Studio at {conn.url} refused the invite link (HTTP {r.status_code}); "
+                            "only a member of the organisation can invite.")
+        return r.json()
+
+    body = conn.call("read the invite link", fetch)
+    return conn.url + str(body.get("invite_url") or f"/user/signup/?token={body['token']}")

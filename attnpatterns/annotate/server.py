@@ -37,6 +37,14 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_USER = "annotator@localhost.localdomain"
 _STAMP = ".attn-installed"
+# Label Studio's default SSRF-banned subnets (core/utils/io.py validate_ip) less 127.0.0.0/8 and ::1/128
+BANNED_SUBNETS = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24",
+    "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",
+    "233.252.0.0/24", "240.0.0.0/4", "255.255.255.255/32", "::/128", "::ffff:0:0/96", "::ffff:0:0:0/96",
+    "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001:0000::/32", "2001:20::/28", "2001:db8::/32", "2002::/16",
+    "fc00::/7", "fe80::/10", "ff00::/8",
+)
 
 
 def cache_dir() -> Path:
@@ -167,6 +175,10 @@ def server_env(cfg: ServerConfig) -> dict:
         LABEL_STUDIO_COLLECT_ANALYTICS="false",
         COLLECT_ANALYTICS="false",
         LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
+        # the ML backend ('attn annotate backend') runs beside it on 127.0.0.1, which Label Studio's SSRF guard
+        # blocks by default: keep the guard, with every default banned subnet except the loopback ones
+        USE_DEFAULT_BANNED_SUBNETS="false",
+        USER_ADDITIONAL_BANNED_SUBNETS=",".join(BANNED_SUBNETS),
         LABEL_STUDIO_USERNAME=cfg.username,
         PYTHONUNBUFFERED="1",
     )
