@@ -161,3 +161,73 @@ def test_labeling_page_shows_the_map(labelstudio, monkeypatch, tmp_path):
     # the labeling interface is there: the five choices under the image
     for label in ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous"):
         assert label in text, f"choice {label!r} not on the labeling page"
+
+
+@pytest.mark.labelstudio
+@pytest.mark.browser
+def test_labeling_page_shows_the_backend_suggestion(labelstudio, monkeypatch, tmp_path):
+    """The ML backend's prediction, requested by Label Studio itself, is pre-selected on the labeling page, with
+    the backend's model version and score on its tab."""
+    from attnpatterns.annotate import labelstudio as lsc
+    from attnpatterns.annotate.backend import PatternBackend, make_app, serve_in_thread
+    from attnpatterns.annotate.sample import MapItem
+
+    exe = _chromium()
+    server, creds = labelstudio
+    monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", creds.token)
+    models = tmp_path / "models"
+    models.mkdir()
+    for p in (Path(__file__).resolve().parents[1] / "models").glob("pattern-cnn-*.*"):
+        if "retrained" not in p.name:
+            shutil.copyfile(p, models / p.name)
+    be = PatternBackend(models, data=None)
+    running = serve_in_thread(make_app(be))
+    tokens = ["[CLS]"] + [f"w{i}" for i in range(10)] + ["[SEP]"]
+    attn = np.full((12, 12), 0.02, np.float32)
+    attn[:, 0] = 0.78
+    item = MapItem(map_id="raw-pre-TEST-2-L0H0", kind="raw", attn=attn, tokens=tokens, source_model="hand-made",
+                   model_state="pre", task="TEST", example="2", layer=0, head=0)
+    try:
+        # no static pre-annotation: the prediction comes from Label Studio asking the connected backend
+        res = lsc.push([item], "browser-backend", predictions=False, backend=running.url)
+        conn = lsc.connect()
+        [task] = list(conn.sdk.tasks.list(project=res.project_id, fields="all"))
+        [pred] = task.predictions
+        assert pred.model_version == be.model_version()
+        label = pred.result[0]["value"]["choices"][0]
+
+        cookies = _login(server.url, creds.username, creds.password)
+        browser = Chromium(exe, tmp_path / "chromium-profile", tmp_path / "chromium.log")
+        try:
+            target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            sid = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            for c in cookies:
+                browser.call("Network.setCookie", {"name": c.name, "value": c.value, "url": server.url + "/"}, sid)
+            browser.call("Emulation.setDeviceMetricsOverride",
+                         {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False}, sid)
+            browser.call("Page.enable", {}, sid)
+            browser.call("Page.navigate", {"url": f"{server.url}/projects/{res.project_id}/data?task={task.id}"}, sid)
+            checked_js = ("JSON.stringify(Array.from(document.querySelectorAll('input:checked'))"
+                          ".map(e => (e.closest('label') || e.parentElement).innerText.trim()).filter(t => t))")
+            deadline = time.monotonic() + 120
+            while True:
+                time.sleep(2)
+                checked = json.loads(browser.call("Runtime.evaluate", {"expression": checked_js}, sid)["result"]
+                                     .get("value") or "[]")
+                if checked or time.monotonic() > deadline:
+                    break
+            text = browser.call("Runtime.evaluate", {"expression": "document.body.innerText"}, sid)["result"].get("value", "")
+            shot = tmp_path / "labeling-page-suggestion.png"
+            shot.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot", {"format": "png"}, sid)["data"]))
+        finally:
+            browser.close()
+    finally:
+        running.stop()
+    keep = os.environ.get("ATTN_TEST_SCREENSHOT_SUGGESTION")
+    if keep:
+        shutil.copyfile(shot, keep)
+    # the suggestion is the selected choice, and its tab names the backend's model version and score
+    assert [re.sub(r"\[\d\]$", "", c) for c in checked] == [label], (checked, shot)
+    assert be.model_version()[:8] in text, f"no tab of model version {be.model_version()} on the page ({shot})"
+    assert f"{pred.score * 100:.2f}%" in text, f"score {pred.score} not shown ({shot})"
