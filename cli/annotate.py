@@ -188,7 +188,7 @@ def push_cmd(
                per_type=per_type, n=n, seed=seed, backend=backend, annotators_per_map=annotators_per_map)
     typer.echo(
         f"{'created' if res.created else 'updated'} project '{res.project}' (id {res.project_id}) at {conn.url}: "
-        f"{res.imported} tasks imported ({res.order} order), {res.skipped_existing} already there; "
+        f"{res.imported} tasks imported, {res.skipped_existing} already there, in {res.order} order; "
         f"pre-annotations: {res.suggested_by}"
     )
     if order == "uncertain" and res.first:

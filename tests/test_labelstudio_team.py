@@ -75,7 +75,7 @@ def test_group_loop_uncertain_push_two_annotators_agreement_consensus_retrain(te
                             "--min-tokens", "4", "--order", "uncertain", "--per-type", "1", "--backend", url,
                             "--annotators-per-map", "2"])
     assert r.exit_code == 0, r.output
-    assert "10 tasks imported (uncertain order)" in r.output and v0 in r.output and "first in the queue" in r.output
+    assert "10 tasks imported, 0 already there, in uncertain order" in r.output and v0 in r.output and "first in the queue" in r.output
     conn = lsc.connect()
     proj = lsc.find_project(conn, "team-raw")
     assert proj.sampling == "Sequential sampling" and proj.maximum_annotations == 2

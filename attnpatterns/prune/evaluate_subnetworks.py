@@ -638,32 +638,27 @@ def full_retrained(cfg: SubnetworkConfig, seed: int, rec: dict, ref: str, max_tr
             raise UserError(f"{path}: made with {r.get('max_train_examples')} training / {r.get('max_dev_examples')} dev "
                             f"examples, but {max_train} / {cfg.max_dev_examples} were asked for; delete it to redo it.")
         return r
-    lock = base / ".full_retrained.lock"
+    from attnpatterns.lease import LeaseLock
+
     base.mkdir(parents=True, exist_ok=True)
+    lock = LeaseLock(base / ".full_retrained.lock")
+    if not lock.acquire():
+        return None  # another process, on this host or another, holds a live lease: it writes the file
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        try:
-            pid = int(lock.read_text() or 0)
-            os.kill(pid, 0)
-            return None  # another process is on it
-        except (ValueError, ProcessLookupError, PermissionError, OSError):
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            return full_retrained(cfg, seed, rec, ref, max_train)
-    try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
         fr = finetune(_retrain_config(cfg, rec, ref), base / "full_retrained", show_progress=False)
         if not cfg.keep_checkpoints:
             (base / "full_retrained" / "model.safetensors").unlink(missing_ok=True)
         out = {"task": cfg.task, "seed": seed, "setting": "full_retrained", "metrics": fr.metrics, "score": fr.score,
                "max_train_examples": max_train, "max_dev_examples": cfg.max_dev_examples,
                "dev_examples": _dev_count(base / "full_retrained"), "train_seconds": round(fr.train_seconds, 2)}
+        if not lock.held:  # the lease was lost (expired and taken over): the new holder writes the file
+            log.warning("%s seed %d: lost the lock of full_retrained.json; another process writes it", cfg.task, seed)
+            return None
         write_json(path, out)
         log.info("%s seed %d full model retrained (%s training examples): %.4f", cfg.task, seed, max_train, fr.score)
         return out
     finally:
-        lock.unlink(missing_ok=True)
+        lock.release()
 
 
 # ----------------------------------------------------------------------------- majority baseline
