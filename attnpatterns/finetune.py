@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import platform
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -317,8 +318,12 @@ def device_name(device) -> str:
 
 
 def _save_model(model, tok, out_dir: Path) -> None:
-    """save_pretrained into a temporary folder beside the run, then rename each file into place."""
+    """save_pretrained into a temporary folder beside the run, then rename each file into place. Temporary folders
+    left by a save that was killed (never read) are removed first."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".save.*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=".save.", dir=out_dir) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)

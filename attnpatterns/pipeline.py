@@ -187,7 +187,12 @@ def _relname(p: Path, root: Path) -> str:
 
 
 def digest(config: dict, inputs: dict[str, str]) -> str:
-    blob = json.dumps({"config": config, "inputs": inputs}, sort_keys=True, default=str).encode()
+    """sha256 over the unit's config and the *contents* of its inputs. Inputs inside the run folder count by their
+    name relative to it; inputs outside it (GLUE files, the model, the classifier) by their file name only, so
+    the same files reached through another path (a moved or linked data folder) give the same digest. The paths
+    are recorded in the stamp, not compared."""
+    content = sorted((Path(name).name if os.path.isabs(name) else name, sha) for name, sha in inputs.items())
+    blob = json.dumps({"config": config, "inputs": content}, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -355,9 +360,15 @@ class Pipeline:
         sp = u.stamp_path(self.root)
         if sp.is_file():
             old = read_json(sp)
-            if old.get("digest") == dig and done:
+            # by content: recomputed from what the stamp recorded, so stamps written with path-keyed digests
+            # (before content digests) and stamps made through another data path match as long as the contents do
+            was = digest(old["config"], old["inputs"]) if isinstance(old.get("inputs"), dict) and "config" in old \
+                else old.get("digest")
+            if was == dig and done:
+                if old.get("digest") != dig:  # one-time migration of the stamp to the content digest
+                    self._write_stamp(u, dig, inputs, adopted=bool(old.get("adopted")), seconds=old.get("seconds", 0.0))
                 return "skip", dig, inputs
-            return ("stale" if old.get("digest") != dig else "run"), dig, inputs
+            return ("stale" if was != dig else "run"), dig, inputs
         return ("adopt" if done else "run"), dig, inputs
 
     def _write_stamp(self, u: Unit, dig: str, inputs: dict, adopted: bool, seconds: float) -> None:

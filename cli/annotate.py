@@ -179,6 +179,9 @@ def push_cmd(
         from attnpatterns.annotate.backend import check_reachable
 
         check_reachable(backend)
+    from attnpatterns.data.loaders import require_data
+
+    require_data(task, data_dir, ("dev",))  # before the model loads
     cfg = SampleConfig(kind=kind, task=task, n=n * (pool if order == "uncertain" else 1), model=model,
                        model_state=model_state, heads_per_example=heads_per_example, min_tokens=min_tokens,
                        max_tokens=max_tokens, max_length=max_length, seed=seed, data_dir=data_dir)

@@ -44,6 +44,9 @@ def classify_cmd(
     from cli.classifier import _fmt
 
     classifiers = {k: v for k, v in (("raw", classifier_raw), ("normed", classifier_normed)) if v is not None}
+    from attnpatterns.data.loaders import require_data
+
+    require_data(task, data_dir, ("dev",))  # before the model loads
     res = classify_heads(task, heads, model=model, n=n, kind=kind.value, data_dir=data_dir, batch_size=batch_size,
                          max_length=max_length, device=device, classifiers=classifiers, show_progress=True)
     out = out or Path("classify") / res.task

@@ -43,15 +43,19 @@ def finetune_cmd(
     model or config is an error.
     """
     from attnpatterns.data import get_task
-    from attnpatterns.finetune import FinetuneConfig, finetune
+    from attnpatterns.data.loaders import require_data
     from cli.common import parse_seeds
+
+    spec = get_task(task)
+    seed_list = parse_seeds(seeds)
+    require_data(spec, data_dir)  # before torch and the model: no data is a one-line error within seconds
+    from attnpatterns.finetune import FinetuneConfig, finetune
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    spec = get_task(task)
-    for seed in parse_seeds(seeds):
+    for seed in seed_list:
         cfg = FinetuneConfig(task=spec.name, seed=seed, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                              max_length=max_length, max_train_examples=max_train_examples, device=device,
                              data_dir=str(data_dir) if data_dir else None)

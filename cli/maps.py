@@ -46,6 +46,9 @@ def maps_cmd(
         shape = maps_for_text(text, text_pair, out, model=model, max_length=max_length, device=device)
         typer.echo(f"wrote {out}: raw and normed maps {shape}")
     else:
+        from attnpatterns.data.loaders import require_data
+
+        require_data(task, data_dir, (split,))  # before the model loads
         count = maps_for_task(task, out, n=n, split=split, model=model, data_dir=data_dir, max_length=max_length,
                               batch_size=batch_size, device=device)
         typer.echo(f"wrote {out}: maps of {count} {task} {split} examples")

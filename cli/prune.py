@@ -79,7 +79,11 @@ def structured_cmd(
     _threads(threads)
     cfg = SPruneConfig(max_dev_examples=max_dev_examples, running_total=running_total, batch_size=batch_size,
                        floor=floor.strip().lower())
-    for seed, d in _seed_dirs(run, task, seeds):
+    from attnpatterns.data.loaders import require_data
+
+    dirs = _seed_dirs(run, task, seeds)
+    require_data(task, data_dir, ("dev",))  # before the model loads
+    for seed, d in dirs:
         s = s_prune(d, cfg, device=device, data_dir=str(data_dir) if data_dir else None)
         state = "skipped (done)" if s["skipped"] else f"{s['seconds']:.0f} s"
         typer.echo(f"{s['task']} seed {seed}: {s['heads_kept']}/{s['num_layers'] * s['num_heads']} heads, "
@@ -111,7 +115,11 @@ def magnitude_cmd(
 
     _threads(threads)
     cfg = MPruneConfig(max_dev_examples=max_dev_examples, max_steps=max_steps, floor=floor.strip().lower())
-    for seed, d in _seed_dirs(run, task, seeds):
+    from attnpatterns.data.loaders import require_data
+
+    dirs = _seed_dirs(run, task, seeds)
+    require_data(task, data_dir, ("dev",))  # before the model loads
+    for seed, d in dirs:
         s = m_prune(d, cfg, device=device, data_dir=str(data_dir) if data_dir else None)
         state = "skipped (done)" if s["skipped"] else f"{s['seconds']:.0f} s"
         typer.echo(f"{s['task']} seed {seed}: {s['kept_fraction']:.3f} of prunable weights kept after "

@@ -167,6 +167,49 @@ def test_rerunning_a_finished_run_does_no_work(tiny_run):
     assert after == before  # nothing rewritten
 
 
+def test_the_same_data_through_a_linked_or_moved_folder_reruns_nothing(tiny_run, tmp_path):
+    """Stamps compare inputs by content: GLUE files reached through a symlink, or copied elsewhere, are the same
+    inputs; only the recorded paths change."""
+    import shutil
+    from dataclasses import replace
+
+    from attnpatterns.pipeline import run_pipeline
+
+    cfg, _, _ = tiny_run
+    link = tmp_path / "glue-link"
+    link.symlink_to(Path(cfg.data_dir), target_is_directory=True)
+    moved = tmp_path / "elsewhere" / "glue_data"
+    shutil.copytree(cfg.data_dir, moved)
+    for where in (link, moved):
+        res = run_pipeline(replace(cfg, data_dir=str(where)))
+        assert res.ran == 0 and not any(s.adopted for s in res.stages.values()), where
+    res = run_pipeline(cfg)
+    assert res.ran == 0
+
+
+def test_stamps_with_path_keyed_digests_are_migrated_not_redone(tiny_run):
+    """A run folder stamped before content digests (the digest hashed the input paths too) retrains nothing: the
+    stamp is recomputed from what it recorded and rewritten once."""
+    import hashlib
+
+    from attnpatterns.pipeline import run_pipeline
+
+    cfg, _, _ = tiny_run
+    stamps = sorted((cfg.out / ".stages").rglob("*.json"))
+    for sp in stamps:
+        s = json.loads(sp.read_text())
+        s["digest"] = hashlib.sha256(json.dumps({"config": s["config"], "inputs": s["inputs"]}, sort_keys=True,
+                                                default=str).encode()).hexdigest()
+        sp.write_text(json.dumps(s))
+    res = run_pipeline(cfg)
+    assert res.ran == 0 and not any(s.adopted for s in res.stages.values())
+    from attnpatterns.pipeline import digest
+
+    for sp in stamps:
+        s = json.loads(sp.read_text())
+        assert s["digest"] == digest(s["config"], s["inputs"]), sp
+
+
 def test_a_changed_setting_reruns_only_what_depends_on_it(tiny_run):
     from attnpatterns.pipeline import RunConfig, run_pipeline
 

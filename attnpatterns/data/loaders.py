@@ -33,12 +33,14 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
         p = Path(data_dir).expanduser()
         if not p.is_dir():
             raise UserError(f"data folder '{data_dir}' does not exist; pass a glue_data folder to --data-dir.")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # local data: the datasets library never needs the hub
         return p
     env = os.environ.get(ENV_DIR)
     if env:
         p = Path(env).expanduser()
         if not p.is_dir():
             raise UserError(f"${ENV_DIR}='{env}' is not a folder; point it at a glue_data folder or unset it.")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
         return p
     return None
 
@@ -149,19 +151,92 @@ def _read_glue_tsv(spec: TaskSpec, path: Path) -> list[Example]:
     return out
 
 
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def hub_address() -> tuple[str, int]:
+    """(host, port) of the hub: ``$HF_ENDPOINT`` (a mirror) or huggingface.co."""
+    from urllib.parse import urlparse
+
+    u = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return u.hostname or "huggingface.co", u.port or (80 if u.scheme == "http" else 443)
+
+
+def offline_requested() -> bool:
+    """Whether the user asked for offline mode (``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` set to a true value)."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in OFFLINE_VARS)
+
+
+def hub_reachable(timeout: float = 1.0) -> bool:
+    """A TCP connection to the hub within ``timeout`` seconds (name lookup included, bounded by a thread: a
+    resolver without network can hang far longer than the socket's own timeout)."""
+    import socket
+    import threading
+
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection(hub_address(), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(ok)
+
+
+def _glue_in_datasets_cache() -> bool:
+    """Whether the datasets cache holds anything of GLUE (checked without importing datasets, which is slow)."""
+    env = os.environ.get("HF_DATASETS_CACHE")
+    root = Path(env) if env else Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "datasets"
+    try:
+        return any("glue" in p.name.lower() for p in root.iterdir())
+    except OSError:
+        return False
+
+
+def require_data(task: TaskSpec | str, data_dir: str | os.PathLike | None, splits: Sequence[str] = ("train", "dev")) -> None:
+    """Fail fast, before a model loads, when a task's data is neither in the data folder nor reachable: the local
+    split files must exist; without a folder the hub is asked (offline, a one-line error within about 2 s; online,
+    the splits are fetched into the datasets cache that the run then reads)."""
+    spec = get_task(task) if isinstance(task, str) else task
+    d = resolve_data_dir(data_dir)
+    for split in splits:
+        if d is not None:
+            split_file(spec, d, split)
+        else:
+            _load_hub(spec, split)
+
+
 def _load_hub(spec: TaskSpec, split: str) -> list[Example]:
     hub_split = "train" if split == "train" else (
         spec.hub_dev_splits[spec.dev_splits.index(split)] if split in spec.dev_splits else spec.hub_dev_splits[0]
     )
+    no_data = (f"no local GLUE data and the hub is unreachable; pass --data-dir with a glue_data folder (or set "
+               f"{ENV_DIR}), or connect to the internet.")
+    if not offline_requested() and not hub_reachable():
+        # no network: only the datasets cache can help, read in offline mode (no retries, no noise)
+        for v in OFFLINE_VARS:
+            os.environ[v] = "1"
+    if offline_requested() and not _glue_in_datasets_cache():
+        raise UserError(no_data)
     try:
         import datasets
 
-        ds = datasets.load_dataset("nyu-mll/glue", spec.hub_config, split=hub_split)
+        quiet = logging.getLogger("datasets"), logging.getLogger("huggingface_hub")
+        levels = [q.level for q in quiet]
+        for q in quiet:
+            q.setLevel(logging.ERROR)
+        try:
+            ds = datasets.load_dataset("nyu-mll/glue", spec.hub_config, split=hub_split)
+        finally:
+            for q, lv in zip(quiet, levels):
+                q.setLevel(lv)
     except Exception as e:  # network, hub, cache: all end the same way for the user
-        raise UserError(
-            f"no local GLUE data and the hub is unreachable ({type(e).__name__}); pass --data-dir with a glue_data "
-            f"folder (or set {ENV_DIR}), or connect to the internet."
-        ) from None
+        raise UserError(no_data.replace("unreachable;", f"unreachable ({type(e).__name__});")) from None
     return [
         Example(id=str(r.get("idx", i)), text_a=r[spec.text_a], text_b=r[spec.text_b] if spec.text_b else None,
                 label=float(r["label"]) if spec.is_regression else int(r["label"]))
