@@ -3,6 +3,7 @@
 Adding a family is a few lines: give the dotted paths from a transformer layer to its
 parts, and the ``model_type`` strings of the configs it covers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -17,6 +17,7 @@ zeroed, and the masks are re-applied after every optimizer step, so masked weigh
 A run folder holds ``model.safetensors`` + ``config.json`` + tokenizer files, ``run.json`` (config,
 masks' digests, provenance) and ``metrics.json``, written last: its presence means the run is done.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -145,7 +146,7 @@ def collate(enc: Encoded, idx: Sequence[int], device=None, regression: bool = Fa
 def length_batches(enc: Encoded, batch_size: int) -> list[list[int]]:
     """Batches of example indices ordered by length (for evaluation: less padding)."""
     order = sorted(range(len(enc)), key=lambda i: (len(enc.input_ids[i]), i))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 # ----------------------------------------------------------------------------- masks
@@ -156,11 +157,15 @@ def check_gate_shapes(model, head_mask=None, mlp_mask=None, where: str = "mask")
 
     L, H, _ = shape_of(model)
     if head_mask is not None and tuple(head_mask.shape) != (L, H):
-        raise UserError(f"{where}: head mask has shape {tuple(head_mask.shape)} but the model has {L} layers x {H} heads; "
-                        "use masks made for this model.")
+        raise UserError(
+            f"{where}: head mask has shape {tuple(head_mask.shape)} but the model has {L} layers x {H} heads; "
+            "use masks made for this model."
+        )
     if mlp_mask is not None and tuple(mlp_mask.shape) != (L,):
-        raise UserError(f"{where}: MLP mask has shape {tuple(mlp_mask.shape)} but the model has {L} layers; "
-                        "use masks made for this model.")
+        raise UserError(
+            f"{where}: MLP mask has shape {tuple(mlp_mask.shape)} but the model has {L} layers; "
+            "use masks made for this model."
+        )
 
 
 def _as_gate(x, device):
@@ -182,8 +187,10 @@ def check_weight_masks(model, weight_masks: dict, where: str = "weight masks") -
             raise UserError(f"{where}: '{name}' is not a parameter of this model; use masks made for this model.")
         p = params[name]
         if tuple(m.shape) != tuple(p.shape):
-            raise UserError(f"{where}: '{name}' has shape {tuple(m.shape)} but the model's is {tuple(p.shape)}; "
-                            "use masks made for this model.")
+            raise UserError(
+                f"{where}: '{name}' has shape {tuple(m.shape)} but the model's is {tuple(p.shape)}; "
+                "use masks made for this model."
+            )
         out[name] = torch.as_tensor(m).to(device=p.device).bool()
     return out
 
@@ -209,15 +216,27 @@ def _digest(obj) -> str | None:
             h.update(k.encode())
             h.update(np.ascontiguousarray(obj[k].detach().cpu().numpy().astype(np.uint8)).tobytes())
     else:
-        h.update(np.ascontiguousarray(np.asarray(obj.detach().cpu() if hasattr(obj, "detach") else obj, dtype=np.float32)).tobytes())
+        h.update(
+            np.ascontiguousarray(
+                np.asarray(obj.detach().cpu() if hasattr(obj, "detach") else obj, dtype=np.float32)
+            ).tobytes()
+        )
     return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 
-def predict(model, enc: Encoded, regression: bool, head_mask=None, mlp_mask=None, batch_size: int = 64,
-            show_progress: bool = False, description: str = "evaluate"):
+def predict(
+    model,
+    enc: Encoded,
+    regression: bool,
+    head_mask=None,
+    mlp_mask=None,
+    batch_size: int = 64,
+    show_progress: bool = False,
+    description: str = "evaluate",
+):
     """Predictions (class ids or scores) and labels, in the order of ``enc``."""
     import numpy as np
     import torch
@@ -235,8 +254,9 @@ def predict(model, enc: Encoded, regression: bool, head_mask=None, mlp_mask=None
         with torch.no_grad(), gated(model, hg, mg):
             for idx in progress_iter(batches, len(batches), description, show_progress):
                 b = collate(enc, idx, device, regression)
-                logits = model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"],
-                               attention_mask=b["attention_mask"]).logits
+                logits = model(
+                    input_ids=b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"]
+                ).logits
                 p = logits.squeeze(-1) if regression else logits.argmax(-1)
                 preds[idx] = p.cpu().numpy()
     finally:
@@ -244,8 +264,17 @@ def predict(model, enc: Encoded, regression: bool, head_mask=None, mlp_mask=None
     return preds, np.asarray(enc.labels)
 
 
-def evaluate(model, tok, task, examples, head_mask=None, mlp_mask=None, batch_size: int = 64,
-             max_length: int = 128, show_progress: bool = False) -> dict[str, float]:
+def evaluate(
+    model,
+    tok,
+    task,
+    examples,
+    head_mask=None,
+    mlp_mask=None,
+    batch_size: int = 64,
+    max_length: int = 128,
+    show_progress: bool = False,
+) -> dict[str, float]:
     """Dev metrics of ``model`` on ``examples`` (``data.compute_metrics``), with optional head/MLP masks."""
     from attnpatterns.data import compute_metrics, get_task
 
@@ -270,7 +299,10 @@ def _check_existing(out_dir: Path, record: dict) -> bool:
     rj = out_dir / "run.json"
     if not rj.is_file():
         if run_is_done(out_dir):
-            raise UserError(f"{out_dir / 'metrics.json'}: a finished run without run.json; delete the folder or choose another --out.")
+            raise UserError(
+                f"{out_dir / 'metrics.json'}: a finished run without run.json; delete the folder or choose another "
+                f"--out."
+            )
         return False
     old = read_json(rj)
     want = {k: record[k] for k in ("config", "masks", "init_from")}
@@ -392,11 +424,17 @@ def finetune(
     set_seed(cfg.seed)
     train = load_task(spec, "train", cfg.data_dir, max_examples=cfg.max_train_examples, seed=cfg.seed)
     if not spec.is_regression and len({e.label for e in train}) < 2:
-        raise UserError(f"{spec.name} training data: every example has label {train[0].label if train else '-'}; "
-                        "a classifier needs at least two classes, check the train.tsv (or a larger --max-train-examples).")
+        raise UserError(
+            f"{spec.name} training data: every example has label {train[0].label if train else '-'}; "
+            "a classifier needs at least two classes, check the train.tsv (or a larger --max-train-examples)."
+        )
     dev = load_task(spec, "dev", cfg.data_dir, max_examples=cfg.max_dev_examples, seed=cfg.seed)
-    model, tok = load_model(init_from if init_from is not None else cfg.model, num_labels=spec.num_labels,
-                            device=cfg.device, eval_mode=False)
+    model, tok = load_model(
+        init_from if init_from is not None else cfg.model,
+        num_labels=spec.num_labels,
+        device=cfg.device,
+        eval_mode=False,
+    )
     device = next(model.parameters()).device
     check_gate_shapes(model, head_mask, mlp_mask)
     hg, mg = _as_gate(head_mask, device), _as_gate(mlp_mask, device)
@@ -406,12 +444,20 @@ def finetune(
 
     record["provenance"] = _provenance(device)
     record["provenance"]["model_ref"] = init_from if init_from is not None else (cfg.model or "minilm")
-    record["data"] = {"train_examples": len(train), "dev_examples": len(dev), "subsampled": cfg.max_train_examples is not None}
+    record["data"] = {
+        "train_examples": len(train),
+        "dev_examples": len(dev),
+        "subsampled": cfg.max_train_examples is not None,
+    }
     record["masked"] = {
         "heads_kept": None if hg is None else int(hg.sum().item()),
         "mlps_kept": None if mg is None else int(mg.sum().item()),
-        "weights_kept": None if not wmasks else {"kept": int(sum(m.sum().item() for m in wmasks.values())),
-                                                 "total": int(sum(m.numel() for m in wmasks.values()))},
+        "weights_kept": None
+        if not wmasks
+        else {
+            "kept": int(sum(m.sum().item() for m in wmasks.values())),
+            "total": int(sum(m.numel() for m in wmasks.values())),
+        },
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "run.json", record)
@@ -428,7 +474,8 @@ def finetune(
         (no_decay if any(k in name for k in NO_DECAY) else decay).append(p)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, eps=cfg.adam_eps,
+        lr=cfg.lr,
+        eps=cfg.adam_eps,
         fused=device.type in ("cpu", "cuda"),  # same update as the default loop, several times faster on CPU
     )
 
@@ -445,13 +492,15 @@ def finetune(
         for _ in range(cfg.epochs):
             perm = torch.randperm(n, generator=gen).tolist()
             for i in range(0, n, cfg.batch_size):
-                yield perm[i:i + cfg.batch_size]
+                yield perm[i : i + cfg.batch_size]
 
     model.train()
     t0 = time.perf_counter()
     losses = []
     # bf16 autocast only on cuda (weights, gradients and the optimiser stay fp32; no loss scaling needed for bf16)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and device.type == "cuda" else contextlib.nullcontext()
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and device.type == "cuda" else contextlib.nullcontext()
+    )
     with gated(model, hg, mg):
         for idx in progress_iter(batches(), total_steps, f"fine-tune {spec.name} seed {cfg.seed}", show_progress):
             b = collate(enc, idx, device, spec.is_regression)
@@ -479,13 +528,23 @@ def finetune(
     score = float(main_metric(spec, metrics))
     _save_model(model, tok, out_dir)
     result = {
-        "task": spec.name, "seed": cfg.seed, "model": model_id(cfg.model), "metrics": metrics, "score": score,
-        "main_metric": spec.main_key, "train_examples": n, "dev_examples": len(dev), "steps": total_steps,
-        "train_seconds": round(train_seconds, 2), "eval_seconds": round(time.perf_counter() - t1, 2),
+        "task": spec.name,
+        "seed": cfg.seed,
+        "model": model_id(cfg.model),
+        "metrics": metrics,
+        "score": score,
+        "main_metric": spec.main_key,
+        "train_examples": n,
+        "dev_examples": len(dev),
+        "steps": total_steps,
+        "train_seconds": round(train_seconds, 2),
+        "eval_seconds": round(time.perf_counter() - t1, 2),
         "final_train_loss": float(np.mean(losses[-steps_per_epoch:])) if losses else None,
     }
     write_json(out_dir / "metrics.json", result)  # last: marks the run as done
-    log.info("%s seed %d: %s = %.4f (%d train examples, %.0f s)", spec.name, cfg.seed, spec.main_key, score, n, train_seconds)
+    log.info(
+        "%s seed %d: %s = %.4f (%d train examples, %.0f s)", spec.name, cfg.seed, spec.main_key, score, n, train_seconds
+    )
     return FinetuneResult(out_dir, metrics, score, False, train_seconds)
 
 
@@ -499,7 +558,9 @@ def load_finetuned(run_dir: str | os.PathLike, device: str = "cpu"):
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder; run 'attn finetune' first or check --run.")
     if not run_is_done(run_dir):
-        raise UserError(f"{run_dir}: fine-tuning is not finished (no metrics.json); rerun 'attn finetune' with the same options.")
+        raise UserError(
+            f"{run_dir}: fine-tuning is not finished (no metrics.json); rerun 'attn finetune' with the same options."
+        )
     rec = read_json(run_dir / "run.json")
     metrics = read_json(run_dir / "metrics.json")
     spec = get_task(rec["config"]["task"])

@@ -5,6 +5,7 @@ output projection; an MLP gate scales the output of the MLP's second dense layer
 before the residual and LayerNorm. Gates are ordinary tensors: give them
 ``requires_grad=True`` and ``dL/dgate`` is the importance of the component.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from attnpatterns.families import get_layers, get_submodule, family_of, shape_of
+from attnpatterns.families import family_of, get_layers, get_submodule, shape_of
 
 
 @contextlib.contextmanager

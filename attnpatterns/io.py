@@ -2,6 +2,7 @@
 
 A reader therefore sees either the old complete file or the new complete file, never half of one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -81,7 +82,9 @@ def read_json(path: str | os.PathLike) -> Any:
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save it as UTF-8 JSON.") from None
     except json.JSONDecodeError as e:
-        raise UserError(f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix the file.") from None
+        raise UserError(
+            f"{path}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix the file."
+        ) from None
 
 
 def save_npz(path: str | os.PathLike, **arrays: Any) -> Path:

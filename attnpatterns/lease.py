@@ -13,6 +13,7 @@ turns False and the caller must not write its result.
 
 Clocks: ``expires`` is the holder's wall clock; hosts sharing a run folder must agree within the lease (NTP).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,16 @@ DEFAULT_LEASE = 120.0
 class LeaseLock:
     """``with LeaseLock(path) as lock: if lock.held: ...`` or :meth:`acquire` / :meth:`release`."""
 
-    def __init__(self, path: str | os.PathLike, lease: float = DEFAULT_LEASE, *, clock: Callable[[], float] = time.time,
-                 host: str | None = None, pid: int | None = None, renew: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        lease: float = DEFAULT_LEASE,
+        *,
+        clock: Callable[[], float] = time.time,
+        host: str | None = None,
+        pid: int | None = None,
+        renew: bool = True,
+    ):
         if lease <= 0:
             raise ValueError("lease must be positive")
         self.path = Path(path)
@@ -61,8 +70,9 @@ class LeaseLock:
         return info if isinstance(info, dict) and {"token", "expires"} <= set(info) else None
 
     def _content(self) -> bytes:
-        return json.dumps({"host": self.host, "pid": self.pid, "token": self.token,
-                           "expires": self.clock() + self.lease}).encode()
+        return json.dumps(
+            {"host": self.host, "pid": self.pid, "token": self.token, "expires": self.clock() + self.lease}
+        ).encode()
 
     # ------------------------------------------------------------------ acquire, renew, release
 
@@ -109,8 +119,9 @@ class LeaseLock:
         except FileNotFoundError:
             return True  # someone else broke or released it
         taken = _read_json(aside)
-        renewed = taken is not None and (info is None or taken.get("token") != info.get("token")
-                                         or float(taken.get("expires", 0)) > self.clock())
+        renewed = taken is not None and (
+            info is None or taken.get("token") != info.get("token") or float(taken.get("expires", 0)) > self.clock()
+        )
         if renewed:  # renewed (or replaced) between our read and our rename: put it back unless a new lock exists
             try:
                 os.link(aside, self.path)

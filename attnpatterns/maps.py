@@ -6,6 +6,7 @@ Weight-normed (Kobayashi et al. 2020): ``||alpha_ij f_h(x_j)||`` with
 ``||v W_O^h||^2 = v^T G_h v`` with the (d, d) Gram matrix ``G_h = W_O^h^T W_O^h``, so the norm
 costs one small batched matmul per layer.
 """
+
 from __future__ import annotations
 
 import contextlib

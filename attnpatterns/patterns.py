@@ -22,6 +22,7 @@ sentences do not make a map look vertical or diagonal by themselves.
 96 raw and 96 weight-normed MiniLM maps of MRPC dev examples before any annotation existed; used for
 pre-annotation in Label Studio and as the baseline the CNN classifier must beat).
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -67,8 +68,9 @@ def is_punctuation(token: str) -> bool:
     return bool(t) and all(unicodedata.category(c).startswith("P") for c in t)
 
 
-def vertical_columns(tokens: Sequence[str] | None = None, n: int | None = None, attn: np.ndarray | None = None,
-                     top_k: int = 0) -> list[int]:
+def vertical_columns(
+    tokens: Sequence[str] | None = None, n: int | None = None, attn: np.ndarray | None = None, top_k: int = 0
+) -> list[int]:
     """Indices of the columns that count as "vertical".
 
     With ``tokens``: the special tokens and the punctuation tokens; without: the first and last
@@ -209,8 +211,9 @@ class Suggestion:
         return {"label": self.label.value, "confidence": self.confidence, **self.scores}
 
 
-def scores(attn, tokens: Sequence[str] | None = None, boundary: int | None = None,
-           columns: Sequence[int] | None = None) -> dict:
+def scores(
+    attn, tokens: Sequence[str] | None = None, boundary: int | None = None, columns: Sequence[int] | None = None
+) -> dict:
     """All heuristic scores of one map (see the module docstring)."""
     a = _as_map(attn)
     n = a.shape[0]
@@ -262,14 +265,25 @@ def decide(s: dict, th: Thresholds | None = None) -> tuple[Pattern, float]:
     if d >= th.diagonal:
         return Pattern.DIAGONAL, float(min(1.0, 0.5 + (d - th.diagonal)))
     share = s["block_share"]
-    if s["block_chance"] > 0 and share >= th.block_share and share - s["block_chance"] >= th.block_margin and s["block"] >= th.block_min \
-            and s.get("block_spread", 1.0) >= th.block_spread:
+    if (
+        s["block_chance"] > 0
+        and share >= th.block_share
+        and share - s["block_chance"] >= th.block_margin
+        and s["block"] >= th.block_min
+        and s.get("block_spread", 1.0) >= th.block_spread
+    ):
         return Pattern.BLOCK, float(min(1.0, 0.5 + (share - th.block_share)))
     return Pattern.HETEROGENEOUS, float(min(1.0, 0.5 + max(0.0, th.vertical - v, th.diagonal - d) / 2))
 
 
-def suggest(attn, tokens: Sequence[str] | None = None, *, boundary: int | None = None,
-            columns: Sequence[int] | None = None, thresholds: Thresholds | None = None) -> Suggestion:
+def suggest(
+    attn,
+    tokens: Sequence[str] | None = None,
+    *,
+    boundary: int | None = None,
+    columns: Sequence[int] | None = None,
+    thresholds: Thresholds | None = None,
+) -> Suggestion:
     """The heuristic label of one map, with its scores (for pre-annotation and as a baseline)."""
     s = scores(attn, tokens, boundary=boundary, columns=columns)
     label, conf = decide(s, thresholds)

@@ -22,6 +22,7 @@ Profiles: ``quick`` (the default of ``make run``: the packaged MiniLM, MRPC, two
 dev subsets for pruning, within 10 minutes and 4 GB on a 2-core CPU) and ``paper`` (the study's settings: every
 GLUE task at hand, five seeds, full training sets, 3 epochs, 100 dev examples per seed for the maps).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,16 +74,24 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         description="MiniLM, MRPC, two seeds, 256 training examples x 1 epoch (64 for each re-fine-tuning), max "
-                    "length 64, a 64-example dev subsample for every dev score, 32 dev examples for the maps: a smoke "
-                    "run of every stage on a 2-core CPU, not a result",
-        tasks=("MRPC",), seeds=(1337, 42), epochs=1, max_train_examples=256, max_length=64,
-        dev_examples=64, subnet_train_examples=64, magnitude_max_steps=10, classify_examples=32,
+        "length 64, a 64-example dev subsample for every dev score, 32 dev examples for the maps: a smoke "
+        "run of every stage on a 2-core CPU, not a result",
+        tasks=("MRPC",),
+        seeds=(1337, 42),
+        epochs=1,
+        max_train_examples=256,
+        max_length=64,
+        dev_examples=64,
+        subnet_train_examples=64,
+        magnitude_max_steps=10,
+        classify_examples=32,
     ),
     "paper": Profile(
         name="paper",
         description="the study's settings: five seeds, full training sets, 3 epochs, max length 128, batch 32, "
-                    "lr 2e-5, the whole dev set for pruning, 100 dev examples per seed for the maps",
-        tasks=("CoLA", "SST-2", "MRPC", "STS-B", "RTE"), seeds=(1337, 42, 86, 71, 166),
+        "lr 2e-5, the whole dev set for pruning, 100 dev examples per seed for the maps",
+        tasks=("CoLA", "SST-2", "MRPC", "STS-B", "RTE"),
+        seeds=(1337, 42, 86, 71, 166),
     ),
 }
 
@@ -141,8 +150,15 @@ class RunConfig:
     def record(self) -> dict:
         from attnpatterns.models import model_id
 
-        return {"profile": self.profile, "model": self.model, "model_id": model_id(self.model), "tasks": list(self.tasks),
-                "seeds": list(self.seeds), "settings": asdict(self.prof), "device": self.device}
+        return {
+            "profile": self.profile,
+            "model": self.model,
+            "model_id": model_id(self.model),
+            "tasks": list(self.tasks),
+            "seeds": list(self.seeds),
+            "settings": asdict(self.prof),
+            "device": self.device,
+        }
 
 
 # ------------------------------------------------------------------------------------------------- stamps
@@ -286,7 +302,8 @@ class Pipeline:
             old = read_json(cfg_path)
             if isinstance(old, dict) and old.get("model_id") and old["model_id"] != model_id(self.cfg.model):
                 raise UserError(
-                    f"{cfg_path}: this run folder holds a run of model '{old['model_id']}', not '{model_id(self.cfg.model)}'; "
+                    f"{cfg_path}: this run folder holds a run of model '{old['model_id']}', not "
+                    f"'{model_id(self.cfg.model)}'; "
                     "choose another --out or pass the same --model."
                 )
 
@@ -362,8 +379,11 @@ class Pipeline:
             old = read_json(sp)
             # by content: recomputed from what the stamp recorded, so stamps written with path-keyed digests
             # (before content digests) and stamps made through another data path match as long as the contents do
-            was = digest(old["config"], old["inputs"]) if isinstance(old.get("inputs"), dict) and "config" in old \
+            was = (
+                digest(old["config"], old["inputs"])
+                if isinstance(old.get("inputs"), dict) and "config" in old
                 else old.get("digest")
+            )
             if was == dig and done:
                 if old.get("digest") != dig:  # one-time migration of the stamp to the content digest
                     self._write_stamp(u, dig, inputs, adopted=bool(old.get("adopted")), seconds=old.get("seconds", 0.0))
@@ -374,10 +394,19 @@ class Pipeline:
     def _write_stamp(self, u: Unit, dig: str, inputs: dict, adopted: bool, seconds: float) -> None:
         from attnpatterns.io import write_json
 
-        write_json(u.stamp_path(self.root), {
-            "stage": u.stage, "unit": u.key, "digest": dig, "config": u.config, "inputs": inputs,
-            "adopted": adopted, "seconds": round(seconds, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        })
+        write_json(
+            u.stamp_path(self.root),
+            {
+                "stage": u.stage,
+                "unit": u.key,
+                "digest": dig,
+                "config": u.config,
+                "inputs": inputs,
+                "adopted": adopted,
+                "seconds": round(seconds, 2),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
 
     # -------------------------------------------------------------------- inputs shared by several stages
     def _data_files(self, task: str) -> list[Path]:
@@ -394,7 +423,11 @@ class Pipeline:
 
         ref = Path(resolve_model(self.cfg.model))
         if ref.is_dir():
-            return sorted(p for p in ref.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".txt", ".bin", ".model"))
+            return sorted(
+                p
+                for p in ref.iterdir()
+                if p.is_file() and p.suffix in (".json", ".safetensors", ".txt", ".bin", ".model")
+            )
         return []  # a hub id: the id is in the config
 
     def _ft_inputs(self, task: str, seed: int) -> list[Path]:
@@ -406,9 +439,19 @@ class Pipeline:
         from attnpatterns.finetune import FinetuneConfig
 
         p = self.p
-        return FinetuneConfig(task=task, seed=seed, model=self.cfg.model, epochs=p.epochs, batch_size=p.batch_size,
-                              lr=p.lr, max_length=p.max_length, max_train_examples=p.max_train_examples,
-                              max_dev_examples=p.dev_examples, device=self.cfg.device, data_dir=self.cfg.data_dir)
+        return FinetuneConfig(
+            task=task,
+            seed=seed,
+            model=self.cfg.model,
+            epochs=p.epochs,
+            batch_size=p.batch_size,
+            lr=p.lr,
+            max_length=p.max_length,
+            max_train_examples=p.max_train_examples,
+            max_dev_examples=p.dev_examples,
+            device=self.cfg.device,
+            data_dir=self.cfg.data_dir,
+        )
 
     def units_finetune(self) -> list[Unit]:
         from attnpatterns.finetune import finetune
@@ -418,10 +461,18 @@ class Pipeline:
             for seed in self.cfg.seeds:
                 fc = self.finetune_config(task, seed)
                 out = self.ft_dir(task, seed)
-                units.append(Unit(
-                    "finetune", f"{task}/seed_{seed}", f"fine-tune {task} seed {seed}", [out / "metrics.json"],
-                    self._data_files(task) + self._model_files(), fc.identity(),
-                    lambda fc=fc, out=out: finetune(fc, out, show_progress=self.cfg.show_progress), owns=[out]))
+                units.append(
+                    Unit(
+                        "finetune",
+                        f"{task}/seed_{seed}",
+                        f"fine-tune {task} seed {seed}",
+                        [out / "metrics.json"],
+                        self._data_files(task) + self._model_files(),
+                        fc.identity(),
+                        lambda fc=fc, out=out: finetune(fc, out, show_progress=self.cfg.show_progress),
+                        owns=[out],
+                    )
+                )
         return units
 
     # -------------------------------------------------------------------- stage: structured (s-pruning)
@@ -435,8 +486,9 @@ class Pipeline:
     def units_magnitude(self) -> list[Unit]:
         from attnpatterns.prune.magnitude import MPruneConfig, m_prune
 
-        pc = MPruneConfig(max_dev_examples=self.p.dev_examples, max_steps=self.p.magnitude_max_steps,
-                          max_length=self.p.max_length)
+        pc = MPruneConfig(
+            max_dev_examples=self.p.dev_examples, max_steps=self.p.magnitude_max_steps, max_length=self.p.max_length
+        )
         return self._prune_units("magnitude", "m-pruning", pc, m_prune)
 
     def _prune_units(self, stage: str, what: str, pc, fn) -> list[Unit]:
@@ -444,28 +496,50 @@ class Pipeline:
         for task in self.cfg.tasks:
             for seed in self.cfg.seeds:
                 sd = self.seed_dir(task, seed)
-                units.append(Unit(
-                    stage, f"{task}/seed_{seed}", f"{what} {task} seed {seed}", [sd / stage / "summary.json"],
-                    self._ft_inputs(task, seed) + self._data_files(task), _config_dict(pc),
-                    lambda sd=sd: fn(sd, pc, device=self.cfg.device, data_dir=self.cfg.data_dir,
-                                     show_progress=self.cfg.show_progress),
-                    owns=[sd / stage]))
+                units.append(
+                    Unit(
+                        stage,
+                        f"{task}/seed_{seed}",
+                        f"{what} {task} seed {seed}",
+                        [sd / stage / "summary.json"],
+                        self._ft_inputs(task, seed) + self._data_files(task),
+                        _config_dict(pc),
+                        lambda sd=sd: fn(
+                            sd,
+                            pc,
+                            device=self.cfg.device,
+                            data_dir=self.cfg.data_dir,
+                            show_progress=self.cfg.show_progress,
+                        ),
+                        owns=[sd / stage],
+                    )
+                )
         return units
 
     # -------------------------------------------------------------------- stage: survivors
     def units_survivors(self) -> list[Unit]:
         units = []
         if len(self.cfg.seeds) < 2:
-            log.warning("survivors: one seed only (%s); super-survivors need at least two, stage skipped", self.cfg.seeds)
+            log.warning(
+                "survivors: one seed only (%s); super-survivors need at least two, stage skipped", self.cfg.seeds
+            )
             return units
         for task in self.cfg.tasks:
             masks = [self.seed_dir(task, s) / "structured" / "mask.json" for s in self.cfg.seeds]
             out = self.super_path(task)
-            units.append(Unit(
-                "survivors", task, f"super-survivors {task}", [out], masks, {"seeds": sorted(self.cfg.seeds)},
-                lambda task=task, out=out: self._write_super(task, out),
-                # a new super set invalidates its random/bad counterparts, drawn beside it
-                owns=[out.parent]))
+            units.append(
+                Unit(
+                    "survivors",
+                    task,
+                    f"super-survivors {task}",
+                    [out],
+                    masks,
+                    {"seeds": sorted(self.cfg.seeds)},
+                    lambda task=task, out=out: self._write_super(task, out),
+                    # a new super set invalidates its random/bad counterparts, drawn beside it
+                    owns=[out.parent],
+                )
+            )
         return units
 
     def _write_super(self, task: str, out: Path) -> None:
@@ -486,10 +560,17 @@ class Pipeline:
             for method in self.p.subnetwork_methods:
                 if method == "super" and len(self.cfg.seeds) < 2:
                     continue
-                sc = SubnetworkConfig(run=self.root, task=task, seeds=list(self.cfg.seeds), method=method,
-                                      settings=tuple(settings), max_train_examples=self.p.subnet_train_examples,
-                                      max_dev_examples=self.p.dev_examples, device=self.cfg.device,
-                                      data_dir=self.cfg.data_dir)
+                sc = SubnetworkConfig(
+                    run=self.root,
+                    task=task,
+                    seeds=list(self.cfg.seeds),
+                    method=method,
+                    settings=tuple(settings),
+                    max_train_examples=self.p.subnet_train_examples,
+                    max_dev_examples=self.p.dev_examples,
+                    device=self.cfg.device,
+                    data_dir=self.cfg.data_dir,
+                )
                 dirs = [self.seed_dir(task, s) / "subnetworks" / method for s in self.cfg.seeds]
                 outputs = [d / sub / f"{st}.json" for d in dirs for sub in SUBNETS for st in settings]
                 inputs = [p for s in self.cfg.seeds for p in self._ft_inputs(task, s)] + self._data_files(task)
@@ -502,9 +583,18 @@ class Pipeline:
                 if "retrained" in settings:
                     inputs += self._model_files()
                 conf = {k: v for k, v in _config_dict(sc).items() if k not in ("run", "device", "data_dir")}
-                units.append(Unit(
-                    "subnetworks", f"{task}/{method}", f"subnetworks {task} {method}", outputs, inputs, conf,
-                    lambda sc=sc: self._subnetworks(sc), owns=dirs))
+                units.append(
+                    Unit(
+                        "subnetworks",
+                        f"{task}/{method}",
+                        f"subnetworks {task} {method}",
+                        outputs,
+                        inputs,
+                        conf,
+                        lambda sc=sc: self._subnetworks(sc),
+                        owns=dirs,
+                    )
+                )
         return units
 
     def _subnetworks(self, sc) -> None:
@@ -523,45 +613,89 @@ class Pipeline:
         clf_files = [f for k in KINDS for f in (default_path(k), card_path(default_path(k)))]
         for k in KINDS:
             if not default_path(k).is_file():
-                raise UserError(f"{default_path(k)}: no {k} pattern classifier; train it with 'attn classifier train "
-                                f"--kind {k}' (or set ATTN_CLASSIFIER_DIR to a folder holding pattern-cnn-{k}.safetensors).")
+                raise UserError(
+                    f"{default_path(k)}: no {k} pattern classifier; train it with 'attn classifier train "
+                    f"--kind {k}' (or set ATTN_CLASSIFIER_DIR to a folder holding pattern-cnn-{k}.safetensors)."
+                )
         units = []
-        conf = {"examples": self.p.classify_examples, "max_length": self.p.max_length, "kinds": list(KINDS),
-                "examples_per_type": self.p.examples_per_type}
+        conf = {
+            "examples": self.p.classify_examples,
+            "max_length": self.p.max_length,
+            "kinds": list(KINDS),
+            "examples_per_type": self.p.examples_per_type,
+        }
         for task in self.cfg.tasks:
             for seed in self.cfg.seeds:
                 out = self.classify_dir(task, seed)
-                units.append(Unit(
-                    "classify", f"{task}/seed_{seed}", f"classify maps {task} seed {seed}",
-                    [out / "heads.json", out / "examples.npz", out / "examples.json"],
-                    self._ft_inputs(task, seed) + self._data_files(task) + clf_files, conf,
-                    lambda task=task, seed=seed, out=out: self._classify(task, seed, out), owns=[out]))
+                units.append(
+                    Unit(
+                        "classify",
+                        f"{task}/seed_{seed}",
+                        f"classify maps {task} seed {seed}",
+                        [out / "heads.json", out / "examples.npz", out / "examples.json"],
+                        self._ft_inputs(task, seed) + self._data_files(task) + clf_files,
+                        conf,
+                        lambda task=task, seed=seed, out=out: self._classify(task, seed, out),
+                        owns=[out],
+                    )
+                )
             # pooling over seeds, all heads vs super-survivors: cheap, its own unit so a new super set redoes only this
             out = self.classify_dir(task) / "distribution.json"
             heads = [self.classify_dir(task, s) / "heads.json" for s in self.cfg.seeds]
             sup = [self.super_path(task)] if len(self.cfg.seeds) >= 2 else []
-            units.append(Unit(
-                "classify", f"{task}/distribution", f"pattern distribution {task}", [out], heads + sup,
-                {"seeds": sorted(self.cfg.seeds)}, lambda task=task, out=out: self._distribution(task, out), owns=[out]))
+            units.append(
+                Unit(
+                    "classify",
+                    f"{task}/distribution",
+                    f"pattern distribution {task}",
+                    [out],
+                    heads + sup,
+                    {"seeds": sorted(self.cfg.seeds)},
+                    lambda task=task, out=out: self._distribution(task, out),
+                    owns=[out],
+                )
+            )
         return units
 
     def _classify(self, task: str, seed: int, out: Path) -> None:
-        classify_run_maps(self.ft_dir(task, seed), task, seed, out, n_examples=self.p.classify_examples,
-                          max_length=self.p.max_length, data_dir=self.cfg.data_dir, device=self.cfg.device,
-                          examples_per_type=self.p.examples_per_type, show_progress=self.cfg.show_progress)
+        classify_run_maps(
+            self.ft_dir(task, seed),
+            task,
+            seed,
+            out,
+            n_examples=self.p.classify_examples,
+            max_length=self.p.max_length,
+            data_dir=self.cfg.data_dir,
+            device=self.cfg.device,
+            examples_per_type=self.p.examples_per_type,
+            show_progress=self.cfg.show_progress,
+        )
 
     def _distribution(self, task: str, out: Path) -> None:
-        write_distribution([self.classify_dir(task, s) / "heads.json" for s in self.cfg.seeds],
-                           self.super_path(task) if len(self.cfg.seeds) >= 2 else None, out, task)
+        write_distribution(
+            [self.classify_dir(task, s) / "heads.json" for s in self.cfg.seeds],
+            self.super_path(task) if len(self.cfg.seeds) >= 2 else None,
+            out,
+            task,
+        )
 
     # -------------------------------------------------------------------- stage: report
     def units_report(self) -> list[Unit]:
         from attnpatterns.report.build import REPORT_DIR
 
         out = self.root / REPORT_DIR
-        return [Unit("report", "report", "report", [out / "index.html", out / "report.md"], self._report_inputs(),
-                     {"examples_per_type": self.p.examples_per_type, "version": _package_version()},
-                     lambda: self._report(), owns=[])]
+        return [
+            Unit(
+                "report",
+                "report",
+                "report",
+                [out / "index.html", out / "report.md"],
+                self._report_inputs(),
+                {"examples_per_type": self.p.examples_per_type, "version": _package_version()},
+                lambda: self._report(),
+                owns=[],
+            )
+        ]
 
     def _report_inputs(self) -> list[Path]:
         """Every small file the report reads (not the fine-tuned weights, not the report itself)."""
@@ -570,7 +704,14 @@ class Pipeline:
         for p in sorted(self.root.rglob("*")):
             rel = p.relative_to(self.root).parts
             # hidden top folders (.stages, attn sweep's .sweep) hold bookkeeping, not results
-            if not p.is_file() or rel[0] == "report" or rel[0].startswith(".") or p.name.startswith(".") or p.name == "config.json" and len(rel) == 1:
+            if (
+                not p.is_file()
+                or rel[0] == "report"
+                or rel[0].startswith(".")
+                or p.name.startswith(".")
+                or p.name == "config.json"
+                and len(rel) == 1
+            ):
                 continue
             if p.suffix in keep or (p.name == "mask.safetensors" and "magnitude" in rel):
                 out.append(p)
@@ -579,16 +720,28 @@ class Pipeline:
     def _report(self) -> None:
         from attnpatterns.report.build import build_report
 
-        build_report(self.root, examples_per_type=self.p.examples_per_type, data_dir=self.cfg.data_dir,
-                     show_progress=False)
+        build_report(
+            self.root, examples_per_type=self.p.examples_per_type, data_dir=self.cfg.data_dir, show_progress=False
+        )
 
 
 # ------------------------------------------------------------------------------------------------- classify stage
 
 
-def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples: int = 100, max_length: int = 128,
-                      data_dir: str | None = None, device: str = "cpu", examples_per_type: int = 6,
-                      chunk: int = 16, show_progress: bool = True, classifiers: dict | None = None) -> dict:
+def classify_run_maps(
+    ft_dir: Path,
+    task: str,
+    seed: int,
+    out: Path,
+    n_examples: int = 100,
+    max_length: int = 128,
+    data_dir: str | None = None,
+    device: str = "cpu",
+    examples_per_type: int = 6,
+    chunk: int = 16,
+    show_progress: bool = True,
+    classifiers: dict | None = None,
+) -> dict:
     """Classify the raw and normed map of every head on the first ``n_examples`` dev examples of ``task``, with the
     fine-tuned model in ``ft_dir``, by the shipped classifiers (``classifier.predict.classify_maps``; another
     classifier per kind with ``classifiers``, e.g. one trained on a single annotator's labels).
@@ -601,15 +754,13 @@ def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples:
     """
     import numpy as np
 
-    from attnpatterns.classifier.predict import classify_maps
+    from attnpatterns.classifier.predict import classify_maps, get_classifier
     from attnpatterns.data import get_task, load_task
     from attnpatterns.finetune import load_finetuned
     from attnpatterns.io import save_npz, write_json
     from attnpatterns.maps import extract_maps
     from attnpatterns.patterns import PATTERN_VALUES
     from attnpatterns.progress import progress_iter
-
-    from attnpatterns.classifier.predict import get_classifier
 
     spec = get_task(task)
     model, tok, rec = load_finetuned(ft_dir, device=device)
@@ -618,15 +769,20 @@ def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples:
     min_tokens = max(int(get_classifier(k, clf_paths[k]).min_tokens) for k in KINDS)
     examples = []
     for e in load_task(spec, "dev", data_dir):
-        enc = tok(e.text_a, e.text_b, truncation=True, max_length=max_length) if spec.text_b else \
-            tok(e.text_a, truncation=True, max_length=max_length)
+        enc = (
+            tok(e.text_a, e.text_b, truncation=True, max_length=max_length)
+            if spec.text_b
+            else tok(e.text_a, truncation=True, max_length=max_length)
+        )
         if len(enc["input_ids"]) >= min_tokens:
             examples.append(e)
             if len(examples) == n_examples:
                 break
     if not examples:
-        raise UserError(f"{task}: no dev example has the classifiers' minimum of {min_tokens} tokens at max length "
-                        f"{max_length}; raise the max length.")
+        raise UserError(
+            f"{task}: no dev example has the classifiers' minimum of {min_tokens} tokens at max length "
+            f"{max_length}; raise the max length."
+        )
     types = list(PATTERN_VALUES)
     L = H = None
     counts: dict[str, np.ndarray] = {}
@@ -638,9 +794,17 @@ def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples:
     n_maps = 0
     starts = list(range(0, len(examples), chunk))
     for s0 in progress_iter(starts, len(starts), f"classify maps {task} seed {seed}", show_progress):
-        part = examples[s0:s0 + chunk]
-        exs = extract_maps(model, tok, [e.text_a for e in part], [e.text_b for e in part] if spec.text_b else None,
-                           ids=[e.id for e in part], normed=True, max_length=max_length, batch_size=chunk)
+        part = examples[s0 : s0 + chunk]
+        exs = extract_maps(
+            model,
+            tok,
+            [e.text_a for e in part],
+            [e.text_b for e in part] if spec.text_b else None,
+            ids=[e.id for e in part],
+            normed=True,
+            max_length=max_length,
+            batch_size=chunk,
+        )
         L, H = exs[0].raw.shape[:2]
         for kind in KINDS:
             if kind not in counts:
@@ -670,12 +834,24 @@ def classify_run_maps(ft_dir: Path, task: str, seed: int, out: Path, n_examples:
     from attnpatterns.classifier.card import default_path, sha256_file
 
     result = {
-        "task": spec.name, "seed": int(seed), "model": rec.get("config", {}).get("model"), "finetuned": str(ft_dir),
-        "num_layers": int(L), "num_heads": int(H), "n_examples": len(examples), "max_length": max_length,
+        "task": spec.name,
+        "seed": int(seed),
+        "model": rec.get("config", {}).get("model"),
+        "finetuned": str(ft_dir),
+        "num_layers": int(L),
+        "num_heads": int(H),
+        "n_examples": len(examples),
+        "max_length": max_length,
         "min_tokens": min_tokens,
-        "types": types, "maps_per_kind": n_maps,
-        "classifier": {k: {"file": Path(clf_paths[k] or default_path(k)).name,
-                           "sha256": sha256_file(clf_paths[k] or default_path(k))} for k in KINDS},
+        "types": types,
+        "maps_per_kind": n_maps,
+        "classifier": {
+            k: {
+                "file": Path(clf_paths[k] or default_path(k)).name,
+                "sha256": sha256_file(clf_paths[k] or default_path(k)),
+            }
+            for k in KINDS
+        },
         "mean_confidence": {k: probs_sum[k] / max(n_maps, 1) for k in KINDS},
         "counts": {k: counts[k].tolist() for k in KINDS},
         "example_ids": [str(e.id) for e in examples],
@@ -706,15 +882,24 @@ def write_distribution(heads_files: Sequence[Path], super_path: Path | None, out
         hs = read_head_set(super_path, num_layers=L, num_heads=H)
         heads = [list(x) for x in hs.heads]
     smask = head_mask_of(heads, (L, H))
-    out_d: dict[str, Any] = {"task": task, "seeds": [r["seed"] for r in per_seed], "types": types, "num_layers": L,
-                             "num_heads": H, "num_heads_total": L * H, "super_heads": heads,
-                             "super_source": str(super_path) if super_path is not None else None,
-                             "n_examples_per_seed": per_seed[0]["n_examples"]}
+    out_d: dict[str, Any] = {
+        "task": task,
+        "seeds": [r["seed"] for r in per_seed],
+        "types": types,
+        "num_layers": L,
+        "num_heads": H,
+        "num_heads_total": L * H,
+        "super_heads": heads,
+        "super_source": str(super_path) if super_path is not None else None,
+        "n_examples_per_seed": per_seed[0]["n_examples"],
+    }
     for kind in KINDS:
         c = np.sum([np.asarray(r["counts"][kind], dtype=np.int64) for r in per_seed], axis=0)  # (L, H, types)
         groups = {"all": pooled_counts(c), "super": pooled_counts(c, smask), "other": pooled_counts(c, ~smask)}
-        out_d[kind] = {g: {"counts": v.tolist(), "fractions": (v / v.sum() if v.sum() else v * 0.0).tolist()}
-                       for g, v in groups.items()}
+        out_d[kind] = {
+            g: {"counts": v.tolist(), "fractions": (v / v.sum() if v.sum() else v * 0.0).tolist()}
+            for g, v in groups.items()
+        }
         out_d[kind]["per_head"] = c.tolist()
         if all("labels" in r for r in per_seed):  # 95% intervals: two-stage bootstrap over seeds, then examples
             from attnpatterns.stats import bootstrap_fractions
@@ -724,11 +909,16 @@ def write_distribution(heads_files: Sequence[Path], super_path: Path | None, out
             for g, m in (("all", np.ones((L, H), dtype=bool)), ("super", smask), ("other", ~smask)):
                 if not m.any():
                     continue
-                unit = np.concatenate([np.stack([np.bincount(row[m], minlength=len(types)) for row in x]) for x in labs])
+                unit = np.concatenate(
+                    [np.stack([np.bincount(row[m], minlength=len(types)) for row in x]) for x in labs]
+                )
                 _, lo, hi = bootstrap_fractions(unit, clusters=seeds if len(labs) > 1 else None, seed=0)
                 out_d[kind][g]["ci_low"], out_d[kind][g]["ci_high"] = lo.tolist(), hi.tolist()
-            out_d["interval"] = ("95% percentile bootstrap: seeds resampled, then examples within each seed"
-                                 if len(labs) > 1 else "95% percentile bootstrap over examples")
+            out_d["interval"] = (
+                "95% percentile bootstrap: seeds resampled, then examples within each seed"
+                if len(labs) > 1
+                else "95% percentile bootstrap over examples"
+            )
     write_json(out, out_d)
     return out_d
 

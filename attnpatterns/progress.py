@@ -1,4 +1,5 @@
 """Progress bars (rich), quiet when not asked for or not on a terminal."""
+
 from __future__ import annotations
 
 import sys
@@ -11,9 +12,22 @@ def progress_iter(it: Iterable[T], total: int | None = None, description: str = 
     if not show or not sys.stderr.isatty():
         yield from it
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    cols = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*cols, transient=False) as prog:
         task = prog.add_task(description, total=total)
         for x in it:

@@ -1,4 +1,5 @@
 """One ``set_seed`` for random, numpy and torch."""
+
 from __future__ import annotations
 
 import os

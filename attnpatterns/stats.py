@@ -18,6 +18,7 @@ subject and every seed a rater with two categories, kept / pruned.
 
 All std values in this module use ddof=0 (population std over the seeds), as ``numpy.std``.
 """
+
 from __future__ import annotations
 
 import math
@@ -186,9 +187,14 @@ def component_stats(stack: Any, label: str) -> ComponentStats:
     notes = []
     constant = not s.any() or s.all()  # one outcome everywhere: kappa and Q are 0/0
     if constant:
-        what = ("pruned in every seed; the masks carry no information (a model that meets the threshold with "
-                "everything masked, e.g. a majority-class fine-tune)") if not s.any() else \
-            "kept in every seed; pruning never removed one"
+        what = (
+            (
+                "pruned in every seed; the masks carry no information (a model that meets the threshold with "
+                "everything masked, e.g. a majority-class fine-tune)"
+            )
+            if not s.any()
+            else "kept in every seed; pruning never removed one"
+        )
         notes.append(f"{label}: every component is {what}; kappa and Cochran's Q are undefined")
     elif math.isnan(kappa):
         notes.append(f"{label}: {KAPPA_UNDEFINED_NOTE}")
@@ -239,8 +245,14 @@ class StatsReport:
             d: dict[str, Any] = {"seeds": t.seeds}
             for kind, c in (("heads", t.heads), ("mlps", t.mlps)):
                 if c is None:
-                    d.update({f"fleiss_kappa_{kind}": None, f"super_survivor_{kind}": None,
-                              f"mean_surviving_{kind}": None, f"std_surviving_{kind}": None})
+                    d.update(
+                        {
+                            f"fleiss_kappa_{kind}": None,
+                            f"super_survivor_{kind}": None,
+                            f"mean_surviving_{kind}": None,
+                            f"std_surviving_{kind}": None,
+                        }
+                    )
                     d[kind] = None
                     continue
                 d[f"fleiss_kappa_{kind}"] = c.fleiss_kappa
@@ -251,23 +263,25 @@ class StatsReport:
                 d[kind] = asdict(c)
             d["notes"] = [n for c in (t.heads, t.mlps) if c is not None for n in c.notes]
             tasks[name] = d
-        return _nan_to_none({
-            "source": self.source,
-            "model": self.model,
-            "attnpatterns_version": _version(),
-            "conventions": {
-                "kept": "1 in head_mask.npy / listed in mask.json",
-                "std": "ddof=0 (population) over seeds",
-                "fleiss_kappa": "statsmodels fleiss_kappa(method='fleiss'), subjects = components, raters = seeds, "
-                                "categories = kept/pruned; null when undefined",
-                "cochrans_q": "statsmodels cochrans_q; cochrans_q_heads: cases = heads, treatments = seeds; "
-                              "heads.cochrans_q_components: cases = seeds, treatments = heads",
-                "shared": "sum(mask_A[seed] * mask_B[seed]) over the seeds both tasks have; A/A = surviving",
-            },
-            "tasks": tasks,
-            "shared_heads": {k: asdict(v) for k, v in self.shared_heads.items()},
-            "shared_mlps": {k: asdict(v) for k, v in self.shared_mlps.items()},
-        })
+        return _nan_to_none(
+            {
+                "source": self.source,
+                "model": self.model,
+                "attnpatterns_version": _version(),
+                "conventions": {
+                    "kept": "1 in head_mask.npy / listed in mask.json",
+                    "std": "ddof=0 (population) over seeds",
+                    "fleiss_kappa": "statsmodels fleiss_kappa(method='fleiss'), subjects = components, raters = seeds, "
+                    "categories = kept/pruned; null when undefined",
+                    "cochrans_q": "statsmodels cochrans_q; cochrans_q_heads: cases = heads, treatments = seeds; "
+                    "heads.cochrans_q_components: cases = seeds, treatments = heads",
+                    "shared": "sum(mask_A[seed] * mask_B[seed]) over the seeds both tasks have; A/A = surviving",
+                },
+                "tasks": tasks,
+                "shared_heads": {k: asdict(v) for k, v in self.shared_heads.items()},
+                "shared_mlps": {k: asdict(v) for k, v in self.shared_mlps.items()},
+            }
+        )
 
 
 def compute_stats(
@@ -351,8 +365,15 @@ def to_markdown(report: StatsReport) -> str:
         if h is not None:
             q = h.cochrans_q_seeds
             qs = "n/a" if math.isnan(q.statistic) else f"{q.statistic:.1f} ({q.pvalue:.2g})"
-            cells += [f"{_pm(h.mean_kept, h.std_kept)} / {h.total}", _f(h.fleiss_kappa), qs, str(h.super_survivors),
-                      str(h.in_between), str(h.never_kept), _f(h.mean_survival_std)]
+            cells += [
+                f"{_pm(h.mean_kept, h.std_kept)} / {h.total}",
+                _f(h.fleiss_kappa),
+                qs,
+                str(h.super_survivors),
+                str(h.in_between),
+                str(h.never_kept),
+                _f(h.mean_survival_std),
+            ]
         else:
             cells += ["n/a"] * 7
         if m is not None:
@@ -364,8 +385,12 @@ def to_markdown(report: StatsReport) -> str:
     for what, shared in (("heads", report.shared_heads), ("MLPs", report.shared_mlps)):
         if not shared:
             continue
-        lines += ["", f"Shared {what}, sum(mask_A[seed] * mask_B[seed]) over common seeds, mean ± std "
-                  f"(diagonal: surviving {what}):", ""]
+        lines += [
+            "",
+            f"Shared {what}, sum(mask_A[seed] * mask_B[seed]) over common seeds, mean ± std "
+            f"(diagonal: surviving {what}):",
+            "",
+        ]
         lines.append("| | " + " | ".join(names) + " |")
         lines.append("|---" * (len(names) + 1) + "|")
         for a in names:
@@ -380,8 +405,9 @@ def to_markdown(report: StatsReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bootstrap_fractions(counts: Any, clusters: Any = None, n_boot: int = 2000, level: float = 0.95,
-                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bootstrap_fractions(
+    counts: Any, clusters: Any = None, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Percentile bootstrap intervals of the pooled fractions of each type.
 
     ``counts`` is (units, types): how many maps of each type one unit (a dev example, all chosen heads)

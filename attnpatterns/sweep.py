@@ -4,7 +4,8 @@ A sweep is the work of ``attn run`` cut into jobs with declared inputs, outputs 
 
     pipeline/TASK/seed_S                      fine-tune, s-prune, m-prune one (task, seed)
     survivors/TASK                            super-survivors: AND over the seeds' s-pruning masks
-    subnet/TASK/seed_S/METHOD/SUBNET          one subnetwork (structured|magnitude x good|random|bad): pruned + re-fine-tuned
+    subnet/TASK/seed_S/METHOD/SUBNET          one subnetwork (structured|magnitude x good|random|bad): pruned +
+    re-fine-tuned
     subnet/TASK/super/SUBNET                  one super-survivor subnetwork, every seed (the set needs them all)
     classify/TASK/seed_S                      classify the maps of every head
     distribution/TASK                         pattern distribution over seeds, super-survivors vs the rest
@@ -24,6 +25,7 @@ Executors: ``local`` runs the jobs one after the other in this process, in depen
 running Ray cluster (``ray.init(address=...)``) and submits each ready job as a Ray task with its CPU/GPU request,
 so the cluster's own scheduler spreads them. The run folder must be on a file system every worker sees.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -97,8 +99,17 @@ class SweepConfig:
     def run_config(self):
         from attnpatterns.pipeline import RunConfig
 
-        return RunConfig(out=self.out, profile=self.profile, model=self.model, tasks=self.tasks, seeds=self.seeds,
-                         data_dir=self.data_dir, device=self.device, show_progress=False, overrides=dict(self.overrides))
+        return RunConfig(
+            out=self.out,
+            profile=self.profile,
+            model=self.model,
+            tasks=self.tasks,
+            seeds=self.seeds,
+            data_dir=self.data_dir,
+            device=self.device,
+            show_progress=False,
+            overrides=dict(self.overrides),
+        )
 
     @property
     def num_gpus(self) -> float:
@@ -163,57 +174,133 @@ def plan(cfg: SweepConfig) -> list[Job]:
         data = [rel(f) for f in pipe._data_files(task)]
         for seed in rc.seeds:
             sd = pipe.seed_dir(task, seed)
-            jobs.append(Job(
-                f"pipeline/{task}/seed_{seed}", "pipeline", {"task": task, "seed": seed}, (),
-                tuple(data + model_files),
-                tuple(rel(x) for x in (sd / "finetuned" / "metrics.json", sd / "structured" / "summary.json",
-                                       sd / "structured" / "mask.json", sd / "magnitude" / "summary.json",
-                                       sd / "magnitude" / "mask.safetensors")), **res))
+            jobs.append(
+                Job(
+                    f"pipeline/{task}/seed_{seed}",
+                    "pipeline",
+                    {"task": task, "seed": seed},
+                    (),
+                    tuple(data + model_files),
+                    tuple(
+                        rel(x)
+                        for x in (
+                            sd / "finetuned" / "metrics.json",
+                            sd / "structured" / "summary.json",
+                            sd / "structured" / "mask.json",
+                            sd / "magnitude" / "summary.json",
+                            sd / "magnitude" / "mask.safetensors",
+                        )
+                    ),
+                    **res,
+                )
+            )
         pipes = [f"pipeline/{task}/seed_{s}" for s in rc.seeds]
         if multi:
-            jobs.append(Job(
-                f"survivors/{task}", "survivors", {"task": task}, tuple(pipes),
-                tuple(rel(pipe.seed_dir(task, s) / "structured" / "mask.json") for s in rc.seeds),
-                (rel(pipe.super_path(task)),), **light))
+            jobs.append(
+                Job(
+                    f"survivors/{task}",
+                    "survivors",
+                    {"task": task},
+                    tuple(pipes),
+                    tuple(rel(pipe.seed_dir(task, s) / "structured" / "mask.json") for s in rc.seeds),
+                    (rel(pipe.super_path(task)),),
+                    **light,
+                )
+            )
         for method in p.subnetwork_methods:
             if method == "super" and not multi:
                 continue
             for subnet in SUBNETS:
                 if method == "super":  # one job over every seed: the super set is drawn from all of them
-                    groups = [(f"subnet/{task}/super/{subnet}", list(rc.seeds), tuple(pipes) + (f"survivors/{task}",),
-                               [rel(pipe.super_path(task))])]
+                    groups = [
+                        (
+                            f"subnet/{task}/super/{subnet}",
+                            list(rc.seeds),
+                            tuple(pipes) + (f"survivors/{task}",),
+                            [rel(pipe.super_path(task))],
+                        )
+                    ]
                 else:
-                    groups = [(f"subnet/{task}/seed_{s}/{method}/{subnet}", [s], (f"pipeline/{task}/seed_{s}",),
-                               [rel(pipe.seed_dir(task, s) / method / ("mask.json" if method == "structured"
-                                                                       else "mask.safetensors"))])
-                              for s in rc.seeds]
+                    groups = [
+                        (
+                            f"subnet/{task}/seed_{s}/{method}/{subnet}",
+                            [s],
+                            (f"pipeline/{task}/seed_{s}",),
+                            [
+                                rel(
+                                    pipe.seed_dir(task, s)
+                                    / method
+                                    / ("mask.json" if method == "structured" else "mask.safetensors")
+                                )
+                            ],
+                        )
+                        for s in rc.seeds
+                    ]
                 for jid, seeds, deps, mask_in in groups:
                     ft = [rel(f) for s in seeds for f in pipe._ft_inputs(task, s)]
-                    outs = [rel(pipe.seed_dir(task, s) / "subnetworks" / method / subnet / f"{st}.json")
-                            for s in seeds for st in settings]
-                    jobs.append(Job(jid, "subnet", {"task": task, "seeds": seeds, "method": method, "subnet": subnet,
-                                                    "settings": list(settings)},
-                                    deps, tuple(ft + mask_in + data + (model_files if "retrained" in settings else [])),
-                                    tuple(outs), **res))  # loads a model: on the GPU with --device cuda
+                    outs = [
+                        rel(pipe.seed_dir(task, s) / "subnetworks" / method / subnet / f"{st}.json")
+                        for s in seeds
+                        for st in settings
+                    ]
+                    jobs.append(
+                        Job(
+                            jid,
+                            "subnet",
+                            {
+                                "task": task,
+                                "seeds": seeds,
+                                "method": method,
+                                "subnet": subnet,
+                                "settings": list(settings),
+                            },
+                            deps,
+                            tuple(ft + mask_in + data + (model_files if "retrained" in settings else [])),
+                            tuple(outs),
+                            **res,
+                        )
+                    )  # loads a model: on the GPU with --device cuda
         if cfg.analysis:
             for seed in rc.seeds:
                 out = pipe.classify_dir(task, seed)
-                jobs.append(Job(
-                    f"classify/{task}/seed_{seed}", "classify", {"task": task, "seed": seed},
-                    (f"pipeline/{task}/seed_{seed}",), tuple([rel(f) for f in pipe._ft_inputs(task, seed)] + data),
-                    tuple(rel(out / f) for f in ("heads.json", "examples.npz", "examples.json")), **res))
+                jobs.append(
+                    Job(
+                        f"classify/{task}/seed_{seed}",
+                        "classify",
+                        {"task": task, "seed": seed},
+                        (f"pipeline/{task}/seed_{seed}",),
+                        tuple([rel(f) for f in pipe._ft_inputs(task, seed)] + data),
+                        tuple(rel(out / f) for f in ("heads.json", "examples.npz", "examples.json")),
+                        **res,
+                    )
+                )
             heads = [rel(pipe.classify_dir(task, s) / "heads.json") for s in rc.seeds]
-            jobs.append(Job(
-                f"distribution/{task}", "distribution", {"task": task},
-                tuple(f"classify/{task}/seed_{s}" for s in rc.seeds) + ((f"survivors/{task}",) if multi else ()),
-                tuple(heads + ([rel(pipe.super_path(task))] if multi else [])),
-                (rel(pipe.classify_dir(task) / "distribution.json"),), **light))
+            jobs.append(
+                Job(
+                    f"distribution/{task}",
+                    "distribution",
+                    {"task": task},
+                    tuple(f"classify/{task}/seed_{s}" for s in rc.seeds) + ((f"survivors/{task}",) if multi else ()),
+                    tuple(heads + ([rel(pipe.super_path(task))] if multi else [])),
+                    (rel(pipe.classify_dir(task) / "distribution.json"),),
+                    **light,
+                )
+            )
     if cfg.analysis:
         from attnpatterns.report.build import REPORT_DIR
 
         others = tuple(j.id for j in jobs)
-        jobs.append(Job("report", "report", {}, others, tuple(o for j in jobs for o in j.outputs),
-                        (f"{REPORT_DIR}/index.html", f"{REPORT_DIR}/report.md"), **light))
+        jobs.append(
+            Job(
+                "report",
+                "report",
+                {},
+                others,
+                tuple(o for j in jobs for o in j.outputs),
+                (f"{REPORT_DIR}/index.html", f"{REPORT_DIR}/report.md"),
+                **light,
+            )
+        )
     return jobs
 
 
@@ -251,10 +338,17 @@ def _job_subnet(cfg: SweepConfig, pipe, job: Job) -> None:
     # per (seed, task, method, subnet) and the super sets from all seeds, so a result does not depend on what else
     # one call covers
     unit = _pick(pipe.units_subnetworks(), f"{p['task']}/{p['method']}")
-    kw = dict(unit.config) | {"run": cfg.out, "device": cfg.device, "data_dir": cfg.data_dir,
-                              "seeds": list(p["seeds"]), "subnets": (p["subnet"],)}
+    kw = dict(unit.config) | {
+        "run": cfg.out,
+        "device": cfg.device,
+        "data_dir": cfg.data_dir,
+        "seeds": list(p["seeds"]),
+        "subnets": (p["subnet"],),
+    }
     if list(kw.get("settings", [])) != list(p["settings"]):
-        raise RuntimeError(f"job {job.id}: planned settings {p['settings']} but the pipeline asks for {kw.get('settings')}")
+        raise RuntimeError(
+            f"job {job.id}: planned settings {p['settings']} but the pipeline asks for {kw.get('settings')}"
+        )
     sc = SubnetworkConfig(**{k: v for k, v in kw.items() if k in SubnetworkConfig.__dataclass_fields__})
     run_subnetworks(sc, show_progress=False)
 
@@ -272,8 +366,12 @@ def _job_report(cfg: SweepConfig, pipe, job: Job) -> None:
 
 
 JOB_FUNCTIONS: dict[str, Callable[[SweepConfig, Any, Job], None]] = {
-    "pipeline": _job_pipeline, "survivors": _job_survivors, "subnet": _job_subnet, "classify": _job_classify,
-    "distribution": _job_distribution, "report": _job_report,
+    "pipeline": _job_pipeline,
+    "survivors": _job_survivors,
+    "subnet": _job_subnet,
+    "classify": _job_classify,
+    "distribution": _job_distribution,
+    "report": _job_report,
 }
 
 
@@ -298,8 +396,12 @@ def run_job(cfg: SweepConfig, job: Job, threads: int | None = None) -> dict:
     except BaseException as e:  # noqa: BLE001 - a job's failure is data for the driver; Ctrl-C still stops it
         if isinstance(e, KeyboardInterrupt):
             raise
-        out.update(ok=False, user_error=isinstance(e, UserError), error=f"{type(e).__name__}: {e}",
-                   traceback=traceback.format_exc()[-4000:])
+        out.update(
+            ok=False,
+            user_error=isinstance(e, UserError),
+            error=f"{type(e).__name__}: {e}",
+            traceback=traceback.format_exc()[-4000:],
+        )
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
 
@@ -329,13 +431,23 @@ def _read_marker(path: Path) -> dict:
 def _write_marker(cfg: SweepConfig, job: Job, status: str, attempts: list[dict], digest: str, executor: str) -> None:
     from attnpatterns.io import write_json
 
-    write_json(job.marker(cfg.out), {
-        "job": job.id, "kind": job.kind, "params": job.params, "status": status, "settings_digest": digest,
-        "executor": executor, "deps": list(job.deps), "outputs": list(job.outputs),
-        "resources": {"num_cpus": job.num_cpus, "num_gpus": job.num_gpus},
-        "seconds": sum(a.get("seconds", 0.0) for a in attempts if a.get("ok")),
-        "attempts": attempts, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    })
+    write_json(
+        job.marker(cfg.out),
+        {
+            "job": job.id,
+            "kind": job.kind,
+            "params": job.params,
+            "status": status,
+            "settings_digest": digest,
+            "executor": executor,
+            "deps": list(job.deps),
+            "outputs": list(job.outputs),
+            "resources": {"num_cpus": job.num_cpus, "num_gpus": job.num_gpus},
+            "seconds": sum(a.get("seconds", 0.0) for a in attempts if a.get("ok")),
+            "attempts": attempts,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------------------- executors
@@ -371,8 +483,10 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except (OSError, ValueError) as e:
-        raise UserError(f"nothing answers at Ray address '{address}' ({type(e).__name__}: {e}); start the head with "
-                        "'ray start --head --port PORT' there, or check --address.") from None
+        raise UserError(
+            f"nothing answers at Ray address '{address}' ({type(e).__name__}: {e}); start the head with "
+            "'ray start --head --port PORT' there, or check --address."
+        ) from None
 
 
 def _ray_task(cfg: SweepConfig, job: Job, threads: int | None) -> dict:
@@ -389,39 +503,52 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise UserError("the ray executor needs Ray: pip install 'attnpatterns[ray]' (or pip install ray).") from None
+            raise UserError(
+                "the ray executor needs Ray: pip install 'attnpatterns[ray]' (or pip install ray)."
+            ) from None
         address = address or os.environ.get("RAY_ADDRESS")
         if not address:
-            raise UserError("--executor ray needs --address (or $RAY_ADDRESS): the head's address, e.g. HEAD_IP:6379 or "
-                            "ray://HEAD_IP:10001; start a head with 'ray start --head'.")
+            raise UserError(
+                "--executor ray needs --address (or $RAY_ADDRESS): the head's address, e.g. HEAD_IP:6379 or "
+                "ray://HEAD_IP:10001; start a head with 'ray start --head'."
+            )
         self.ray = ray
         _check_reachable(address)
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
             first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-            raise UserError(f"cannot connect to Ray at '{address}' ({first}); check --address and that 'ray start "
-                            "--head' runs there (ray:// addresses also need pip install 'ray[client]').") from None
+            raise UserError(
+                f"cannot connect to Ray at '{address}' ({first}); check --address and that 'ray start "
+                "--head' runs there (ray:// addresses also need pip install 'ray[client]')."
+            ) from None
         except ImportError as e:
-            raise UserError(f"connecting to '{address}' needs more of Ray ({e.name or e}); pip install 'ray[client]' "
-                            "for ray:// addresses.") from None
+            raise UserError(
+                f"connecting to '{address}' needs more of Ray ({e.name or e}); pip install 'ray[client]' "
+                "for ray:// addresses."
+            ) from None
         self.cfg = cfg
         self._remote = ray.remote(_ray_task)
         self._refs: dict[Any, str] = {}
         self.resources = ray.cluster_resources()
         if cfg.num_gpus > 0 and self.resources.get("GPU", 0) < cfg.num_gpus:
             ray.shutdown()
-            raise UserError(f"the Ray cluster at '{address}' has {self.resources.get('GPU', 0):g} GPU(s) but each job asks "
-                            f"for {cfg.num_gpus:g}; add GPU nodes, use --device cpu, or lower --gpus-per-job.")
+            raise UserError(
+                f"the Ray cluster at '{address}' has {self.resources.get('GPU', 0):g} GPU(s) but each job asks "
+                f"for {cfg.num_gpus:g}; add GPU nodes, use --device cpu, or lower --gpus-per-job."
+            )
         if self.resources.get("CPU", 0) < cfg.cpus_per_job:
             ray.shutdown()
-            raise UserError(f"the Ray cluster at '{address}' has {self.resources.get('CPU', 0):g} CPU(s) but each job asks "
-                            f"for {cfg.cpus_per_job:g}; lower --cpus-per-job.")
+            raise UserError(
+                f"the Ray cluster at '{address}' has {self.resources.get('CPU', 0):g} CPU(s) but each job asks "
+                f"for {cfg.cpus_per_job:g}; lower --cpus-per-job."
+            )
 
     def submit(self, job: Job) -> None:
         threads = self.cfg.threads if self.cfg.threads is not None else max(1, int(job.num_cpus))
-        ref = self._remote.options(num_cpus=job.num_cpus, num_gpus=job.num_gpus, max_retries=0,
-                                   name=job.id.replace("/", ":")).remote(self.cfg, job, threads)
+        ref = self._remote.options(
+            num_cpus=job.num_cpus, num_gpus=job.num_gpus, max_retries=0, name=job.id.replace("/", ":")
+        ).remote(self.cfg, job, threads)
         self._refs[ref] = job.id
 
     def wait(self) -> list[tuple[str, dict]]:
@@ -434,8 +561,13 @@ class RayExecutor:
             try:
                 outcome = self.ray.get(ref)
             except Exception as e:  # the worker died (out of memory, node lost): retryable
-                outcome = {"id": jid, "ok": False, "user_error": False, "seconds": 0.0,
-                           "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"}
+                outcome = {
+                    "id": jid,
+                    "ok": False,
+                    "user_error": False,
+                    "seconds": 0.0,
+                    "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}",
+                }
             out.append((jid, outcome))
         return out
 
@@ -484,8 +616,9 @@ def _prepare(cfg: SweepConfig) -> None:
     write_json(cfg.out / "config.json", cfg.run_config().record())
 
 
-def run_sweep(cfg: SweepConfig, executor: str = "local", address: str | None = None,
-              show_progress: bool = True) -> SweepResult:
+def run_sweep(
+    cfg: SweepConfig, executor: str = "local", address: str | None = None, show_progress: bool = True
+) -> SweepResult:
     """Run every job that is not done, in dependency order, on ``executor``; retry failures; return what happened."""
     from attnpatterns.io import write_json
     from attnpatterns.progress import progress_iter
@@ -507,8 +640,14 @@ def run_sweep(cfg: SweepConfig, executor: str = "local", address: str | None = N
         if is_done(cfg, j, dig):
             status[j.id] = "done"
     todo = [j for j in jobs if j.id not in status]
-    log.info("sweep %s: %d job(s), %d done already, %d to run on %s", cfg.out, len(jobs), len(jobs) - len(todo),
-             len(todo), executor)
+    log.info(
+        "sweep %s: %d job(s), %d done already, %d to run on %s",
+        cfg.out,
+        len(jobs),
+        len(jobs) - len(todo),
+        len(todo),
+        executor,
+    )
     ex = LocalExecutor(cfg) if executor == "local" else RayExecutor(cfg, address)
     max_attempts = 1 + int(cfg.retries)
 
@@ -541,8 +680,13 @@ def run_sweep(cfg: SweepConfig, executor: str = "local", address: str | None = N
                 running.discard(jid)
                 job = by_id[jid]
                 tries = attempts.setdefault(jid, [])
-                tries.append({k: outcome.get(k) for k in ("ok", "seconds", "host", "pid", "error", "traceback")
-                              if outcome.get(k) is not None})
+                tries.append(
+                    {
+                        k: outcome.get(k)
+                        for k in ("ok", "seconds", "host", "pid", "error", "traceback")
+                        if outcome.get(k) is not None
+                    }
+                )
                 if outcome.get("ok"):
                     missing = [o for o in job.outputs if not (cfg.out / o).exists()]
                     if not missing:
@@ -551,8 +695,11 @@ def run_sweep(cfg: SweepConfig, executor: str = "local", address: str | None = N
                         log.info("  %s done in %.1f s", jid, outcome.get("seconds", 0.0))
                         yield jid
                         continue
-                    tries[-1].update(ok=False, error=f"outputs not visible to the driver: {', '.join(missing)} (is the run "
-                                                     "folder on a file system every worker shares?)")
+                    tries[-1].update(
+                        ok=False,
+                        error=f"outputs not visible to the driver: {', '.join(missing)} (is the run "
+                        "folder on a file system every worker shares?)",
+                    )
                 err = tries[-1].get("error", "")
                 if outcome.get("user_error") or len(tries) >= max_attempts:
                     status[jid] = "failed"
@@ -571,11 +718,22 @@ def run_sweep(cfg: SweepConfig, executor: str = "local", address: str | None = N
     finally:
         ex.close()
     res = SweepResult(cfg.out, jobs, status, attempts, time.perf_counter() - t0)
-    write_json(cfg.out / SWEEP_DIR / "last.json", {
-        "executor": executor, "address": address, "settings_digest": dig, "seconds": round(res.seconds, 2),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-        "jobs": {j.id: {"status": status.get(j.id, "not run"), "attempts": len(attempts.get(j.id, [])),
-                        "seconds": sum(a.get("seconds", 0.0) for a in attempts.get(j.id, []) if a.get("ok"))}
-                 for j in jobs},
-    })
+    write_json(
+        cfg.out / SWEEP_DIR / "last.json",
+        {
+            "executor": executor,
+            "address": address,
+            "settings_digest": dig,
+            "seconds": round(res.seconds, 2),
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+            "jobs": {
+                j.id: {
+                    "status": status.get(j.id, "not run"),
+                    "attempts": len(attempts.get(j.id, [])),
+                    "seconds": sum(a.get("seconds", 0.0) for a in attempts.get(j.id, []) if a.get("ok")),
+                }
+                for j in jobs
+            },
+        },
+    )
     return res

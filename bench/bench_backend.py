@@ -6,6 +6,7 @@ uvicorn on 127.0.0.1, over a real socket: decoding, classifying, JSON both ways.
 
     .venv/bin/python bench/bench_backend.py --tasks 100 --reps 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ def main() -> int:
     s = ds.load(ROOT / "annotations", args.kind)
     rows = (s.rows * (args.tasks // len(s.rows) + 1))[: args.tasks]
     maps = [s.maps[r["id"]] for r in rows]
-    tasks = [{"id": i, "data": {"map_id": r["id"], "kind": args.kind, "map": encode_map(m), "n_tokens": m.shape[0]}}
-             for i, (r, m) in enumerate(zip(rows, maps))]
+    tasks = [
+        {"id": i, "data": {"map_id": r["id"], "kind": args.kind, "map": encode_map(m), "n_tokens": m.shape[0]}}
+        for i, (r, m) in enumerate(zip(rows, maps))
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp)
         for p in (ROOT / "models").glob(f"pattern-cnn-{args.kind}.*"):
@@ -70,12 +73,19 @@ def main() -> int:
             running.stop()
     b, o = statistics.median(base), statistics.median(ours)
     sizes = sorted(m.shape[0] for m in maps)
-    print(f"{args.tasks} {args.kind} tasks (maps of {sizes[0]}-{sizes[-1]} tokens, median {sizes[len(sizes) // 2]}), "
-          f"median of {args.reps}")
+    print(
+        f"{args.tasks} {args.kind} tasks (maps of {sizes[0]}-{sizes[-1]} tokens, median {sizes[len(sizes) // 2]}), "
+        f"median of {args.reps}"
+    )
     print(f"  in-process classify_maps (baseline): {b * 1000:.0f} ms")
-    print(f"  POST /predict to the backend:         {o * 1000:.0f} ms  ({o / b:.2f}x the baseline; goal < 2000 ms: "
-          f"{'met' if o < 2 else 'NOT met'})")
-    print(f"  first request after start: {t_first * 1000:.0f} ms; backend start (load + warm the model): {t_start * 1000:.0f} ms")
+    print(
+        f"  POST /predict to the backend:         {o * 1000:.0f} ms  ({o / b:.2f}x the baseline; goal < 2000 ms: "
+        f"{'met' if o < 2 else 'NOT met'})"
+    )
+    print(
+        f"  first request after start: {t_first * 1000:.0f} ms; backend start (load + warm the model): "
+        f"{t_start * 1000:.0f} ms"
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ else. ``classify`` is :func:`attnpatterns.classifier.classify_heads` with the mo
 ``attn classify`` runs it after loading): example selection, the forward pass, the normed maps when asked for,
 cutting to the real tokens, resizing to the CNN input and the CNN on every (example, head) map.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,17 @@ def main() -> None:
     ap.add_argument("--kinds", default="raw,both")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--classifier", action="append", default=[], metavar="KIND=PATH",
-                    help="use another classifier than the shipped one, e.g. raw=/tmp/m.safetensors")
-    ap.add_argument("--data-dir", default=os.environ.get("ATTN_GLUE_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "glue")))
+    ap.add_argument(
+        "--classifier",
+        action="append",
+        default=[],
+        metavar="KIND=PATH",
+        help="use another classifier than the shipped one, e.g. raw=/tmp/m.safetensors",
+    )
+    ap.add_argument(
+        "--data-dir",
+        default=os.environ.get("ATTN_GLUE_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "glue")),
+    )
     args = ap.parse_args()
 
     import torch
@@ -58,21 +67,37 @@ def main() -> None:
         with torch.inference_mode():
             for s in range(0, len(examples), args.batch_size):
                 chunk = examples[s : s + args.batch_size]
-                enc = tok([e.text_a for e in chunk], [e.text_b for e in chunk] if spec.text_b else None,
-                          padding=True, truncation=True, max_length=128, return_tensors="pt")
+                enc = tok(
+                    [e.text_a for e in chunk],
+                    [e.text_b for e in chunk] if spec.text_b else None,
+                    padding=True,
+                    truncation=True,
+                    max_length=128,
+                    return_tensors="pt",
+                )
                 model(**enc, output_attentions=True)
         return time.perf_counter() - t, time.process_time() - c
 
     def ours(kind: str) -> tuple[float, float]:
         t, c = time.perf_counter(), time.process_time()
-        res = classify_heads(args.task, None, n=args.n, kind=kind, data_dir=args.data_dir, batch_size=args.batch_size,
-                             model_and_tokenizer=(model, tok), classifiers=clfs)
+        res = classify_heads(
+            args.task,
+            None,
+            n=args.n,
+            kind=kind,
+            data_dir=args.data_dir,
+            batch_size=args.batch_size,
+            model_and_tokenizer=(model, tok),
+            classifiers=clfs,
+        )
         dt, dc = time.perf_counter() - t, time.process_time() - c
         assert len(res.example_ids) == len(examples)
         return dt, dc
 
     # warm-up on a few examples: classifier load, tokenizer, allocator
-    classify_heads(args.task, None, n=4, kind="both", data_dir=args.data_dir, model_and_tokenizer=(model, tok), classifiers=clfs)
+    classify_heads(
+        args.task, None, n=4, kind="both", data_dir=args.data_dir, model_and_tokenizer=(model, tok), classifiers=clfs
+    )
     wall: dict[str, list[float]] = {"baseline": [], **{k: [] for k in kinds}}
     cpu: dict[str, list[float]] = {"baseline": [], **{k: [] for k in kinds}}
     # each rep runs the baseline right before each kind, so every ratio compares two neighbouring runs: on a shared
@@ -85,18 +110,29 @@ def main() -> None:
             wall["baseline"].append(bw), cpu["baseline"].append(bc), wall[k].append(w), cpu[k].append(c)
             per_rep[k]["CPU time"].append(c / bc)
             per_rep[k]["wall time"].append(w / bw)
-        print(f"rep {r}: " + ", ".join(f"{k} {wall[k][-1]:.2f}s wall / {cpu[k][-1]:.2f}s cpu" for k in wall), flush=True)
-    print(f"\n{args.task} dev, {len(examples)} examples (>= {min_tokens} tokens), all {L}x{H} heads, "
-          f"{args.reps} interleaved reps, {args.threads} threads. CPU = process CPU time (robust to other jobs on a shared machine).")
-    print("| measurement | baseline (forward with attentions) | attn classify | ratio of medians | median of per-rep ratios (min-max) | goal |")
+        print(
+            f"rep {r}: " + ", ".join(f"{k} {wall[k][-1]:.2f}s wall / {cpu[k][-1]:.2f}s cpu" for k in wall), flush=True
+        )
+    print(
+        f"\n{args.task} dev, {len(examples)} examples (>= {min_tokens} tokens), all {L}x{H} heads, "
+        f"{args.reps} interleaved reps, {args.threads} threads. CPU = process CPU time (robust to other jobs on a "
+        f"shared machine)."
+    )
+    print(
+        "| measurement | baseline (forward with attentions) | attn classify | ratio of medians | median of per-rep "
+        "ratios (min-max) | goal |"
+    )
     print("|---|---|---|---|---|---|")
     for k in kinds:
         maps = len(examples) * L * H * (2 if k == "both" else 1)
         for what, d in (("CPU time", cpu), ("wall time", wall)):
             b, o = statistics.median(d["baseline"]), statistics.median(d[k])
             rr = per_rep[k][what]
-            print(f"| classify --kind {k} ({maps} maps), median {what} | {b * 1000:.0f} ms | {o * 1000:.0f} ms | {o / b:.2f}x "
-                  f"| {statistics.median(rr):.2f}x ({min(rr):.2f}-{max(rr):.2f}) | <= 1.5x |")
+            print(
+                f"| classify --kind {k} ({maps} maps), median {what} | {b * 1000:.0f} ms | {o * 1000:.0f} ms | "
+                f"{o / b:.2f}x "
+                f"| {statistics.median(rr):.2f}x ({min(rr):.2f}-{max(rr):.2f}) | <= 1.5x |"
+            )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 takes minutes). The baseline of the start ratio is a first start that runs all migrations itself,
 measured in the same run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def timed_start(data_dir: Path, use_template: bool):
     from attnpatterns.annotate import server as srv
 
-    cfg = srv.ServerConfig(data_dir=data_dir, port=srv.free_port(), username="bench@localhost.localdomain",
-                           password=secrets.token_urlsafe(10), token=secrets.token_hex(20))
+    cfg = srv.ServerConfig(
+        data_dir=data_dir,
+        port=srv.free_port(),
+        username="bench@localhost.localdomain",
+        password=secrets.token_urlsafe(10),
+        token=secrets.token_hex(20),
+    )
     t0 = time.perf_counter()
     server = srv.start(cfg, use_template=use_template)
     return server, cfg, time.perf_counter() - t0
@@ -43,8 +49,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as cache:
             t0 = time.perf_counter()
             srv.ensure_venv(Path(cache) / "labelstudio-venv")
-            print(f"venv install (label-studio {srv.installed_version(Path(cache) / 'labelstudio-venv')}): "
-                  f"{time.perf_counter() - t0:.0f} s")
+            print(
+                f"venv install (label-studio {srv.installed_version(Path(cache) / 'labelstudio-venv')}): "
+                f"{time.perf_counter() - t0:.0f} s"
+            )
     exe = srv.ensure_venv()
     t0 = time.perf_counter()
     srv.template_db(exe)
@@ -75,14 +83,25 @@ def main() -> None:
             res = lsc.push(items, "bench", conn=conn)
             t_push = time.perf_counter() - t0
             for t in list(conn.sdk.tasks.list(project=res.project_id, fields="all")):
-                conn.sdk.annotations.create(id=t.id, result=[{"from_name": "pattern", "to_name": "map", "type": "choices",
-                                                              "value": {"choices": ["heterogeneous"]}}])
+                conn.sdk.annotations.create(
+                    id=t.id,
+                    result=[
+                        {
+                            "from_name": "pattern",
+                            "to_name": "map",
+                            "type": "choices",
+                            "value": {"choices": ["heterogeneous"]},
+                        }
+                    ],
+                )
             with tempfile.TemporaryDirectory() as out:
                 t0 = time.perf_counter()
                 lsp.pull("bench", out, conn=conn)
                 t_pull = time.perf_counter() - t0
-            print(f"push {args.maps} maps of 48x48 (render + import + predictions): {t_push:.1f} s "
-                  f"({t_push / args.maps * 1000:.0f} ms per map)")
+            print(
+                f"push {args.maps} maps of 48x48 (render + import + predictions): {t_push:.1f} s "
+                f"({t_push / args.maps * 1000:.0f} ms per map)"
+            )
             print(f"pull {args.maps} annotated maps (export + dataset write): {t_pull:.1f} s")
         finally:
             server.stop()

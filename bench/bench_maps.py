@@ -10,6 +10,7 @@
 
 Run: .venv/bin/python bench/bench_maps.py  [--reps 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,6 @@ import time
 
 
 def _batch(tok, B, T):
-    import torch
 
     texts = [("the quick brown fox jumps over the lazy dog , " * 20)] * B
     enc = tok(texts, padding="max_length", truncation=True, max_length=T, return_tensors="pt")
@@ -40,8 +40,12 @@ def bench_overhead(reps: int) -> dict:
     attention_maps(model, batch, normed=True)  # warm-up
     t_raw, t_both = [], []
     for _ in range(reps):  # interleaved, so both see the same machine load
-        t0 = time.perf_counter(); attention_maps(model, batch, normed=False); t_raw.append(time.perf_counter() - t0)
-        t0 = time.perf_counter(); attention_maps(model, batch, normed=True); t_both.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        attention_maps(model, batch, normed=False)
+        t_raw.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        attention_maps(model, batch, normed=True)
+        t_both.append(time.perf_counter() - t0)
     r, b = statistics.median(t_raw), statistics.median(t_both)
     return {"raw_only_s": r, "raw_and_normed_s": b, "ratio": b / r, "threads": torch.get_num_threads()}
 
@@ -52,12 +56,21 @@ def _child(method: str, B: int, T: int, reps: int) -> None:
     from transformers import BertConfig, BertModel
 
     from attnpatterns.families import get_layers, shape_of
+
     torch.manual_seed(0)
-    cfg = BertConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                     attn_implementation="eager")
+    cfg = BertConfig(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        attn_implementation="eager",
+    )
     model = BertModel(cfg).eval()
-    batch = {"input_ids": torch.randint(1000, 2000, (B, T)), "attention_mask": torch.ones(B, T, dtype=torch.long),
-             "token_type_ids": torch.zeros(B, T, dtype=torch.long)}
+    batch = {
+        "input_ids": torch.randint(1000, 2000, (B, T)),
+        "attention_mask": torch.ones(B, T, dtype=torch.long),
+        "token_type_ids": torch.zeros(B, T, dtype=torch.long),
+    }
     with torch.no_grad():
         model(**batch, output_attentions=True)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB, after a plain forward with attentions
@@ -104,7 +117,9 @@ def _child(method: str, B: int, T: int, reps: int) -> None:
     fn()
     times = []
     for _ in range(reps):
-        t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"time_s": statistics.median(times), "extra_peak_mb": (peak - base_rss) / 1024}))
 
@@ -112,14 +127,23 @@ def _child(method: str, B: int, T: int, reps: int) -> None:
 def bench_materialised(B: int, T: int, reps: int) -> dict:
     res = {}
     for method in ("check", "ours", "materialised"):
-        out = subprocess.run([sys.executable, __file__, "--child", method, "--B", str(B), "--T", str(T), "--reps", str(reps)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", method, "--B", str(B), "--T", str(T), "--reps", str(reps)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         res[method] = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["check"]["ok"]
     ours, mat = res["ours"], res["materialised"]
-    return {"batch": B, "length": T, "ours": ours, "materialised": mat,
-            "speedup": mat["time_s"] / ours["time_s"],
-            "memory_ratio": mat["extra_peak_mb"] / max(ours["extra_peak_mb"], 1.0)}
+    return {
+        "batch": B,
+        "length": T,
+        "ours": ours,
+        "materialised": mat,
+        "speedup": mat["time_s"] / ours["time_s"],
+        "memory_ratio": mat["extra_peak_mb"] / max(ours["extra_peak_mb"], 1.0),
+    }
 
 
 def main() -> None:
@@ -133,13 +157,18 @@ def main() -> None:
         _child(a.child, a.B, a.T, a.reps)
         return
     o = bench_overhead(a.reps)
-    print(f"MiniLM batch 32 x 128: raw only {o['raw_only_s']*1e3:.0f} ms, raw+normed {o['raw_and_normed_s']*1e3:.0f} ms, "
-          f"ratio {o['ratio']:.3f} (goal <= 1.25)")
+    print(
+        f"MiniLM batch 32 x 128: raw only {o['raw_only_s'] * 1e3:.0f} ms, raw+normed "
+        f"{o['raw_and_normed_s'] * 1e3:.0f} ms, "
+        f"ratio {o['ratio']:.3f} (goal <= 1.25)"
+    )
     m = bench_materialised(a.B, a.T, max(2, a.reps // 2))
-    print(f"bert-base-sized, batch {m['batch']} x {m['length']}: ours {m['ours']['time_s']*1e3:.0f} ms / "
-          f"{m['ours']['extra_peak_mb']:.0f} MB extra peak; materialised {m['materialised']['time_s']*1e3:.0f} ms / "
-          f"{m['materialised']['extra_peak_mb']:.0f} MB; speedup {m['speedup']:.1f}x (goal >= 10), "
-          f"memory {m['memory_ratio']:.1f}x less (goal >= 10)")
+    print(
+        f"bert-base-sized, batch {m['batch']} x {m['length']}: ours {m['ours']['time_s'] * 1e3:.0f} ms / "
+        f"{m['ours']['extra_peak_mb']:.0f} MB extra peak; materialised {m['materialised']['time_s'] * 1e3:.0f} ms / "
+        f"{m['materialised']['extra_peak_mb']:.0f} MB; speedup {m['speedup']:.1f}x (goal >= 10), "
+        f"memory {m['memory_ratio']:.1f}x less (goal >= 10)"
+    )
 
 
 if __name__ == "__main__":

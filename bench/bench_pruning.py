@@ -11,6 +11,7 @@ and as this process's CPU time (less sensitive to other jobs on a shared machine
 
     .venv/bin/python bench/bench_pruning.py [--reps 3] [--threads 2] [--batches 4] [--batch-size 16] [--only magnitude]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,10 @@ def bench_importance(reps: int, n_batches: int, batch_size: int) -> dict:
     try:
         ex = load_task("MRPC", "dev", glue, max_examples=n_batches * batch_size, seed=0)
     except Exception:  # no GLUE data: synthetic pairs of a realistic length
-        ex = [Example(str(i), "the quick brown fox jumps over the lazy dog " * 3, "a fox jumped " * 4, i % 2)
-              for i in range(n_batches * batch_size)]
+        ex = [
+            Example(str(i), "the quick brown fox jumps over the lazy dog " * 3, "a fox jumped " * 4, i % 2)
+            for i in range(n_batches * batch_size)
+        ]
     enc = encode(tok, ex)
     batches = [collate(enc, idx) for idx in length_batches(enc, batch_size)]
     model.eval()
@@ -66,9 +69,16 @@ def bench_importance(reps: int, n_batches: int, batch_size: int) -> dict:
     plain()  # warm-up
     importance()
     (t_plain, c_plain), (t_imp, c_imp) = best_of(plain, reps), best_of(importance, reps)
-    return {"plain_fwd_bwd_s": t_plain, "importance_s": t_imp, "ratio": t_imp / t_plain,
-            "plain_cpu_s": c_plain, "importance_cpu_s": c_imp, "cpu_ratio": c_imp / c_plain,
-            "batches": len(batches), "batch_size": batch_size}
+    return {
+        "plain_fwd_bwd_s": t_plain,
+        "importance_s": t_imp,
+        "ratio": t_imp / t_plain,
+        "plain_cpu_s": c_plain,
+        "importance_cpu_s": c_imp,
+        "cpu_ratio": c_imp / c_plain,
+        "batches": len(batches),
+        "batch_size": batch_size,
+    }
 
 
 def bench_magnitude(reps: int) -> dict:
@@ -113,9 +123,18 @@ def bench_magnitude(reps: int) -> dict:
         base_kept.append(int(sum(int(getattr(mod, name + "_mask").sum()) for mod, name in params)))
         del m, layers, params
     t_ours, c_ours = best_of(ours, reps)
-    return {"prunable_weights": total, "removed": n_remove, "global_unstructured_s": min(t_base), "ours_s": t_ours,
-            "speedup": min(t_base) / t_ours, "global_unstructured_cpu_s": min(c_base), "ours_cpu_s": c_ours,
-            "cpu_speedup": min(c_base) / c_ours, "kept_ours": ours_kept[0], "kept_baseline": base_kept[0]}
+    return {
+        "prunable_weights": total,
+        "removed": n_remove,
+        "global_unstructured_s": min(t_base),
+        "ours_s": t_ours,
+        "speedup": min(t_base) / t_ours,
+        "global_unstructured_cpu_s": min(c_base),
+        "ours_cpu_s": c_ours,
+        "cpu_speedup": min(c_base) / c_ours,
+        "kept_ours": ours_kept[0],
+        "kept_baseline": base_kept[0],
+    }
 
 
 def main() -> None:
@@ -131,16 +150,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.only != "magnitude":
         imp = bench_importance(args.reps, args.batches, args.batch_size)
-        print(f"importance pass: {imp['importance_s']:.3f} s vs plain forward+backward {imp['plain_fwd_bwd_s']:.3f} s "
-              f"over {imp['batches']} batches of {imp['batch_size']} (MiniLM): ratio {imp['ratio']:.2f} (goal <= 1.3); "
-              f"CPU time {imp['importance_cpu_s']:.2f} s vs {imp['plain_cpu_s']:.2f} s: ratio {imp['cpu_ratio']:.2f}")
+        print(
+            f"importance pass: {imp['importance_s']:.3f} s vs plain forward+backward {imp['plain_fwd_bwd_s']:.3f} s "
+            f"over {imp['batches']} batches of {imp['batch_size']} (MiniLM): ratio {imp['ratio']:.2f} (goal <= 1.3); "
+            f"CPU time {imp['importance_cpu_s']:.2f} s vs {imp['plain_cpu_s']:.2f} s: ratio {imp['cpu_ratio']:.2f}"
+        )
     if args.only == "importance":
         return
     mag = bench_magnitude(args.reps)
-    print(f"magnitude step over {mag['prunable_weights']:,} prunable weights (bert-base size, remove {mag['removed']:,}): "
-          f"ours {mag['ours_s']:.3f} s vs torch.nn.utils.prune.global_unstructured {mag['global_unstructured_s']:.3f} s: "
-          f"speed-up {mag['speedup']:.1f}x (goal >= 2); CPU time {mag['ours_cpu_s']:.2f} s vs "
-          f"{mag['global_unstructured_cpu_s']:.2f} s: {mag['cpu_speedup']:.1f}x; kept {mag['kept_ours']:,} vs {mag['kept_baseline']:,}")
+    print(
+        f"magnitude step over {mag['prunable_weights']:,} prunable weights (bert-base size, remove "
+        f"{mag['removed']:,}): "
+        f"ours {mag['ours_s']:.3f} s vs torch.nn.utils.prune.global_unstructured {mag['global_unstructured_s']:.3f} s: "
+        f"speed-up {mag['speedup']:.1f}x (goal >= 2); CPU time {mag['ours_cpu_s']:.2f} s vs "
+        f"{mag['global_unstructured_cpu_s']:.2f} s: {mag['cpu_speedup']:.1f}x; kept {mag['kept_ours']:,} vs "
+        f"{mag['kept_baseline']:,}"
+    )
 
 
 if __name__ == "__main__":

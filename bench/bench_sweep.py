@@ -18,8 +18,10 @@ magnitude and super subnetworks, each pruned and re-fine-tuned) is extrapolated 
     subnetworks         9 x (a fine-tune) + 9 x N_dev x t_eval      (3 methods x 3 subnetworks, both settings)
 
 The ratio printed against the fine-tuning baseline is the share of each stage in a (task, seed).
-Usage: ATTN_GLUE_DIR=../shared/glue .venv/bin/python bench/bench_sweep.py [--n 64] [--threads 1] [--device cuda] [--model M]
+Usage: ATTN_GLUE_DIR=../shared/glue .venv/bin/python bench/bench_sweep.py [--n 64] [--threads 1] [--device cuda]
+[--model M]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +35,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # GLUE train / dev sizes (the public GLUE release; dev = dev_matched for MNLI), for the tasks not at hand
-GLUE_SIZES = {"CoLA": (8551, 1043), "SST-2": (67349, 872), "MRPC": (3668, 408), "STS-B": (5749, 1500),
-              "QQP": (363846, 40430), "MNLI": (392702, 9815), "QNLI": (104743, 5463), "RTE": (2490, 277),
-              "WNLI": (635, 71)}
+GLUE_SIZES = {
+    "CoLA": (8551, 1043),
+    "SST-2": (67349, 872),
+    "MRPC": (3668, 408),
+    "STS-B": (5749, 1500),
+    "QQP": (363846, 40430),
+    "MNLI": (392702, 9815),
+    "QNLI": (104743, 5463),
+    "RTE": (2490, 277),
+    "WNLI": (635, 71),
+}
 SEEDS = 5
 SUBNETS_PER_SEED = 9  # (structured, magnitude, super) x (good, random, bad)
 
@@ -50,36 +60,66 @@ def measure_task(task: str, n: int, device: str, out: Path, model: str | None = 
         load_task(task, "train", None, max_examples=1)
     except UserError:
         return None
-    c = FinetuneConfig(task=task, seed=1, model=model, epochs=1, max_train_examples=n, max_dev_examples=n, device=device)
+    c = FinetuneConfig(
+        task=task, seed=1, model=model, epochs=1, max_train_examples=n, max_dev_examples=n, device=device
+    )
     w0, c0 = time.perf_counter(), time.process_time()
     r = finetune(c, out / task, show_progress=False)
     busy = (time.process_time() - c0) / (time.perf_counter() - w0)  # CPU seconds per wall second of this call
     m = read_json(out / task / "metrics.json")
-    return {"t_train": m["train_seconds"] / m["train_examples"], "t_eval": m["eval_seconds"] / m["dev_examples"],
-            "busy": busy, "train_examples": m["train_examples"], "dev_examples": m["dev_examples"], "score": r.score}
+    return {
+        "t_train": m["train_seconds"] / m["train_examples"],
+        "t_eval": m["eval_seconds"] / m["dev_examples"],
+        "busy": busy,
+        "train_examples": m["train_examples"],
+        "dev_examples": m["dev_examples"],
+        "score": r.score,
+    }
 
 
 def measure_pipeline(task: str, n: int, device: str, out: Path, threads: int | None, model: str | None = None) -> dict:
     from attnpatterns.io import read_json
     from attnpatterns.sweep import SweepConfig, run_sweep
 
-    cfg = SweepConfig(out=out, tasks=[task], seeds=[1], profile="paper", model=model, device=device, analysis=False,
-                      threads=threads,
-                      overrides={"epochs": 1, "max_train_examples": n, "dev_examples": n,
-                                 "subnetwork_methods": ("structured", "magnitude")})
+    cfg = SweepConfig(
+        out=out,
+        tasks=[task],
+        seeds=[1],
+        profile="paper",
+        model=model,
+        device=device,
+        analysis=False,
+        threads=threads,
+        overrides={
+            "epochs": 1,
+            "max_train_examples": n,
+            "dev_examples": n,
+            "subnetwork_methods": ("structured", "magnitude"),
+        },
+    )
     t0, c0 = time.perf_counter(), time.process_time()
     res = run_sweep(cfg, "local", show_progress=False)
     wall = time.perf_counter() - t0
     busy = (time.process_time() - c0) / wall
     if not res.ok:
         raise SystemExit(f"the sweep failed: {res.ids('failed')}")
-    st = {s: read_json(out / ".stages" / s / f"{task}__seed_1.json")["seconds"] for s in ("finetune", "structured", "magnitude")}
+    st = {
+        s: read_json(out / ".stages" / s / f"{task}__seed_1.json")["seconds"]
+        for s in ("finetune", "structured", "magnitude")
+    }
     sd = out / task / "seed_1"
     s_sum, m_sum = read_json(sd / "structured" / "summary.json"), read_json(sd / "magnitude" / "summary.json")
     subnet = [read_json(j.marker(out))["seconds"] for j in res.jobs if j.kind == "subnet"]
-    return {"stages": st, "s_iterations": s_sum["iterations"], "m_steps": m_sum["final_step"] + 1,
-            "dev_examples": s_sum["dev_examples"], "subnet_jobs": len(subnet), "subnet_seconds_mean": sum(subnet) / len(subnet),
-            "sweep_wall": wall, "busy": busy}
+    return {
+        "stages": st,
+        "s_iterations": s_sum["iterations"],
+        "m_steps": m_sum["final_step"] + 1,
+        "dev_examples": s_sum["dev_examples"],
+        "subnet_jobs": len(subnet),
+        "subnet_seconds_mean": sum(subnet) / len(subnet),
+        "sweep_wall": wall,
+        "busy": busy,
+    }
 
 
 def main() -> None:
@@ -89,9 +129,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", default=None, help="hub id or folder (default: the packaged MiniLM)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the cost of one core, one worker)")
-    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                    help="cpu: wall time x (CPU time / wall time) of each measurement, i.e. what one idle core takes "
-                         "with --threads 1 (a shared machine stretches wall time, not CPU time); wall: as measured")
+    ap.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="cpu: wall time x (CPU time / wall time) of each measurement, i.e. what one idle core takes "
+        "with --threads 1 (a shared machine stretches wall time, not CPU time); wall: as measured",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the measurements and the estimate here")
     args = ap.parse_args()
     import torch
@@ -106,8 +150,12 @@ def main() -> None:
             r = measure_task(task, args.n, args.device, tmp / "ft", args.model)
             if r is not None:
                 per_task[task] = r
-                print(f"A {task:6s} wall: t_train {r['t_train'] * 1000:7.1f} ms/example  t_eval {r['t_eval'] * 1000:6.1f} "
-                      f"ms/example  CPU/wall {r['busy']:.2f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+                print(
+                    f"A {task:6s} wall: t_train {r['t_train'] * 1000:7.1f} ms/example  t_eval "
+                    f"{r['t_eval'] * 1000:6.1f} "
+                    f"ms/example  CPU/wall {r['busy']:.2f}  ({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
         pipe = measure_pipeline(args.task, args.n, args.device, tmp / "sweep", args.threads, args.model)
     if args.clock == "cpu":  # the idle-core equivalent of each wall-clock figure (one thread: CPU time = busy time)
         for r in per_task.values():
@@ -116,21 +164,27 @@ def main() -> None:
         f = min(1.0, pipe["busy"] / args.threads)
         pipe["stages"] = {k: v * f for k, v in pipe["stages"].items()}
         pipe["subnet_seconds_mean"] *= f
-    print(f"clock: {args.clock}; share of wall time on CPU per thread: "
-          + ", ".join(f"{k} {v['busy'] / args.threads:.2f}" for k, v in per_task.items())
-          + f", sweep {pipe['busy'] / args.threads:.2f}", flush=True)
+    print(
+        f"clock: {args.clock}; share of wall time on CPU per thread: "
+        + ", ".join(f"{k} {v['busy'] / args.threads:.2f}" for k, v in per_task.items())
+        + f", sweep {pipe['busy'] / args.threads:.2f}",
+        flush=True,
+    )
     st = pipe["stages"]
     ref = per_task[args.task]
     nd = pipe["dev_examples"]
     # per dev example and iteration, relative to this task's evaluation cost
     s_rel = st["structured"] / (pipe["s_iterations"] * nd) / ref["t_eval"]
     m_rel = st["magnitude"] / (pipe["m_steps"] * nd) / ref["t_eval"]
-    print(f"B {args.task} at n={args.n}: fine-tune {st['finetune']:.1f} s (baseline 1.00x), s-pruning "
-          f"{st['structured']:.1f} s ({st['structured'] / st['finetune']:.2f}x, {pipe['s_iterations']} iterations), "
-          f"m-pruning {st['magnitude']:.1f} s ({st['magnitude'] / st['finetune']:.2f}x, {pipe['m_steps']} steps), "
-          f"subnetwork job {pipe['subnet_seconds_mean']:.1f} s ({pipe['subnet_seconds_mean'] / st['finetune']:.2f}x) "
-          f"x {pipe['subnet_jobs']}; one s-pruning iteration = {s_rel:.1f} dev evaluations, one m-pruning step = "
-          f"{m_rel:.1f}", flush=True)
+    print(
+        f"B {args.task} at n={args.n}: fine-tune {st['finetune']:.1f} s (baseline 1.00x), s-pruning "
+        f"{st['structured']:.1f} s ({st['structured'] / st['finetune']:.2f}x, {pipe['s_iterations']} iterations), "
+        f"m-pruning {st['magnitude']:.1f} s ({st['magnitude'] / st['finetune']:.2f}x, {pipe['m_steps']} steps), "
+        f"subnetwork job {pipe['subnet_seconds_mean']:.1f} s ({pipe['subnet_seconds_mean'] / st['finetune']:.2f}x) "
+        f"x {pipe['subnet_jobs']}; one s-pruning iteration = {s_rel:.1f} dev evaluations, one m-pruning step = "
+        f"{m_rel:.1f}",
+        flush=True,
+    )
 
     # tasks without data here: pair tasks take the mean per-example cost of the measured pair tasks
     from attnpatterns.data import get_task
@@ -142,9 +196,10 @@ def main() -> None:
         if task in per_task:
             return per_task[task], "measured"
         pool = pair if get_task(task).text_b else single
-        return {"t_train": sum(p["t_train"] for p in pool) / len(pool),
-                "t_eval": sum(p["t_eval"] for p in pool) / len(pool)}, "mean of measured " + (
-                    "pair" if get_task(task).text_b else "single-sentence") + " tasks"
+        return {
+            "t_train": sum(p["t_train"] for p in pool) / len(pool),
+            "t_eval": sum(p["t_eval"] for p in pool) / len(pool),
+        }, "mean of measured " + ("pair" if get_task(task).text_b else "single-sentence") + " tasks"
 
     rows, total, longest = [], 0.0, 0.0
     for task, (ntr, ndev) in GLUE_SIZES.items():
@@ -158,19 +213,41 @@ def main() -> None:
         # the longest chain of jobs: fine-tune -> both prunings -> one re-fine-tuning
         longest = max(longest, ft + sp + mp + ft + ndev * c["t_eval"])
         rows.append((task, ntr, ndev, src, ft, sp, mp, sub, per_seed))
-    print("\n| task | train | dev | per-example cost | fine-tune | s-pruning | m-pruning | 9 subnetworks | per (task, seed) |")
+    print(
+        "\n| task | train | dev | per-example cost | fine-tune | s-pruning | m-pruning | 9 subnetworks | per (task, "
+        "seed) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for task, ntr, ndev, src, ft, sp, mp, sub, ps in rows:
-        print(f"| {task} | {ntr} | {ndev} | {src} | {ft / 3600:.1f} h | {sp / 3600:.2f} h | {mp / 3600:.2f} h | "
-              f"{sub / 3600:.1f} h | {ps / 3600:.1f} h |")
-    print(f"\nfull grid (9 tasks x {SEEDS} seeds, 10 fine-tunings per (task, seed)) on one worker like this one: "
-          f"{total / 3600:.0f} h = {total / 86400:.1f} days; longest job chain {longest / 3600:.1f} h "
-          f"(the floor with unlimited workers); N workers: max(total / N, chain). Load average at start: {load:.1f}.")
+        print(
+            f"| {task} | {ntr} | {ndev} | {src} | {ft / 3600:.1f} h | {sp / 3600:.2f} h | {mp / 3600:.2f} h | "
+            f"{sub / 3600:.1f} h | {ps / 3600:.1f} h |"
+        )
+    print(
+        f"\nfull grid (9 tasks x {SEEDS} seeds, 10 fine-tunings per (task, seed)) on one worker like this one: "
+        f"{total / 3600:.0f} h = {total / 86400:.1f} days; longest job chain {longest / 3600:.1f} h "
+        f"(the floor with unlimited workers); N workers: max(total / N, chain). Load average at start: {load:.1f}."
+    )
     if args.json:
-        args.json.write_text(json.dumps({"n": args.n, "device": args.device, "threads": args.threads, "load": load,
-                                         "per_task": per_task, "pipeline": pipe, "s_rel": s_rel, "m_rel": m_rel,
-                                         "clock": args.clock, "rows": rows, "total_seconds": total,
-                                         "chain_seconds": longest}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "n": args.n,
+                    "device": args.device,
+                    "threads": args.threads,
+                    "load": load,
+                    "per_task": per_task,
+                    "pipeline": pipe,
+                    "s_rel": s_rel,
+                    "m_rel": m_rel,
+                    "clock": args.clock,
+                    "rows": rows,
+                    "total_seconds": total,
+                    "chain_seconds": longest,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Record the figures in bench/RESULTS.md with the command that made them.
 """
+
 from __future__ import annotations
 
 import subprocess

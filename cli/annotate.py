@@ -1,4 +1,5 @@
 """``attn annotate``: a local Label Studio, pushing maps to it, pulling the labels into the dataset."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,9 @@ import typer
 
 from cli.common import DataDirOpt, ModelOpt, handle_errors
 
-KindOpt = Annotated[str, typer.Option("--kind", help="raw (attention weights) or normed (weight-normed, Kobayashi et al. 2020).")]
+KindOpt = Annotated[
+    str, typer.Option("--kind", help="raw (attention weights) or normed (weight-normed, Kobayashi et al. 2020).")
+]
 ProjectOpt = Annotated[
     Optional[str],
     typer.Option("--project", help="Label Studio project title (3 to 50 characters). Default: attn-<kind>."),
@@ -17,8 +20,11 @@ ProjectOpt = Annotated[
 
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(
-        name="annotate", no_args_is_help=True, add_completion=False,
-        help="Annotate attention maps with the five pattern types in a local Label Studio, alone or as a group: setup, serve, invite, "
+        name="annotate",
+        no_args_is_help=True,
+        add_completion=False,
+        help="Annotate attention maps with the five pattern types in a local Label Studio, alone or as a group: "
+        "setup, serve, invite, "
         "backend, push, pull, agreement, sheet, baseline. "
         "The API key comes from LABEL_STUDIO_API_KEY (and the URL from LABEL_STUDIO_URL), never from a file.",
     )
@@ -51,19 +57,26 @@ def setup_cmd() -> None:
     t1 = time.monotonic()
     tpl = srv.template_db(exe)
     t2 = time.monotonic()
-    typer.echo(f"Label Studio {srv.installed_version()} in {srv.venv_dir()} "
-               f"({'installed in ' + format(t1 - t0, '.0f') + ' s' if fresh else 'already there'}); "
-               f"empty database {tpl} ({t2 - t1:.0f} s)")
+    typer.echo(
+        f"Label Studio {srv.installed_version()} in {srv.venv_dir()} "
+        f"({'installed in ' + format(t1 - t0, '.0f') + ' s' if fresh else 'already there'}); "
+        f"empty database {tpl} ({t2 - t1:.0f} s)"
+    )
 
 
 @handle_errors
 def serve_cmd(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8080,
     data_dir: Annotated[
-        Optional[Path], typer.Option("--data-dir", help="Label Studio's database and media. Default: <cache>/labelstudio-data.")
+        Optional[Path],
+        typer.Option("--data-dir", help="Label Studio's database and media. Default: <cache>/labelstudio-data."),
     ] = None,
     username: Annotated[
-        Optional[str], typer.Option("--username", help="Login e-mail of the user. Default: $LABEL_STUDIO_USERNAME or annotator@localhost.localdomain.")
+        Optional[str],
+        typer.Option(
+            "--username",
+            help="Login e-mail of the user. Default: $LABEL_STUDIO_USERNAME or annotator@localhost.localdomain.",
+        ),
     ] = None,
 ) -> None:
     """Start a local Label Studio on 127.0.0.1 (Ctrl-C stops it).
@@ -82,7 +95,8 @@ def serve_cmd(
     from attnpatterns.annotate import server as srv
 
     cfg = srv.ServerConfig(
-        data_dir=data_dir or srv.default_data_dir(), port=port,
+        data_dir=data_dir or srv.default_data_dir(),
+        port=port,
         username=username or os.environ.get("LABEL_STUDIO_USERNAME") or srv.DEFAULT_USER,
         password=os.environ.get("LABEL_STUDIO_PASSWORD") or None,
         token=os.environ.get("LABEL_STUDIO_API_KEY") or None,
@@ -97,7 +111,9 @@ def serve_cmd(
     t0 = time.monotonic()
     server = srv.start(cfg)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    typer.echo(f"Label Studio is running at {server.url} (ready after {time.monotonic() - t0:.0f} s; log: {server.log_path})")
+    typer.echo(
+        f"Label Studio is running at {server.url} (ready after {time.monotonic() - t0:.0f} s; log: {server.log_path})"
+    )
     typer.echo(f"  log in as: {cfg.username}")
     if shown_password:
         typer.echo(f"  password:  {shown_password}  (shown once; set LABEL_STUDIO_PASSWORD to choose it next time)")
@@ -131,31 +147,69 @@ def push_cmd(
     model: ModelOpt = None,
     project: ProjectOpt = None,
     model_state: Annotated[
-        Optional[str], typer.Option("--model-state", help="Tag for ids and the dataset: pre or ft. Default: ft for a fine-tuned run folder, else pre.")
+        Optional[str],
+        typer.Option(
+            "--model-state",
+            help="Tag for ids and the dataset: pre or ft. Default: ft for a fine-tuned run folder, else pre.",
+        ),
     ] = None,
-    heads_per_example: Annotated[int, typer.Option("--heads-per-example", help="Random (layer, head) maps per example.")] = 2,
+    heads_per_example: Annotated[
+        int, typer.Option("--heads-per-example", help="Random (layer, head) maps per example.")
+    ] = 2,
     min_tokens: Annotated[int, typer.Option("--min-tokens", help="Skip examples shorter than this many tokens.")] = 8,
     max_tokens: Annotated[
-        int, typer.Option("--max-tokens", help="Skip examples longer than this many tokens (long maps are hard to read).")
+        int,
+        typer.Option("--max-tokens", help="Skip examples longer than this many tokens (long maps are hard to read)."),
     ] = 64,
     max_length: Annotated[int, typer.Option("--max-length", help="Maximum tokens per input.")] = 128,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the choice of examples and heads.")] = 0,
     predictions: Annotated[
-        bool, typer.Option("--predictions/--no-predictions", help="Add pre-annotations (the ML backend's with --backend, else the shipped classifier, else the heuristic). Use --no-predictions for a blind pass.")
+        bool,
+        typer.Option(
+            "--predictions/--no-predictions",
+            help="Add pre-annotations (the ML backend's with --backend, else the shipped classifier, else the "
+            "heuristic). Use --no-predictions for a blind pass.",
+        ),
     ] = True,
     order: Annotated[
-        str, typer.Option("--order", help="sequential (as sampled), random (shuffled with --seed) or uncertain: the maps the classifier is least sure of "
-                          "(lowest top-class probability) first, chosen among --pool x --n sampled maps. Label Studio shows them in this order.")
+        str,
+        typer.Option(
+            "--order",
+            help="sequential (as sampled), random (shuffled with --seed) or uncertain: the maps the classifier is "
+            "least sure of "
+            "(lowest top-class probability) first, chosen among --pool x --n sampled maps. Label Studio shows them in "
+            "this order.",
+        ),
     ] = "sequential",
     per_type: Annotated[
-        int, typer.Option("--per-type", help="With --order uncertain: first the K least certain maps of each predicted type, in turns, so rare types are not starved; then the rest.")
+        int,
+        typer.Option(
+            "--per-type",
+            help="With --order uncertain: first the K least certain maps of each predicted type, in turns, so rare "
+            "types are not starved; then the rest.",
+        ),
     ] = 0,
-    pool: Annotated[int, typer.Option("--pool", help="With --order uncertain: sample this many times --n maps and push the --n least certain.")] = 4,
+    pool: Annotated[
+        int,
+        typer.Option(
+            "--pool", help="With --order uncertain: sample this many times --n maps and push the --n least certain."
+        ),
+    ] = 4,
     backend: Annotated[
-        Optional[str], typer.Option("--backend", help="URL of a running 'attn annotate backend': its predictions (and scores) are used and it is connected to the project, so retrained models reach the labeling page.")
+        Optional[str],
+        typer.Option(
+            "--backend",
+            help="URL of a running 'attn annotate backend': its predictions (and scores) are used and it is connected "
+            "to the project, so retrained models reach the labeling page.",
+        ),
     ] = None,
     annotators_per_map: Annotated[
-        Optional[int], typer.Option("--annotators-per-map", help="How many annotators label each task (Label Studio's 'maximum annotations'): 2 or more for a group measuring its agreement.")
+        Optional[int],
+        typer.Option(
+            "--annotators-per-map",
+            help="How many annotators label each task (Label Studio's 'maximum annotations'): 2 or more for a group "
+            "measuring its agreement.",
+        ),
     ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -165,9 +219,8 @@ def push_cmd(
     another config is refused). Maps already in the project are skipped. Needs LABEL_STUDIO_API_KEY.
     """
     from attnpatterns.annotate.labelstudio import connect, push
-    from attnpatterns.annotate.sample import SampleConfig, sample_maps
-
     from attnpatterns.annotate.ordering import check_order
+    from attnpatterns.annotate.sample import SampleConfig, sample_maps
     from attnpatterns.errors import UserError
 
     check_order(order)
@@ -182,13 +235,34 @@ def push_cmd(
     from attnpatterns.data.loaders import require_data
 
     require_data(task, data_dir, ("dev",))  # before the model loads
-    cfg = SampleConfig(kind=kind, task=task, n=n * (pool if order == "uncertain" else 1), model=model,
-                       model_state=model_state, heads_per_example=heads_per_example, min_tokens=min_tokens,
-                       max_tokens=max_tokens, max_length=max_length, seed=seed, data_dir=data_dir)
+    cfg = SampleConfig(
+        kind=kind,
+        task=task,
+        n=n * (pool if order == "uncertain" else 1),
+        model=model,
+        model_state=model_state,
+        heads_per_example=heads_per_example,
+        min_tokens=min_tokens,
+        max_tokens=max_tokens,
+        max_length=max_length,
+        seed=seed,
+        data_dir=data_dir,
+    )
     conn = connect()  # fail on a bad URL or key before the model runs
     items = sample_maps(cfg, show_progress=True)
-    res = push(items, project or f"attn-{kind}", predictions=predictions, conn=conn, show_progress=True, order=order,
-               per_type=per_type, n=n, seed=seed, backend=backend, annotators_per_map=annotators_per_map)
+    res = push(
+        items,
+        project or f"attn-{kind}",
+        predictions=predictions,
+        conn=conn,
+        show_progress=True,
+        order=order,
+        per_type=per_type,
+        n=n,
+        seed=seed,
+        backend=backend,
+        annotators_per_map=annotators_per_map,
+    )
     typer.echo(
         f"{'created' if res.created else 'updated'} project '{res.project}' (id {res.project_id}) at {conn.url}: "
         f"{res.imported} tasks imported, {res.skipped_existing} already there, in {res.order} order; "
@@ -197,23 +271,37 @@ def push_cmd(
     if order == "uncertain" and res.first:
         typer.echo("first in the queue: " + ", ".join(f"{m} ({lab}, {s:.2f})" for m, lab, s in res.first))
     if res.backend:
-        typer.echo(f"ML backend {res.backend} connected: Label Studio asks it for predictions; 'Start training' in the "
-                   "project's Model settings retrains it on the labels")
+        typer.echo(
+            f"ML backend {res.backend} connected: Label Studio asks it for predictions; 'Start training' in the "
+            "project's Model settings retrains it on the labels"
+        )
     typer.echo(f"label them at {conn.url}/projects/{res.project_id}/data")
 
 
 @handle_errors
 def pull_cmd(
     project: Annotated[str, typer.Option("--project", help="Label Studio project title.")],
-    out: Annotated[Path, typer.Option("--out", help="Dataset folder: <out>/<kind>/labels.tsv and maps.npz.")] = Path("annotations"),
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder: <out>/<kind>/labels.tsv and maps.npz.")] = Path(
+        "annotations"
+    ),
     annotator: Annotated[
-        Optional[str], typer.Option("--annotator", help="Only this user's (e-mail) annotations, e.g. for a second, blind pass.")
+        Optional[str],
+        typer.Option("--annotator", help="Only this user's (e-mail) annotations, e.g. for a second, blind pass."),
     ] = None,
     consensus: Annotated[
-        str, typer.Option("--consensus", help="What labels.tsv gets per map: newest (the most recent annotation of anyone) or majority "
-                          "(the consensus of the project's annotators, with status, votes and share; ties by GUIDELINES rule 10).")
+        str,
+        typer.Option(
+            "--consensus",
+            help="What labels.tsv gets per map: newest (the most recent annotation of anyone) or majority "
+            "(the consensus of the project's annotators, with status, votes and share; ties by GUIDELINES rule 10).",
+        ),
     ] = "newest",
-    round_name: Annotated[str, typer.Option("--round", help="Round recorded in the annotator files (e.g. 2 for a relabel under revised guidelines).")] = "1",
+    round_name: Annotated[
+        str,
+        typer.Option(
+            "--round", help="Round recorded in the annotator files (e.g. 2 for a relabel under revised guidelines)."
+        ),
+    ] = "1",
 ) -> None:
     """Export a project's annotations: every annotator's labels to <out>/<kind>/annotators/<user>.tsv (one row per
     map), and one row per map to <out>/<kind>/labels.tsv + maps.npz (upsert by map id).
@@ -228,11 +316,16 @@ def pull_cmd(
         typer.echo(f"no annotated tasks in '{project}' ({res.skipped_tasks} without annotations); nothing written.")
         return
     for kind, r in res.kinds.items():
-        typer.echo(f"{out}/{kind}: {len(r.added)} added, {len(r.updated)} updated, {len(r.unchanged)} unchanged "
-                   f"({res.mode} label per map)")
+        typer.echo(
+            f"{out}/{kind}: {len(r.added)} added, {len(r.updated)} updated, {len(r.unchanged)} unchanged "
+            f"({res.mode} label per map)"
+        )
         files = res.annotator_files.get(kind, {})
         typer.echo(f"{out}/{kind}/annotators: {', '.join(f'{p.name}' for p in files.values())}")
-    typer.echo(f"{res.annotated_tasks} annotated maps by {', '.join(res.annotators)}; {res.skipped_tasks} tasks not annotated yet")
+    typer.echo(
+        f"{res.annotated_tasks} annotated maps by {', '.join(res.annotators)}; {res.skipped_tasks} tasks not "
+        f"annotated yet"
+    )
 
 
 @handle_errors
@@ -255,11 +348,12 @@ def sheet_cmd(
     rows = [r for r in ds.rows if label is None or r["label"] == parse_pattern(label).value]
     if not rows:
         raise UserError(f"no {kind} maps{' labelled ' + label if label else ''} in {data}/{kind}.")
-    pages = [rows[i:i + per_page] for i in range(0, len(rows), per_page)]
+    pages = [rows[i : i + per_page] for i in range(0, len(rows), per_page)]
     for k, page in enumerate(pages):
         path = out / f"sheet-{kind}-{k + 1:03d}.png"
-        render_contact_sheet([(r["id"], ds.maps[r["id"]]) for r in page], path,
-                             titles={r["id"]: r["label"] for r in page})
+        render_contact_sheet(
+            [(r["id"], ds.maps[r["id"]]) for r in page], path, titles={r["id"]: r["label"] for r in page}
+        )
     typer.echo(f"wrote {len(pages)} page(s) of {len(rows)} maps to {out}")
 
 
@@ -268,8 +362,12 @@ def baseline_cmd(
     kind: KindOpt,
     data: Annotated[Path, typer.Option("--data", help="Dataset folder.")] = Path("annotations"),
     retokenize: Annotated[
-        bool, typer.Option("--retokenize/--no-retokenize", help="Rows without a tokens column: tokenize their GLUE dev example "
-                           "again (packaged MiniLM tokenizer), so the heuristic knows [CLS]/[SEP], punctuation and the pair boundary.")
+        bool,
+        typer.Option(
+            "--retokenize/--no-retokenize",
+            help="Rows without a tokens column: tokenize their GLUE dev example "
+            "again (packaged MiniLM tokenizer), so the heuristic knows [CLS]/[SEP], punctuation and the pair boundary.",
+        ),
     ] = True,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -287,8 +385,10 @@ def baseline_cmd(
     for r in ds.rows:
         y.append(r["label"])
         p.append(suggest(ds.maps[r["id"]], tokens.get(r["id"])).label.value)
-    typer.echo(f"{kind}: {len(y)} maps ({len(tokens)} with tokens); heuristic accuracy {accuracy_score(y, p):.3f}, "
-               f"weighted F1 {f1_score(y, p, average='weighted', zero_division=0):.3f}")
+    typer.echo(
+        f"{kind}: {len(y)} maps ({len(tokens)} with tokens); heuristic accuracy {accuracy_score(y, p):.3f}, "
+        f"weighted F1 {f1_score(y, p, average='weighted', zero_division=0):.3f}"
+    )
     typer.echo("confusion (rows = label, columns = heuristic): " + ", ".join(PATTERN_VALUES))
     for lab, row in zip(PATTERN_VALUES, confusion_matrix(y, p, labels=list(PATTERN_VALUES))):
         typer.echo(f"  {lab:>18} " + " ".join(f"{int(v):4d}" for v in row))
@@ -296,10 +396,30 @@ def baseline_cmd(
 
 @handle_errors
 def agreement_cmd(
-    kind: Annotated[Optional[str], typer.Option("--kind", help="raw or normed. Needed with --data; with --project, default every kind the project holds.")] = None,
-    data: Annotated[Path, typer.Option("--data", help="Dataset folder holding <kind>/annotators/<name>.tsv, one file per annotator.")] = Path("annotations"),
-    project: Annotated[Optional[str], typer.Option("--project", help="Read the annotators' labels from this Label Studio project instead of --data (needs LABEL_STUDIO_API_KEY).")] = None,
-    rounds: Annotated[Optional[str], typer.Option("--rounds", help="Only these rounds of labels, e.g. 1 (the full passes); default all. With --data only.")] = None,
+    kind: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kind", help="raw or normed. Needed with --data; with --project, default every kind the project holds."
+        ),
+    ] = None,
+    data: Annotated[
+        Path,
+        typer.Option("--data", help="Dataset folder holding <kind>/annotators/<name>.tsv, one file per annotator."),
+    ] = Path("annotations"),
+    project: Annotated[
+        Optional[str],
+        typer.Option(
+            "--project",
+            help="Read the annotators' labels from this Label Studio project instead of --data (needs "
+            "LABEL_STUDIO_API_KEY).",
+        ),
+    ] = None,
+    rounds: Annotated[
+        Optional[str],
+        typer.Option(
+            "--rounds", help="Only these rounds of labels, e.g. 1 (the full passes); default all. With --data only."
+        ),
+    ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Also write the whole report as JSON here.")] = None,
 ) -> None:
     """Agreement between annotators: pairwise Cohen's kappa (on the maps both labelled), Fleiss' kappa over the
@@ -323,7 +443,9 @@ def agreement_cmd(
         check_kind(kind)
         labels = read_annotators(data, kind, rounds=rounds.split(",") if rounds else None)
         if not labels:
-            raise UserError(f"{data}/{kind}/annotators/ holds no annotator's labels; put one <name>.tsv per annotator there.")
+            raise UserError(
+                f"{data}/{kind}/annotators/ holds no annotator's labels; put one <name>.tsv per annotator there."
+            )
         reports = {kind: {"kind": kind, **report(vote_table(labels))}}
     for rep in reports.values():
         _print_agreement(rep)
@@ -341,15 +463,22 @@ def _print_agreement(rep: dict) -> None:
     where = f" (Label Studio project '{rep['project']}')" if rep.get("project") else ""
     typer.echo(f"{rep['kind']}{where}: {len(rep['annotators'])} annotators, {rep['maps']} maps")
     for p in rep["pairwise"]:
-        typer.echo(f"  {p['a']} vs {p['b']}: {p['n']} maps, Cohen's kappa {p['kappa']:.3f}, agreement {p['agreement']:.1%}")
+        typer.echo(
+            f"  {p['a']} vs {p['b']}: {p['n']} maps, Cohen's kappa {p['kappa']:.3f}, agreement {p['agreement']:.1%}"
+        )
     if rep["fleiss"]:
         f = rep["fleiss"]
-        typer.echo(f"Fleiss' kappa over the {f['n']} maps all {f['raters']} labelled: {f['kappa']:.3f} "
-                   f"(unanimous {f['unanimous']:.0%}); per class: "
-                   + ", ".join(f"{short[c]} {v:.2f}" for c, v in f["per_class"].items()))
+        typer.echo(
+            f"Fleiss' kappa over the {f['n']} maps all {f['raters']} labelled: {f['kappa']:.3f} "
+            f"(unanimous {f['unanimous']:.0%}); per class: "
+            + ", ".join(f"{short[c]} {v:.2f}" for c, v in f["per_class"].items())
+        )
     else:
         typer.echo("Fleiss' kappa: no map was labelled by every annotator")
-    typer.echo("specific agreement per class: " + ", ".join(f"{short[c]} {v:.2f}" for c, v in rep["specific_agreement"].items()))
+    typer.echo(
+        "specific agreement per class: "
+        + ", ".join(f"{short[c]} {v:.2f}" for c, v in rep["specific_agreement"].items())
+    )
     for p in rep["pairwise"]:
         typer.echo(f"confusion {p['a']} (rows) vs {p['b']} (columns): " + ", ".join(short[c] for c in PATTERN_VALUES))
         for c, row in zip(PATTERN_VALUES, p["confusion"]):
@@ -359,12 +488,44 @@ def _print_agreement(rep: dict) -> None:
 @handle_errors
 def backend_cmd(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 9090,
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on. The backend has no authentication: keep the default 127.0.0.1 unless the network is trusted.")] = "127.0.0.1",
-    models: Annotated[Optional[Path], typer.Option("--models", help="Folder of the classifiers it starts from (pattern-cnn-<kind>.safetensors) and where retrained ones are written beside them. Default: the shipped models/ ($ATTN_CLASSIFIER_DIR overrides).")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Annotated set whose labels join the project's when retraining (the project's label wins on a map both hold).")] = Path("annotations"),
-    base: Annotated[bool, typer.Option("--base/--no-base", help="--no-base: retrain on the project's labels alone.")] = True,
-    recipe: Annotated[str, typer.Option("--recipe", help="Recipe of retraining: cnn8 (the shipped one), features, improved or original.")] = "cnn8",
-    resume: Annotated[bool, typer.Option("--resume/--shipped", help="--resume: start from the newest retrained model in --models instead of the shipped one.")] = False,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Interface to listen on. The backend has no authentication: keep the default 127.0.0.1 unless the "
+            "network is trusted.",
+        ),
+    ] = "127.0.0.1",
+    models: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--models",
+            help="Folder of the classifiers it starts from (pattern-cnn-<kind>.safetensors) and where retrained ones "
+            "are written beside them. Default: the shipped models/ ($ATTN_CLASSIFIER_DIR overrides).",
+        ),
+    ] = None,
+    data: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--data",
+            help="Annotated set whose labels join the project's when retraining (the project's label wins on a map "
+            "both hold).",
+        ),
+    ] = Path("annotations"),
+    base: Annotated[
+        bool, typer.Option("--base/--no-base", help="--no-base: retrain on the project's labels alone.")
+    ] = True,
+    recipe: Annotated[
+        str,
+        typer.Option("--recipe", help="Recipe of retraining: cnn8 (the shipped one), features, improved or original."),
+    ] = "cnn8",
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--shipped",
+            help="--resume: start from the newest retrained model in --models instead of the shipped one.",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of retraining.")] = 0,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch.")] = 2,
 ) -> None:
@@ -372,7 +533,8 @@ def backend_cmd(
 
     Connect it with 'attn annotate push --backend http://127.0.0.1:9090' (or in the project's Settings > Model).
     Label Studio's 'Start training' (or POST /train) refits the recipe on the project's consensus labels plus --data
-    in the background; the new model is written beside the shipped one as pattern-cnn-<kind>-retrained-<time>.safetensors
+    in the background; the new model is written beside the shipped one as
+    pattern-cnn-<kind>-retrained-<time>.safetensors
     and serves under a new model version. Retraining reads the project through LABEL_STUDIO_URL and
     LABEL_STUDIO_API_KEY from the environment. Ctrl-C stops it.
     """
@@ -391,16 +553,22 @@ def backend_cmd(
     except ValueError:
         loopback = host == "localhost"
     if not loopback:
-        logging.getLogger("attnpatterns").warning("the ML backend listens on %s without authentication; anyone who "
-                                                   "reaches it can read predictions and start training", host)
+        logging.getLogger("attnpatterns").warning(
+            "the ML backend listens on %s without authentication; anyone who "
+            "reaches it can read predictions and start training",
+            host,
+        )
     from attnpatterns.annotate.server import port_free
 
     if loopback and not port_free(port, host if host != "localhost" else "127.0.0.1"):
         raise UserError(f"port {port} on {host} is in use; stop what runs there or pass another --port.")
     typer.echo("loading the classifiers ...", err=True)
     be = PatternBackend(models, data if base else None, recipe=recipe, seed=seed, threads=threads, resume=resume)
-    typer.echo(f"ML backend at http://{host}:{port} (model version {be.model_version()}; "
-               + ", ".join(f"{k}: {p.name}" for k, p in sorted(be.active.items())) + ")")
+    typer.echo(
+        f"ML backend at http://{host}:{port} (model version {be.model_version()}; "
+        + ", ".join(f"{k}: {p.name}" for k, p in sorted(be.active.items()))
+        + ")"
+    )
     typer.echo(f"  connect it: attn annotate push --backend http://{host}:{port} ...  (Ctrl-C stops it)")
     uvicorn.run(make_app(be), host=host, port=port, log_level="warning", access_log=False)
 

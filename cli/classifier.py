@@ -1,4 +1,5 @@
 """``attn classifier``: train, evaluate and apply the pattern classifier."""
+
 from __future__ import annotations
 
 from enum import Enum
@@ -23,15 +24,24 @@ class RecipeName(str, Enum):
 
 
 KindOpt = Annotated[Kind, typer.Option("--kind", help="Map kind: raw attention maps or weight-normed maps.")]
-DataOpt = Annotated[Path, typer.Option("--data", help="Annotation folder holding <kind>/labels.tsv and <kind>/maps.npz.")]
+DataOpt = Annotated[
+    Path, typer.Option("--data", help="Annotation folder holding <kind>/labels.tsv and <kind>/maps.npz.")
+]
 ClassifierOpt = Annotated[
     Optional[Path],
-    typer.Option("--classifier", help="A pattern-classifier .safetensors (its .json card beside it). Default: models/pattern-cnn-<kind>.safetensors."),
+    typer.Option(
+        "--classifier",
+        help="A pattern-classifier .safetensors (its .json card beside it). Default: "
+        "models/pattern-cnn-<kind>.safetensors.",
+    ),
 ]
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(no_args_is_help=True, help="Train, evaluate and apply the classifier that labels attention maps with the five pattern types.")
+    sub = typer.Typer(
+        no_args_is_help=True,
+        help="Train, evaluate and apply the classifier that labels attention maps with the five pattern types.",
+    )
     sub.command("train")(train_cmd)
     sub.command("evaluate")(evaluate_cmd)
     sub.command("predict")(predict_cmd)
@@ -41,7 +51,9 @@ def register(app: typer.Typer) -> None:
 def _fmt(rows: list[list], header: list[str]) -> str:
     cells = [header] + [[f"{x:.3f}" if isinstance(x, float) else str(x) for x in r] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
-    lines = ["  ".join(c[i].ljust(widths[i]) if i == 0 else c[i].rjust(widths[i]) for i in range(len(c))) for c in cells]
+    lines = [
+        "  ".join(c[i].ljust(widths[i]) if i == 0 else c[i].rjust(widths[i]) for i in range(len(c))) for c in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -57,44 +69,117 @@ def _confusion_text(cm) -> str:
 def train_cmd(
     kind: KindOpt,
     data: DataOpt = Path("annotations"),
-    out: Annotated[Optional[Path], typer.Option("--out", help="The .safetensors to write (card beside it). Default: models/pattern-cnn-<kind>.safetensors.")] = None,
-    recipe: Annotated[RecipeName, typer.Option("--recipe", help="cnn8 (shipped, the default): the CNN on maps area-resized to 8x8 (mass scaling) with the 38 pattern features beside it, 40 synthetic maps per type. features: logistic regression on the 38 pattern features of each map, L2 strength chosen on the validation slice, no CNN. improved: the CNN on maps resized to 16x16 (mass scaling) with the pattern features beside it, 40 synthetic maps per type added to the training part. original: the study's CNN recipe (zero-pad to the largest map, no scaling, no augmentation).")] = RecipeName.cnn8,
-    compare: Annotated[bool, typer.Option("--compare/--no-compare", help="Also train the original recipe and each improvement on the same split and record the comparison in the card.")] = False,
-    folds: Annotated[int, typer.Option("--folds", help="Also run stratified k-fold cross-validation with this many folds (0 = off): of the trained recipe, or with --compare of every compared recipe.")] = 0,
-    synthetic: Annotated[Optional[int], typer.Option("--synthetic", help="Synthetic maps per type added to the training part (never to validation or test); overrides the recipe's number (cnn8, improved, features: 40; original: 0).")] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out", help="The .safetensors to write (card beside it). Default: models/pattern-cnn-<kind>.safetensors."
+        ),
+    ] = None,
+    recipe: Annotated[
+        RecipeName,
+        typer.Option(
+            "--recipe",
+            help="cnn8 (shipped, the default): the CNN on maps area-resized to 8x8 (mass scaling) with the 38 pattern "
+            "features beside it, 40 synthetic maps per type. features: logistic regression on the 38 pattern "
+            "features of each map, L2 strength chosen on the validation slice, no CNN. improved: the CNN on maps "
+            "resized to 16x16 (mass scaling) with the pattern features beside it, 40 synthetic maps per type "
+            "added to the training part. original: the study's CNN recipe (zero-pad to the largest map, no "
+            "scaling, no augmentation).",
+        ),
+    ] = RecipeName.cnn8,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare/--no-compare",
+            help="Also train the original recipe and each improvement on the same split and record the comparison in "
+            "the card.",
+        ),
+    ] = False,
+    folds: Annotated[
+        int,
+        typer.Option(
+            "--folds",
+            help="Also run stratified k-fold cross-validation with this many folds (0 = off): of the trained recipe, "
+            "or with --compare of every compared recipe.",
+        ),
+    ] = 0,
+    synthetic: Annotated[
+        Optional[int],
+        typer.Option(
+            "--synthetic",
+            help="Synthetic maps per type added to the training part (never to validation or test); overrides the "
+            "recipe's number (cnn8, improved, features: 40; original: 0).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the initialisation and the batches.")] = 0,
-    epochs: Annotated[int, typer.Option("--epochs", help="Maximum epochs of the CNN recipes (best-on-validation checkpoint; stops after --patience epochs without gain).")] = 80,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            "--epochs",
+            help="Maximum epochs of the CNN recipes (best-on-validation checkpoint; stops after --patience epochs "
+            "without gain).",
+        ),
+    ] = 80,
     patience: Annotated[int, typer.Option("--patience")] = 30,
     test_fraction: Annotated[float, typer.Option("--test-fraction", help="Held-out share (stratified).")] = 0.2,
-    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the training part used to choose the checkpoint.")] = 0.15,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Share of the training part used to choose the checkpoint.")
+    ] = 0.15,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch.")] = 2,
-    annotator: Annotated[Optional[str], typer.Option("--annotator", help="Train on one annotator's own labels (<data>/<kind>/annotators/NAME.tsv, only the maps they labelled) instead of the consensus; the default --out is then classifiers/pattern-cnn-<kind>-NAME.safetensors, never the shipped model.")] = None,
+    annotator: Annotated[
+        Optional[str],
+        typer.Option(
+            "--annotator",
+            help="Train on one annotator's own labels (<data>/<kind>/annotators/NAME.tsv, only the maps they "
+            "labelled) instead of the consensus; the default --out is then "
+            "classifiers/pattern-cnn-<kind>-NAME.safetensors, never the shipped model.",
+        ),
+    ] = None,
 ) -> None:
     """Train a pattern classifier on annotated maps; write the weights (safetensors) and the JSON card.
 
-    The held-out 20% (stratified) is never used to choose the model (the CNN's checkpoint, the logistic regression's L2 strength: both on the validation slice); its scores, and the heuristic scorer's on the same maps, go into the card.
+    The held-out 20% (stratified) is never used to choose the model (the CNN's checkpoint, the logistic regression's L2
+    strength: both on the validation slice); its scores, and the heuristic scorer's on the same maps, go into the card.
     """
     from dataclasses import replace
 
     from attnpatterns.classifier import card as card_mod
     from attnpatterns.classifier import train as tr
 
-    rec = {RecipeName.features: tr.FEATURES, RecipeName.improved: tr.IMPROVED, RecipeName.original: tr.ORIGINAL,
-           RecipeName.cnn8: tr.CNN8}[recipe]
+    rec = {
+        RecipeName.features: tr.FEATURES,
+        RecipeName.improved: tr.IMPROVED,
+        RecipeName.original: tr.ORIGINAL,
+        RecipeName.cnn8: tr.CNN8,
+    }[recipe]
     if synthetic is not None and synthetic != rec.synthetic_per_class:
         if synthetic < 0:
             from attnpatterns.errors import UserError
 
             raise UserError(f"--synthetic must be 0 or positive, got {synthetic}.")
         rec = replace(rec, name=f"{rec.name}+synthetic{synthetic}", synthetic_per_class=synthetic)
-    cfg = tr.TrainConfig(kind=kind.value, data=str(data), seed=seed, epochs=epochs, patience=patience, recipe=rec,
-                         test_fraction=test_fraction, val_fraction=val_fraction, threads=threads)
+    cfg = tr.TrainConfig(
+        kind=kind.value,
+        data=str(data),
+        seed=seed,
+        epochs=epochs,
+        patience=patience,
+        recipe=rec,
+        test_fraction=test_fraction,
+        val_fraction=val_fraction,
+        threads=threads,
+    )
     if out is None:
-        out = (Path("classifiers") / f"pattern-cnn-{kind.value}-{annotator}.safetensors" if annotator
-               else card_mod.default_path(kind.value))
+        out = (
+            Path("classifiers") / f"pattern-cnn-{kind.value}-{annotator}.safetensors"
+            if annotator
+            else card_mod.default_path(kind.value)
+        )
     d = tr.load_data(data, kind.value, annotator=annotator)
     tr._check_enough(d)  # before the summary line: bad data is one line on stderr, nothing else
-    typer.echo(f"{len(d)} annotated {kind.value} maps: " + ", ".join(f"{k} {v}" for k, v in d.counts().items()), err=True)
+    typer.echo(
+        f"{len(d)} annotated {kind.value} maps: " + ", ".join(f"{k} {v}" for k, v in d.counts().items()), err=True
+    )
     if compare:
         grid = [r for r in tr.recipe_grid() if r.name != rec.name]
         results = tr.compare(cfg, [rec] + grid, data=d, show_progress=True)
@@ -107,38 +192,79 @@ def train_cmd(
 
     metrics = {
         "held_out": {k: main.test[k] for k in ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")},
-        "heuristic_held_out": {k: main.heuristic[k] for k in ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")},
+        "heuristic_held_out": {
+            k: main.heuristic[k] for k in ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")
+        },
         "validation": main.fit.best_val,
         "best_epoch": main.fit.best_epoch,
     }
     if results:
-        metrics["recipes_same_split"] = {r.recipe.name: {"recipe": r.recipe.to_dict(), "weighted_f1": r.test["weighted_f1"],
-                                                         "macro_f1": r.test["macro_f1"], "accuracy": r.test["accuracy"]}
-                                         for r in results}
+        metrics["recipes_same_split"] = {
+            r.recipe.name: {
+                "recipe": r.recipe.to_dict(),
+                "weighted_f1": r.test["weighted_f1"],
+                "macro_f1": r.test["macro_f1"],
+                "accuracy": r.test["accuracy"],
+            }
+            for r in results
+        }
     if cv:
         metrics["cross_validation"] = cv
-    command = _command(kind.value, data, out, recipe.value, compare, folds, synthetic, seed, epochs, patience,
-                       test_fraction, val_fraction, annotator)
+    command = _command(
+        kind.value,
+        data,
+        out,
+        recipe.value,
+        compare,
+        folds,
+        synthetic,
+        seed,
+        epochs,
+        patience,
+        test_fraction,
+        val_fraction,
+        annotator,
+    )
     training = {
-        "data": str(data), "data_hash": main.data_hash, "n_maps": len(d), "class_counts": main.counts,
-        "config": cfg.to_dict(), "recipe": rec.to_dict(), "labels_from": f"annotator {annotator}" if annotator else
-        "consensus (labels.tsv)",
-        "n_train": len(main.train_ids), "n_val": len(main.val_ids), "n_test": len(main.test_ids),
-        "test_ids": main.test_ids, "val_ids": main.val_ids,
+        "data": str(data),
+        "data_hash": main.data_hash,
+        "n_maps": len(d),
+        "class_counts": main.counts,
+        "config": cfg.to_dict(),
+        "recipe": rec.to_dict(),
+        "labels_from": f"annotator {annotator}" if annotator else "consensus (labels.tsv)",
+        "n_train": len(main.train_ids),
+        "n_val": len(main.val_ids),
+        "n_test": len(main.test_ids),
+        "test_ids": main.test_ids,
+        "val_ids": main.val_ids,
     }
-    card = card_mod.Card(kind=kind.value, labels=list(tr_labels()), preprocess=main.fit.preprocess.to_dict(),
-                         min_tokens=main.min_tokens, training=training, metrics=metrics, command=command)
+    card = card_mod.Card(
+        kind=kind.value,
+        labels=list(tr_labels()),
+        preprocess=main.fit.preprocess.to_dict(),
+        min_tokens=main.min_tokens,
+        training=training,
+        metrics=metrics,
+        command=command,
+    )
     w, c = card_mod.save(out, main.fit.model, card)
     typer.echo(f"wrote {w} and {c}")
-    typer.echo(f"held-out ({main.test['n']} maps): classifier weighted F1 {main.test['weighted_f1']:.3f}, macro F1 "
-               f"{main.test['macro_f1']:.3f}; heuristic weighted F1 {main.heuristic['weighted_f1']:.3f}, macro F1 "
-               f"{main.heuristic['macro_f1']:.3f}")
+    typer.echo(
+        f"held-out ({main.test['n']} maps): classifier weighted F1 {main.test['weighted_f1']:.3f}, macro F1 "
+        f"{main.test['macro_f1']:.3f}; heuristic weighted F1 {main.heuristic['weighted_f1']:.3f}, macro F1 "
+        f"{main.heuristic['macro_f1']:.3f}"
+    )
     if results:
         rows = [[r.recipe.name, r.test["weighted_f1"], r.test["macro_f1"], r.test["accuracy"]] for r in results]
-        rows.append(["heuristic scorer", main.heuristic["weighted_f1"], main.heuristic["macro_f1"], main.heuristic["accuracy"]])
+        rows.append(
+            ["heuristic scorer", main.heuristic["weighted_f1"], main.heuristic["macro_f1"], main.heuristic["accuracy"]]
+        )
         typer.echo(_fmt(rows, ["recipe (same split)", "weighted F1", "macro F1", "accuracy"]))
     if cv:
-        rows = [[name, v["weighted_f1_mean"], v["weighted_f1_std"], v["macro_f1_mean"]] for name, v in cv["recipes"].items()]
+        rows = [
+            [name, v["weighted_f1_mean"], v["weighted_f1_std"], v["macro_f1_mean"]] for name, v in cv["recipes"].items()
+        ]
         h = cv["heuristic"]
         rows.append(["heuristic scorer", h["weighted_f1_mean"], h["weighted_f1_std"], h["macro_f1_mean"]])
         typer.echo(_fmt(rows, [f"{folds}-fold CV", "weighted F1", "std", "macro F1"]))
@@ -150,14 +276,44 @@ def tr_labels():
     return LABELS
 
 
-def _command(kind, data, out, recipe, compare, folds, synthetic, seed, epochs, patience, test_fraction, val_fraction,
-             annotator=None) -> str:
+def _command(
+    kind,
+    data,
+    out,
+    recipe,
+    compare,
+    folds,
+    synthetic,
+    seed,
+    epochs,
+    patience,
+    test_fraction,
+    val_fraction,
+    annotator=None,
+) -> str:
     try:  # a path under the working folder is recorded relative to it, so the card's command runs on any clone
         out = Path(out).resolve().relative_to(Path.cwd())
     except ValueError:
         pass
-    parts = ["attn", "classifier", "train", "--kind", kind, "--data", str(data), "--out", str(out), "--recipe", recipe,
-             "--seed", str(seed), "--epochs", str(epochs), "--patience", str(patience)]
+    parts = [
+        "attn",
+        "classifier",
+        "train",
+        "--kind",
+        kind,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--recipe",
+        recipe,
+        "--seed",
+        str(seed),
+        "--epochs",
+        str(epochs),
+        "--patience",
+        str(patience),
+    ]
     if annotator:
         parts += ["--annotator", annotator]
     if compare:
@@ -178,8 +334,22 @@ def evaluate_cmd(
     kind: KindOpt,
     data: DataOpt = Path("annotations"),
     classifier: ClassifierOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for metrics.json, per_class.csv, confusion.csv and confusion.png. Default: reports/classifier-<kind>/.")] = None,
-    all_maps: Annotated[bool, typer.Option("--all", help="Score every annotated map, not only the held-out ones named in the card (those include training maps: optimistic).")] = False,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out",
+            help="Folder for metrics.json, per_class.csv, confusion.csv and confusion.png. Default: "
+            "reports/classifier-<kind>/.",
+        ),
+    ] = None,
+    all_maps: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Score every annotated map, not only the held-out ones named in the card (those include training "
+            "maps: optimistic).",
+        ),
+    ] = False,
 ) -> None:
     """Score a trained classifier on its held-out maps beside the heuristic scorer: weighted and macro F1,
     per-class precision/recall, the confusion matrix (table and PNG)."""
@@ -190,12 +360,27 @@ def evaluate_cmd(
     files = write_report(rep, out)
     which = "all annotated" if all_maps else "held-out"
     typer.echo(f"{rep.n} {which} {kind.value} maps; classifier {rep.classifier}")
-    typer.echo(_fmt([["classifier", rep.cnn["weighted_f1"], rep.cnn["macro_f1"], rep.cnn["accuracy"]],
-                     ["heuristic scorer", rep.heuristic["weighted_f1"], rep.heuristic["macro_f1"], rep.heuristic["accuracy"]]],
-                    ["", "weighted F1", "macro F1", "accuracy"]))
+    typer.echo(
+        _fmt(
+            [
+                ["classifier", rep.cnn["weighted_f1"], rep.cnn["macro_f1"], rep.cnn["accuracy"]],
+                [
+                    "heuristic scorer",
+                    rep.heuristic["weighted_f1"],
+                    rep.heuristic["macro_f1"],
+                    rep.heuristic["accuracy"],
+                ],
+            ],
+            ["", "weighted F1", "macro F1", "accuracy"],
+        )
+    )
     typer.echo("")
-    typer.echo(_fmt(per_class_table(rep.cnn, rep.heuristic),
-                    ["label", "clf prec", "clf rec", "clf F1", "support", "heur prec", "heur rec", "heur F1"]))
+    typer.echo(
+        _fmt(
+            per_class_table(rep.cnn, rep.heuristic),
+            ["label", "clf prec", "clf rec", "clf F1", "support", "heur prec", "heur rec", "heur F1"],
+        )
+    )
     typer.echo("")
     typer.echo("classifier confusion matrix (rows true, columns predicted):")
     typer.echo(_confusion_text(rep.cnn["confusion"]))
@@ -205,9 +390,14 @@ def evaluate_cmd(
 @handle_errors
 def predict_cmd(
     kind: KindOpt,
-    files: Annotated[List[Path], typer.Argument(help="Maps saved with np.save: 2-D T x T arrays over the real tokens (any float dtype).")],
+    files: Annotated[
+        List[Path],
+        typer.Argument(help="Maps saved with np.save: 2-D T x T arrays over the real tokens (any float dtype)."),
+    ],
     classifier: ClassifierOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the lines to this TSV (file, label, probability).")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Also write the lines to this TSV (file, label, probability).")
+    ] = None,
 ) -> None:
     """Classify single maps: one line per file, '<file stem>\\t<label>\\t<probability>'."""
     from attnpatterns.classifier.predict import predict_files

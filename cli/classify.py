@@ -1,4 +1,5 @@
 """``attn classify``: pattern types of chosen heads' maps on a task's dev examples."""
+
 from __future__ import annotations
 
 from enum import Enum
@@ -23,14 +24,43 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def classify_cmd(
     task: Annotated[str, typer.Option("--task", help="A GLUE task (e.g. MRPC); its dev examples are used.")],
-    heads: Annotated[Optional[Path], typer.Option("--heads", help="Head set: the JSON of 'attn survivors' (e.g. super-survivors.json) or a plain JSON list of [layer, head] pairs. Default: all heads.")] = None,
+    heads: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--heads",
+            help="Head set: the JSON of 'attn survivors' (e.g. super-survivors.json) or a plain JSON list of [layer, "
+            "head] pairs. Default: all heads.",
+        ),
+    ] = None,
     model: ModelOpt = None,
-    n: Annotated[int, typer.Option("--n", help="How many dev examples (the first n with at least the classifier's minimum length).")] = 100,
-    kind: Annotated[KindChoice, typer.Option("--kind", help="Which maps to classify: raw, normed or both.")] = KindChoice.both,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for per_head.csv, pooled.csv, predictions.csv and classify.json. Default: classify/<TASK>/.")] = None,
+    n: Annotated[
+        int,
+        typer.Option("--n", help="How many dev examples (the first n with at least the classifier's minimum length)."),
+    ] = 100,
+    kind: Annotated[
+        KindChoice, typer.Option("--kind", help="Which maps to classify: raw, normed or both.")
+    ] = KindChoice.both,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out",
+            help="Folder for per_head.csv, pooled.csv, predictions.csv and classify.json. Default: classify/<TASK>/.",
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
-    classifier_raw: Annotated[Optional[Path], typer.Option("--classifier-raw", help="Raw-map classifier .safetensors. Default: models/pattern-cnn-raw.safetensors.")] = None,
-    classifier_normed: Annotated[Optional[Path], typer.Option("--classifier-normed", help="Normed-map classifier .safetensors. Default: models/pattern-cnn-normed.safetensors.")] = None,
+    classifier_raw: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--classifier-raw", help="Raw-map classifier .safetensors. Default: models/pattern-cnn-raw.safetensors."
+        ),
+    ] = None,
+    classifier_normed: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--classifier-normed",
+            help="Normed-map classifier .safetensors. Default: models/pattern-cnn-normed.safetensors.",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per forward pass.")] = 32,
     max_length: Annotated[int, typer.Option("--max-length", help="Maximum tokens per input.")] = 128,
     device: DeviceOpt = "cpu",
@@ -47,12 +77,25 @@ def classify_cmd(
     from attnpatterns.data.loaders import require_data
 
     require_data(task, data_dir, ("dev",))  # before the model loads
-    res = classify_heads(task, heads, model=model, n=n, kind=kind.value, data_dir=data_dir, batch_size=batch_size,
-                         max_length=max_length, device=device, classifiers=classifiers, show_progress=True)
+    res = classify_heads(
+        task,
+        heads,
+        model=model,
+        n=n,
+        kind=kind.value,
+        data_dir=data_dir,
+        batch_size=batch_size,
+        max_length=max_length,
+        device=device,
+        classifiers=classifiers,
+        show_progress=True,
+    )
     out = out or Path("classify") / res.task
     files = write_outputs(res, out)
-    typer.echo(f"{res.task}: {len(res.example_ids)} dev examples x {len(res.heads)} heads ({res.meta['heads_from']}), "
-               f"model {res.model}")
+    typer.echo(
+        f"{res.task}: {len(res.example_ids)} dev examples x {len(res.heads)} heads ({res.meta['heads_from']}), "
+        f"model {res.model}"
+    )
     header = ["pattern"]
     for k in res.kinds:
         header += [f"{k} maps", f"{k} share", f"{k} 95% CI (examples)"]

@@ -1,4 +1,5 @@
 """Shared CLI plumbing: one-line errors, common options, logging."""
+
 from __future__ import annotations
 
 import functools
@@ -13,11 +14,18 @@ from attnpatterns.errors import UserError
 
 ModelOpt = Annotated[
     Optional[str],
-    typer.Option("--model", "-m", help="Hub id or local folder of a BERT-family model. Default: the packaged pretrained MiniLM (all-MiniLM-L6-v2)."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="Hub id or local folder of a BERT-family model. Default: the packaged pretrained MiniLM "
+        "(all-MiniLM-L6-v2).",
+    ),
 ]
 DataDirOpt = Annotated[
     Optional[Path],
-    typer.Option("--data-dir", help="A glue_data folder (TASK/train.tsv, TASK/dev.tsv). Default: $ATTN_GLUE_DIR, else the hub."),
+    typer.Option(
+        "--data-dir", help="A glue_data folder (TASK/train.tsv, TASK/dev.tsv). Default: $ATTN_GLUE_DIR, else the hub."
+    ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
 SeedsOpt = Annotated[str, typer.Option("--seeds", help="Comma-separated seeds, e.g. 1337,42,86,71,166.")]
@@ -61,8 +69,6 @@ def parse_seeds(seeds: str, option: str = "--seeds") -> list[int]:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     for noisy in ("httpx", "urllib3", "datasets", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

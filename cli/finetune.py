@@ -1,4 +1,5 @@
 """``attn finetune``: fine-tune a model on a GLUE task for several seeds, one run folder per (task, seed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,14 +24,23 @@ def seed_dir(run: Path, task: str, seed: int) -> Path:
 def finetune_cmd(
     task: Annotated[str, typer.Option("--task", "-t", help="GLUE task, e.g. MRPC, RTE, CoLA.")],
     seeds: SeedsOpt = "1337,42,86,71,166",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder; each seed goes to OUT/TASK/seed_S/finetuned/.")] = Path("runs/default"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder; each seed goes to OUT/TASK/seed_S/finetuned/.")
+    ] = Path("runs/default"),
     model: ModelOpt = None,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs (the study: 3).")] = 3,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size (the study: 32).")] = 32,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate, linear decay to 0, no warmup (the study: 2e-5).")] = 2e-5,
+    lr: Annotated[
+        float, typer.Option("--lr", help="Peak learning rate, linear decay to 0, no warmup (the study: 2e-5).")
+    ] = 2e-5,
     max_length: Annotated[int, typer.Option("--max-length", help="Maximum tokens per input (the study: 128).")] = 128,
-    max_train_examples: Annotated[Optional[int], typer.Option(
-        "--max-train-examples", help="Train on a random subsample of this many examples (seeded by the run's seed); default: all.")] = None,
+    max_train_examples: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-train-examples",
+            help="Train on a random subsample of this many examples (seeded by the run's seed); default: all.",
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
@@ -56,9 +66,18 @@ def finetune_cmd(
 
         torch.set_num_threads(threads)
     for seed in seed_list:
-        cfg = FinetuneConfig(task=spec.name, seed=seed, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                             max_length=max_length, max_train_examples=max_train_examples, device=device,
-                             data_dir=str(data_dir) if data_dir else None)
+        cfg = FinetuneConfig(
+            task=spec.name,
+            seed=seed,
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            max_length=max_length,
+            max_train_examples=max_train_examples,
+            device=device,
+            data_dir=str(data_dir) if data_dir else None,
+        )
         res = finetune(cfg, seed_dir(out, spec.name, seed) / "finetuned")
         state = "skipped (done)" if res.skipped else f"{res.train_seconds:.0f} s"
         typer.echo(f"{spec.name} seed {seed}: {spec.main_key} = {res.score:.4f} [{state}] -> {res.out_dir}")

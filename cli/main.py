@@ -1,4 +1,5 @@
 """``attn``: the typer app. Command groups live in their own modules and register themselves here."""
+
 from __future__ import annotations
 
 import importlib
@@ -17,8 +18,19 @@ app = typer.Typer(
 
 # Each module defines register(app). Listed here so that the order of `attn --help` is the pipeline's order.
 COMMAND_MODULES = [
-    "maps", "finetune", "prune", "survivors", "stats", "subnetworks", "table",
-    "annotate", "classifier", "classify", "run", "report", "sweep",
+    "maps",
+    "finetune",
+    "prune",
+    "survivors",
+    "stats",
+    "subnetworks",
+    "table",
+    "annotate",
+    "classifier",
+    "classify",
+    "run",
+    "report",
+    "sweep",
 ]
 
 

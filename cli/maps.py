@@ -1,4 +1,5 @@
 """``attn maps``: raw and weight-normed attention maps of one input or of a task's examples."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,9 @@ def maps_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="The .npz to write (written atomically).")],
     text: Annotated[Optional[str], typer.Option("--text", help="One input text.")] = None,
     text_pair: Annotated[Optional[str], typer.Option("--text-pair", help="Second segment of a sentence pair.")] = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="A GLUE task (e.g. MRPC): maps of its dev examples.")] = None,
+    task: Annotated[
+        Optional[str], typer.Option("--task", help="A GLUE task (e.g. MRPC): maps of its dev examples.")
+    ] = None,
     n: Annotated[int, typer.Option("--n", help="With --task: how many dev examples (the first n).")] = 100,
     split: Annotated[str, typer.Option("--split", help="With --task: train or dev.")] = "dev",
     model: ModelOpt = None,
@@ -49,6 +52,15 @@ def maps_cmd(
         from attnpatterns.data.loaders import require_data
 
         require_data(task, data_dir, (split,))  # before the model loads
-        count = maps_for_task(task, out, n=n, split=split, model=model, data_dir=data_dir, max_length=max_length,
-                              batch_size=batch_size, device=device)
+        count = maps_for_task(
+            task,
+            out,
+            n=n,
+            split=split,
+            model=model,
+            data_dir=data_dir,
+            max_length=max_length,
+            batch_size=batch_size,
+            device=device,
+        )
         typer.echo(f"wrote {out}: maps of {count} {task} {split} examples")

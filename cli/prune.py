@@ -1,4 +1,5 @@
 """``attn prune structured|magnitude``: s-pruning and m-pruning of fine-tuned runs, per (task, seed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,12 +9,20 @@ import typer
 
 from cli.common import DataDirOpt, DeviceOpt, SeedsOpt, handle_errors
 
-prune_app = typer.Typer(no_args_is_help=True, help="Prune fine-tuned runs: s-pruning (heads + MLPs) or m-pruning (weights).")
+prune_app = typer.Typer(
+    no_args_is_help=True, help="Prune fine-tuned runs: s-pruning (heads + MLPs) or m-pruning (weights)."
+)
 
-RunOpt = Annotated[Path, typer.Option("--run", "-r", help="Run folder made by 'attn finetune --out' (holds TASK/seed_S/finetuned/).")]
+RunOpt = Annotated[
+    Path, typer.Option("--run", "-r", help="Run folder made by 'attn finetune --out' (holds TASK/seed_S/finetuned/).")
+]
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="GLUE task, e.g. MRPC.")]
-MaxDevOpt = Annotated[Optional[int], typer.Option(
-    "--max-dev-examples", help="Score and rank on a seeded random subsample of the dev set (default: all of it).")]
+MaxDevOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-dev-examples", help="Score and rank on a seeded random subsample of the dev set (default: all of it)."
+    ),
+]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's choice).")]
 
 
@@ -33,16 +42,23 @@ def _seed_dirs(run: Path, task: str, seeds: str) -> list[tuple[int, Path]]:
     for seed in parse_seeds(seeds):
         d = Path(run) / spec.name / f"seed_{seed}"
         if not (d / "finetuned").is_dir():
-            raise UserError(f"{d / 'finetuned'}: missing; fine-tune it first: "
-                            f"attn finetune --task {spec.name} --seeds {seed} --out {run}")
+            raise UserError(
+                f"{d / 'finetuned'}: missing; fine-tune it first: "
+                f"attn finetune --task {spec.name} --seeds {seed} --out {run}"
+            )
         out.append((seed, d))
     return out
 
 
-FloorOpt = Annotated[str, typer.Option(
-    "--floor", help="none: the study's rule (score >= 0.9 x full). majority: a mask must also score strictly above "
-    "the majority class on the same dev examples (not in the study; for fine-tunes whose 0.9 x score is below the "
-    "majority baseline, where the study's rule lets pruning remove everything).")]
+FloorOpt = Annotated[
+    str,
+    typer.Option(
+        "--floor",
+        help="none: the study's rule (score >= 0.9 x full). majority: a mask must also score strictly above "
+        "the majority class on the same dev examples (not in the study; for fine-tunes whose 0.9 x score is below the "
+        "majority baseline, where the study's rule lets pruning remove everything).",
+    ),
+]
 
 
 def _threads(threads: Optional[int]) -> None:
@@ -59,9 +75,14 @@ def structured_cmd(
     run: RunOpt,
     seeds: SeedsOpt = "1337,42,86,71,166",
     max_dev_examples: MaxDevOpt = None,
-    running_total: Annotated[bool, typer.Option(
-        "--running-total", help="Sum |g_1|, |g_1+g_2|, ... as the authors' code did (gate gradient never zeroed); "
-        "default: the published formula, sum of per-batch |g|.")] = False,
+    running_total: Annotated[
+        bool,
+        typer.Option(
+            "--running-total",
+            help="Sum |g_1|, |g_1+g_2|, ... as the authors' code did (gate gradient never zeroed); "
+            "default: the published formula, sum of per-batch |g|.",
+        ),
+    ] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Dev batch size of the importance pass.")] = 32,
     floor: FloorOpt = "none",
     data_dir: DataDirOpt = None,
@@ -77,8 +98,12 @@ def structured_cmd(
     from attnpatterns.prune.structured import SPruneConfig, s_prune
 
     _threads(threads)
-    cfg = SPruneConfig(max_dev_examples=max_dev_examples, running_total=running_total, batch_size=batch_size,
-                       floor=floor.strip().lower())
+    cfg = SPruneConfig(
+        max_dev_examples=max_dev_examples,
+        running_total=running_total,
+        batch_size=batch_size,
+        floor=floor.strip().lower(),
+    )
     from attnpatterns.data.loaders import require_data
 
     dirs = _seed_dirs(run, task, seeds)
@@ -86,9 +111,11 @@ def structured_cmd(
     for seed, d in dirs:
         s = s_prune(d, cfg, device=device, data_dir=str(data_dir) if data_dir else None)
         state = "skipped (done)" if s["skipped"] else f"{s['seconds']:.0f} s"
-        typer.echo(f"{s['task']} seed {seed}: {s['heads_kept']}/{s['num_layers'] * s['num_heads']} heads, "
-                   f"{s['mlps_kept']}/{s['num_layers']} MLPs kept, {s['main_metric']} {s['score']:.4f} "
-                   f"(full {s['full_score']:.4f}) [{state}] -> {d / 'structured'}")
+        typer.echo(
+            f"{s['task']} seed {seed}: {s['heads_kept']}/{s['num_layers'] * s['num_heads']} heads, "
+            f"{s['mlps_kept']}/{s['num_layers']} MLPs kept, {s['main_metric']} {s['score']:.4f} "
+            f"(full {s['full_score']:.4f}) [{state}] -> {d / 'structured'}"
+        )
 
 
 @prune_app.command("magnitude")
@@ -122,6 +149,8 @@ def magnitude_cmd(
     for seed, d in dirs:
         s = m_prune(d, cfg, device=device, data_dir=str(data_dir) if data_dir else None)
         state = "skipped (done)" if s["skipped"] else f"{s['seconds']:.0f} s"
-        typer.echo(f"{s['task']} seed {seed}: {s['kept_fraction']:.3f} of prunable weights kept after "
-                   f"{s['final_step']} steps, {s['main_metric']} {s['score']:.4f} (full {s['full_score']:.4f}) "
-                   f"[{state}] -> {d / 'magnitude'}")
+        typer.echo(
+            f"{s['task']} seed {seed}: {s['kept_fraction']:.3f} of prunable weights kept after "
+            f"{s['final_step']} steps, {s['main_metric']} {s['score']:.4f} (full {s['full_score']:.4f}) "
+            f"[{state}] -> {d / 'magnitude'}"
+        )

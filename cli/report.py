@@ -1,4 +1,5 @@
 """``attn report``: the HTML page and its Markdown twin for a run folder."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,10 +16,18 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def report_cmd(
-    run: Annotated[Path, typer.Option("--run", help="The run folder ('attn run --out', or one made with attn finetune/"
-                                      "prune/subnetworks).")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write the report (default: RUN/report).")] = None,
-    examples_per_type: Annotated[int, typer.Option("--examples-per-type", help="Example maps per pattern type in the grid.")] = 6,
+    run: Annotated[
+        Path,
+        typer.Option(
+            "--run", help="The run folder ('attn run --out', or one made with attn finetune/prune/subnetworks)."
+        ),
+    ],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Where to write the report (default: RUN/report).")
+    ] = None,
+    examples_per_type: Annotated[
+        int, typer.Option("--examples-per-type", help="Example maps per pattern type in the grid.")
+    ] = 6,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Write OUT/index.html (one self-contained page, no network assets) and OUT/report.md, with the plots as

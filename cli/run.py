@@ -1,4 +1,5 @@
 """``attn run``: the whole study over one run folder, from fine-tuning to the report, resumable."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,22 +16,41 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def run_cmd(
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The run folder (default: runs/<profile>).")] = None,
-    profile: Annotated[str, typer.Option("--profile", help="quick: MiniLM-sized smoke run of every stage (MRPC, two "
-                                         "seeds, subsampled training; minutes on a CPU). paper: the study's settings "
-                                         "(five GLUE tasks, five seeds, full training sets, 3 epochs).")] = "quick",
-    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated GLUE tasks, e.g. MRPC,RTE. "
-                                                 "Default: the profile's.")] = None,
-    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds, e.g. 1337,42,86,71,166. "
-                                                 "Default: the profile's.")] = None,
-    stages: Annotated[Optional[str], typer.Option(
-        "--stages", help="Only these stages, comma-separated (finetune, structured, magnitude, survivors, "
-                         "subnetworks, classify, report), e.g. classify,report over a run made by hand. "
-                         "Default: all.")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="The run folder (default: runs/<profile>).")
+    ] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="quick: MiniLM-sized smoke run of every stage (MRPC, two "
+            "seeds, subsampled training; minutes on a CPU). paper: the study's settings "
+            "(five GLUE tasks, five seeds, full training sets, 3 epochs).",
+        ),
+    ] = "quick",
+    tasks: Annotated[
+        Optional[str],
+        typer.Option("--tasks", help="Comma-separated GLUE tasks, e.g. MRPC,RTE. Default: the profile's."),
+    ] = None,
+    seeds: Annotated[
+        Optional[str],
+        typer.Option("--seeds", help="Comma-separated seeds, e.g. 1337,42,86,71,166. Default: the profile's."),
+    ] = None,
+    stages: Annotated[
+        Optional[str],
+        typer.Option(
+            "--stages",
+            help="Only these stages, comma-separated (finetune, structured, magnitude, survivors, "
+            "subnetworks, classify, report), e.g. classify,report over a run made by hand. "
+            "Default: all.",
+        ),
+    ] = None,
     model: ModelOpt = None,
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
-    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's choice).")] = None,
+    threads: Annotated[
+        Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's choice).")
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
     """Fine-tune, prune (s- and m-pruning), find super-survivors, evaluate the good/random/bad subnetworks,

@@ -1,4 +1,5 @@
 """``attn stats``: stability of s-pruning masks over seeds, per task and between tasks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,31 +16,55 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def stats_cmd(
-    masks: Annotated[Path, typer.Option(
-        "--masks", help="Folder of masks: TASK/seed_S/head_mask.npy + mlp_mask.npy (the authors' layout, e.g. "
-        "bert-experiments/masks/heads_mlps) or a run folder (TASK/seed_S/structured/).")],
-    json_out: Annotated[Optional[Path], typer.Option(
-        "--json", help="Write every statistic to this JSON file (atomically).")] = None,
-    markdown_out: Annotated[Optional[Path], typer.Option(
-        "--markdown", help="Also write the Markdown tables printed on stdout to this file.")] = None,
-    tasks: Annotated[Optional[str], typer.Option(
-        "--tasks", help="Comma-separated tasks to include (each must exist). Default: every task found.")] = None,
-    seeds: Annotated[Optional[str], typer.Option(
-        "--seeds", help="Comma-separated seeds to use (each task must have them). Default: every seed_S folder.")] = None,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="Expected model id, checked against the run folder's mask.json files.")] = None,
-    skip_unfinished: Annotated[bool, typer.Option(
-        "--skip-unfinished", help="Leave out seed folders whose s-pruning has not finished (e.g. while a run is "
-        "going on) instead of stopping with an error, and tasks left with fewer than two seeds; each is named in a "
-        "warning.")] = False,
+    masks: Annotated[
+        Path,
+        typer.Option(
+            "--masks",
+            help="Folder of masks: TASK/seed_S/head_mask.npy + mlp_mask.npy (the authors' layout, e.g. "
+            "bert-experiments/masks/heads_mlps) or a run folder (TASK/seed_S/structured/).",
+        ),
+    ],
+    json_out: Annotated[
+        Optional[Path], typer.Option("--json", help="Write every statistic to this JSON file (atomically).")
+    ] = None,
+    markdown_out: Annotated[
+        Optional[Path],
+        typer.Option("--markdown", help="Also write the Markdown tables printed on stdout to this file."),
+    ] = None,
+    tasks: Annotated[
+        Optional[str],
+        typer.Option("--tasks", help="Comma-separated tasks to include (each must exist). Default: every task found."),
+    ] = None,
+    seeds: Annotated[
+        Optional[str],
+        typer.Option(
+            "--seeds", help="Comma-separated seeds to use (each task must have them). Default: every seed_S folder."
+        ),
+    ] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", "-m", help="Expected model id, checked against the run folder's mask.json files."),
+    ] = None,
+    skip_unfinished: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unfinished",
+            help="Leave out seed folders whose s-pruning has not finished (e.g. while a run is "
+            "going on) instead of stopping with an error, and tasks left with fewer than two seeds; each is named in a "
+            "warning.",
+        ),
+    ] = False,
 ) -> None:
     r"""Stability of s-pruning masks over seeds, for every task found, as Markdown tables on stdout.
 
-    Per task: Fleiss' kappa of head and of MLP survival (subjects = components, raters = seeds), Cochran's Q, per-head std of survival, mean surviving heads and MLPs, super-survivor / in-between / never-kept counts.
+    Per task: Fleiss' kappa of head and of MLP survival (subjects = components, raters = seeds), Cochran's Q, per-head
+    std of survival, mean surviving heads and MLPs, super-survivor / in-between / never-kept counts.
 
-    Between tasks: shared heads and MLPs, sum(mask_A\[seed] * mask_B\[seed]) on the seeds both have, mean and std over those seeds.
+    Between tasks: shared heads and MLPs, sum(mask_A\[seed] * mask_B\[seed]) on the seeds both have, mean and std over
+    those seeds.
 
-    Every std is over seeds with ddof=0. A kappa that is undefined (every component kept, or every one pruned, in every seed) is reported as n/a (null in the JSON) with a note.
+    Every std is over seeds with ddof=0. A kappa that is undefined (every component kept, or every one pruned, in every
+    seed) is reported as n/a (null in the JSON) with a note.
     """
     from attnpatterns.errors import UserError
     from attnpatterns.io import write_json, write_text

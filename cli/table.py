@@ -1,4 +1,5 @@
 """``attn table``: the results table of a run folder, or the authors' table in the same layout."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,14 +16,29 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def table_cmd(
-    run: Annotated[Optional[Path], typer.Option("--run", help="A run folder with TASK/seed_S/subnetworks/ results.")] = None,
-    reference: Annotated[Optional[Path], typer.Option(
-        "--reference", help="The authors' evaluate_masked folder (../shared/reference/bert-experiments/evaluate_masked): "
-                            "print their bert-base table in the same layout.")] = None,
-    out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Folder for table.md, table.csv and table.tex. Default: the run folder (with --run); "
-                            "nothing written (with --reference).")] = None,
-    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated tasks (default: every task found).")] = None,
+    run: Annotated[
+        Optional[Path], typer.Option("--run", help="A run folder with TASK/seed_S/subnetworks/ results.")
+    ] = None,
+    reference: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--reference",
+            help="The authors' evaluate_masked folder (../shared/reference/bert-experiments/evaluate_masked): "
+            "print their bert-base table in the same layout.",
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for table.md, table.csv and table.tex. Default: the run folder (with --run); "
+            "nothing written (with --reference).",
+        ),
+    ] = None,
+    tasks: Annotated[
+        Optional[str], typer.Option("--tasks", help="Comma-separated tasks (default: every task found).")
+    ] = None,
     digits: Annotated[int, typer.Option("--digits", help="Decimals in the cells.")] = 3,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -35,7 +51,9 @@ def table_cmd(
     from attnpatterns.report.tables import collect_reference, run_table, to_markdown, write_tables
 
     if (run is None) == (reference is None):
-        raise UserError("give exactly one of --run (a run folder) or --reference (the authors' evaluate_masked folder).")
+        raise UserError(
+            "give exactly one of --run (a run folder) or --reference (the authors' evaluate_masked folder)."
+        )
     if digits < 0 or digits > 8:
         raise UserError(f"--digits must be between 0 and 8 (got {digits}).")
     task_list = [t for t in tasks.split(",") if t.strip()] if tasks else None

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny random BERTs built from a config (no downloads), the packaged MiniLM, GLUE paths."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Helpers for the fine-tuning and pruning tests: a tiny random BERT saved as a model folder, and a tiny
 synthetic RTE-layout glue_data folder whose label is learnable from one word."""
+
 from __future__ import annotations
 
 import random

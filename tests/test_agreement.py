@@ -1,4 +1,5 @@
 """Agreement between annotators (Cohen, Fleiss, per class) and the consensus rule, on hand-made vote tables."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,19 +13,21 @@ V, D, VD, B, H = "vertical", "diagonal", "vertical+diagonal", "block", "heteroge
 
 def _fixture():
     # 8 maps x 3 annotators
-    return A.vote_table({
-        "ann1": {"m1": V, "m2": V, "m3": D, "m4": D, "m5": B, "m6": H, "m7": VD, "m8": H},
-        "ann2": {"m1": V, "m2": H, "m3": D, "m4": VD, "m5": B, "m6": H, "m7": VD, "m8": V},
-        "ann3": {"m1": V, "m2": V, "m3": D, "m4": VD, "m5": H, "m6": D, "m7": D, "m8": B},
-    })
+    return A.vote_table(
+        {
+            "ann1": {"m1": V, "m2": V, "m3": D, "m4": D, "m5": B, "m6": H, "m7": VD, "m8": H},
+            "ann2": {"m1": V, "m2": H, "m3": D, "m4": VD, "m5": B, "m6": H, "m7": VD, "m8": V},
+            "ann3": {"m1": V, "m2": V, "m3": D, "m4": VD, "m5": H, "m6": D, "m7": D, "m8": B},
+        }
+    )
 
 
 def _fleiss_by_hand(table: np.ndarray) -> float:
     """Fleiss (1971): P_i = (sum_j n_ij^2 - n) / (n (n - 1)); P_e = sum_j p_j^2."""
     n = table.sum(axis=1)[0]
     p_j = table.sum(axis=0) / table.sum()
-    p_i = ((table ** 2).sum(axis=1) - n) / (n * (n - 1))
-    return float((p_i.mean() - (p_j ** 2).sum()) / (1 - (p_j ** 2).sum()))
+    p_i = ((table**2).sum(axis=1) - n) / (n * (n - 1))
+    return float((p_i.mean() - (p_j**2).sum()) / (1 - (p_j**2).sum()))
 
 
 def test_fleiss_matches_statsmodels_and_the_formula():
@@ -73,7 +76,11 @@ def test_consensus_rule_on_hand_made_votes():
     assert A.consensus_one([V, D, VD])[:2] == (VD, "tie-rule")
     assert A.consensus_one([V, D])[:2] == (D, "tie-rule")
     # an adjudicator decides a tie when they chose one of the tied labels
-    assert A.consensus_one([V, D, H], adjudication=[V, V]) == (V, "adjudicated", "heterogeneous=1 diagonal=1 vertical=1")
+    assert A.consensus_one([V, D, H], adjudication=[V, V]) == (
+        V,
+        "adjudicated",
+        "heterogeneous=1 diagonal=1 vertical=1",
+    )
     # an adjudicator outside the tied labels does not decide
     assert A.consensus_one([V, D], adjudication=[B])[:2] == (D, "tie-rule")
     # split adjudicators do not decide either
@@ -108,8 +115,9 @@ def test_bad_input_is_one_line():
 
 def test_consensus_of_two_rounds():
     """Round 2 (a blind relabel under revised guidelines) decides the maps it covers; its ties go to round 1."""
-    r1 = A.vote_table({"a": {"m1": V, "m2": D, "m3": H}, "b": {"m1": V, "m2": VD, "m3": H},
-                       "c": {"m1": V, "m2": VD, "m3": V}})
+    r1 = A.vote_table(
+        {"a": {"m1": V, "m2": D, "m3": H}, "b": {"m1": V, "m2": VD, "m3": H}, "c": {"m1": V, "m2": VD, "m3": V}}
+    )
     r2 = A.vote_table({"d": {"m2": D, "m3": V, "m4": B}, "e": {"m2": D, "m3": H, "m4": B}})
     c = A.consensus_rounds(r1, r2)
     assert c.loc["m1", ["label", "status"]].tolist() == [V, "unanimous"]  # round 1 only
@@ -128,13 +136,17 @@ def test_cli_agreement_table_and_json(tmp_path):
     from cli.main import app
 
     def rows(labels, who):
-        return [{"id": f"m{i}", "label": lab, "confident": "yes", "annotator": f"{who} (test)", "round": "1"}
-                for i, lab in enumerate(labels)]
+        return [
+            {"id": f"m{i}", "label": lab, "confident": "yes", "annotator": f"{who} (test)", "round": "1"}
+            for i, lab in enumerate(labels)
+        ]
 
     write_annotator(tmp_path, "raw", "ann1", rows([V, V, D, B, H, H], "ann1"))
     write_annotator(tmp_path, "raw", "ann2", rows([V, H, D, B, H, V], "ann2"))
-    r = CliRunner().invoke(app, ["annotate", "agreement", "--kind", "raw", "--data", str(tmp_path), "--out",
-                                 str(tmp_path / "agreement.json")])
+    r = CliRunner().invoke(
+        app,
+        ["annotate", "agreement", "--kind", "raw", "--data", str(tmp_path), "--out", str(tmp_path / "agreement.json")],
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads((tmp_path / "agreement.json").read_text())
     [p] = rep["pairwise"]

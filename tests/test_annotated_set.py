@@ -3,6 +3,7 @@
 These tests read the committed dataset; one recomputes a few pre-trained maps from the GLUE dev
 example named in labels.tsv to check that the stored array is the map it claims to be.
 """
+
 from __future__ import annotations
 
 import csv
@@ -155,9 +156,8 @@ def _second_pass(kind, name="second_pass.tsv"):
 def test_second_pass_is_blind_and_kappa_reported():
     from sklearn.metrics import cohen_kappa_score
 
-    from attnpatterns.patterns import PATTERN_VALUES
-
     from attnpatterns.annotate.dataset import read_annotator
+    from attnpatterns.patterns import PATTERN_VALUES
 
     report = json.loads((ANN / "agreement.json").read_text())
     total = 0
@@ -171,12 +171,15 @@ def test_second_pass_is_blind_and_kappa_reported():
             assert r["id"] in first and r["label"] in PATTERN_VALUES
             # the anonymous id reveals neither the map nor its first label
             assert r["id"] not in r["anon_id"] and first[r["id"]] not in r["anon_id"]
-        k = cohen_kappa_score([first[r["id"]] for r in second], [r["label"] for r in second], labels=list(PATTERN_VALUES))
+        k = cohen_kappa_score(
+            [first[r["id"]] for r in second], [r["label"] for r in second], labels=list(PATTERN_VALUES)
+        )
         assert report["kinds"][kind]["intra_rater"]["second_pass"]["kappa"] == pytest.approx(k)
         # the earlier blind pass is compared with the labels given before the review
         rows = {r["id"]: r for r in a1}
         v1 = _second_pass(kind, "second_pass_v1.tsv")
-        k1 = cohen_kappa_score([rows[r["id"]]["label_pass1"] for r in v1], [r["label"] for r in v1],
-                               labels=list(PATTERN_VALUES))
+        k1 = cohen_kappa_score(
+            [rows[r["id"]]["label_pass1"] for r in v1], [r["label"] for r in v1], labels=list(PATTERN_VALUES)
+        )
         assert report["kinds"][kind]["intra_rater"]["second_pass_v1"]["kappa"] == pytest.approx(k1)
     assert total >= 100

@@ -1,4 +1,5 @@
 """The annotated-maps dataset: upsert by id, validation, atomic writes, untouched on bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,16 @@ from attnpatterns.errors import UserError
 
 
 def row(i, label="vertical", **extra):
-    base = dict(id=f"pre-MRPC-{i}-L1H2", label=label, annotator="ann", source_model="minilm", task="MRPC",
-                layer=1, head=2, example=str(i))
+    base = dict(
+        id=f"pre-MRPC-{i}-L1H2",
+        label=label,
+        annotator="ann",
+        source_model="minilm",
+        task="MRPC",
+        layer=1,
+        head=2,
+        example=str(i),
+    )
     return {**base, **extra}
 
 
@@ -38,8 +47,13 @@ def test_roundtrip_and_upsert(tmp_path):
     assert s.columns == ds.COLUMNS + ["suggested_label"]
     assert s.row(row(0)["id"]).get("suggested_label", "") == ""
     np.testing.assert_array_equal(s.maps[row(1)["id"]], amap(1))  # the stored map was kept
-    assert ds.class_balance(s.rows) == {"vertical": 1, "diagonal": 1, "vertical+diagonal": 0, "block": 0,
-                                        "heterogeneous": 0}
+    assert ds.class_balance(s.rows) == {
+        "vertical": 1,
+        "diagonal": 1,
+        "vertical+diagonal": 0,
+        "block": 0,
+        "heterogeneous": 0,
+    }
     header = (tmp_path / "raw" / "labels.tsv").read_text().splitlines()[0].split("\t")
     assert header[:8] == ds.COLUMNS
 
@@ -76,7 +90,9 @@ def test_reading_bad_files(tmp_path):
     (d / "labels.tsv").write_text("id\tlabel\n")
     with pytest.raises(UserError, match="missing column"):
         ds.load(tmp_path, "raw")
-    (d / "labels.tsv").write_text("\t".join(ds.COLUMNS) + "\n" + "\t".join(["x", "block", "a", "m", "T", "0", "1", "e"]) + "\n")
+    (d / "labels.tsv").write_text(
+        "\t".join(ds.COLUMNS) + "\n" + "\t".join(["x", "block", "a", "m", "T", "0", "1", "e"]) + "\n"
+    )
     with pytest.raises(UserError, match="maps.npz: file not found"):
         ds.load(tmp_path, "raw")
     np.savez(d / "maps.npz", y=np.eye(3))
@@ -93,10 +109,10 @@ def test_make_id_is_a_valid_key():
 
 def test_quotes_in_fields_roundtrip(tmp_path):
     """Tokens such as '"' (GLUE has them) are plain characters in the TSV, not CSV quoting."""
-    r = row(5, annotator='a "b"', tokens='[CLS] " hi \'\' " [SEP]')
+    r = row(5, annotator='a "b"', tokens="[CLS] \" hi '' \" [SEP]")
     ds.upsert(tmp_path, "raw", [r], {r["id"]: amap(5)})
     got = ds.load(tmp_path, "raw").rows[0]
-    assert got["tokens"] == '[CLS] " hi \'\' " [SEP]' and got["annotator"] == 'a "b"'
+    assert got["tokens"] == "[CLS] \" hi '' \" [SEP]" and got["annotator"] == 'a "b"'
     assert ds.upsert(tmp_path, "raw", [r]).unchanged == [r["id"]]
 
 
@@ -113,12 +129,38 @@ def test_cli_sheet_and_baseline(tmp_path):
     rows = [row(1, "vertical", tokens=toks), row(2, "diagonal", tokens=toks), row(3, "vertical", tokens=toks)]
     ds.upsert(tmp_path, "raw", rows, {rows[0]["id"]: vert, rows[1]["id"]: diag, rows[2]["id"]: vert})
     runner = CliRunner()
-    r = runner.invoke(app, ["annotate", "sheet", "--kind", "raw", "--data", str(tmp_path), "--out", str(tmp_path / "s"),
-                            "--per-page", "2"])
+    r = runner.invoke(
+        app,
+        [
+            "annotate",
+            "sheet",
+            "--kind",
+            "raw",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "s"),
+            "--per-page",
+            "2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["sheet-raw-001.png", "sheet-raw-002.png"]
-    r = runner.invoke(app, ["annotate", "sheet", "--kind", "raw", "--data", str(tmp_path), "--out", str(tmp_path / "s"),
-                            "--label", "blok"])
+    r = runner.invoke(
+        app,
+        [
+            "annotate",
+            "sheet",
+            "--kind",
+            "raw",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "s"),
+            "--label",
+            "blok",
+        ],
+    )
     assert r.exit_code == 2 and "unknown pattern label 'blok'" in r.output
     r = runner.invoke(app, ["annotate", "baseline", "--kind", "raw", "--data", str(tmp_path)])
     assert r.exit_code == 0, r.output

@@ -4,6 +4,7 @@ Without a Label Studio server: the backend's HTTP routes through FastAPI's test 
 parsing of an export where several users labelled the same maps. The whole loop against a real server is in
 tests/test_labelstudio_team.py.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -21,6 +22,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "models"
 
 
 # ----------------------------------------------------------------------------- order
+
 
 def test_uncertain_first_lowest_top_probability_then_quota_per_type():
     ids = [f"m{i}" for i in range(8)]
@@ -45,25 +47,51 @@ def test_uncertain_first_lowest_top_probability_then_quota_per_type():
 
 # ----------------------------------------------------------------------------- several annotators in one export
 
+
 def _task(tid, mid, anns, kind="raw", n=5):
     a = np.random.default_rng(tid).random((n, n)).astype(np.float32)
-    data = dict(map_id=mid, kind=kind, map=lsc.encode_map(a), image="data:image/png;base64,AA", task="MRPC",
-                example=str(tid), layer=0, head=1, source_model="m", n_tokens=n)
+    data = dict(
+        map_id=mid,
+        kind=kind,
+        map=lsc.encode_map(a),
+        image="data:image/png;base64,AA",
+        task="MRPC",
+        example=str(tid),
+        layer=0,
+        head=1,
+        source_model="m",
+        n_tokens=n,
+    )
     out = []
     for k, (user, label, when) in enumerate(anns):
-        out.append({"id": tid * 10 + k, "completed_by": user, "updated_at": when, "was_cancelled": False,
-                    "result": [{"from_name": "pattern", "to_name": "map", "type": "choices", "value": {"choices": [label]}}]})
+        out.append(
+            {
+                "id": tid * 10 + k,
+                "completed_by": user,
+                "updated_at": when,
+                "was_cancelled": False,
+                "result": [
+                    {"from_name": "pattern", "to_name": "map", "type": "choices", "value": {"choices": [label]}}
+                ],
+            }
+        )
     return {"id": tid, "data": data, "annotations": out}
 
 
 def test_export_keeps_every_annotator_and_the_consensus_has_votes():
     users = {1: "ann@lab.org", 2: "bob@lab.org", 3: "cy@lab.org"}
     tasks = [
-        _task(1, "raw-pre-MRPC-1-L0H1", [(1, "vertical", "2026-01-01"), (2, "vertical", "2026-01-02"),
-                                          (3, "block", "2026-01-03")]),
+        _task(
+            1,
+            "raw-pre-MRPC-1-L0H1",
+            [(1, "vertical", "2026-01-01"), (2, "vertical", "2026-01-02"), (3, "block", "2026-01-03")],
+        ),
         # annotator 1 changed their mind: their newest label counts, once
-        _task(2, "raw-pre-MRPC-2-L0H1", [(1, "diagonal", "2026-01-01"), (1, "block", "2026-01-05"),
-                                          (2, "diagonal", "2026-01-02")]),
+        _task(
+            2,
+            "raw-pre-MRPC-2-L0H1",
+            [(1, "diagonal", "2026-01-01"), (1, "block", "2026-01-05"), (2, "diagonal", "2026-01-02")],
+        ),
         _task(3, "raw-pre-MRPC-3-L0H1", []),
     ]
     ex = lsp.parse_export(tasks, users)
@@ -73,8 +101,13 @@ def test_export_keeps_every_annotator_and_the_consensus_has_votes():
     assert by["cy@lab.org"] == {"raw-pre-MRPC-1-L0H1": "block"}
     rows, maps = lsp.consensus_rows(ex, "raw", "team")
     r1, r2 = rows["raw-pre-MRPC-1-L0H1"], rows["raw-pre-MRPC-2-L0H1"]
-    assert (r1["label"], r1["status"], r1["votes"], r1["n_votes"], r1["share"]) == ("vertical", "majority",
-                                                                                     "vertical=2 block=1", 3, "0.667")
+    assert (r1["label"], r1["status"], r1["votes"], r1["n_votes"], r1["share"]) == (
+        "vertical",
+        "majority",
+        "vertical=2 block=1",
+        3,
+        "0.667",
+    )
     # a tie (block vs diagonal) goes by GUIDELINES rule 10: block before diagonal
     assert (r2["label"], r2["status"]) == ("block", "tie-rule")
     assert "ann@lab.org" in r1["annotator"] and "team" in r1["annotator"]
@@ -83,6 +116,7 @@ def test_export_keeps_every_annotator_and_the_consensus_has_votes():
 
 
 # ----------------------------------------------------------------------------- the backend's HTTP routes
+
 
 @pytest.fixture
 def models_dir(tmp_path):
@@ -118,8 +152,18 @@ def _maps(n_maps=12, n=10):
 
 
 def _served_tasks(maps, kind="raw"):
-    return [{"id": i + 1, "data": {"map_id": f"{kind}-pre-T-{i}-L0H0", "kind": kind, "map": lsc.encode_map(m),
-                                   "n_tokens": m.shape[0]}} for i, m in enumerate(maps)]
+    return [
+        {
+            "id": i + 1,
+            "data": {
+                "map_id": f"{kind}-pre-T-{i}-L0H0",
+                "kind": kind,
+                "map": lsc.encode_map(m),
+                "n_tokens": m.shape[0],
+            },
+        }
+        for i, m in enumerate(maps)
+    ]
 
 
 def test_backend_predicts_with_scores_like_the_classifier(models_dir):
@@ -129,7 +173,8 @@ def test_backend_predicts_with_scores_like_the_classifier(models_dir):
     h = client.get("/health").json()
     assert h["status"] == "UP" and h["model_version"].startswith("attn-") and set(h["models"]) == {"raw", "normed"}
     assert client.post("/setup", json={"project": "1.1", "schema": lsc.LABEL_CONFIG}).json() == {
-        "model_version": h["model_version"]}
+        "model_version": h["model_version"]
+    }
     maps = _maps(6)
     r = client.post("/predict", json={"tasks": _served_tasks(maps)})
     assert r.status_code == 200
@@ -157,8 +202,13 @@ def test_backend_bad_input_one_line_each(models_dir):
     before = sorted(p.name for p in models_dir.iterdir())
     few = _served_tasks(_maps(3))
     for t in few:
-        t["annotations"] = [{"id": 1, "completed_by": 1, "result": [{"from_name": "pattern", "type": "choices",
-                                                                     "value": {"choices": ["block"]}}]}]
+        t["annotations"] = [
+            {
+                "id": 1,
+                "completed_by": 1,
+                "result": [{"from_name": "pattern", "type": "choices", "value": {"choices": ["block"]}}],
+            }
+        ]
     r = client.post("/train", json={"annotations": few, "project": "3.1"})
     assert r.status_code == 400 and "annotate at least 10" in r.json()["error"]
     assert sorted(p.name for p in models_dir.iterdir()) == before
@@ -172,15 +222,25 @@ def test_retrain_writes_beside_the_shipped_model_and_changes_the_suggestions(mod
     v0 = be.model_version()
     maps = _maps(12)
     tasks = _served_tasks(maps)
-    before = [x["result"][0]["value"]["choices"][0] for x in client.post("/predict", json={"tasks": tasks}).json()["results"]]
+    before = [
+        x["result"][0]["value"]["choices"][0] for x in client.post("/predict", json={"tasks": tasks}).json()["results"]
+    ]
     # two annotators call the [CLS]-column maps block and the line maps vertical+diagonal (not what the model says)
     want = ["block" if i % 2 == 0 else "vertical+diagonal" for i in range(len(maps))]
     assert before != want
     for t, lab in zip(tasks, want):
-        t["annotations"] = [{"id": k, "completed_by": k, "updated_at": "2026-01-01", "result": [
-            {"from_name": "pattern", "type": "choices", "value": {"choices": [lab]}}]} for k in (1, 2)]
-    r = client.post("/train", json={"annotations": tasks, "project": "5.1", "label_config": lsc.LABEL_CONFIG,
-                                    "wait": True})
+        t["annotations"] = [
+            {
+                "id": k,
+                "completed_by": k,
+                "updated_at": "2026-01-01",
+                "result": [{"from_name": "pattern", "type": "choices", "value": {"choices": [lab]}}],
+            }
+            for k in (1, 2)
+        ]
+    r = client.post(
+        "/train", json={"annotations": tasks, "project": "5.1", "label_config": lsc.LABEL_CONFIG, "wait": True}
+    )
     assert r.status_code == 201, r.text
     job = client.get("/health").json()["training"]
     assert job["status"] == "done", job
@@ -191,7 +251,9 @@ def test_retrain_writes_beside_the_shipped_model_and_changes_the_suggestions(mod
         assert (models_dir / name).read_bytes() == data
     v1 = be.model_version()
     assert v1 != v0 and client.get("/versions").json()["versions"] == [v0, v1]
-    after = client.post("/predict", json={"tasks": [{"id": t["id"], "data": t["data"]} for t in tasks]}).json()["results"]
+    after = client.post("/predict", json={"tasks": [{"id": t["id"], "data": t["data"]} for t in tasks]}).json()[
+        "results"
+    ]
     labels = [x["result"][0]["value"]["choices"][0] for x in after]
     assert labels != before and np.mean([a == b for a, b in zip(labels, want)]) >= 0.75
     assert {x["model_version"] for x in after} == {v1}
@@ -210,8 +272,7 @@ def test_push_to_an_unreachable_backend_is_one_line_and_writes_nothing(tmp_path,
 
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x" * 20)
     url = f"http://127.0.0.1:{free_port()}"
-    r = CliRunner().invoke(app, ["annotate", "push", "--kind", "raw", "--task", "MRPC", "--n", "3",
-                                 "--backend", url])
+    r = CliRunner().invoke(app, ["annotate", "push", "--kind", "raw", "--task", "MRPC", "--n", "3", "--backend", url])
     assert r.exit_code == 2 and f"cannot reach the ML backend at {url}" in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())

@@ -4,6 +4,7 @@ Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pi
 ending in NUL on file descriptors 3 and 4), so no websocket or browser-automation package is needed.
 The session cookie comes from logging in with ``requests``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,9 +19,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--remote-debugging-pipe", "--window-size=1400,1000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-pipe",
+    "--window-size=1400,1000",
+]
 
 
 def _chromium() -> str:
@@ -43,9 +54,15 @@ class Chromium:
             os.dup2(w_out, 4)
 
         self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen([exe, *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
-                                     close_fds=False, preexec_fn=child_fds, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
+            close_fds=False,
+            preexec_fn=child_fds,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         os.close(r_cmd)
         os.close(w_out)
         self.w = os.fdopen(w_cmd, "wb", buffering=0)
@@ -92,8 +109,13 @@ def _login(url: str, email: str, password: str):
     s = requests.Session()
     page = s.get(url + "/user/login/", timeout=30)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    r = s.post(url + "/user/login/", data={"email": email, "password": password, "csrfmiddlewaretoken": token},
-               headers={"Referer": url + "/user/login/"}, allow_redirects=False, timeout=30)
+    r = s.post(
+        url + "/user/login/",
+        data={"email": email, "password": password, "csrfmiddlewaretoken": token},
+        headers={"Referer": url + "/user/login/"},
+        allow_redirects=False,
+        timeout=30,
+    )
     assert r.status_code == 302 and "sessionid" in s.cookies, "login failed"
     return s.cookies
 
@@ -120,8 +142,18 @@ def test_labeling_page_shows_the_map(labelstudio, monkeypatch, tmp_path):
     tokens = ["[CLS]"] + [f"w{i}" for i in range(10)] + ["[SEP]"]
     attn = np.full((12, 12), 0.02, np.float32)
     attn[:, 0] = 0.78  # a vertical map: a yellow [CLS] column over a dark purple field
-    item = MapItem(map_id="raw-pre-TEST-1-L0H0", kind="raw", attn=attn, tokens=tokens, source_model="hand-made",
-                   model_state="pre", task="TEST", example="1", layer=0, head=0)
+    item = MapItem(
+        map_id="raw-pre-TEST-1-L0H0",
+        kind="raw",
+        attn=attn,
+        tokens=tokens,
+        source_model="hand-made",
+        model_state="pre",
+        task="TEST",
+        example="1",
+        layer=0,
+        head=0,
+    )
     res = lsc.push([item], "browser-check")
     conn = lsc.connect()
     [task] = list(conn.sdk.tasks.list(project=res.project_id, fields="all"))
@@ -133,8 +165,11 @@ def test_labeling_page_shows_the_map(labelstudio, monkeypatch, tmp_path):
         sid = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for c in cookies:
             browser.call("Network.setCookie", {"name": c.name, "value": c.value, "url": server.url + "/"}, sid)
-        browser.call("Emulation.setDeviceMetricsOverride",
-                     {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False}, sid)
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+            sid,
+        )
         browser.call("Page.enable", {}, sid)
         browser.call("Page.navigate", {"url": f"{server.url}/projects/{res.project_id}/data?task={task.id}"}, sid)
         yellow, purple = [(np.array(colormaps["viridis"](x)[:3]) * 255).round().astype(int) for x in (1.0, 0.0)]
@@ -148,7 +183,9 @@ def test_labeling_page_shows_the_map(labelstudio, monkeypatch, tmp_path):
             if (_near(img, yellow) > 2000 and _near(img, purple) > 20000) or time.monotonic() > deadline:
                 break
         title = browser.call("Runtime.evaluate", {"expression": "document.title"}, sid)["result"].get("value", "")
-        text = browser.call("Runtime.evaluate", {"expression": "document.body.innerText"}, sid)["result"].get("value", "")
+        text = browser.call("Runtime.evaluate", {"expression": "document.body.innerText"}, sid)["result"].get(
+            "value", ""
+        )
     finally:
         browser.close()
     keep = os.environ.get("ATTN_TEST_SCREENSHOT")
@@ -186,8 +223,18 @@ def test_labeling_page_shows_the_backend_suggestion(labelstudio, monkeypatch, tm
     tokens = ["[CLS]"] + [f"w{i}" for i in range(10)] + ["[SEP]"]
     attn = np.full((12, 12), 0.02, np.float32)
     attn[:, 0] = 0.78
-    item = MapItem(map_id="raw-pre-TEST-2-L0H0", kind="raw", attn=attn, tokens=tokens, source_model="hand-made",
-                   model_state="pre", task="TEST", example="2", layer=0, head=0)
+    item = MapItem(
+        map_id="raw-pre-TEST-2-L0H0",
+        kind="raw",
+        attn=attn,
+        tokens=tokens,
+        source_model="hand-made",
+        model_state="pre",
+        task="TEST",
+        example="2",
+        layer=0,
+        head=0,
+    )
     try:
         # no static pre-annotation: the prediction comes from Label Studio asking the connected backend
         res = lsc.push([item], "browser-backend", predictions=False, backend=running.url)
@@ -204,20 +251,28 @@ def test_labeling_page_shows_the_backend_suggestion(labelstudio, monkeypatch, tm
             sid = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for c in cookies:
                 browser.call("Network.setCookie", {"name": c.name, "value": c.value, "url": server.url + "/"}, sid)
-            browser.call("Emulation.setDeviceMetricsOverride",
-                         {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False}, sid)
+            browser.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+                sid,
+            )
             browser.call("Page.enable", {}, sid)
             browser.call("Page.navigate", {"url": f"{server.url}/projects/{res.project_id}/data?task={task.id}"}, sid)
-            checked_js = ("JSON.stringify(Array.from(document.querySelectorAll('input:checked'))"
-                          ".map(e => (e.closest('label') || e.parentElement).innerText.trim()).filter(t => t))")
+            checked_js = (
+                "JSON.stringify(Array.from(document.querySelectorAll('input:checked'))"
+                ".map(e => (e.closest('label') || e.parentElement).innerText.trim()).filter(t => t))"
+            )
             deadline = time.monotonic() + 120
             while True:
                 time.sleep(2)
-                checked = json.loads(browser.call("Runtime.evaluate", {"expression": checked_js}, sid)["result"]
-                                     .get("value") or "[]")
+                checked = json.loads(
+                    browser.call("Runtime.evaluate", {"expression": checked_js}, sid)["result"].get("value") or "[]"
+                )
                 if checked or time.monotonic() > deadline:
                     break
-            text = browser.call("Runtime.evaluate", {"expression": "document.body.innerText"}, sid)["result"].get("value", "")
+            text = browser.call("Runtime.evaluate", {"expression": "document.body.innerText"}, sid)["result"].get(
+                "value", ""
+            )
             shot = tmp_path / "labeling-page-suggestion.png"
             shot.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot", {"format": "png"}, sid)["data"]))
         finally:

@@ -1,9 +1,9 @@
 """The pattern CNN: architecture, preprocessing, training on a tiny set, the shipped models and their cards,
 `attn classifier train|evaluate|predict` and their bad input (one line on stderr, exit 2)."""
+
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,7 +36,14 @@ def test_cnn_is_the_original_architecture_and_takes_any_size():
     m = PatternCNN().eval()
     convs = [x for x in m.modules() if isinstance(x, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
-        (1, 16, 3), (16, 16, 3), (16, 32, 3), (32, 32, 3), (32, 64, 3), (64, 64, 3), (64, 16, 1), (16, 5, 1)
+        (1, 16, 3),
+        (16, 16, 3),
+        (16, 32, 3),
+        (32, 32, 3),
+        (32, 64, 3),
+        (64, 64, 3),
+        (64, 16, 1),
+        (16, 5, 1),
     ]
     for s in (4, 9, 16, 37, 128):
         with torch.no_grad():
@@ -49,7 +56,9 @@ def test_xavier_init_and_zero_bias():
     fan_in, fan_out = 16 * 9, 32 * 9
     bound = (6 / (fan_in + fan_out)) ** 0.5
     assert float(c.weight.detach().abs().max()) <= bound + 1e-6
-    assert float(c.weight.detach().abs().max()) > 0.8 * bound  # uniform over the whole Xavier range, not PyTorch's default
+    assert (
+        float(c.weight.detach().abs().max()) > 0.8 * bound
+    )  # uniform over the whole Xavier range, not PyTorch's default
     assert float(c.bias.detach().abs().max()) == 0.0
 
 
@@ -111,8 +120,19 @@ def tiny_annotations(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ann")
     maps, labels = synthetic_set(12, kind="raw", sizes=(10, 40), noise=(0.0, 0.15), seed=1)
-    rows = [dict(id=f"syn-{i}", label=lab, annotator="test", source_model="none", task="none", layer=0, head=0,
-                 example=str(i)) for i, lab in enumerate(labels)]
+    rows = [
+        dict(
+            id=f"syn-{i}",
+            label=lab,
+            annotator="test",
+            source_model="none",
+            task="none",
+            layer=0,
+            head=0,
+            example=str(i),
+        )
+        for i, lab in enumerate(labels)
+    ]
     dataset.upsert(root, "raw", rows, {f"syn-{i}": m for i, m in enumerate(maps)})
     return root
 
@@ -120,8 +140,25 @@ def tiny_annotations(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_trained(tiny_annotations, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "cnn.safetensors"
-    r = runner.invoke(app, ["classifier", "train", "--kind", "raw", "--data", str(tiny_annotations), "--out", str(out),
-                            "--epochs", "25", "--threads", "1", "--synthetic", "0"])
+    r = runner.invoke(
+        app,
+        [
+            "classifier",
+            "train",
+            "--kind",
+            "raw",
+            "--data",
+            str(tiny_annotations),
+            "--out",
+            str(out),
+            "--epochs",
+            "25",
+            "--threads",
+            "1",
+            "--synthetic",
+            "0",
+        ],
+    )
     assert r.exit_code == 0, r.output
     return out
 
@@ -133,19 +170,49 @@ def test_train_on_one_annotators_labels(tiny_annotations, tmp_path, monkeypatch)
 
     d = load_data(tiny_annotations, "raw")
     # annotator 'b' labelled every other map and calls every vertical map heterogeneous
-    rows = [{"id": i, "label": "heterogeneous" if r["label"] == "vertical" else r["label"], "confident": "yes",
-             "annotator": "b (test)", "round": "1"} for k, (i, r) in enumerate(zip(d.ids, d.rows)) if k % 2 == 0]
+    rows = [
+        {
+            "id": i,
+            "label": "heterogeneous" if r["label"] == "vertical" else r["label"],
+            "confident": "yes",
+            "annotator": "b (test)",
+            "round": "1",
+        }
+        for k, (i, r) in enumerate(zip(d.ids, d.rows))
+        if k % 2 == 0
+    ]
     dataset.write_annotator(tiny_annotations, "raw", "b", rows)
     own = load_data(tiny_annotations, "raw", annotator="b")
     assert own.ids == [r["id"] for r in rows] and own.counts()["vertical"] == 0
     monkeypatch.chdir(tmp_path)
-    r = runner.invoke(app, ["classifier", "train", "--kind", "raw", "--data", str(tiny_annotations), "--annotator", "b",
-                            "--epochs", "3", "--threads", "1", "--synthetic", "0", "--recipe", "features"])
+    r = runner.invoke(
+        app,
+        [
+            "classifier",
+            "train",
+            "--kind",
+            "raw",
+            "--data",
+            str(tiny_annotations),
+            "--annotator",
+            "b",
+            "--epochs",
+            "3",
+            "--threads",
+            "1",
+            "--synthetic",
+            "0",
+            "--recipe",
+            "features",
+        ],
+    )
     assert r.exit_code == 0, r.output
     card = json.loads((tmp_path / "classifiers" / "pattern-cnn-raw-b.json").read_text())
     assert card["training"]["labels_from"] == "annotator b" and card["training"]["n_maps"] == len(rows)
     assert "--annotator b" in card["command"] and "--out classifiers/pattern-cnn-raw-b.safetensors" in card["command"]
-    r = runner.invoke(app, ["classifier", "train", "--kind", "raw", "--data", str(tiny_annotations), "--annotator", "x"])
+    r = runner.invoke(
+        app, ["classifier", "train", "--kind", "raw", "--data", str(tiny_annotations), "--annotator", "x"]
+    )
     assert r.exit_code != 0 and "no such annotator" in r.output
     (tiny_annotations / "raw" / "annotators" / "b.tsv").unlink()
 
@@ -227,8 +294,21 @@ def test_model_of_the_first_feature_set_still_loads_and_predicts(tmp_path):
 
 def test_evaluate_writes_tables_and_png(tiny_trained, tiny_annotations, tmp_path):
     out = tmp_path / "eval"
-    r = runner.invoke(app, ["classifier", "evaluate", "--kind", "raw", "--data", str(tiny_annotations),
-                            "--classifier", str(tiny_trained), "--out", str(out)])
+    r = runner.invoke(
+        app,
+        [
+            "classifier",
+            "evaluate",
+            "--kind",
+            "raw",
+            "--data",
+            str(tiny_annotations),
+            "--classifier",
+            str(tiny_trained),
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "weighted F1" in r.output and "heuristic scorer" in r.output
     m = json.loads((out / "metrics.json").read_text())
@@ -298,8 +378,19 @@ def test_predict_float16_and_float64(tmp_path):
     np.save(tmp_path / "half.npy", m.astype(np.float16))
     np.save(tmp_path / "double.npy", m.astype(np.float64))
     tsv = tmp_path / "preds.tsv"
-    r = runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "half.npy"), str(tmp_path / "double.npy"),
-                            "--out", str(tsv)])
+    r = runner.invoke(
+        app,
+        [
+            "classifier",
+            "predict",
+            "--kind",
+            "raw",
+            str(tmp_path / "half.npy"),
+            str(tmp_path / "double.npy"),
+            "--out",
+            str(tsv),
+        ],
+    )
     assert r.exit_code == 0, r.output
     lines = r.output.strip().splitlines()
     assert [ln.split("\t")[0] for ln in lines] == ["half", "double"]
@@ -312,11 +403,17 @@ def test_predict_float16_and_float64(tmp_path):
 
 def test_predict_bad_inputs_are_one_line(tmp_path):
     np.save(tmp_path / "cube.npy", np.zeros((3, 4, 4), dtype=np.float32))
-    assert "square 2-D map" in _err_line(runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "cube.npy")]))
+    assert "square 2-D map" in _err_line(
+        runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "cube.npy")])
+    )
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    assert "pickle" in _err_line(runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "obj.npy")]))
+    assert "pickle" in _err_line(
+        runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "obj.npy")])
+    )
     np.save(tmp_path / "rect.npy", np.zeros((5, 7), dtype=np.float32))
-    assert "square" in _err_line(runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "rect.npy")]))
+    assert "square" in _err_line(
+        runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "rect.npy")])
+    )
     (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
     _err_line(runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "junk.npy")]))
     _err_line(runner.invoke(app, ["classifier", "predict", "--kind", "raw", str(tmp_path / "missing.npy")]))
@@ -331,7 +428,9 @@ def test_classifier_file_not_ours_is_refused(tmp_path, tiny_trained):
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
     assert "not a safetensors file" in _err_line(runner.invoke(app, args + [str(tmp_path / "junk.safetensors")]))
     save_file({"w": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
-    assert "not an attnpatterns pattern classifier" in _err_line(runner.invoke(app, args + [str(tmp_path / "other.safetensors")]))
+    assert "not an attnpatterns pattern classifier" in _err_line(
+        runner.invoke(app, args + [str(tmp_path / "other.safetensors")])
+    )
     # our weights, changed after the card was written: the card's hash no longer matches
     import shutil
 
@@ -346,5 +445,7 @@ def test_classifier_file_not_ours_is_refused(tmp_path, tiny_trained):
     shutil.copy(tiny_trained.with_suffix(".json"), changed.with_suffix(".json"))
     assert "does not match" in _err_line(runner.invoke(app, args + [str(changed)]))
     # a raw model asked to act on normed maps
-    r = runner.invoke(app, ["classifier", "predict", "--kind", "normed", str(tmp_path / "m.npy"), "--classifier", str(tiny_trained)])
+    r = runner.invoke(
+        app, ["classifier", "predict", "--kind", "normed", str(tmp_path / "m.npy"), "--classifier", str(tiny_trained)]
+    )
     assert "for raw maps" in _err_line(r)

@@ -2,6 +2,7 @@
 
 Uses a tiny random BERT (2 layers x 4 heads) saved to a folder, MRPC dev examples, and the shipped pattern classifiers.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,9 @@ def tiny_loaded(tiny_dir):
 def test_pooled_counts_are_the_sum_of_per_head_counts(tiny_loaded, glue_dir):
     from attnpatterns.classifier import classify_heads
 
-    res = classify_heads("MRPC", None, n=6, kind="both", data_dir=glue_dir, batch_size=4, model_and_tokenizer=tiny_loaded)
+    res = classify_heads(
+        "MRPC", None, n=6, kind="both", data_dir=glue_dir, batch_size=4, model_and_tokenizer=tiny_loaded
+    )
     assert res.kinds == ["raw", "normed"] and len(res.heads) == 8 and len(res.example_ids) == 6
     for k in res.kinds:
         ph = res.per_head[res.per_head.kind == k]
@@ -60,8 +63,12 @@ def test_batched_equals_unbatched_and_matches_classify_maps(tiny_loaded, glue_di
     from attnpatterns.data import load_task
     from attnpatterns.maps import extract_maps
 
-    a = classify_heads("MRPC", [[1, 2], [0, 0]], n=5, kind="raw", data_dir=glue_dir, batch_size=5, model_and_tokenizer=tiny_loaded)
-    b = classify_heads("MRPC", [[1, 2], [0, 0]], n=5, kind="raw", data_dir=glue_dir, batch_size=1, model_and_tokenizer=tiny_loaded)
+    a = classify_heads(
+        "MRPC", [[1, 2], [0, 0]], n=5, kind="raw", data_dir=glue_dir, batch_size=5, model_and_tokenizer=tiny_loaded
+    )
+    b = classify_heads(
+        "MRPC", [[1, 2], [0, 0]], n=5, kind="raw", data_dir=glue_dir, batch_size=1, model_and_tokenizer=tiny_loaded
+    )
     assert a.heads == [(0, 0), (1, 2)]
     assert a.predictions.label.tolist() == b.predictions.label.tolist()
     assert np.allclose(a.predictions.probability, b.predictions.probability, atol=1e-4)
@@ -89,14 +96,40 @@ def test_examples_below_min_tokens_are_skipped(tiny_loaded, glue_dir):
 
 
 def test_cli_head_set_and_plain_list(tiny_dir, glue_dir, tmp_path):
-    hs = {"model": "tiny", "task": "MRPC", "seeds": [1, 2], "num_layers": 2, "num_heads": 4, "heads": [[0, 3], [1, 1]], "mlps": [0]}
+    hs = {
+        "model": "tiny",
+        "task": "MRPC",
+        "seeds": [1, 2],
+        "num_layers": 2,
+        "num_heads": 4,
+        "heads": [[0, 3], [1, 1]],
+        "mlps": [0],
+    }
     (tmp_path / "super.json").write_text(json.dumps(hs))
     (tmp_path / "plain.json").write_text(json.dumps([[1, 1], [0, 3]]))
     outs = []
     for name in ("super", "plain"):
         out = tmp_path / f"out-{name}"
-        r = runner.invoke(app, ["classify", "--heads", str(tmp_path / f"{name}.json"), "--task", "MRPC", "--model", str(tiny_dir),
-                                "--n", "4", "--kind", "raw", "--out", str(out), "--data-dir", str(glue_dir)])
+        r = runner.invoke(
+            app,
+            [
+                "classify",
+                "--heads",
+                str(tmp_path / f"{name}.json"),
+                "--task",
+                "MRPC",
+                "--model",
+                str(tiny_dir),
+                "--n",
+                "4",
+                "--kind",
+                "raw",
+                "--out",
+                str(out),
+                "--data-dir",
+                str(glue_dir),
+            ],
+        )
         assert r.exit_code == 0, r.output
         assert "vertical" in r.output and "raw share" in r.output
         outs.append(out)
@@ -111,16 +144,50 @@ def test_cli_head_set_and_plain_list(tiny_dir, glue_dir, tmp_path):
 
 def test_cli_rejects_heads_outside_the_model(tiny_dir, glue_dir, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps([[0, 1], [5, 0]]))
-    r = runner.invoke(app, ["classify", "--heads", str(tmp_path / "bad.json"), "--task", "MRPC", "--model", str(tiny_dir),
-                            "--n", "2", "--out", str(tmp_path / "o"), "--data-dir", str(glue_dir)])
+    r = runner.invoke(
+        app,
+        [
+            "classify",
+            "--heads",
+            str(tmp_path / "bad.json"),
+            "--task",
+            "MRPC",
+            "--model",
+            str(tiny_dir),
+            "--n",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+            "--data-dir",
+            str(glue_dir),
+        ],
+    )
     assert r.exit_code == 2, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "out of range" in lines[0] and "[5, 0]" in lines[0]
     assert not (tmp_path / "o").exists()
     big = {"num_layers": 12, "num_heads": 12, "heads": [[0, 0]]}
     (tmp_path / "big.json").write_text(json.dumps(big))
-    r = runner.invoke(app, ["classify", "--heads", str(tmp_path / "big.json"), "--task", "MRPC", "--model", str(tiny_dir),
-                            "--n", "2", "--out", str(tmp_path / "o"), "--data-dir", str(glue_dir)])
+    r = runner.invoke(
+        app,
+        [
+            "classify",
+            "--heads",
+            str(tmp_path / "big.json"),
+            "--task",
+            "MRPC",
+            "--model",
+            str(tiny_dir),
+            "--n",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+            "--data-dir",
+            str(glue_dir),
+        ],
+    )
     assert r.exit_code == 2 and "12 x 12" in r.output, r.output
-    r = runner.invoke(app, ["classify", "--task", "MRPC", "--model", str(tiny_dir), "--kind", "sideways", "--data-dir", str(glue_dir)])
+    r = runner.invoke(
+        app, ["classify", "--task", "MRPC", "--model", str(tiny_dir), "--kind", "sideways", "--data-dir", str(glue_dir)]
+    )
     assert r.exit_code != 0

@@ -1,4 +1,5 @@
 """`attn maps` end to end, and its bad input: one line on stderr, exit non-zero, nothing written."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,19 @@ def _run(args):
 
 def test_maps_one_text(tiny_model_dir, tmp_path):
     out = tmp_path / "one.npz"
-    r = _run(["maps", "--text", "The cat sat.", "--text-pair", "It was tired.", "--model", str(tiny_model_dir), "--out", str(out)])
+    r = _run(
+        [
+            "maps",
+            "--text",
+            "The cat sat.",
+            "--text-pair",
+            "It was tired.",
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+        ]
+    )
     assert r.exit_code == 0, r.output
     z = np.load(out)
     assert z["raw"].dtype == np.float32 and z["normed"].dtype == np.float32
@@ -38,7 +51,21 @@ def test_maps_task(tiny_model_dir, tmp_path, glue_dir):
     from attnpatterns.maps_io import load_task_maps
 
     out = tmp_path / "mrpc.npz"
-    r = _run(["maps", "--task", "MRPC", "--n", "5", "--model", str(tiny_model_dir), "--data-dir", str(glue_dir), "--out", str(out)])
+    r = _run(
+        [
+            "maps",
+            "--task",
+            "MRPC",
+            "--n",
+            "5",
+            "--model",
+            str(tiny_model_dir),
+            "--data-dir",
+            str(glue_dir),
+            "--out",
+            str(out),
+        ]
+    )
     assert r.exit_code == 0, r.output
     maps = load_task_maps(out)
     assert len(maps) == 5 and maps[0]["id"]
@@ -47,16 +74,19 @@ def test_maps_task(tiny_model_dir, tmp_path, glue_dir):
         assert m["raw"].shape == (2, 4, n, n)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--text", "x", "--model", "/no/such/folder"], "does not exist"),
-    (["--text", "x", "--model", "no-such-org/no-such-model-xyz"], "cannot load model"),
-    (["--task", "NOPE"], "unknown task"),
-    (["--task", "MRPC", "--data-dir", "EMPTY"], "no MRPC dev data"),
-    (["--text", "   "], "empty"),
-    (["--text", "word " * 300], "past the limit"),
-    (["--text", "x", "--task", "MRPC"], "exactly one"),
-    (["--text", "x", "--device", "tpu"], "unknown device"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--text", "x", "--model", "/no/such/folder"], "does not exist"),
+        (["--text", "x", "--model", "no-such-org/no-such-model-xyz"], "cannot load model"),
+        (["--task", "NOPE"], "unknown task"),
+        (["--task", "MRPC", "--data-dir", "EMPTY"], "no MRPC dev data"),
+        (["--text", "   "], "empty"),
+        (["--text", "word " * 300], "past the limit"),
+        (["--text", "x", "--task", "MRPC"], "exactly one"),
+        (["--text", "x", "--device", "tpu"], "unknown device"),
+    ],
+)
 def test_maps_bad_input(tiny_model_dir, tmp_path, monkeypatch, args, needle):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     (tmp_path / "EMPTY").mkdir()

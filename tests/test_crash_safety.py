@@ -7,8 +7,10 @@ file in the folder that is not a temporary name must be complete (JSON parses, a
 pages are whole): nothing half-written under a real name. The finished folder must equal the reference byte for
 byte, except the timing fields listed in ``TIMING_KEYS`` (wall-clock seconds and dates in JSON files: the stamps
 in ``.stages``, fine-tuning metrics and run records, pruning summaries, subnetwork results) and the absolute path
-of the run folder itself (``run_dir`` in results). The number of kill points and the stage each one hit are printed (``pytest -s``).
+of the run folder itself (``run_dir`` in results). The number of kill points and the stage each one hit are printed
+(``pytest -s``).
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +53,24 @@ app(sys.argv[1:], prog_name="attn")
 
 
 def attn_run_cmd(script: Path, out: Path, model: Path, glue: Path) -> list[str]:
-    return [sys.executable, str(script), "run", "--out", str(out), "--model", str(model), "--data-dir", str(glue),
-            "--tasks", "MRPC", "--seeds", SEEDS, "--no-progress", "--threads", "1"]
+    return [
+        sys.executable,
+        str(script),
+        "run",
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        "--data-dir",
+        str(glue),
+        "--tasks",
+        "MRPC",
+        "--seeds",
+        SEEDS,
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
 
 
 def env_for_child() -> dict:
@@ -62,6 +80,7 @@ def env_for_child() -> dict:
 
 
 # ------------------------------------------------------------------------------------- what "complete" means
+
 
 def check_complete(path: Path) -> None:
     """Raise if ``path`` (a file under its real name) is not a whole file of its type."""
@@ -164,14 +183,16 @@ def comparable(run: Path) -> tuple[dict[str, bytes], set[str]]:
 
 # ------------------------------------------------------------------------------------- the attack
 
+
 class Child:
     """``attn run`` in a subprocess; a thread reads its log and records the stage it is in."""
 
     STAGE_LINE = re.compile(r"\[stage \d+/\d+\] (\w+):")
 
     def __init__(self, cmd, env, cwd):
-        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         self.stage: str | None = None
         self.lines: list[str] = []
         self.seen = threading.Event()
@@ -224,8 +245,14 @@ def test_sigkill_at_every_stage_then_rerun_is_byte_identical(setup):
     env = env_for_child()
     ref_out, victim = tmp / "run-ref-q7", tmp / "run-kill-q7"
     # the uninterrupted reference runs beside the attack (separate folders, separate processes)
-    ref = subprocess.Popen(attn_run_cmd(script, ref_out, model, glue), env=env, cwd=tmp,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ref = subprocess.Popen(
+        attn_run_cmd(script, ref_out, model, glue),
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
     rng = random.Random(KILL_SEED)
     kills: list[tuple[str, str | None, float]] = []  # (aimed at, hit, delay)
@@ -252,8 +279,9 @@ def test_sigkill_at_every_stage_then_rerun_is_byte_identical(setup):
     else:
         child = None
     # run to completion
-    done = subprocess.run(attn_run_cmd(script, victim, model, glue), env=env, cwd=tmp, capture_output=True, text=True,
-                          timeout=1200)
+    done = subprocess.run(
+        attn_run_cmd(script, victim, model, glue), env=env, cwd=tmp, capture_output=True, text=True, timeout=1200
+    )
     starts += 1
     assert done.returncode == 0, done.stdout + done.stderr
     ref_log, _ = ref.communicate(timeout=1200)
@@ -261,8 +289,7 @@ def test_sigkill_at_every_stage_then_rerun_is_byte_identical(setup):
 
     leftovers = sorted(str(p.relative_to(victim)) for p in victim.rglob("*") if TEMP.match(p.name))
     hit_stages = sorted({h for _, h, _ in kills if h}, key=STAGES.index)
-    print(f"\nkill points: {len(kills)} SIGKILLs over {starts} starts of attn run; stages hit: "
-          f"{', '.join(hit_stages)}")
+    print(f"\nkill points: {len(kills)} SIGKILLs over {starts} starts of attn run; stages hit: {', '.join(hit_stages)}")
     for aimed, hit, delay in kills:
         print(f"  aimed at {aimed:<12} hit {hit or '-':<12} {delay:.2f} s after the stage began")
     print(f"  temporary files left by killed writes (never read, ignored by the stamps): {len(leftovers)}")
@@ -271,8 +298,10 @@ def test_sigkill_at_every_stage_then_rerun_is_byte_identical(setup):
     assert len(kills) >= 5, kills
     a, timed_a = comparable(ref_out)
     b, timed_b = comparable(victim)
-    print(f"  files compared: {len(a)}; timing fields ({', '.join(sorted(TIMING_KEYS))}) left out of: "
-          f"{', '.join(sorted(timed_a | timed_b))}")
+    print(
+        f"  files compared: {len(a)}; timing fields ({', '.join(sorted(TIMING_KEYS))}) left out of: "
+        f"{', '.join(sorted(timed_a | timed_b))}"
+    )
     assert sorted(a) == sorted(b), (sorted(set(a) ^ set(b)))[:20]
     differ = [k for k in a if a[k] != b[k]]
     assert not differ, f"{len(differ)} files differ from the uninterrupted run: {differ[:20]}"

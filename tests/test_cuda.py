@@ -3,6 +3,7 @@
 Maps on the GPU equal the CPU's; every subnetwork method x setting runs on the GPU with masked weights held at zero
 through re-fine-tuning (bf16 autocast); classify_heads on the GPU gives the CPU's counts.
 """
+
 from __future__ import annotations
 
 import copy
@@ -42,8 +43,9 @@ def test_subnetworks_every_setting_on_cuda(tmp_path, tokenizer):
 
     run, _, glue = _make_run(tmp_path, tokenizer)
     for method in ("structured", "magnitude", "super"):
-        cfg = SubnetworkConfig(run=run, task=TASK, seeds=SEEDS, method=method, data_dir=str(glue),
-                               keep_checkpoints=True, device="cuda")
+        cfg = SubnetworkConfig(
+            run=run, task=TASK, seeds=SEEDS, method=method, data_dir=str(glue), keep_checkpoints=True, device="cuda"
+        )
         res = run_subnetworks(cfg, show_progress=False)
         assert len(res) == len(SEEDS) * 3 * 2 and all(0.0 <= r.score <= 1.0 for r in res)
     for s in SEEDS:

@@ -1,4 +1,5 @@
 """GLUE registry, loaders (glue_data folder, own files), metrics."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,9 +8,20 @@ from attnpatterns.data import TASKS, compute_metrics, get_task, load_file, load_
 from attnpatterns.errors import UserError
 
 # rows per split as published (glue/MANIFEST.tsv)
-EXPECTED = {("CoLA", "train"): 8551, ("CoLA", "dev"): 1043, ("SST-2", "train"): 67349, ("SST-2", "dev"): 872,
-            ("MRPC", "train"): 3668, ("MRPC", "dev"): 408, ("RTE", "train"): 2490, ("RTE", "dev"): 277,
-            ("STS-B", "train"): 5749, ("STS-B", "dev"): 1500, ("QNLI", "dev"): 5463, ("WNLI", "dev"): 71}
+EXPECTED = {
+    ("CoLA", "train"): 8551,
+    ("CoLA", "dev"): 1043,
+    ("SST-2", "train"): 67349,
+    ("SST-2", "dev"): 872,
+    ("MRPC", "train"): 3668,
+    ("MRPC", "dev"): 408,
+    ("RTE", "train"): 2490,
+    ("RTE", "dev"): 277,
+    ("STS-B", "train"): 5749,
+    ("STS-B", "dev"): 1500,
+    ("QNLI", "dev"): 5463,
+    ("WNLI", "dev"): 71,
+}
 
 
 def test_registry_has_nine_tasks():
@@ -54,11 +66,18 @@ def test_subsample_is_seeded(glue_dir):
     assert len(a) == 50
 
 
-@pytest.mark.parametrize("ext,body", [
-    ("csv", "text,other,label\nhello there,x,pos\nbad day,y,neg\n"),
-    ("tsv", "text\tother\tlabel\nhello there\tx\tpos\nbad day\ty\tneg\n"),
-    ("jsonl", '{"text": "hello there", "other": "x", "label": "pos"}\n{"text": "bad day", "other": "y", "label": "neg"}\n'),
-])
+@pytest.mark.parametrize(
+    "ext,body",
+    [
+        ("csv", "text,other,label\nhello there,x,pos\nbad day,y,neg\n"),
+        ("tsv", "text\tother\tlabel\nhello there\tx\tpos\nbad day\ty\tneg\n"),
+        (
+            "jsonl",
+            '{"text": "hello there", "other": "x", "label": "pos"}\n{"text": "bad day", "other": "y", "label": '
+            '"neg"}\n',
+        ),
+    ],
+)
 def test_own_files(tmp_path, ext, body):
     p = tmp_path / f"data.{ext}"
     p.write_text(body)

@@ -5,6 +5,7 @@ good/random/bad subnetworks without re-fine-tuning) runs twice into two folders;
 files without their wall-clock timing fields (``TIMING_KEYS`` of tests/test_crash_safety.py), and the results
 table built from each folder must be identical. (The kill test compares separate processes too.)
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,9 +36,17 @@ def test_same_seed_same_masks_scores_and_tables(tmp_path):
     try:
         outs = []
         for name in ("run-det-a", "run-det-b"):
-            cfg = RunConfig(out=tmp_path / name, profile="quick", model=str(model), tasks=["MRPC"], seeds=[1, 2],
-                            data_dir=str(glue), show_progress=False, stages=STAGES,
-                            overrides=TINY | {"retrain": False})
+            cfg = RunConfig(
+                out=tmp_path / name,
+                profile="quick",
+                model=str(model),
+                tasks=["MRPC"],
+                seeds=[1, 2],
+                data_dir=str(glue),
+                show_progress=False,
+                stages=STAGES,
+                overrides=TINY | {"retrain": False},
+            )
             run_pipeline(cfg)
             outs.append(cfg.out)
     finally:
@@ -49,11 +58,17 @@ def test_same_seed_same_masks_scores_and_tables(tmp_path):
         sd = Path("MRPC") / f"seed_{seed}"
         for f in ("structured/head_mask.npy", "structured/mlp_mask.npy", "structured/head_importance.npy"):
             assert np.array_equal(np.load(a / sd / f), np.load(b / sd / f)), f
-        for f in ("structured/mask.json", "structured/summary.json", "magnitude/summary.json",
-                  "magnitude/mask.safetensors", "finetuned/model.safetensors"):
+        for f in (
+            "structured/mask.json",
+            "structured/summary.json",
+            "magnitude/summary.json",
+            "magnitude/mask.safetensors",
+            "finetuned/model.safetensors",
+        ):
             assert (a / sd / f).is_file(), f
-    assert (a / "MRPC" / "super" / "super-survivors.json").read_bytes() == \
-        (b / "MRPC" / "super" / "super-survivors.json").read_bytes()
+    assert (a / "MRPC" / "super" / "super-survivors.json").read_bytes() == (
+        b / "MRPC" / "super" / "super-survivors.json"
+    ).read_bytes()
     # ... and every other file (scores of every subnetwork, metrics), timing fields aside
     fa, timed = comparable(a)
     fb, _ = comparable(b)
@@ -68,5 +83,7 @@ def test_same_seed_same_masks_scores_and_tables(tmp_path):
 
     assert same(to_markdown(ta), to_markdown(tb)) and same(to_csv(ta), to_csv(tb))
     assert "MRPC" in to_markdown(ta)
-    print(f"\ndeterminism: {len(fa)} files and the results table identical over two runs "
-          f"(timing fields left out of {len(timed)} files)")
+    print(
+        f"\ndeterminism: {len(fa)} files and the results table identical over two runs "
+        f"(timing fields left out of {len(timed)} files)"
+    )

@@ -1,4 +1,5 @@
 """Pattern features (classifier.features) on maps whose answers are known by construction."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,11 @@ def test_diagonal_and_previous_token():
 
 def test_vertical_columns():
     n = 12
-    cls = np.zeros((n, n)); cls[:, 0] = 1.0
-    two = np.zeros((n, n)); two[:, 0] = 0.5; two[:, -1] = 0.5
+    cls = np.zeros((n, n))
+    cls[:, 0] = 1.0
+    two = np.zeros((n, n))
+    two[:, 0] = 0.5
+    two[:, -1] = 0.5
     flat = np.full((n, n), 1.0 / n)
     r = f([cls, two, flat])
     assert r["col_top1"][0] == pytest.approx(1.0) and r["col_first"][0] == pytest.approx(1.0)
@@ -43,7 +47,9 @@ def test_vertical_columns():
 
 def test_block_gain_finds_the_split():
     n, s = 12, 5
-    b = np.zeros((n, n)); b[:s, :s] = 1.0 / s; b[s:, s:] = 1.0 / (n - s)
+    b = np.zeros((n, n))
+    b[:s, :s] = 1.0 / s
+    b[s:, s:] = 1.0 / (n - s)
     flat = np.full((n, n), 1.0 / n)
     r = f([b, flat])
     assert r["block_split"][0] == pytest.approx(s / n)
@@ -102,7 +108,10 @@ def test_block_features_tell_filled_blocks_from_a_band():
     band = (np.abs(i[:, None] - i[None, :]) <= 1).astype(np.float32)  # a thin diagonal band
     blocks = ((i[:, None] < 12) == (i[None, :] < 12)).astype(np.float32)  # two filled squares, split at 12
     flat = np.ones((n, n), dtype=np.float32)
-    f = {name: map_features(torch.as_tensor(m[None]))[0] for name, m in (("band", band), ("blocks", blocks), ("flat", flat))}
+    f = {
+        name: map_features(torch.as_tensor(m[None]))[0]
+        for name, m in (("band", band), ("blocks", blocks), ("flat", flat))
+    }
     col = {k: FEATURE_NAMES.index(k) for k in ("leak_min", "leak_ratio", "block_far", "dist_mean", "far_mass")}
     # no attention crosses the split of the blocks; a flat map's cross-block share equals the flat reference
     assert float(f["blocks"][col["leak_min"]]) == pytest.approx(0.0, abs=1e-6)
@@ -110,7 +119,9 @@ def test_block_features_tell_filled_blocks_from_a_band():
     # both the band and the blocks stay inside a split, but only the blocks fill it far from the diagonal
     assert float(f["blocks"][col["block_far"]]) > 0.5 > 0.01 > float(f["band"][col["block_far"]])
     assert float(f["band"][col["far_mass"]]) == pytest.approx(0.0, abs=1e-6)
-    assert float(f["band"][col["dist_mean"]]) < float(f["blocks"][col["dist_mean"]]) < float(f["flat"][col["dist_mean"]])
+    assert (
+        float(f["band"][col["dist_mean"]]) < float(f["blocks"][col["dist_mean"]]) < float(f["flat"][col["dist_mean"]])
+    )
 
 
 def test_argmax_features_on_a_diagonal_and_a_column():

@@ -1,13 +1,14 @@
 """Fine-tuning: determinism, skip-when-done, run-folder checks, fixed masks, the CLI."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
+from pruning_helpers import make_glue, make_model_dir
 
 from attnpatterns.errors import UserError
-from pruning_helpers import make_glue, make_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,6 @@ def test_same_seed_same_result_and_skip_when_done(setup, tmp_path):
     assert rec2["metrics"]["score"] == r1.score and not model.training
 
 
-
 def test_other_config_in_folder_is_an_error(setup, tmp_path):
     from attnpatterns.finetune import finetune, load_finetuned
 
@@ -71,10 +71,9 @@ def test_other_config_in_folder_is_an_error(setup, tmp_path):
 
 
 def test_masked_weights_stay_zero_and_gates_hold(setup, tmp_path):
-    from attnpatterns.finetune import finetune, load_finetuned
-    from attnpatterns.prune.magnitude import prunable_parameters
-
+    from attnpatterns.finetune import finetune
     from attnpatterns.models import load_model
+    from attnpatterns.prune.magnitude import prunable_parameters
 
     model, _ = load_model(str(setup[0]), num_labels=2)
     g = torch.Generator().manual_seed(0)
@@ -104,23 +103,91 @@ def test_cli_finetune_and_prune(setup, tmp_path):
 
     model_dir, glue = setup
     run = tmp_path / "run"
-    r = CliRunner().invoke(app, ["finetune", "--task", "RTE", "--seeds", "3", "--model", str(model_dir), "--epochs", "1",
-                                 "--out", str(run), "--data-dir", str(glue), "--max-train-examples", "16"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--task",
+            "RTE",
+            "--seeds",
+            "3",
+            "--model",
+            str(model_dir),
+            "--epochs",
+            "1",
+            "--out",
+            str(run),
+            "--data-dir",
+            str(glue),
+            "--max-train-examples",
+            "16",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (run / "RTE" / "seed_3" / "finetuned" / "metrics.json").is_file()
     rec = json.loads((run / "RTE" / "seed_3" / "finetuned" / "run.json").read_text())
     assert rec["data"]["train_examples"] == 16
-    r = CliRunner().invoke(app, ["finetune", "--task", "RTE", "--seeds", "3", "--model", str(model_dir), "--epochs", "1",
-                                 "--out", str(run), "--data-dir", str(glue), "--max-train-examples", "16"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--task",
+            "RTE",
+            "--seeds",
+            "3",
+            "--model",
+            str(model_dir),
+            "--epochs",
+            "1",
+            "--out",
+            str(run),
+            "--data-dir",
+            str(glue),
+            "--max-train-examples",
+            "16",
+        ],
+    )
     assert r.exit_code == 0 and "skipped" in r.output
-    r = CliRunner().invoke(app, ["finetune", "--task", "RTE", "--seeds", "3", "--epochs", "1", "--out", str(run),
-                                 "--data-dir", str(glue), "--max-train-examples", "16"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            "--task",
+            "RTE",
+            "--seeds",
+            "3",
+            "--epochs",
+            "1",
+            "--out",
+            str(run),
+            "--data-dir",
+            str(glue),
+            "--max-train-examples",
+            "16",
+        ],
+    )
     assert r.exit_code == 2 and "another model/config" in r.output
     for method in ("structured", "magnitude"):
-        r = CliRunner().invoke(app, ["prune", method, "--task", "RTE", "--seeds", "3", "--run", str(run),
-                                     "--data-dir", str(glue), "--max-dev-examples", "12"])
+        r = CliRunner().invoke(
+            app,
+            [
+                "prune",
+                method,
+                "--task",
+                "RTE",
+                "--seeds",
+                "3",
+                "--run",
+                str(run),
+                "--data-dir",
+                str(glue),
+                "--max-dev-examples",
+                "12",
+            ],
+        )
         assert r.exit_code == 0, r.output
         assert (run / "RTE" / "seed_3" / method / "summary.json").is_file()
-    r = CliRunner().invoke(app, ["prune", "structured", "--task", "RTE", "--seeds", "3,4", "--run", str(run),
-                                 "--data-dir", str(glue)])
+    r = CliRunner().invoke(
+        app, ["prune", "structured", "--task", "RTE", "--seeds", "3,4", "--run", str(run), "--data-dir", str(glue)]
+    )
     assert r.exit_code == 2 and "seed_4" in r.output and "attn finetune" in r.output

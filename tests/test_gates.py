@@ -1,4 +1,5 @@
 """Head and MLP gates: all ones change nothing, a gated-off head equals a removed head, gradients flow."""
+
 from __future__ import annotations
 
 import copy
@@ -10,8 +11,12 @@ from attnpatterns.gates import gated, ones_gates
 
 
 def _inputs(tokenizer):
-    enc = tokenizer(["The cat sat.", "A longer sentence with more words in it."], ["It was tired.", "Yes."],
-                    padding=True, return_tensors="pt")
+    enc = tokenizer(
+        ["The cat sat.", "A longer sentence with more words in it."],
+        ["It was tired.", "Yes."],
+        padding=True,
+        return_tensors="pt",
+    )
     return dict(enc)
 
 
@@ -35,8 +40,10 @@ def _remove_head(model, layer: int, head: int):
     new_v = torch.nn.Linear(v.in_features, len(keep))
     new_o = torch.nn.Linear(len(keep), o.out_features)
     with torch.no_grad():
-        new_v.weight.copy_(v.weight[keep]); new_v.bias.copy_(v.bias[keep])
-        new_o.weight.copy_(o.weight[:, keep]); new_o.bias.copy_(o.bias)
+        new_v.weight.copy_(v.weight[keep])
+        new_v.bias.copy_(v.bias[keep])
+        new_o.weight.copy_(o.weight[:, keep])
+        new_o.bias.copy_(o.bias)
     # the context of the removed head never reaches W_O: run the value projection at full width,
     # then drop the head's slice before W_O with a pre-hook (queries/keys of the other heads untouched)
     orig_o = o

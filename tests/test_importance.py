@@ -1,5 +1,6 @@
 """Gate importance: equals the gradient computed by hand (central finite differences in float64),
 the normalisation of REFERENCE, the per-batch vs running-total summation, and the free predictions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,12 @@ def batches(tokenizer):
     from attnpatterns.data.loaders import Example
     from attnpatterns.finetune import collate, encode
 
-    texts = [("the cat sat on the mat", "a cat sat"), ("dogs bark loudly at night", "cats sleep"),
-             ("a quick brown fox", "the fox is quick"), ("rain falls", "the sun shines brightly today")]
+    texts = [
+        ("the cat sat on the mat", "a cat sat"),
+        ("dogs bark loudly at night", "cats sleep"),
+        ("a quick brown fox", "the fox is quick"),
+        ("rain falls", "the sun shines brightly today"),
+    ]
     ex = [Example(str(i), a, b, i % 2) for i, (a, b) in enumerate(texts)]
     enc = encode(tokenizer, ex)
     return [collate(enc, [0, 1]), collate(enc, [2, 3])]
@@ -65,8 +70,12 @@ def test_importance_is_the_summed_absolute_gradient(model64, batches):
     np.testing.assert_allclose(per_batch.mlp_raw.numpy(), np.abs(g[0][1]) + np.abs(g[1][1]), rtol=1e-5, atol=1e-9)
     assert per_batch.summation == "per_batch"
     running = compute_importance(model64, batches, hm, mm, running_total=True)
-    np.testing.assert_allclose(running.head_raw.numpy(), np.abs(g[0][0]) + np.abs(g[0][0] + g[1][0]), rtol=1e-5, atol=1e-9)
-    np.testing.assert_allclose(running.mlp_raw.numpy(), np.abs(g[0][1]) + np.abs(g[0][1] + g[1][1]), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(
+        running.head_raw.numpy(), np.abs(g[0][0]) + np.abs(g[0][0] + g[1][0]), rtol=1e-5, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        running.mlp_raw.numpy(), np.abs(g[0][1]) + np.abs(g[0][1] + g[1][1]), rtol=1e-5, atol=1e-9
+    )
     assert running.summation == "running_total"
     # the two orders really differ on this model (otherwise the test above would not tell them apart)
     assert not np.allclose(per_batch.head_raw.numpy(), running.head_raw.numpy())
@@ -83,7 +92,9 @@ def test_normalisation_as_in_reference():
     raw = torch.tensor([[2.0, 2.0], [6.0, 8.0]], dtype=torch.float64)
     # L2 rows: [0.7071, 0.7071], [0.6, 0.8]; min-max: (x - 0.6) / 0.2
     s = 1 / np.sqrt(2)
-    np.testing.assert_allclose(normalize_head_importance(raw).numpy(), [[(s - .6) / .2, (s - .6) / .2], [0, 1]], atol=1e-9)
+    np.testing.assert_allclose(
+        normalize_head_importance(raw).numpy(), [[(s - 0.6) / 0.2, (s - 0.6) / 0.2], [0, 1]], atol=1e-9
+    )
     mlp = normalize_mlp_importance(torch.tensor([10.0, 30.0, 20.0], dtype=torch.float64), n_tokens=10)
     np.testing.assert_allclose(mlp.numpy(), [0.0, 1.0, 0.5], atol=1e-12)
     assert torch.all(normalize_head_importance(torch.zeros(2, 3)) == 0)

@@ -1,4 +1,5 @@
 """Bootstrap intervals of pattern shares: they cover a known proportion at about their level."""
+
 from __future__ import annotations
 
 import numpy as np

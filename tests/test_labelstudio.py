@@ -3,6 +3,7 @@
 The server tests start Label Studio from its own venv (see the ``labelstudio`` fixture in conftest.py).
 The connection tests at the top need no server.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,9 +20,16 @@ SECRET = "s3cret-key-never-shown-0123456789"
 
 # ----------------------------------------------------------------------------- no server needed
 
+
 def _conn(fn_sleep=None, retries=3):
-    return lsc.Connection(url="http://127.0.0.1:9", sdk=None, _key=SECRET, retries=retries, backoff=0.5,
-                          sleep=fn_sleep or (lambda s: None))
+    return lsc.Connection(
+        url="http://127.0.0.1:9",
+        sdk=None,
+        _key=SECRET,
+        retries=retries,
+        backoff=0.5,
+        sleep=fn_sleep or (lambda s: None),
+    )
 
 
 def test_retries_then_one_line_error_naming_url_not_key():
@@ -94,15 +102,32 @@ def test_config_check_and_map_codec():
 
 def test_rows_from_export_validates_before_writing():
     a = np.eye(4, dtype=np.float32)
-    data = dict(map_id="raw-pre-MRPC-1-L0H1", kind="raw", map=lsc.encode_map(a), image="data:image/png;base64,AA",
-                task="MRPC", example="1", layer=0, head=1, source_model="m", n_tokens=4)
+    data = dict(
+        map_id="raw-pre-MRPC-1-L0H1",
+        kind="raw",
+        map=lsc.encode_map(a),
+        image="data:image/png;base64,AA",
+        task="MRPC",
+        example="1",
+        layer=0,
+        head=1,
+        source_model="m",
+        n_tokens=4,
+    )
 
     def task(label, tid=1, **over):
-        ann = {"id": tid, "completed_by": 1, "updated_at": f"2026-01-0{tid}", "was_cancelled": False,
-               "result": [{"from_name": "pattern", "type": "choices", "value": {"choices": [label]}}]}
+        ann = {
+            "id": tid,
+            "completed_by": 1,
+            "updated_at": f"2026-01-0{tid}",
+            "was_cancelled": False,
+            "result": [{"from_name": "pattern", "type": "choices", "value": {"choices": [label]}}],
+        }
         return {"id": tid, "data": {**data, **over}, "annotations": [ann]}
 
-    rows, maps, skipped, who = lsp.rows_from_export([task("block"), {"id": 9, "data": data, "annotations": []}], {1: "a@b"})
+    rows, maps, skipped, who = lsp.rows_from_export(
+        [task("block"), {"id": 9, "data": data, "annotations": []}], {1: "a@b"}
+    )
     assert rows["raw"]["raw-pre-MRPC-1-L0H1"]["label"] == "block" and skipped == 1 and who == ["a@b"]
     # the same map pushed twice: the newest annotation wins
     rows, *_ = lsp.rows_from_export([task("vertical", 2), task("block", 1)], {1: "a@b"})
@@ -118,6 +143,7 @@ def test_rows_from_export_validates_before_writing():
 
 
 # ----------------------------------------------------------------------------- a real server
+
 
 @pytest.fixture
 def ls_env(labelstudio, monkeypatch):
@@ -142,8 +168,24 @@ def test_push_annotate_pull_roundtrip(ls_env, tiny_model_dir, glue_dir, tmp_path
     server, creds = ls_env
     monkeypatch.setenv("ATTN_CLASSIFIER_DIR", str(tmp_path / "no-classifier"))  # heuristic pre-annotations
     runner = CliRunner()
-    args = ["annotate", "push", "--kind", "raw", "--task", "MRPC", "--n", "3", "--model", str(tiny_model_dir),
-            "--project", "roundtrip", "--data-dir", str(glue_dir), "--min-tokens", "4"]
+    args = [
+        "annotate",
+        "push",
+        "--kind",
+        "raw",
+        "--task",
+        "MRPC",
+        "--n",
+        "3",
+        "--model",
+        str(tiny_model_dir),
+        "--project",
+        "roundtrip",
+        "--data-dir",
+        str(glue_dir),
+        "--min-tokens",
+        "4",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "3 tasks imported" in r.output and "heuristic" in r.output
@@ -168,7 +210,12 @@ def test_push_annotate_pull_roundtrip(ls_env, tiny_model_dir, glue_dir, tmp_path
     assert len(s.rows) == 1
     row = s.rows[0]
     assert row["id"] == t0.data["map_id"] and row["label"] == "block" and row["annotator"] == creds.username
-    assert (row["task"], row["layer"], row["head"], row["example"]) == ("MRPC", t0.data["layer"], t0.data["head"], t0.data["example"])
+    assert (row["task"], row["layer"], row["head"], row["example"]) == (
+        "MRPC",
+        t0.data["layer"],
+        t0.data["head"],
+        t0.data["example"],
+    )
     assert row["source_model"] == str(tiny_model_dir) and row["suggested_label"] == t0.data["suggested_label"]
     m = s.maps[row["id"]]
     assert m.shape == (t0.data["n_tokens"],) * 2
@@ -196,18 +243,25 @@ def test_push_annotate_pull_roundtrip(ls_env, tiny_model_dir, glue_dir, tmp_path
     # a task whose image points nowhere and whose map is missing (not made by 'attn annotate push')
     proj2, _ = lsc.get_or_create_project(conn, "missing-images")
     res = conn.sdk.projects.import_tasks(
-        id=proj2.id, request=[{"data": {"image": "/data/upload/1/missing.png", "map_id": "x-1", "kind": "raw"}}],
-        return_task_ids=True)
+        id=proj2.id,
+        request=[{"data": {"image": "/data/upload/1/missing.png", "map_id": "x-1", "kind": "raw"}}],
+        return_task_ids=True,
+    )
     conn.sdk.annotations.create(id=res.task_ids[0], result=_choice("block"))
     r = runner.invoke(app, ["annotate", "pull", "--project", "missing-images", "--out", str(out)])
     assert r.exit_code == 2 and "no map in its data" in r.output, r.output
     assert _files(out) == before
 
     # a project whose labeling config differs: refused for push and pull
-    conn.sdk.projects.create(title="other-config", label_config="<View><Text name='t' value='$text'/>"
-                             "<Choices name='c' toName='t'><Choice value='a'/></Choices></View>")
-    for cmd in (["annotate", "pull", "--project", "other-config", "--out", str(out)],
-                args[:-6] + ["--project", "other-config", "--data-dir", str(glue_dir)]):
+    conn.sdk.projects.create(
+        title="other-config",
+        label_config="<View><Text name='t' value='$text'/>"
+        "<Choices name='c' toName='t'><Choice value='a'/></Choices></View>",
+    )
+    for cmd in (
+        ["annotate", "pull", "--project", "other-config", "--out", str(out)],
+        args[:-6] + ["--project", "other-config", "--data-dir", str(glue_dir)],
+    ):
         r = runner.invoke(app, cmd)
         assert r.exit_code == 2 and "different labeling config" in r.output, r.output
     assert _files(out) == before
@@ -255,9 +309,24 @@ def test_serve_starts_prints_login_and_stops_on_ctrl_c(labelstudio, tmp_path):
     port = free_port()
     key = "serve-test-key-" + os.urandom(8).hex()
     env = dict(os.environ, LABEL_STUDIO_API_KEY=key, LABEL_STUDIO_PASSWORD="pw-" + os.urandom(6).hex())
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "annotate", "serve", "--port", str(port),
-                             "--data-dir", str(tmp_path / "ls-data")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "annotate",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "ls-data"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+    )
     lines = []
     try:
         deadline = time.monotonic() + 600
@@ -304,7 +373,9 @@ def test_pre_annotation_uses_trained_classifier_when_present(tmp_path, monkeypat
     monkeypatch.setattr(predict, "classify_maps", fake_classify)
     out = lsc.suggest_labels("raw", maps, toks)
     assert [o[0] for o in out] == ["block", "vertical"] and out[1][1] == pytest.approx(0.9)
-    assert out[0][2] == "cnn:pattern-cnn-raw.safetensors" and seen == dict(kind="raw", path=tmp_path / "pattern-cnn-raw.safetensors", n=2)
+    assert out[0][2] == "cnn:pattern-cnn-raw.safetensors" and seen == dict(
+        kind="raw", path=tmp_path / "pattern-cnn-raw.safetensors", n=2
+    )
 
     def broken(ms, kind, path):
         raise UserError("bad card")
@@ -317,8 +388,17 @@ def test_pre_annotation_uses_trained_classifier_when_present(tmp_path, monkeypat
 def test_sample_maps_tiny_model(kind, tiny_model_dir, glue_dir):
     from attnpatterns.annotate.sample import SampleConfig, infer_model_state, sample_maps
 
-    cfg = SampleConfig(kind=kind, task="MRPC", n=5, model=str(tiny_model_dir), heads_per_example=2, min_tokens=6,
-                       max_tokens=40, seed=3, data_dir=glue_dir)
+    cfg = SampleConfig(
+        kind=kind,
+        task="MRPC",
+        n=5,
+        model=str(tiny_model_dir),
+        heads_per_example=2,
+        min_tokens=6,
+        max_tokens=40,
+        seed=3,
+        data_dir=glue_dir,
+    )
     items = sample_maps(cfg)
     assert len(items) == 5 and len({i.map_id for i in items}) == 5
     assert all(i.map_id.startswith(f"{kind}-pre-MRPC-") and i.kind == kind for i in items)

@@ -6,6 +6,7 @@ refused connection (``test_retries_then_one_line_error_naming_url_not_key``), 5x
 (``test_rows_from_export_validates_before_writing``). Here the faults come over real HTTP from a local server, and
 the pull is cut off while it writes.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -121,6 +122,7 @@ def test_slow_server_times_out_bounded(env, tmp_path):
 
 # ------------------------------------------------------------------------------------- a pull cut off half-way
 
+
 def _fake_conn(export, fail_export=0):
     """A Connection whose SDK answers from memory; the export fails ``fail_export`` times (connection dropped)."""
     import httpx
@@ -138,7 +140,8 @@ def _fake_conn(export, fail_export=0):
     proj = SimpleNamespace(id=1, title="attn-maps", label_config=lsc.LABEL_CONFIG)
     sdk = SimpleNamespace(
         projects=SimpleNamespace(list=lambda **k: [proj], exports=SimpleNamespace(as_json=as_json)),
-        users=SimpleNamespace(list=lambda: [SimpleNamespace(id=1, email="a@b", username="a")]))
+        users=SimpleNamespace(list=lambda: [SimpleNamespace(id=1, email="a@b", username="a")]),
+    )
     return lsc.Connection(url="http://127.0.0.1:9", sdk=sdk, _key=KEY, retries=2, sleep=lambda s: None)
 
 
@@ -147,12 +150,33 @@ def _export(kinds=("raw", "normed"), label="vertical"):
 
     tasks = []
     for i, kind in enumerate(kinds):
-        data = dict(map_id=f"{kind}-pre-MRPC-9-L0H{i}", kind=kind, map=lsc.encode_map(np.eye(4, dtype=np.float32) * 0.5),
-                    image="data:image/png;base64,AA", task="MRPC", example="9", layer=0, head=i, source_model="m",
-                    n_tokens=4)
-        tasks.append({"id": i + 1, "data": data, "annotations": [{
-            "id": i + 1, "completed_by": 1, "updated_at": "2026-01-02", "was_cancelled": False,
-            "result": [{"from_name": "pattern", "type": "choices", "value": {"choices": [label]}}]}]})
+        data = dict(
+            map_id=f"{kind}-pre-MRPC-9-L0H{i}",
+            kind=kind,
+            map=lsc.encode_map(np.eye(4, dtype=np.float32) * 0.5),
+            image="data:image/png;base64,AA",
+            task="MRPC",
+            example="9",
+            layer=0,
+            head=i,
+            source_model="m",
+            n_tokens=4,
+        )
+        tasks.append(
+            {
+                "id": i + 1,
+                "data": data,
+                "annotations": [
+                    {
+                        "id": i + 1,
+                        "completed_by": 1,
+                        "updated_at": "2026-01-02",
+                        "was_cancelled": False,
+                        "result": [{"from_name": "pattern", "type": "choices", "value": {"choices": [label]}}],
+                    }
+                ],
+            }
+        )
     return tasks
 
 
@@ -160,8 +184,19 @@ def _seed_dataset(root):
     from attnpatterns.annotate import dataset as ads
 
     for kind in ("raw", "normed"):
-        rows = [dict(id=f"{kind}-old-{i}", label="block", annotator="x", source_model="m", task="MRPC", layer=0,
-                     head=i, example="1") for i in range(3)]
+        rows = [
+            dict(
+                id=f"{kind}-old-{i}",
+                label="block",
+                annotator="x",
+                source_model="m",
+                task="MRPC",
+                layer=0,
+                head=i,
+                example="1",
+            )
+            for i in range(3)
+        ]
         ads.upsert(root, kind, rows, {r["id"]: np.full((5, 5), 0.2, dtype=np.float32) for r in rows})
 
 

@@ -4,6 +4,7 @@ push the least certain maps first (backend predictions with scores) -> two users
 label the same tasks -> agreement between them -> pull every annotator's labels and the majority consensus ->
 Label Studio's "Start training" retrains the backend on the pulled labels -> the suggestions change.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,13 @@ def _sign_up(link: str, email: str, password: str) -> str:
     s = requests.Session()
     page = s.get(link, timeout=30)
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    r = s.post(link, data={"email": email, "password": password, "csrfmiddlewaretoken": csrf},
-               headers={"Referer": link}, allow_redirects=False, timeout=30)
+    r = s.post(
+        link,
+        data={"email": email, "password": password, "csrfmiddlewaretoken": csrf},
+        headers={"Referer": link},
+        allow_redirects=False,
+        timeout=30,
+    )
     assert r.status_code == 302, f"sign-up failed (HTTP {r.status_code})"
     base = link.split("/user/")[0]
     return s.get(base + "/api/current-user/token", timeout=30).json()["token"]
@@ -70,12 +76,43 @@ def test_group_loop_uncertain_push_two_annotators_agreement_consensus_retrain(te
     v0 = be.model_version()
 
     # 1. push: the 10 least certain of 20 sampled maps, one of each predicted type first; two annotators per task
-    r = runner.invoke(app, ["annotate", "push", "--kind", "raw", "--task", "MRPC", "--n", "10", "--pool", "2",
-                            "--model", str(tiny_model_dir), "--project", "team-raw", "--data-dir", str(glue_dir),
-                            "--min-tokens", "4", "--order", "uncertain", "--per-type", "1", "--backend", url,
-                            "--annotators-per-map", "2"])
+    r = runner.invoke(
+        app,
+        [
+            "annotate",
+            "push",
+            "--kind",
+            "raw",
+            "--task",
+            "MRPC",
+            "--n",
+            "10",
+            "--pool",
+            "2",
+            "--model",
+            str(tiny_model_dir),
+            "--project",
+            "team-raw",
+            "--data-dir",
+            str(glue_dir),
+            "--min-tokens",
+            "4",
+            "--order",
+            "uncertain",
+            "--per-type",
+            "1",
+            "--backend",
+            url,
+            "--annotators-per-map",
+            "2",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    assert "10 tasks imported, 0 already there, in uncertain order" in r.output and v0 in r.output and "first in the queue" in r.output
+    assert (
+        "10 tasks imported, 0 already there, in uncertain order" in r.output
+        and v0 in r.output
+        and "first in the queue" in r.output
+    )
     conn = lsc.connect()
     proj = lsc.find_project(conn, "team-raw")
     assert proj.sampling == "Sequential sampling" and proj.maximum_annotations == 2
@@ -113,8 +150,9 @@ def test_group_loop_uncertain_push_two_annotators_agreement_consensus_retrain(te
     rep = json.loads(rep_path.read_text())["raw"]
     [pair] = rep["pairwise"]
     assert {pair["a"], pair["b"]} == {creds.username, "bob@lab.example"} and pair["n"] == 10
-    assert pair["kappa"] == pytest.approx(cohen_kappa_score(want, bobs, labels=["vertical", "diagonal",
-                                                            "vertical+diagonal", "block", "heterogeneous"]))
+    assert pair["kappa"] == pytest.approx(
+        cohen_kappa_score(want, bobs, labels=["vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous"])
+    )
     assert f"Cohen's kappa {pair['kappa']:.3f}" in r.output and rep["fleiss"]["raters"] == 2
 
     # 4. pull: each annotator's file and the majority consensus with votes
@@ -128,8 +166,10 @@ def test_group_loop_uncertain_push_two_annotators_agreement_consensus_retrain(te
     got = {row["id"]: row for row in s.rows}
     first = got[tasks[0].data["map_id"]]
     assert (first["label"], first["status"], first["votes"]) == ("heterogeneous", "tie-rule", "heterogeneous=1 block=1")
-    assert all(got[t.data["map_id"]]["label"] == w and got[t.data["map_id"]]["status"] == "unanimous"
-               for t, w in zip(tasks[1:], want[1:]))
+    assert all(
+        got[t.data["map_id"]]["label"] == w and got[t.data["map_id"]]["status"] == "unanimous"
+        for t, w in zip(tasks[1:], want[1:])
+    )
 
     # 5. "Start training" in Label Studio: the backend exports the project and refits; the suggestions change
     conn.sdk.ml.train(id=ml.id)
@@ -159,8 +199,20 @@ def test_group_bad_input_one_line_each_nothing_written(team, tmp_path):
     items = []
     for i in range(4):
         a = rng.random((8, 8)).astype(np.float32)
-        items.append(MapItem(f"raw-pre-T-{i}-L0H0", "raw", a / a.sum(1, keepdims=True),
-                             ["[CLS]"] + [f"w{j}" for j in range(6)] + ["[SEP]"], "hand-made", "pre", "T", str(i), 0, 0))
+        items.append(
+            MapItem(
+                f"raw-pre-T-{i}-L0H0",
+                "raw",
+                a / a.sum(1, keepdims=True),
+                ["[CLS]"] + [f"w{j}" for j in range(6)] + ["[SEP]"],
+                "hand-made",
+                "pre",
+                "T",
+                str(i),
+                0,
+                0,
+            )
+        )
     res = lsc.push(items, "team-disjoint", backend=url)
     conn = lsc.connect()
     tasks = sorted(conn.sdk.tasks.list(project=res.project_id, fields="all"), key=lambda t: t.id)
@@ -169,7 +221,9 @@ def test_group_bad_input_one_line_each_nothing_written(team, tmp_path):
     # one annotator only
     conn.sdk.annotations.create(id=tasks[0].id, result=_choice("block"))
     r = runner.invoke(app, ["annotate", "agreement", "--project", "team-disjoint"])
-    assert r.exit_code == 2 and "labels from 1 annotator" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert r.exit_code == 2 and "labels from 1 annotator" in r.output and len(r.output.strip().splitlines()) == 1, (
+        r.output
+    )
 
     # two annotators on disjoint tasks
     link = lsc.invite_link()
@@ -182,10 +236,15 @@ def test_group_bad_input_one_line_each_nothing_written(team, tmp_path):
     assert len(r.output.strip().splitlines()) == 1
 
     # a project whose label set differs
-    conn.sdk.projects.create(title="team-other", label_config="<View><Image name='map' value='$image'/>"
-                             "<Choices name='pattern' toName='map'><Choice value='stripes'/></Choices></View>")
-    for args in (["annotate", "agreement", "--project", "team-other"],
-                 ["annotate", "pull", "--project", "team-other", "--out", str(out), "--consensus", "majority"]):
+    conn.sdk.projects.create(
+        title="team-other",
+        label_config="<View><Image name='map' value='$image'/>"
+        "<Choices name='pattern' toName='map'><Choice value='stripes'/></Choices></View>",
+    )
+    for args in (
+        ["annotate", "agreement", "--project", "team-other"],
+        ["annotate", "pull", "--project", "team-other", "--out", str(out), "--consensus", "majority"],
+    ):
         r = runner.invoke(app, args)
         assert r.exit_code == 2 and "different labeling config" in r.output, r.output
 

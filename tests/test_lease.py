@@ -1,5 +1,6 @@
 """The lease lock of attnpatterns.lease: two writers never overlap, an expired lease is broken, a live holder on
 another host is respected whatever its PID, and a holder that lost its lease knows it."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """m-pruning: the prunable set, 0.9^k survival, global smallest-magnitude choice, and the run-folder outputs."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,12 @@ import pytest
 import torch
 
 from attnpatterns.prune.magnitude import (
-    count_kept, full_masks, global_magnitude_masks, kept_target, magnitude_step, prunable_parameters,
+    count_kept,
+    full_masks,
+    global_magnitude_masks,
+    kept_target,
+    magnitude_step,
+    prunable_parameters,
 )
 
 
@@ -16,8 +22,14 @@ def test_prunable_set_is_the_reference_one(tiny_classifier):
     want = set()
     for l in range(2):
         p = f"bert.encoder.layer.{l}."
-        for lin in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-                    "intermediate.dense", "output.dense"):
+        for lin in (
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+            "intermediate.dense",
+            "output.dense",
+        ):
             want.add(p + lin + ".weight")
             if lin != "output.dense":
                 want.add(p + lin + ".bias")
@@ -33,7 +45,7 @@ def test_k_steps_leave_0_9_to_the_k_and_remove_the_smallest(tiny_classifier):
     for k in range(1, 11):
         new = magnitude_step(weights, masks, k)
         kept = count_kept(new)[0]
-        assert kept == kept_target(total, k) and abs(kept / total - 0.9 ** k) < 1 / total
+        assert kept == kept_target(total, k) and abs(kept / total - 0.9**k) < 1 / total
         assert all(torch.all(new[n] <= masks[n]) for n in masks)  # nothing comes back
         masks = new
     flat_w = torch.cat([weights[n].abs().reshape(-1) for n in weights])
@@ -66,14 +78,18 @@ def test_exact_count_with_ties_and_largest():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tokenizer):
-    from attnpatterns.finetune import FinetuneConfig, finetune
     from pruning_helpers import make_glue, make_model_dir
+
+    from attnpatterns.finetune import FinetuneConfig, finetune
 
     root = tmp_path_factory.mktemp("mp")
     model_dir, glue = make_model_dir(root / "tiny", tokenizer), make_glue(root / "glue")
     seed_dir = root / "run" / "RTE" / "seed_9"
-    finetune(FinetuneConfig(task="RTE", seed=9, model=str(model_dir), epochs=2, batch_size=8, lr=1e-3, data_dir=str(glue)),
-             seed_dir / "finetuned", show_progress=False)
+    finetune(
+        FinetuneConfig(task="RTE", seed=9, model=str(model_dir), epochs=2, batch_size=8, lr=1e-3, data_dir=str(glue)),
+        seed_dir / "finetuned",
+        show_progress=False,
+    )
     return seed_dir, glue
 
 
@@ -82,7 +98,9 @@ def test_m_prune_writes_the_run_folder(tiny_run):
     from attnpatterns.prune.magnitude import MPruneConfig, m_prune, read_weight_masks
 
     seed_dir, glue = tiny_run
-    s = m_prune(seed_dir, MPruneConfig(max_dev_examples=16, max_steps=3, ratio=0.5), data_dir=str(glue), show_progress=False)
+    s = m_prune(
+        seed_dir, MPruneConfig(max_dev_examples=16, max_steps=3, ratio=0.5), data_dir=str(glue), show_progress=False
+    )
     out = seed_dir / "magnitude"
     iters = [json.loads(p.read_text()) for p in sorted(out.glob("iter_*.json"))]
     assert iters[0]["iteration"] == 0 and iters[0]["kept_fraction"] == 1.0

@@ -1,4 +1,5 @@
 """Raw and weight-normed maps: rows sum to 1, normed equals the materialised formula, batching changes nothing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,11 @@ import torch
 from attnpatterns.families import get_layers, shape_of
 from attnpatterns.maps import attention_maps, cut_maps, extract_maps
 
-TEXTS = ["The cat sat on the mat.", "A much longer sentence, with commas, that needs more tokens than the others do.", "Hi"]
+TEXTS = [
+    "The cat sat on the mat.",
+    "A much longer sentence, with commas, that needs more tokens than the others do.",
+    "Hi",
+]
 PAIRS = ["It was tired.", "Short.", "Hello there, friend."]
 
 
@@ -16,7 +21,9 @@ def _materialised_normed(model, batch):
     """||alpha_ij f_h(x_j)|| built the slow way, as the original code did: a (B, H, T, T, D) tensor, then a norm."""
     L, H, d = shape_of(model)
     store = []
-    hooks = [layer.attention.self.value.register_forward_hook(lambda m, a, o: store.append(o)) for layer in get_layers(model)]
+    hooks = [
+        layer.attention.self.value.register_forward_hook(lambda m, a, o: store.append(o)) for layer in get_layers(model)
+    ]
     with torch.no_grad():
         out = model(**batch, output_attentions=True)
     for h in hooks:

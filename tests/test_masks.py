@@ -1,4 +1,5 @@
 """Head-set files, the authors' .npy layout, run folders and the mask algebra."""
+
 from __future__ import annotations
 
 import json
@@ -44,12 +45,18 @@ def test_head_set_arrays_round_trip():
 
 
 def test_head_set_json_round_trip(tmp_path):
-    hs = HeadSet(num_layers=2, num_heads=3, heads=[[1, 2], [0, 0]], mlps=[1], model="minilm", task="RTE",
-                 seeds=[1, 2])
+    hs = HeadSet(num_layers=2, num_heads=3, heads=[[1, 2], [0, 0]], mlps=[1], model="minilm", task="RTE", seeds=[1, 2])
     p = write_head_set(tmp_path / "sub" / "set.json", hs)
     data = json.loads(p.read_text())
-    assert data == {"model": "minilm", "task": "RTE", "seeds": [1, 2], "num_layers": 2, "num_heads": 3,
-                    "heads": [[0, 0], [1, 2]], "mlps": [1]}
+    assert data == {
+        "model": "minilm",
+        "task": "RTE",
+        "seeds": [1, 2],
+        "num_layers": 2,
+        "num_heads": 3,
+        "heads": [[0, 0], [1, 2]],
+        "mlps": [1],
+    }
     back = read_head_set(p)
     assert back == hs
     assert not list(tmp_path.glob("sub/.*tmp*"))  # atomic write left no temp file

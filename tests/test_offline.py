@@ -1,4 +1,5 @@
 """Offline, a command without GLUE data fails fast: one line within 3 s, no library retry noise."""
+
 from __future__ import annotations
 
 import os
@@ -15,19 +16,25 @@ ATTN = Path(sys.executable).with_name("attn")
 def _env(tmp_path, **extra):
     from attnpatterns.annotate.server import free_port
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ATTN_GLUE_DIR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_DATASETS_CACHE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ATTN_GLUE_DIR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_DATASETS_CACHE")
+    }
     # the hub unreachable (a closed local port), an empty cache
     env.update(HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", HF_HOME=str(tmp_path / "hf"), **extra)
     return env
 
 
-@pytest.mark.parametrize("args", [
-    ["finetune", "--task", "RTE", "--seeds", "1", "--out", "OUT"],
-    ["run", "--out", "OUT"],
-    ["maps", "--task", "MRPC", "--n", "2", "--out", "OUT/maps.npz"],
-    ["classify", "--task", "MRPC", "--out", "OUT/c"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["finetune", "--task", "RTE", "--seeds", "1", "--out", "OUT"],
+        ["run", "--out", "OUT"],
+        ["maps", "--task", "MRPC", "--n", "2", "--out", "OUT/maps.npz"],
+        ["classify", "--task", "MRPC", "--out", "OUT/c"],
+    ],
+)
 @pytest.mark.parametrize("offline_var", [None, "HF_DATASETS_OFFLINE"])
 def test_no_data_and_no_hub_is_one_line_within_3_seconds(tmp_path, args, offline_var):
     if not ATTN.exists():

@@ -1,9 +1,11 @@
 """Heuristic pattern scores on hand-made maps of each of the five types."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from attnpatterns.errors import UserError
 from attnpatterns.patterns import (
     PATTERN_VALUES,
     Pattern,
@@ -17,7 +19,6 @@ from attnpatterns.patterns import (
     vertical_columns,
     vertical_score,
 )
-from attnpatterns.errors import UserError
 
 # [CLS] a b c . d e [SEP] f g h i , j [SEP]  (15 tokens, a sentence pair)
 TOKENS = ["[CLS]", "a", "b", "c", ".", "d", "e", "[SEP]", "f", "g", "h", "i", ",", "j", "[SEP]"]
@@ -151,7 +152,9 @@ def test_single_sentence_is_never_block():
 def test_thresholds_change_the_decision():
     a = vertical_map()
     v = suggest(a, TOKENS).scores["vertical"]
-    assert suggest(a, TOKENS, thresholds=Thresholds(vertical=v + 0.01, mixed_each=v + 0.01)).label is not Pattern.VERTICAL
+    assert (
+        suggest(a, TOKENS, thresholds=Thresholds(vertical=v + 0.01, mixed_each=v + 0.01)).label is not Pattern.VERTICAL
+    )
 
 
 def test_bad_maps_raise():

@@ -1,16 +1,18 @@
 """``attn run`` end to end on a tiny random BERT and a tiny synthetic MRPC-format task: every stage runs and the
 report has every section; a rerun does no work; a changed input reruns only what depends on it; bad input."""
+
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
 import pytest
 
-WORDS = ("the cat dog sat ran on a mat big small red blue house tree car went home fast slowly river stone "
-         "light dark bird sang loud quiet green field").split()
+WORDS = (
+    "the cat dog sat ran on a mat big small red blue house tree car went home fast slowly river stone "
+    "light dark bird sang loud quiet green field"
+).split()
 
 
 def write_glue_mrpc(root: Path, n_train: int = 32, n_dev: int = 16, seed: int = 0) -> Path:
@@ -53,8 +55,11 @@ def ensure_classifiers(tmp: Path, monkeypatch) -> None:
     monkeypatch.setenv("ATTN_CLASSIFIER_DIR", str(tmp))
     for kind in ("raw", "normed"):
         torch.manual_seed(0)
-        save(default_path(kind), PatternCNN(len(LABELS)).eval(),
-             Card(kind=kind, labels=list(LABELS), preprocess=Preprocess().to_dict(), min_tokens=4))
+        save(
+            default_path(kind),
+            PatternCNN(len(LABELS)).eval(),
+            Card(kind=kind, labels=list(LABELS), preprocess=Preprocess().to_dict(), min_tokens=4),
+        )
 
 
 TINY = dict(epochs=1, batch_size=8, max_length=32, classify_examples=6, examples_per_type=2, magnitude_max_steps=3)
@@ -69,8 +74,16 @@ def tiny_run(tmp_path_factory):
     ensure_classifiers(tmp / "clf", mp)
     glue = write_glue_mrpc(tmp / "glue")
     model = write_tiny_model(tmp / "tiny-bert")
-    cfg = RunConfig(out=tmp / "run", profile="quick", model=str(model), tasks=["MRPC"], seeds=[1, 2],
-                    data_dir=str(glue), show_progress=False, overrides=TINY)
+    cfg = RunConfig(
+        out=tmp / "run",
+        profile="quick",
+        model=str(model),
+        tasks=["MRPC"],
+        seeds=[1, 2],
+        data_dir=str(glue),
+        show_progress=False,
+        overrides=TINY,
+    )
     res = run_pipeline(cfg)
     yield cfg, res, tmp
     mp.undo()
@@ -87,8 +100,13 @@ def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
         assert st.ran and not st.skipped, name
     for seed in (1, 2):
         sd = run / "MRPC" / f"seed_{seed}"
-        for f in ("finetuned/metrics.json", "structured/summary.json", "structured/mask.json", "magnitude/summary.json",
-                  "magnitude/mask.safetensors"):
+        for f in (
+            "finetuned/metrics.json",
+            "structured/summary.json",
+            "structured/mask.json",
+            "magnitude/summary.json",
+            "magnitude/mask.safetensors",
+        ):
             assert (sd / f).is_file(), f
         for method in ("structured", "magnitude", "super"):
             for sub in ("good", "random", "bad"):
@@ -127,8 +145,17 @@ def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
     assert "Missing:" not in html, [l for l in html.splitlines() if "Missing:" in l]
     md = (run / "report" / "report.md").read_text()
     assert "Missing:" not in md and md.count("![") >= 9
-    for stem in ("patterns-raw", "patterns-normed", "survival-MRPC-structured", "survival-MRPC-magnitude",
-                 "importance-MRPC-structured", "importance-MRPC-magnitude", "shared-heads", "examples-raw", "examples-normed"):
+    for stem in (
+        "patterns-raw",
+        "patterns-normed",
+        "survival-MRPC-structured",
+        "survival-MRPC-magnitude",
+        "importance-MRPC-structured",
+        "importance-MRPC-magnitude",
+        "shared-heads",
+        "examples-raw",
+        "examples-normed",
+    ):
         assert (run / "report" / f"{stem}.png").is_file() and (run / "report" / f"{stem}.svg").is_file(), stem
     stamps = list((run / ".stages").rglob("*.json"))
     assert len(stamps) == sum(len(s.ran) for s in res.stages.values())
@@ -198,8 +225,9 @@ def test_stamps_with_path_keyed_digests_are_migrated_not_redone(tiny_run):
     stamps = sorted((cfg.out / ".stages").rglob("*.json"))
     for sp in stamps:
         s = json.loads(sp.read_text())
-        s["digest"] = hashlib.sha256(json.dumps({"config": s["config"], "inputs": s["inputs"]}, sort_keys=True,
-                                                default=str).encode()).hexdigest()
+        s["digest"] = hashlib.sha256(
+            json.dumps({"config": s["config"], "inputs": s["inputs"]}, sort_keys=True, default=str).encode()
+        ).hexdigest()
         sp.write_text(json.dumps(s))
     res = run_pipeline(cfg)
     assert res.ran == 0 and not any(s.adopted for s in res.stages.values())
@@ -214,8 +242,17 @@ def test_a_changed_setting_reruns_only_what_depends_on_it(tiny_run):
     from attnpatterns.pipeline import RunConfig, run_pipeline
 
     cfg, _, _ = tiny_run
-    changed = RunConfig(out=cfg.out, profile="quick", model=cfg.model, tasks=["MRPC"], seeds=[1, 2], data_dir=cfg.data_dir,
-                        show_progress=False, overrides=TINY | {"classify_examples": 5}, stages=["classify", "report"])
+    changed = RunConfig(
+        out=cfg.out,
+        profile="quick",
+        model=cfg.model,
+        tasks=["MRPC"],
+        seeds=[1, 2],
+        data_dir=cfg.data_dir,
+        show_progress=False,
+        overrides=TINY | {"classify_examples": 5},
+        stages=["classify", "report"],
+    )
     res = run_pipeline(changed)
     assert list(res.stages) == ["classify", "report"]
     # the per-seed classify units and, through their outputs, the pooled distribution and the report
@@ -224,8 +261,16 @@ def test_a_changed_setting_reruns_only_what_depends_on_it(tiny_run):
     heads = json.loads((cfg.out / "classify" / "MRPC" / "seed_1" / "heads.json").read_text())
     assert heads["n_examples"] == 5
     # and the earlier stages were not touched: a full run with the new setting only skips them
-    full = RunConfig(out=cfg.out, profile="quick", model=cfg.model, tasks=["MRPC"], seeds=[1, 2], data_dir=cfg.data_dir,
-                     show_progress=False, overrides=TINY | {"classify_examples": 5})
+    full = RunConfig(
+        out=cfg.out,
+        profile="quick",
+        model=cfg.model,
+        tasks=["MRPC"],
+        seeds=[1, 2],
+        data_dir=cfg.data_dir,
+        show_progress=False,
+        overrides=TINY | {"classify_examples": 5},
+    )
     res2 = run_pipeline(full)
     assert res2.ran == 0
 
@@ -239,8 +284,16 @@ def test_outputs_made_by_hand_are_adopted_not_redone(tiny_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(cfg.out, copy)
     shutil.rmtree(copy / ".stages")  # as if made with attn finetune / prune / subnetworks by hand
-    c2 = RunConfig(out=copy, profile="quick", model=cfg.model, tasks=["MRPC"], seeds=[1, 2], data_dir=cfg.data_dir,
-                   show_progress=False, overrides=TINY | {"classify_examples": 5})
+    c2 = RunConfig(
+        out=copy,
+        profile="quick",
+        model=cfg.model,
+        tasks=["MRPC"],
+        seeds=[1, 2],
+        data_dir=cfg.data_dir,
+        show_progress=False,
+        overrides=TINY | {"classify_examples": 5},
+    )
     res = run_pipeline(c2)
     assert res.ran == 0
     assert len(res.stages["finetune"].adopted) == 2

@@ -2,6 +2,7 @@
 
 Each test runs a @given function inside it and prints how many examples it tried (see with ``pytest -s``).
 """
+
 from __future__ import annotations
 
 import json
@@ -150,8 +151,13 @@ _pair = st.lists(_small, min_size=0, max_size=3) | _small
 _near = st.fixed_dictionaries(
     {},
     optional={
-        "model": _small, "task": _small, "seed": _small, "seeds": st.lists(_small, max_size=3) | _small,
-        "num_layers": _small, "num_heads": _small, "heads": st.lists(_pair, max_size=5) | _small,
+        "model": _small,
+        "task": _small,
+        "seed": _small,
+        "seeds": st.lists(_small, max_size=3) | _small,
+        "num_layers": _small,
+        "num_heads": _small,
+        "heads": st.lists(_pair, max_size=5) | _small,
         "mlps": st.lists(_small, max_size=4) | _small,
     },
 )
@@ -160,9 +166,12 @@ _idx = st.one_of(*[st.integers(0, 2)] * 6, st.integers(-1, 4), st.sampled_from([
 _valid_ish = st.fixed_dictionaries(
     {"heads": st.lists(st.tuples(_idx, _idx).map(list) | st.lists(_idx, max_size=3), max_size=4)},
     optional={
-        "num_layers": st.sampled_from([3, 3, 3, 2, 4, "3"]), "num_heads": st.sampled_from([4, 4, 4, 5, 0]),
-        "mlps": st.lists(_idx, max_size=3) | st.none(), "seed": st.integers(0, 5) | st.none(),
-        "seeds": st.lists(st.integers(0, 3), max_size=3), "model": st.sampled_from(["m", None]),
+        "num_layers": st.sampled_from([3, 3, 3, 2, 4, "3"]),
+        "num_heads": st.sampled_from([4, 4, 4, 5, 0]),
+        "mlps": st.lists(_idx, max_size=3) | st.none(),
+        "seed": st.integers(0, 5) | st.none(),
+        "seeds": st.lists(st.integers(0, 3), max_size=3),
+        "model": st.sampled_from(["m", None]),
     },
 )
 
@@ -184,9 +193,18 @@ def test_head_set_parser_never_crashes():
     outcomes = {"valid": 0, "error": 0}
 
     @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.one_of(_json, _near, _valid_ish, _valid_ish, _valid_ish, st.lists(_pair, max_size=5),
-                     st.lists(st.tuples(_idx, _idx).map(list), max_size=5)),
-           st.sampled_from([None, (3, 4)]))
+    @given(
+        st.one_of(
+            _json,
+            _near,
+            _valid_ish,
+            _valid_ish,
+            _valid_ish,
+            st.lists(_pair, max_size=5),
+            st.lists(st.tuples(_idx, _idx).map(list), max_size=5),
+        ),
+        st.sampled_from([None, (3, 4)]),
+    )
     def check(obj, shape):
         nonlocal n
         n += 1
@@ -268,7 +286,8 @@ def _batches():
         b, l, h, t = d
         maps = arrays(np.float32, (b, l, h, t, t), elements=st.floats(0, 1, width=32))
         right = st.lists(st.integers(0, t), min_size=b, max_size=b).map(
-            lambda ns: np.array([[1] * n + [0] * (t - n) for n in ns], dtype=np.int64))
+            lambda ns: np.array([[1] * n + [0] * (t - n) for n in ns], dtype=np.int64)
+        )
         anywhere = arrays(np.int64, (b, t), elements=st.integers(0, 1))
         return st.tuples(maps, st.one_of(right, anywhere))
 
@@ -311,8 +330,12 @@ def test_map_preparation_shape_range_and_scale():
     sizes = st.tuples(st.integers(1, 3), st.integers(1, 40))
 
     @SETTINGS
-    @given(sizes.flatmap(lambda s: arrays(np.float32, (s[0], s[1], s[1]), elements=st.floats(0, 1, width=32))),
-           st.sampled_from([4, 8, 16, 32]), st.sampled_from(["pad", "resize"]), st.sampled_from(["none", "max", "mass"]))
+    @given(
+        sizes.flatmap(lambda s: arrays(np.float32, (s[0], s[1], s[1]), elements=st.floats(0, 1, width=32))),
+        st.sampled_from([4, 8, 16, 32]),
+        st.sampled_from(["pad", "resize"]),
+        st.sampled_from(["none", "max", "mass"]),
+    )
     def check(maps, size, mode, scale):
         nonlocal n
         n += 1
@@ -328,7 +351,7 @@ def test_map_preparation_shape_range_and_scale():
                 assert x[k].sum() == pytest.approx(size, rel=1e-3)
             elif mode == "pad" and maps.shape[-1] <= size:  # padding keeps every value, centred
                 t, lo = maps.shape[-1], (size - maps.shape[-1]) // 2
-                np.testing.assert_array_equal(x[k, 0, lo:lo + t, lo:lo + t], maps[k])
+                np.testing.assert_array_equal(x[k, 0, lo : lo + t, lo : lo + t], maps[k])
                 assert x[k].sum() == pytest.approx(float(maps[k].sum()), rel=1e-5)
 
     check()

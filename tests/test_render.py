@@ -1,4 +1,5 @@
 """Rendering maps to PNG: sizes, colours of the colour map, marked special tokens, contact sheets."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Report pieces: plot functions (arrays in, (fig, ax) out), the chi-square of distributions, the HTML/Markdown
 renderers, m-pruning masks mapped to heads, and a report over a run folder with missing stages."""
+
 from __future__ import annotations
 
 import re
@@ -50,14 +51,17 @@ def test_stacked_bars_segments_are_the_normalised_fractions():
     assert sum(w[1] for w in widths.values()) == 0.0
 
 
-@pytest.mark.parametrize("call", [
-    lambda p: p.stacked_bars(np.ones((2, 4)), ["a", "b"], TYPES),
-    lambda p: p.stacked_bars(-np.ones((1, 5)), ["a"], TYPES),
-    lambda p: p.survival_heatmap(np.ones(5)),
-    lambda p: p.shared_heads_heatmap(np.ones((2, 3)), ["a", "b"]),
-    lambda p: p.importance_distributions([[], []]),
-    lambda p: p.example_grid({}),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: p.stacked_bars(np.ones((2, 4)), ["a", "b"], TYPES),
+        lambda p: p.stacked_bars(-np.ones((1, 5)), ["a"], TYPES),
+        lambda p: p.survival_heatmap(np.ones(5)),
+        lambda p: p.shared_heads_heatmap(np.ones((2, 3)), ["a", "b"]),
+        lambda p: p.importance_distributions([[], []]),
+        lambda p: p.example_grid({}),
+    ],
+)
 def test_plots_reject_bad_arrays(call):
     from attnpatterns.report import plots
 
@@ -123,8 +127,15 @@ def test_html_is_self_contained_and_markdown_is_its_twin():
 
     fig, _ = plots.survival_heatmap(np.eye(3))
     png = plots.figure_bytes(fig, "png")
-    s1 = Section("a", "Alpha <b>", [Paragraph("x | y"), Table(["k", "v"], [["p", 0.5], ["q", None]], caption="cap"),
-                                    Figure("fig-a", "the figure", png)])
+    s1 = Section(
+        "a",
+        "Alpha <b>",
+        [
+            Paragraph("x | y"),
+            Table(["k", "v"], [["p", 0.5], ["q", None]], caption="cap"),
+            Figure("fig-a", "the figure", png),
+        ],
+    )
     s2 = Section("b", "Beta")
     s2.note_missing("no inputs for beta")
     doc = Document("T", meta=[("model", "m")], sections=[s1, s2])
@@ -139,7 +150,7 @@ def test_html_is_self_contained_and_markdown_is_its_twin():
     assert "## Alpha <b>" in md and "## Beta" in md
 
 
-# ----------------------------------------------------------------------------------------------- m-pruning masks per head
+# ----------------------------------------------------------------------------------------------- m-pruning masks per he
 
 
 def test_head_weight_survival_reads_heads_out_of_weight_masks():
@@ -171,8 +182,10 @@ def test_report_over_an_unfinished_run_says_what_is_missing(tmp_path):
     from attnpatterns.report.build import build_report
 
     run = tmp_path / "run"
-    write_json(run / "MRPC" / "seed_1" / "finetuned" / "metrics.json",
-               {"task": "MRPC", "seed": 1, "score": 0.7, "main_metric": "acc", "train_examples": 10, "dev_examples": 5})
+    write_json(
+        run / "MRPC" / "seed_1" / "finetuned" / "metrics.json",
+        {"task": "MRPC", "seed": 1, "score": 0.7, "main_metric": "acc", "train_examples": 10, "dev_examples": 5},
+    )
     res = build_report(run)
     html = res.html.read_text()
     for sec in ("finetune", "patterns", "survival", "importance", "shared", "subnetworks", "examples"):

@@ -4,6 +4,7 @@ The run folder is written by hand here, file by file as docs/CONTRACTS.md lays i
 4-head model: fine-tuned metrics, s- and m-pruning with their iterations, super-survivors, subnetwork results,
 classified maps), so the test checks the report against the contract, independent of the pipeline.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -29,44 +30,86 @@ def make_run(root: Path, seeds=(1, 2), task: str = "MRPC") -> Path:
     head_masks = {}
     for seed in seeds:
         sd = root / task / f"seed_{seed}"
-        write_json(sd / "finetuned" / "config.json", {"model_type": "bert", "num_hidden_layers": L, "num_attention_heads": H,
-                                                      "hidden_size": HID})
-        write_json(sd / "finetuned" / "metrics.json", {"task": task, "seed": seed, "model": "tiny", "metrics": {"acc": 0.7},
-                                                       "score": 0.7, "main_metric": "acc", "train_examples": 40,
-                                                       "dev_examples": 20, "train_seconds": 1.0})
+        write_json(
+            sd / "finetuned" / "config.json",
+            {"model_type": "bert", "num_hidden_layers": L, "num_attention_heads": H, "hidden_size": HID},
+        )
+        write_json(
+            sd / "finetuned" / "metrics.json",
+            {
+                "task": task,
+                "seed": seed,
+                "model": "tiny",
+                "metrics": {"acc": 0.7},
+                "score": 0.7,
+                "main_metric": "acc",
+                "train_examples": 40,
+                "dev_examples": 20,
+                "train_seconds": 1.0,
+            },
+        )
         hm = (rng.random((L, H)) > 0.3).astype(np.float32)
         hm[0, 0] = 1
         head_masks[seed] = hm
         st = sd / "structured"
-        write_head_set(st / "mask.json", HeadSet.from_arrays(hm, np.ones(L, np.float32), model="tiny", task=task, seed=seed))
+        write_head_set(
+            st / "mask.json", HeadSet.from_arrays(hm, np.ones(L, np.float32), model="tiny", task=task, seed=seed)
+        )
         np.save(st / "head_mask.npy", hm)
         np.save(st / "mlp_mask.npy", np.ones(L, np.float32))
         for k in range(3):
-            write_json(st / f"iter_{k:02d}.json", {"head_mask": np.ones((L, H)).tolist(), "mlp_mask": [1.0] * L,
-                                                   "score": 0.7 - 0.02 * k, "head_importance": rng.random((L, H)).tolist(),
-                                                   "mlp_importance": rng.random(L).tolist()})
+            write_json(
+                st / f"iter_{k:02d}.json",
+                {
+                    "head_mask": np.ones((L, H)).tolist(),
+                    "mlp_mask": [1.0] * L,
+                    "score": 0.7 - 0.02 * k,
+                    "head_importance": rng.random((L, H)).tolist(),
+                    "mlp_importance": rng.random(L).tolist(),
+                },
+            )
         write_json(st / "summary.json", {"iterations": 3})
         mg = sd / "magnitude"
         masks = {}
         for i in range(L):
-            for name, shape in (("attention.self.query", (HID, HID)), ("attention.self.key", (HID, HID)),
-                                ("attention.self.value", (HID, HID)), ("attention.output.dense", (HID, HID)),
-                                ("intermediate.dense", (INTER, HID)), ("output.dense", (HID, INTER))):
+            for name, shape in (
+                ("attention.self.query", (HID, HID)),
+                ("attention.self.key", (HID, HID)),
+                ("attention.self.value", (HID, HID)),
+                ("attention.output.dense", (HID, HID)),
+                ("intermediate.dense", (INTER, HID)),
+                ("output.dense", (HID, INTER)),
+            ):
                 masks[f"bert.encoder.layer.{i}.{name}.weight"] = (rng.random(shape) > 0.4).astype(np.uint8)
         save_file(masks, str(mg.mkdir(parents=True) or mg / "mask.safetensors"))
         for k in range(3):
-            write_json(mg / f"iter_{k:02d}.json", {"kept_fraction": 0.9 ** k, "score": 0.7 - 0.01 * k})
+            write_json(mg / f"iter_{k:02d}.json", {"kept_fraction": 0.9**k, "score": 0.7 - 0.01 * k})
         write_json(mg / "summary.json", {"threshold": 0.63})
         for method in ("structured", "magnitude", "super"):
             for sub in ("good", "random", "bad"):
                 for setting in ("pruned", "retrained"):
-                    write_json(sd / "subnetworks" / method / sub / f"{setting}.json",
-                               {"metrics": {"acc": float(rng.uniform(0.5, 0.7)), "f1": 0.5}, "score": 0.6,
-                                "size": {"kept_fraction": 0.5}})
+                    write_json(
+                        sd / "subnetworks" / method / sub / f"{setting}.json",
+                        {
+                            "metrics": {"acc": float(rng.uniform(0.5, 0.7)), "f1": 0.5},
+                            "score": 0.6,
+                            "size": {"kept_fraction": 0.5},
+                        },
+                    )
         cd = root / "classify" / task / f"seed_{seed}"
         counts = {k: rng.integers(0, 20, size=(L, H, 5)).tolist() for k in ("raw", "normed")}
-        write_json(cd / "heads.json", {"task": task, "seed": seed, "num_layers": L, "num_heads": H, "n_examples": 20,
-                                       "types": TYPES, "counts": counts})
+        write_json(
+            cd / "heads.json",
+            {
+                "task": task,
+                "seed": seed,
+                "num_layers": L,
+                "num_heads": H,
+                "n_examples": 20,
+                "types": TYPES,
+                "counts": counts,
+            },
+        )
         arrays, caps = {}, {}
         for kind in ("raw", "normed"):
             for t in TYPES[:4]:
@@ -81,11 +124,17 @@ def make_run(root: Path, seeds=(1, 2), task: str = "MRPC") -> Path:
         save_npz(cd / "examples.npz", **arrays)
         write_json(cd / "examples.json", caps)
     sup = np.all([head_masks[s] > 0 for s in seeds], axis=0)
-    write_head_set(root / task / "super" / "super-survivors.json",
-                   HeadSet.from_arrays(sup.astype(np.float32), np.ones(L, np.float32), model="tiny", task=task, seeds=list(seeds)))
+    write_head_set(
+        root / task / "super" / "super-survivors.json",
+        HeadSet.from_arrays(sup.astype(np.float32), np.ones(L, np.float32), model="tiny", task=task, seeds=list(seeds)),
+    )
     write_json(root / task / "majority.json", {"metrics": {"acc": 0.68, "f1": 0.81}, "score": 0.68})
-    write_distribution([root / "classify" / task / f"seed_{s}" / "heads.json" for s in seeds],
-                       root / task / "super" / "super-survivors.json", root / "classify" / task / "distribution.json", task)
+    write_distribution(
+        [root / "classify" / task / f"seed_{s}" / "heads.json" for s in seeds],
+        root / task / "super" / "super-survivors.json",
+        root / "classify" / task / "distribution.json",
+        task,
+    )
     return root
 
 
@@ -101,10 +150,22 @@ def screenshot(page: Path, out: Path, tmp: Path, width: int = 1200, height: int 
     exe = _chromium()
     if exe is None:
         pytest.skip("headless Chromium not installed (apt-get install chromium)")
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp / 'chrome-profile'}", f"--window-size={width},{height}", "--hide-scrollbars",
-           f"--screenshot={out}", page.resolve().as_uri()]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'chrome-profile'}",
+        f"--window-size={width},{height}",
+        "--hide-scrollbars",
+        f"--screenshot={out}",
+        page.resolve().as_uri(),
+    ]
     subprocess.run(cmd, check=True, timeout=120, capture_output=True)
     from matplotlib.image import imread
 
@@ -148,8 +209,17 @@ def test_report_of_a_complete_run_has_every_section_and_figure(tmp_path):
     res = build_report(run)
     assert not res.missing
     names = sorted(p.name for p in res.figures)
-    for stem in ("patterns-raw", "patterns-normed", "survival-MRPC-structured", "survival-MRPC-magnitude",
-                 "importance-MRPC-structured", "importance-MRPC-magnitude", "shared-heads", "examples-raw", "examples-normed"):
+    for stem in (
+        "patterns-raw",
+        "patterns-normed",
+        "survival-MRPC-structured",
+        "survival-MRPC-magnitude",
+        "importance-MRPC-structured",
+        "importance-MRPC-magnitude",
+        "shared-heads",
+        "examples-raw",
+        "examples-normed",
+    ):
         assert f"{stem}.png" in names and f"{stem}.svg" in names, stem
         assert (res.out_dir / f"{stem}.png").stat().st_size > 1000
     md = res.markdown.read_text()

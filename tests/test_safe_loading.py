@@ -5,6 +5,7 @@ Each pickle below, if unpickled, would create a marker file (``os.system`` is no
 The key tests start a local HTTP server that plays a hostile Label Studio: it echoes the request's Authorization
 header back in its error bodies, so any error text passed through unscrubbed would carry the key.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -48,6 +49,7 @@ def _torch_pickle(path: Path, marker: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------- pickles refused
+
 
 def test_object_npy_refused_everywhere_we_read_npy(tmp_path):
     from attnpatterns.classifier.predict import read_npy
@@ -140,6 +142,7 @@ def test_no_pickle_readers_in_the_code():
 
 
 # ------------------------------------------------------------------------------------- the Label Studio key
+
 
 class _Hostile(http.server.BaseHTTPRequestHandler):
     """Answers every request with ``status`` and a body that repeats the request's Authorization header."""

@@ -1,4 +1,5 @@
 """Stability statistics on hand-made mask sets with answers worked out by hand, and `attn stats` end to end."""
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,13 @@ from cli.main import app
 runner = CliRunner()
 
 # Three seeds (raters) x four components (subjects), 1 = kept.
-HAND = np.array([
-    [1, 1, 0, 0],
-    [1, 0, 0, 1],
-    [1, 1, 0, 0],
-])
+HAND = np.array(
+    [
+        [1, 1, 0, 0],
+        [1, 0, 0, 1],
+        [1, 1, 0, 0],
+    ]
+)
 
 
 def fleiss_by_formula(stack):
@@ -37,10 +40,10 @@ def fleiss_by_formula(stack):
     n = stack.shape[0]  # raters
     kept = stack.sum(axis=0)  # n_i,kept per subject
     counts = np.stack([n - kept, kept], axis=1)  # (N, 2)
-    p_i = ((counts ** 2).sum(axis=1) - n) / (n * (n - 1))
+    p_i = ((counts**2).sum(axis=1) - n) / (n * (n - 1))
     p_bar = p_i.mean()
     p_j = counts.sum(axis=0) / counts.sum()
-    p_e = (p_j ** 2).sum()
+    p_e = (p_j**2).sum()
     return (p_bar - p_e) / (1 - p_e)
 
 
@@ -149,8 +152,15 @@ def test_compute_stats_hand_table():
     assert rep.shared_heads["A/A"].mean == 2.0  # diagonal = surviving heads
     js = rep.to_json()
     t = js["tasks"]["A"]
-    for key in ("fleiss_kappa_heads", "fleiss_kappa_mlps", "super_survivor_heads", "mean_surviving_heads",
-                "mean_surviving_mlps", "super_survivor_mlps", "cochrans_q_heads"):
+    for key in (
+        "fleiss_kappa_heads",
+        "fleiss_kappa_mlps",
+        "super_survivor_heads",
+        "mean_surviving_heads",
+        "mean_surviving_mlps",
+        "super_survivor_mlps",
+        "cochrans_q_heads",
+    ):
         assert key in t
     assert js["shared_heads"]["A/B"] == {"mean": 0.0, "std": 0.0, "seeds": [10, 20, 30], "per_seed": [0, 0, 0]}
     md = to_markdown(rep)
@@ -169,8 +179,13 @@ def _tree(root, table):
 def test_cli_stats(tmp_path):
     hand = HAND.reshape(3, 2, 2).astype(np.float32)
     mlps = np.array([[1, 0], [1, 1], [1, 0]], np.float32)
-    _tree(tmp_path / "m", {"MRPC": {s: (hand[i], mlps[i]) for i, s in enumerate((1, 2, 3))},
-                           "RTE": {s: (1 - hand[i], mlps[i]) for i, s in enumerate((1, 2, 3))}})
+    _tree(
+        tmp_path / "m",
+        {
+            "MRPC": {s: (hand[i], mlps[i]) for i, s in enumerate((1, 2, 3))},
+            "RTE": {s: (1 - hand[i], mlps[i]) for i, s in enumerate((1, 2, 3))},
+        },
+    )
     out = tmp_path / "stats.json"
     md = tmp_path / "stats.md"
     r = runner.invoke(app, ["stats", "--masks", str(tmp_path / "m"), "--json", str(out), "--markdown", str(md)])
@@ -201,8 +216,9 @@ def test_authors_stats(authors_dir):
     # Cross-check against the masks themselves, independent of the stats code.
     sizes = [int(hm.sum()) for _, (hm, _) in sorted(table["MRPC"].items())]
     assert mrpc.heads.mean_kept == pytest.approx(np.mean(sizes))
-    assert mrpc.heads.fleiss_kappa == pytest.approx(fleiss_by_formula(np.stack(
-        [hm for _, (hm, _) in sorted(table["MRPC"].items())])))
+    assert mrpc.heads.fleiss_kappa == pytest.approx(
+        fleiss_by_formula(np.stack([hm for _, (hm, _) in sorted(table["MRPC"].items())]))
+    )
     # WNLI's MLP masks are all pruned in every seed: kappa is undefined, reported as such, no crash.
     assert math.isnan(rep.tasks["WNLI"].mlps.fleiss_kappa)
 
@@ -230,8 +246,13 @@ def test_cli_stats_on_a_run_folder_records_the_model(tmp_path):
 
 def test_cli_stats_skip_unfinished(tmp_path):
     hand = HAND.reshape(3, 2, 2).astype(np.float32)
-    _tree(tmp_path / "m", {"MRPC": {s: (hand[i], np.ones(2, np.float32)) for i, s in enumerate((1, 2, 3))},
-                           "CoLA": {1: (hand[0], np.ones(2, np.float32))}})
+    _tree(
+        tmp_path / "m",
+        {
+            "MRPC": {s: (hand[i], np.ones(2, np.float32)) for i, s in enumerate((1, 2, 3))},
+            "CoLA": {1: (hand[0], np.ones(2, np.float32))},
+        },
+    )
     (tmp_path / "m" / "CoLA" / "seed_2" / "finetuned").mkdir(parents=True)  # still running
     r = runner.invoke(app, ["stats", "--masks", str(tmp_path / "m")])
     assert r.exit_code == 2 and "CoLA/seed_2: no masks" in r.output

@@ -1,4 +1,5 @@
 """s-pruning: the three-phase schedule with a fake scorer (exact counts), and the run-folder outputs."""
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,15 @@ def test_schedule_counts_per_phase_and_keeps_last_passing_mask():
     phases = [(it.phase, it.passed, int((it.head_mask == 0).sum()), int((it.mlp_mask == 0).sum())) for it in seen]
     assert phases == [
         ("full", True, 0, 0),
-        ("heads+mlps", True, 3, 1), ("heads+mlps", True, 6, 2), ("heads+mlps", False, 9, 3),
-        ("heads", True, 7, 2), ("heads", False, 8, 2),
-        ("mlps", True, 7, 3), ("mlps", True, 7, 4), ("mlps", True, 7, 5), ("mlps", False, 7, 6),
+        ("heads+mlps", True, 3, 1),
+        ("heads+mlps", True, 6, 2),
+        ("heads+mlps", False, 9, 3),
+        ("heads", True, 7, 2),
+        ("heads", False, 8, 2),
+        ("mlps", True, 7, 3),
+        ("mlps", True, 7, 4),
+        ("mlps", True, 7, 5),
+        ("mlps", False, 7, 6),
     ]
     assert res.heads_per_step == (3, 1)
     assert res.full_score == 1.0 and res.threshold == pytest.approx(0.9)
@@ -95,14 +102,18 @@ def test_mask_least_important_ranks_masked_last():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tokenizer):
-    from attnpatterns.finetune import FinetuneConfig, finetune
     from pruning_helpers import make_glue, make_model_dir
+
+    from attnpatterns.finetune import FinetuneConfig, finetune
 
     root = tmp_path_factory.mktemp("sp")
     model_dir, glue = make_model_dir(root / "tiny", tokenizer, layers=2, heads=4), make_glue(root / "glue")
     seed_dir = root / "run" / "RTE" / "seed_5"
-    finetune(FinetuneConfig(task="RTE", seed=5, model=str(model_dir), epochs=2, batch_size=8, lr=1e-3, data_dir=str(glue)),
-             seed_dir / "finetuned", show_progress=False)
+    finetune(
+        FinetuneConfig(task="RTE", seed=5, model=str(model_dir), epochs=2, batch_size=8, lr=1e-3, data_dir=str(glue)),
+        seed_dir / "finetuned",
+        show_progress=False,
+    )
     return seed_dir, glue
 
 

@@ -4,6 +4,7 @@ The end-to-end tests fine-tune a tiny random BERT ("pre-trained" = its saved ini
 synthetic RTE-shaped task and write the pruning outputs by hand in the run-folder layout of
 docs/CONTRACTS.md, then run every method x subnetwork x pruned/retrained.
 """
+
 from __future__ import annotations
 
 import random
@@ -27,7 +28,11 @@ WORDS = "alpha beta gamma delta river stone cloud light paper music window garde
 
 def test_m_random_and_bad_match_size_exactly():
     g = torch.Generator().manual_seed(0)
-    weights = {"a": torch.randn(20, 30, generator=g), "b": torch.randn(30, generator=g), "c": torch.randn(7, 5, generator=g)}
+    weights = {
+        "a": torch.randn(20, 30, generator=g),
+        "b": torch.randn(30, generator=g),
+        "c": torch.randn(7, 5, generator=g),
+    }
     # a good mask that keeps the largest 37 % (as magnitude pruning would)
     flat = torch.cat([w.abs().reshape(-1) for w in weights.values()])
     thr = flat.sort().values[int(0.63 * flat.numel())]
@@ -159,8 +164,14 @@ def _write_task(root: Path) -> Path:
 
 
 def _prunable_names(model) -> list[str]:
-    fam_parts = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-                 "intermediate.dense", "output.dense")
+    fam_parts = (
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "intermediate.dense",
+        "output.dense",
+    )
     out = []
     for name, _ in model.named_parameters():
         if ".encoder.layer." not in name:
@@ -174,11 +185,12 @@ def _prunable_names(model) -> list[str]:
 
 def _make_run(root: Path, tokenizer) -> tuple[Path, Path, Path]:
     """(run folder, pre-trained folder, glue folder) with fine-tuning and both prunings done for SEEDS."""
+    from safetensors.torch import load_file
+
     from attnpatterns.finetune import FinetuneConfig, finetune
     from attnpatterns.io import save_safetensors, write_json
     from attnpatterns.models import TinySpec, tiny_bert
     from attnpatterns.prune.masks import HeadSet
-    from safetensors.torch import load_file
 
     glue = _write_task(root)
     pre = root / "pretrained"
@@ -188,19 +200,30 @@ def _make_run(root: Path, tokenizer) -> tuple[Path, Path, Path]:
     head_masks = {1: [[0, 0], [0, 1], [0, 3], [1, 1], [1, 2]], 2: [[0, 0], [0, 1], [1, 1], [1, 3]]}
     for s in SEEDS:
         sd = run / TASK / f"seed_{s}"
-        cfg = FinetuneConfig(task=TASK, seed=s, model=str(pre), epochs=1, batch_size=16, max_length=32,
-                             data_dir=str(glue), lr=1e-3)
+        cfg = FinetuneConfig(
+            task=TASK, seed=s, model=str(pre), epochs=1, batch_size=16, max_length=32, data_dir=str(glue), lr=1e-3
+        )
         finetune(cfg, sd / "finetuned", show_progress=False)
-        hs = HeadSet(num_layers=2, num_heads=4, heads=head_masks[s], mlps=[0, 1] if s == 1 else [1],
-                     model=str(pre), task=TASK, seed=s)
+        hs = HeadSet(
+            num_layers=2,
+            num_heads=4,
+            heads=head_masks[s],
+            mlps=[0, 1] if s == 1 else [1],
+            model=str(pre),
+            task=TASK,
+            seed=s,
+        )
         write_json(sd / "structured" / "mask.json", hs.to_json())
         write_json(sd / "structured" / "summary.json", {"done": True})
         w = load_file(str(sd / "finetuned" / "model.safetensors"))
         names = [n for n in _prunable_names_from_keys(w)]
         flat = torch.cat([w[n].abs().reshape(-1) for n in names])
         thr = flat.sort().values[int(0.5 * flat.numel())]
-        save_safetensors(sd / "magnitude" / "mask.safetensors", {n: (w[n].abs() >= thr).to(torch.uint8) for n in names},
-                         metadata={"model": str(pre)})
+        save_safetensors(
+            sd / "magnitude" / "mask.safetensors",
+            {n: (w[n].abs() >= thr).to(torch.uint8) for n in names},
+            metadata={"model": str(pre)},
+        )
         write_json(sd / "magnitude" / "summary.json", {"done": True})
     return run, pre, glue
 
@@ -228,7 +251,9 @@ def done_run(tiny_run):
     run, pre, glue = tiny_run
     results = {}
     for method in ("structured", "magnitude", "super"):
-        cfg = SubnetworkConfig(run=run, task=TASK, seeds=SEEDS, method=method, data_dir=str(glue), keep_checkpoints=True)
+        cfg = SubnetworkConfig(
+            run=run, task=TASK, seeds=SEEDS, method=method, data_dir=str(glue), keep_checkpoints=True
+        )
         results[method] = run_subnetworks(cfg, show_progress=False)
     return run, pre, glue, results
 
@@ -301,9 +326,10 @@ def test_masked_weights_stay_zero_after_refinetuning(done_run):
 
 def test_retrained_starts_from_pretrained_weights(tiny_run, monkeypatch, tmp_path):
     """The model handed to re-fine-tuning holds the pre-trained encoder, not the fine-tuned one."""
+    from safetensors.torch import load_file
+
     import attnpatterns.models as models
     from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
-    from safetensors.torch import load_file
 
     run, pre, glue = tiny_run
     run2 = tmp_path / "run"
@@ -318,8 +344,15 @@ def test_retrained_starts_from_pretrained_weights(tiny_run, monkeypatch, tmp_pat
         return model, tok
 
     monkeypatch.setattr(models, "load_model", spy)
-    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", subnets=("good",),
-                           settings=("retrained",), data_dir=str(glue))
+    cfg = SubnetworkConfig(
+        run=run2,
+        task=TASK,
+        seeds=[1],
+        method="structured",
+        subnets=("good",),
+        settings=("retrained",),
+        data_dir=str(glue),
+    )
     run_subnetworks(cfg, show_progress=False)
     assert len(seen) == 1 and seen[0][0] == str(pre)
     start = seen[0][1]
@@ -362,14 +395,22 @@ def test_retrained_without_pretrained_weights_is_a_clear_error(tiny_run, tmp_pat
 
     run, pre, glue = tiny_run
     run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
-    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", data_dir=str(glue),
-                           pretrained=str(tmp_path / "gone"))
+    cfg = SubnetworkConfig(
+        run=run2, task=TASK, seeds=[1], method="structured", data_dir=str(glue), pretrained=str(tmp_path / "gone")
+    )
     with pytest.raises(UserError, match="pre-trained weights.*cannot be found.*--pretrained"):
         run_subnetworks(cfg, show_progress=False)
     assert not (run2 / TASK / "seed_1" / "subnetworks").exists()  # failed before any work
     # pruned alone needs no pre-trained weights
-    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", data_dir=str(glue),
-                           settings=("pruned",), pretrained=str(tmp_path / "gone"))
+    cfg = SubnetworkConfig(
+        run=run2,
+        task=TASK,
+        seeds=[1],
+        method="structured",
+        data_dir=str(glue),
+        settings=("pruned",),
+        pretrained=str(tmp_path / "gone"),
+    )
     assert len(run_subnetworks(cfg, show_progress=False)) == 3
 
 
@@ -380,17 +421,41 @@ def test_mask_from_another_model_is_a_clear_error(tiny_run, tmp_path):
     run, pre, glue = tiny_run
     run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
     sd = run2 / TASK / "seed_1"
-    write_json(sd / "structured" / "mask.json", {"model": str(pre), "task": TASK, "seed": 1, "num_layers": 12,
-                                                 "num_heads": 12, "heads": [[0, 0], [11, 11]], "mlps": [0]})
-    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", data_dir=str(glue), settings=("pruned",))
+    write_json(
+        sd / "structured" / "mask.json",
+        {
+            "model": str(pre),
+            "task": TASK,
+            "seed": 1,
+            "num_layers": 12,
+            "num_heads": 12,
+            "heads": [[0, 0], [11, 11]],
+            "mlps": [0],
+        },
+    )
+    cfg = SubnetworkConfig(
+        run=run2, task=TASK, seeds=[1], method="structured", data_dir=str(glue), settings=("pruned",)
+    )
     with pytest.raises(UserError, match="another model"):
         run_subnetworks(cfg, show_progress=False)
-    write_json(sd / "structured" / "mask.json", {"model": "bert-base-uncased", "task": TASK, "seed": 1, "num_layers": 2,
-                                                 "num_heads": 4, "heads": [[0, 0]], "mlps": [0]})
+    write_json(
+        sd / "structured" / "mask.json",
+        {
+            "model": "bert-base-uncased",
+            "task": TASK,
+            "seed": 1,
+            "num_layers": 2,
+            "num_heads": 4,
+            "heads": [[0, 0]],
+            "mlps": [0],
+        },
+    )
     with pytest.raises(UserError, match="bert-base-uncased.*another model"):
         run_subnetworks(cfg, show_progress=False)
-    save_safetensors(sd / "magnitude" / "mask.safetensors",
-                     {"bert.encoder.layer.0.attention.self.query.weight": torch.ones(768, 768, dtype=torch.uint8)})
+    save_safetensors(
+        sd / "magnitude" / "mask.safetensors",
+        {"bert.encoder.layer.0.attention.self.query.weight": torch.ones(768, 768, dtype=torch.uint8)},
+    )
     cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="magnitude", data_dir=str(glue), settings=("pruned",))
     with pytest.raises(UserError, match=r"mask.safetensors.*\(768, 768\).*another model"):
         run_subnetworks(cfg, show_progress=False)
@@ -454,11 +519,15 @@ def test_missing_pruning_and_seed_errors(tiny_run, tmp_path):
     run, pre, glue = tiny_run
     run2 = _copy_seed(run, tmp_path / "run", seeds=[1], parts=("finetuned",))
     with pytest.raises(UserError, match="s-pruning of RTE seed 1 has not finished"):
-        run_subnetworks(SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", data_dir=str(glue)),
-                        show_progress=False)
+        run_subnetworks(
+            SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", data_dir=str(glue)),
+            show_progress=False,
+        )
     with pytest.raises(UserError, match="no fine-tuning run for RTE seed 9"):
-        run_subnetworks(SubnetworkConfig(run=run2, task=TASK, seeds=[9], method="magnitude", data_dir=str(glue)),
-                        show_progress=False)
+        run_subnetworks(
+            SubnetworkConfig(run=run2, task=TASK, seeds=[9], method="magnitude", data_dir=str(glue)),
+            show_progress=False,
+        )
     with pytest.raises(UserError, match="at least two seeds"):
         SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="super")
     with pytest.raises(UserError, match="unknown method"):
@@ -472,15 +541,64 @@ def test_cli_subnetworks(tiny_run, tmp_path):
 
     run, pre, glue = tiny_run
     run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
-    r = CliRunner().invoke(app, ["subnetworks", "--task", TASK, "--seeds", "1", "--method", "structured", "--run",
-                                 str(run2), "--settings", "pruned", "--data-dir", str(glue), "--no-progress"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "subnetworks",
+            "--task",
+            TASK,
+            "--seeds",
+            "1",
+            "--method",
+            "structured",
+            "--run",
+            str(run2),
+            "--settings",
+            "pruned",
+            "--data-dir",
+            str(glue),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "3 evaluated" in r.output
-    r = CliRunner().invoke(app, ["subnetworks", "--task", TASK, "--seeds", "1", "--method", "magnitude", "--run",
-                                 str(run2), "--pretrained", str(tmp_path / "nope"), "--data-dir", str(glue)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "subnetworks",
+            "--task",
+            TASK,
+            "--seeds",
+            "1",
+            "--method",
+            "magnitude",
+            "--run",
+            str(run2),
+            "--pretrained",
+            str(tmp_path / "nope"),
+            "--data-dir",
+            str(glue),
+        ],
+    )
     assert r.exit_code == 2 and "error:" in r.output and "--pretrained" in r.output
-    r = CliRunner().invoke(app, ["subnetworks", "--task", TASK, "--seeds", "1", "--method", "super", "--run",
-                                 str(run2), "--super-from", "1,x", "--data-dir", str(glue)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "subnetworks",
+            "--task",
+            TASK,
+            "--seeds",
+            "1",
+            "--method",
+            "super",
+            "--run",
+            str(run2),
+            "--super-from",
+            "1,x",
+            "--data-dir",
+            str(glue),
+        ],
+    )
     assert r.exit_code == 2 and "--super-from '1,x' is not a comma-separated list" in r.output
 
 
@@ -491,8 +609,9 @@ def test_dev_subsample_for_every_row(tiny_run, tmp_path):
 
     run, pre, glue = tiny_run
     run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
-    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", subnets=("good",), data_dir=str(glue),
-                           max_dev_examples=10)
+    cfg = SubnetworkConfig(
+        run=run2, task=TASK, seeds=[1], method="structured", subnets=("good",), data_dir=str(glue), max_dev_examples=10
+    )
     run_subnetworks(cfg, show_progress=False)
     base = run2 / TASK / "seed_1" / "subnetworks"
     for f in ("full.json", "majority.json", "structured/good/pruned.json", "structured/good/retrained.json"):
@@ -511,8 +630,15 @@ def test_smaller_training_budget_adds_the_full_model_control(tiny_run, tmp_path)
 
     run, pre, glue = tiny_run
     run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
-    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", subnets=("good",), data_dir=str(glue),
-                           max_train_examples=16)
+    cfg = SubnetworkConfig(
+        run=run2,
+        task=TASK,
+        seeds=[1],
+        method="structured",
+        subnets=("good",),
+        data_dir=str(glue),
+        max_train_examples=16,
+    )
     run_subnetworks(cfg, show_progress=False)
     base = run2 / TASK / "seed_1" / "subnetworks"
     r = read_json(base / "full_retrained.json")
@@ -530,8 +656,9 @@ def test_super_from_more_seeds_than_evaluated(tiny_run, tmp_path):
 
     run, pre, glue = tiny_run
     run2 = _copy_seed(run, tmp_path / "run", seeds=SEEDS, parts=("finetuned", "structured"))
-    cfg = SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="super", settings=("pruned",), data_dir=str(glue),
-                           super_from=SEEDS)
+    cfg = SubnetworkConfig(
+        run=run2, task=TASK, seeds=[1], method="super", settings=("pruned",), data_dir=str(glue), super_from=SEEDS
+    )
     res = run_subnetworks(cfg, show_progress=False)
     assert {r.seed for r in res} == {1} and len(res) == 3
     sset = read_json(run2 / TASK / "super" / "super-survivors.json")

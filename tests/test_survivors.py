@@ -1,4 +1,5 @@
 """Super-survivors (AND over seeds), the in-between and never-kept sets, and `attn survivors`."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,13 @@ from cli.main import app
 runner = CliRunner()
 
 # (S=3, L=2, H=3): head (0, 0) kept everywhere, (1, 2) nowhere, the rest in some seeds.
-STACK = np.array([
-    [[1, 1, 0], [1, 0, 0]],
-    [[1, 0, 1], [1, 0, 0]],
-    [[1, 1, 0], [0, 1, 0]],
-])
+STACK = np.array(
+    [
+        [[1, 1, 0], [1, 0, 0]],
+        [[1, 0, 1], [1, 0, 0]],
+        [[1, 1, 0], [0, 1, 0]],
+    ]
+)
 MLPS = np.array([[1, 1], [1, 0], [1, 0]])
 
 
@@ -83,21 +86,42 @@ def test_cli_survivors(tmp_path):
     assert r.exit_code == 0, r.output
     assert "super/in-between/never = 1/4/1 of 6" in r.output
     data = json.loads(out.read_text())
-    assert data == {"model": None, "task": "MRPC", "seeds": [1, 2, 3], "num_layers": 2, "num_heads": 3,
-                    "heads": [[0, 0]], "mlps": [0]}
+    assert data == {
+        "model": None,
+        "task": "MRPC",
+        "seeds": [1, 2, 3],
+        "num_layers": 2,
+        "num_heads": 3,
+        "heads": [[0, 0]],
+        "mlps": [0],
+    }
     assert read_head_set(out, num_layers=2, num_heads=3).heads == [(0, 0)]
 
 
 def test_cli_survivors_bad_input(tmp_path):
     _tree(tmp_path / "m")
-    r = runner.invoke(app, ["survivors", "--masks", str(tmp_path / "m"), "--task", "CoLA", "--out",
-                            str(tmp_path / "o.json")])
+    r = runner.invoke(
+        app, ["survivors", "--masks", str(tmp_path / "m"), "--task", "CoLA", "--out", str(tmp_path / "o.json")]
+    )
     assert r.exit_code == 2 and "no masks of task 'CoLA' (found: MRPC)" in r.output
-    r = runner.invoke(app, ["survivors", "--masks", str(tmp_path / "m"), "--task", "MRPC", "--out",
-                            str(tmp_path / "o.txt")])
+    r = runner.invoke(
+        app, ["survivors", "--masks", str(tmp_path / "m"), "--task", "MRPC", "--out", str(tmp_path / "o.txt")]
+    )
     assert r.exit_code == 2 and "must end in .json" in r.output
-    r = runner.invoke(app, ["survivors", "--masks", str(tmp_path / "m"), "--task", "MRPC", "--seeds", "1,9",
-                            "--out", str(tmp_path / "o.json")])
+    r = runner.invoke(
+        app,
+        [
+            "survivors",
+            "--masks",
+            str(tmp_path / "m"),
+            "--task",
+            "MRPC",
+            "--seeds",
+            "1,9",
+            "--out",
+            str(tmp_path / "o.json"),
+        ],
+    )
     assert r.exit_code == 2 and "no seed_9 folder" in r.output
     assert not (tmp_path / "o.json").exists()
 

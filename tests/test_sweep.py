@@ -2,6 +2,7 @@
 (a later ``attn run`` finds nothing to do), a rerun submits nothing, a failing job is retried with its error kept,
 a job that keeps failing holds back its dependants, and a sweep through a real local Ray head on 127.0.0.1 gives
 the same masks and metrics as the local executor. Also: bf16 autocast is a no-op on CPU."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -27,8 +28,16 @@ TIMING_KEYS = ("started", "finished", "updated")
 def _cfg(tmp: Path, out: Path, **kw):
     from attnpatterns.sweep import SweepConfig
 
-    return SweepConfig(out=out, model=str(tmp / "tiny-bert"), tasks=["MRPC"], seeds=SEEDS, data_dir=str(tmp / "glue"),
-                       overrides=TINY, threads=1, **kw)
+    return SweepConfig(
+        out=out,
+        model=str(tmp / "tiny-bert"),
+        tasks=["MRPC"],
+        seeds=SEEDS,
+        data_dir=str(tmp / "glue"),
+        overrides=TINY,
+        threads=1,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -171,9 +180,12 @@ def test_a_failing_job_is_retried_and_its_error_kept(local_sweep, monkeypatch):
     m = json.loads(next(j for j in sweep.plan(new) if j.id == "survivors/MRPC").marker(new.out).read_text())
     assert m["job"] == "survivors/MRPC" and m["status"] == "done"
     assert [a["ok"] for a in m["attempts"]] == [False, True]
-    assert "RuntimeError: worker lost its disk" in m["attempts"][0]["error"] and "flaky" in m["attempts"][0]["traceback"]
-    assert (new.out / "MRPC" / "super" / "super-survivors.json").read_bytes() == \
-        (cfg.out / "MRPC" / "super" / "super-survivors.json").read_bytes()
+    assert (
+        "RuntimeError: worker lost its disk" in m["attempts"][0]["error"] and "flaky" in m["attempts"][0]["traceback"]
+    )
+    assert (new.out / "MRPC" / "super" / "super-survivors.json").read_bytes() == (
+        cfg.out / "MRPC" / "super" / "super-survivors.json"
+    ).read_bytes()
 
 
 def test_a_job_that_keeps_failing_holds_back_its_dependants(local_sweep, monkeypatch):
@@ -226,13 +238,17 @@ def test_cli_dry_run_lists_the_jobs_and_bad_input_is_one_line(local_sweep, monke
     assert any(l.split()[:2] == ["todo", "subnet/MRPC/seed_1/magnitude/bad"] for l in lines)
     assert not (tmp / "fresh").exists()  # a dry run writes nothing
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    for extra, msg in ((["--executor", "slurm"], "unknown --executor 'slurm'"),
-                       (["--executor", "ray"], "--executor ray needs --address"),
-                       (["--address", "127.0.0.1:1"], "--address is for --executor ray"),
-                       (["--max-train-examples", "0"], "--max-train-examples must be at least 1"),
-                       (["--seeds", "1,1"], "repeats a seed")) + (
-                       ((["--executor", "ray", "--address", f"127.0.0.1:{_free_port()}"], "nothing answers at Ray address"),)
-                       if importlib.util.find_spec("ray") else ()):
+    for extra, msg in (
+        (["--executor", "slurm"], "unknown --executor 'slurm'"),
+        (["--executor", "ray"], "--executor ray needs --address"),
+        (["--address", "127.0.0.1:1"], "--address is for --executor ray"),
+        (["--max-train-examples", "0"], "--max-train-examples must be at least 1"),
+        (["--seeds", "1,1"], "repeats a seed"),
+    ) + (
+        ((["--executor", "ray", "--address", f"127.0.0.1:{_free_port()}"], "nothing answers at Ray address"),)
+        if importlib.util.find_spec("ray")
+        else ()
+    ):
         r = runner.invoke(app, base + ["--out", str(tmp / "bad")] + extra)
         assert r.exit_code == 2, (extra, r.output)
         err = r.stderr if hasattr(r, "stderr") else r.output
@@ -249,13 +265,15 @@ def test_bf16_option_is_a_no_op_on_cpu(tmp_path):
     model = write_tiny_model(tmp_path / "tiny-bert")
     runs = {}
     for bf16 in (True, False):
-        c = FinetuneConfig(task="MRPC", seed=3, model=str(model), epochs=1, batch_size=8, max_length=32,
-                           data_dir=str(glue), bf16=bf16)
+        c = FinetuneConfig(
+            task="MRPC", seed=3, model=str(model), epochs=1, batch_size=8, max_length=32, data_dir=str(glue), bf16=bf16
+        )
         runs[bf16] = (c, finetune(c, tmp_path / f"bf16_{bf16}", show_progress=False))
     assert runs[True][0].identity() == runs[False][0].identity()
     assert runs[True][1].metrics == runs[False][1].metrics
-    assert (tmp_path / "bf16_True" / "model.safetensors").read_bytes() == \
-        (tmp_path / "bf16_False" / "model.safetensors").read_bytes()
+    assert (tmp_path / "bf16_True" / "model.safetensors").read_bytes() == (
+        tmp_path / "bf16_False" / "model.safetensors"
+    ).read_bytes()
     assert "bf16" in FinetuneConfig(task="MRPC", seed=3, device="cuda").identity()  # on a GPU it defines the run
     assert "bf16" not in FinetuneConfig(task="MRPC", seed=3, device="cuda", bf16=False).identity()
 
@@ -301,7 +319,7 @@ def _listening(pids) -> list[str]:
                 continue
             hexaddr, port = f[1].split(":")
             raw = bytes.fromhex(hexaddr)
-            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, n, 4))  # /proc writes 32-bit words in host order
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, n, 4))  # /proc writes 32-bit words in host order
             out.append(f"{socket.inet_ntop(fam, raw)}:{int(port, 16)}")
     return out
 
@@ -327,15 +345,31 @@ def ray_head(monkeypatch):
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     log = open(Path(temp) / "head.log", "w")
     proc = subprocess.Popen(
-        [str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--include-dashboard=false", "--num-cpus=2", "--disable-usage-stats", f"--temp-dir={temp}",
-         "--object-store-memory=100000000"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy())
+        [
+            str(ray_bin),
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--include-dashboard=false",
+            "--num-cpus=2",
+            "--disable-usage-stats",
+            f"--temp-dir={temp}",
+            "--object-store-memory=100000000",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=os.environ.copy(),
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"ray start exited with {proc.returncode}: {(Path(temp) / 'head.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"ray start exited with {proc.returncode}: {(Path(temp) / 'head.log').read_text()[-2000:]}"
+                )
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
@@ -389,8 +423,11 @@ def _same_file(a: Path, b: Path, root_a: Path, root_b: Path) -> bool:
         with safe_open(str(a), framework="numpy") as fa, safe_open(str(b), framework="numpy") as fb:
             if sorted(fa.keys()) != sorted(fb.keys()) or (fa.metadata() or {}) != (fb.metadata() or {}):
                 return False
-            return all(fa.get_tensor(k).dtype == fb.get_tensor(k).dtype and
-                       fa.get_tensor(k).tobytes() == fb.get_tensor(k).tobytes() for k in fa.keys())
+            return all(
+                fa.get_tensor(k).dtype == fb.get_tensor(k).dtype
+                and fa.get_tensor(k).tobytes() == fb.get_tensor(k).tobytes()
+                for k in fa.keys()
+            )
     return a.read_bytes() == b.read_bytes()
 
 
@@ -420,8 +457,12 @@ def test_ray_sweep_matches_the_local_one(local_sweep, ray_head):
     cfg, _, tmp = local_sweep
     out = tmp / "ray"
     # the driver in its own process: Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when imported, and a hang is cut off
-    script = RAY_DRIVER.format(tests=str(Path(__file__).parent), tmp=str(tmp), out=str(out), address=ray_head["address"])
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=420, env=os.environ.copy())
+    script = RAY_DRIVER.format(
+        tests=str(Path(__file__).parent), tmp=str(tmp), out=str(out), address=ray_head["address"]
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=420, env=os.environ.copy()
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(next(l for l in p.stdout.splitlines() if l.startswith("RESULT "))[7:])
     errors = {j: a[-1].get("error") for j, a in r["attempts"].items() if not a[-1]["ok"]}

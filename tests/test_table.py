@@ -1,4 +1,5 @@
 """The results table: layout, mean and population std over seeds, sizes, the authors' table, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -24,18 +25,35 @@ def _fake_run(root: Path) -> Path:
         _write(run / task / "majority.json", {"metrics": {"acc": 0.5, "f1": 0.6, "acc_and_f1": 0.55}, "score": 0.5})
         for seed, full in per_seed.items():
             sd = run / task / f"seed_{seed}"
-            _write(sd / "finetuned" / "metrics.json", {"metrics": {"acc": full, "f1": 0.0, "acc_and_f1": 0.0}, "score": full})
+            _write(
+                sd / "finetuned" / "metrics.json",
+                {"metrics": {"acc": full, "f1": 0.0, "acc_and_f1": 0.0}, "score": full},
+            )
             for mi, method in enumerate(tables.METHOD_LABELS):
                 for si, subnet in enumerate(tables.SUBNETS):
                     for ti, setting in enumerate(tables.SETTINGS):
-                        if task == "RTE" and seed == 2 and (method, subnet, setting) == ("magnitude", "bad", "retrained"):
+                        if (
+                            task == "RTE"
+                            and seed == 2
+                            and (method, subnet, setting) == ("magnitude", "bad", "retrained")
+                        ):
                             continue  # not done yet
                         val = full - 0.1 * si + 0.01 * ti - 0.001 * mi
-                        size = ({"weights_kept": 40, "weights_total": 100, "kept_fraction": 0.4} if method == "magnitude"
-                                else {"heads_kept": 10 + seed, "heads_total": 72, "mlps_kept": 5, "mlps_total": 6,
-                                      "kept_fraction": 0.5 + 0.01 * seed})
-                        _write(sd / "subnetworks" / method / subnet / f"{setting}.json",
-                               {"metrics": {"acc": val}, "score": val, "size": size})
+                        size = (
+                            {"weights_kept": 40, "weights_total": 100, "kept_fraction": 0.4}
+                            if method == "magnitude"
+                            else {
+                                "heads_kept": 10 + seed,
+                                "heads_total": 72,
+                                "mlps_kept": 5,
+                                "mlps_total": 6,
+                                "kept_fraction": 0.5 + 0.01 * seed,
+                            }
+                        )
+                        _write(
+                            sd / "subnetworks" / method / subnet / f"{setting}.json",
+                            {"metrics": {"acc": val}, "score": val, "size": size},
+                        )
     return run
 
 
@@ -130,12 +148,18 @@ def test_note_names_the_seeds_where_pruning_kept_the_whole_model():
 
     from attnpatterns.report.tables import unpruned_notes
 
-    rows = [dict(method="magnitude", subnet=sub, setting="pruned", task=t, seed=s, score=0.5, kept_fraction=kf)
-            for t, s, kf in (("CoLA", 42, 1.0), ("CoLA", 7, 0.6), ("RTE", 86, 1.0), ("RTE", 3, 1.0))
-            for sub in ("good", "random")]
-    rows.append(dict(method="structured", subnet="good", setting="pruned", task="CoLA", seed=7, score=0.5, kept_fraction=0.9))
+    rows = [
+        dict(method="magnitude", subnet=sub, setting="pruned", task=t, seed=s, score=0.5, kept_fraction=kf)
+        for t, s, kf in (("CoLA", 42, 1.0), ("CoLA", 7, 0.6), ("RTE", 86, 1.0), ("RTE", 3, 1.0))
+        for sub in ("good", "random")
+    ]
+    rows.append(
+        dict(method="structured", subnet="good", setting="pruned", task="CoLA", seed=7, score=0.5, kept_fraction=0.9)
+    )
     notes = unpruned_notes(pd.DataFrame(rows))
-    assert notes == ["m-pruning kept the whole model in CoLA seed 42; RTE seeds 3, 86: there good, random and bad are "
-                     "one mask (the full model) and score alike."]
+    assert notes == [
+        "m-pruning kept the whole model in CoLA seed 42; RTE seeds 3, 86: there good, random and bad are "
+        "one mask (the full model) and score alike."
+    ]
     rows[-1]["kept_fraction"] = 1.0
     assert len(unpruned_notes(pd.DataFrame(rows))) == 2

@@ -7,6 +7,7 @@ with the blind sheets' renderer, its measures in the caption.
 
     .venv/bin/python annotations/guidelines/make_anchors.py
 """
+
 from __future__ import annotations
 
 import json
@@ -31,14 +32,14 @@ BOUNDARIES = [
 
 
 def main() -> int:
+    from blind_sheets import draw_map
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from measures import measures
 
     from attnpatterns.annotate.agreement import vote_table
     from attnpatterns.annotate.dataset import load, read_annotators
     from attnpatterns.io import atomic_path
-    from blind_sheets import draw_map
-    from measures import measures
 
     tokens = json.loads((ROOT / "annotations" / "tools" / "tokens.json").read_text())
     for name, kind, left, right, key, *how in BOUNDARIES:

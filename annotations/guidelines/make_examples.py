@@ -5,6 +5,7 @@
 The maps were picked by eye from contact sheets of 96 raw and 96 weight-normed MRPC dev maps
 (``attnpatterns.annotate.sample.sample_maps`` with seed 1, 4 heads per example).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,13 @@ EXAMPLES = {
     "vertical-diagonal-raw.png": ("raw", "270", 2, 11, "vertical+diagonal (raw): band and a bright [CLS] column"),
     "block-raw.png": ("raw", "265", 2, 10, "block (raw): each sentence attends within itself"),
     "heterogeneous-raw.png": ("raw", "15", 0, 4, "heterogeneous (raw): no dominant structure"),
-    "heterogeneous-normed-alignment.png": ("normed", "282", 0, 8, "heterogeneous (normed): cross-sentence alignment lines"),
+    "heterogeneous-normed-alignment.png": (
+        "normed",
+        "282",
+        0,
+        8,
+        "heterogeneous (normed): cross-sentence alignment lines",
+    ),
     "borderline-broad-band-raw.png": ("raw", "35", 4, 7, "borderline (raw): a broad local band is not a block"),
 }
 
@@ -35,8 +42,12 @@ def main() -> None:
     examples = {e.id: e for e in load_task(spec, spec.dev_split)}
     model, tok = load_model(None)
     wanted = sorted({v[1] for v in EXAMPLES.values()})
-    maps = {m.example_id: m for m in extract_maps(model, tok, [examples[i].text_a for i in wanted],
-                                                  [examples[i].text_b for i in wanted], ids=wanted)}
+    maps = {
+        m.example_id: m
+        for m in extract_maps(
+            model, tok, [examples[i].text_a for i in wanted], [examples[i].text_b for i in wanted], ids=wanted
+        )
+    }
     for name, (kind, ex, layer, head, caption) in EXAMPLES.items():
         m = maps[ex]
         arr = (m.normed if kind == "normed" else m.raw)[layer, head]

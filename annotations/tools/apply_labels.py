@@ -20,6 +20,7 @@ Pass 2 (sheets ``p2_*``, blind, before the guidelines): labels go to
 labels go to ``annotations/<kind>/second_pass.tsv`` (anonymous id, map id, label, annotator);
 ``consensus.py`` reports this intra-rater agreement (``intra_rater`` in agreement.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,9 +72,11 @@ def apply_pass1(kind: str) -> int:
     from attnpatterns.annotate.dataset import load, upsert
 
     if any(r["annotator"].startswith("consensus") for r in load(ROOT / "annotations", kind, with_maps=False).rows):
-        raise SystemExit(f"error: annotations/{kind}/labels.tsv holds the consensus of several annotators; "
-                         f"agent-annotator-1's labels are in annotations/{kind}/annotators/agent-annotator-1.tsv "
-                         "(this script made them before the consensus); rebuild the consensus with consensus.py.")
+        raise SystemExit(
+            f"error: annotations/{kind}/labels.tsv holds the consensus of several annotators; "
+            f"agent-annotator-1's labels are in annotations/{kind}/annotators/agent-annotator-1.tsv "
+            "(this script made them before the consensus); rebuild the consensus with consensus.py."
+        )
 
     pool_rows, maps = read_pool(kind)
     by_id = {r["id"]: r for r in pool_rows}
@@ -91,13 +94,25 @@ def apply_pass1(kind: str) -> int:
             if m["id"] in reviewed:
                 final = reviewed[m["id"]][0]
                 annotator += REVIEWED.format(sheet=reviewed[m["id"]][1])
-            rows.append({
-                "id": m["id"], "label": final, "annotator": annotator,
-                "source_model": p["source_model"], "task": p["task"], "layer": p["layer"], "head": p["head"],
-                "example": p["example"], "suggested_label": m["suggested_label"], "suggested_by": m["suggested_by"],
-                "model_state": p["model_state"], "kind": kind, "n_tokens": p["n_tokens"], "sheet": m["short"],
-                "label_pass1": label,
-            })
+            rows.append(
+                {
+                    "id": m["id"],
+                    "label": final,
+                    "annotator": annotator,
+                    "source_model": p["source_model"],
+                    "task": p["task"],
+                    "layer": p["layer"],
+                    "head": p["head"],
+                    "example": p["example"],
+                    "suggested_label": m["suggested_label"],
+                    "suggested_by": m["suggested_by"],
+                    "model_state": p["model_state"],
+                    "kind": kind,
+                    "n_tokens": p["n_tokens"],
+                    "sheet": m["short"],
+                    "label_pass1": label,
+                }
+            )
             arrays[m["id"]] = maps[m["id"]]
     if not rows:
         return 0
@@ -112,8 +127,9 @@ def apply_pass2(kind: str, prefix: str = "p2", filename: str = "second_pass_v1.t
     out = []
     for sheet, man, labels in labelled_sheets(kind, prefix):
         for m, label in zip(man, labels):
-            out.append({"anon_id": m["short"], "id": m["id"], "label": label,
-                        "annotator": ANNOTATOR_2.format(sheet=sheet)})
+            out.append(
+                {"anon_id": m["short"], "id": m["id"], "label": label, "annotator": ANNOTATOR_2.format(sheet=sheet)}
+            )
     if not out:
         return 0
     path = ROOT / "annotations" / kind / filename
@@ -129,9 +145,15 @@ def apply_pass2(kind: str, prefix: str = "p2", filename: str = "second_pass_v1.t
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", choices=("raw", "normed"), action="append")
-    ap.add_argument("--pass", dest="pass_", type=int, choices=(1, 2, 3), default=1,
-                    help="1: pass-1 labels with their review; 2: blind pass before the guidelines; "
-                         "3: blind pass under the guidelines")
+    ap.add_argument(
+        "--pass",
+        dest="pass_",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="1: pass-1 labels with their review; 2: blind pass before the guidelines; "
+        "3: blind pass under the guidelines",
+    )
     args = ap.parse_args(argv)
     for kind in args.kind or ["raw", "normed"]:
         if args.pass_ == 1:

@@ -15,6 +15,7 @@ Writes ``<out>/<annotator>/<kind>/sNN.png`` (what the annotator sees) and the ke
     .venv/bin/python annotations/tools/blind_sheets.py --kind raw --annotator agent-annotator-2 \
         --seed 202 --out /tmp/blind
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,9 @@ def draw_map(ax, fig, a: np.ndarray, tokens: list[str], title: str) -> None:
     names = ["C" if tokens[i] == "[CLS]" else "S" for i in special]
     ax.set_xticklabels(names, fontsize=8, color="red", fontweight="bold")
     ax.set_yticklabels(names, fontsize=8, color="red", fontweight="bold")
-    ax.tick_params(axis="both", colors="red", length=5, width=1.5, pad=1, top=True, bottom=False,
-                   labeltop=True, labelbottom=False)
+    ax.tick_params(
+        axis="both", colors="red", length=5, width=1.5, pad=1, top=True, bottom=False, labeltop=True, labelbottom=False
+    )
     seps = [i for i, t in enumerate(tokens) if t == "[SEP]"]
     if len(seps) >= 2:
         b = seps[0] + 0.5
@@ -129,8 +131,16 @@ def load_items(kind: str, pools: list[Path]) -> tuple[list[dict], dict[str, np.n
     return rows, maps
 
 
-def render(kind: str, annotator: str, seed: int, out: Path, glue_dir: str | None, extra: list[Path],
-           only: list[str] | None = None, prefix: str = "s") -> Path:
+def render(
+    kind: str,
+    annotator: str,
+    seed: int,
+    out: Path,
+    glue_dir: str | None,
+    extra: list[Path],
+    only: list[str] | None = None,
+    prefix: str = "s",
+) -> Path:
     from attnpatterns.io import atomic_path
 
     rows, maps = load_items(kind, extra)
@@ -171,8 +181,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, required=True, help="this annotator's shuffle seed")
     ap.add_argument("--out", type=Path, required=True, help="folder for the sheets (outside the repository)")
     ap.add_argument("--glue-dir", default=None, help="GLUE data folder (default $ATTN_GLUE_DIR)")
-    ap.add_argument("--extra", type=Path, action="append", default=[],
-                    help="a candidate pool folder of sample_thin.py (e.g. runs/thin_pool) whose maps are added")
+    ap.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        help="a candidate pool folder of sample_thin.py (e.g. runs/thin_pool) whose maps are added",
+    )
     ap.add_argument("--only", type=Path, help="a file of map ids (one per line): render only these")
     ap.add_argument("--prefix", default="s", help="anonymous-id prefix (another per relabel round)")
     args = ap.parse_args(argv)

@@ -11,6 +11,7 @@ the sheets must have exactly one label, else nothing is written.
 ``--migrate`` writes ``agent-annotator-1.tsv`` from the labels that ``labels.tsv`` held before the
 consensus (the first annotator's labels, with their sheets and first-pass labels).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,10 +48,22 @@ def collect(kind: str, name: str, labels: Path, key: Path, round_: str, describe
         got[a] = {"label": lab, "confident": {"yes": "yes", "no": "no", "y": "yes", "n": "no"}.get(conf, "")}
     missing = [a for a in k if a not in got]
     if missing:
-        raise SystemExit(f"error: {len(missing)} map(s) of {name}'s sheets have no label ({', '.join(missing[:5])}); "
-                         "finish them first.")
-    return [{"id": k[a]["id"], "label": got[a]["label"], "confident": got[a]["confident"], "annotator": describe,
-             "round": round_, "anon_id": a, "sheet": k[a]["sheet"]} for a in k]
+        raise SystemExit(
+            f"error: {len(missing)} map(s) of {name}'s sheets have no label ({', '.join(missing[:5])}); "
+            "finish them first."
+        )
+    return [
+        {
+            "id": k[a]["id"],
+            "label": got[a]["label"],
+            "confident": got[a]["confident"],
+            "annotator": describe,
+            "round": round_,
+            "anon_id": a,
+            "sheet": k[a]["sheet"],
+        }
+        for a in k
+    ]
 
 
 def migrate(kind: str) -> Path:
@@ -59,9 +72,20 @@ def migrate(kind: str) -> Path:
     rows = load(ANN, kind, with_maps=False).rows
     if not all(r["annotator"].startswith("agent-annotator-1") for r in rows):
         raise SystemExit("error: labels.tsv no longer holds agent-annotator-1's labels; nothing to migrate.")
-    out = [{"id": r["id"], "label": r["label"], "confident": "", "annotator": r["annotator"], "round": "1",
-            "sheet": r["sheet"], "label_pass1": r["label_pass1"], "suggested_label": r["suggested_label"],
-            "suggested_by": r["suggested_by"]} for r in rows]
+    out = [
+        {
+            "id": r["id"],
+            "label": r["label"],
+            "confident": "",
+            "annotator": r["annotator"],
+            "round": "1",
+            "sheet": r["sheet"],
+            "label_pass1": r["label_pass1"],
+            "suggested_label": r["suggested_label"],
+            "suggested_by": r["suggested_by"],
+        }
+        for r in rows
+    ]
     return write_annotator(ANN, kind, "agent-annotator-1", out)
 
 

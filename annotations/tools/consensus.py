@@ -16,6 +16,7 @@ Markdown tables for the README. ``--disputed FILE`` also writes the ids round 1 
 
     .venv/bin/python annotations/tools/consensus.py [--pool runs/thin_pool]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,14 @@ def disputed_ids(kind: str) -> list[str]:
 def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
     import numpy as np
 
-    from attnpatterns.annotate.agreement import (consensus_one, consensus_rounds, fleiss, pairwise,
-                                                  per_class_agreement, vote_table)
+    from attnpatterns.annotate.agreement import (
+        consensus_one,
+        consensus_rounds,
+        fleiss,
+        pairwise,
+        per_class_agreement,
+        vote_table,
+    )
     from attnpatterns.annotate.dataset import load
 
     ds = load(ANN, kind)
@@ -80,36 +87,63 @@ def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
         v1 = [v for v in (r1.loc[mid].tolist() if mid in r1.index else []) if isinstance(v, str)]
         in2 = r2 is not None and mid in r2.index and r2.loc[mid].notna().any()
         if in2:
-            who = f"consensus of round 2 ({', '.join(names2)}; revised GUIDELINES.md)" + \
-                  (f", ties adjudicated by round 1 ({', '.join(names1)})" if v1 else "")
+            who = f"consensus of round 2 ({', '.join(names2)}; revised GUIDELINES.md)" + (
+                f", ties adjudicated by round 1 ({', '.join(names1)})" if v1 else ""
+            )
         else:
             who = f"consensus of round 1 ({', '.join(names1)})"
-        rows.append({"id": mid, "label": c["label"], "annotator": who, **meta[mid], "status": c["status"],
-                     "votes": c["votes"], "share": f"{c['share']:.3f}",
-                     "votes_round1": consensus_one(v1)[2] if v1 else "",
-                     "rounds": "1+2" if v1 and in2 else ("2" if in2 else "1")})
+        rows.append(
+            {
+                "id": mid,
+                "label": c["label"],
+                "annotator": who,
+                **meta[mid],
+                "status": c["status"],
+                "votes": c["votes"],
+                "share": f"{c['share']:.3f}",
+                "votes_round1": consensus_one(v1)[2] if v1 else "",
+                "rounds": "1+2" if v1 and in2 else ("2" if in2 else "1"),
+            }
+        )
     # agreement
     info: dict = {"n": len(rows)}
     full1 = r1.dropna()
-    info["round1"] = {"annotators": names1, "pairwise": pairwise(r1), "fleiss": fleiss(r1),
-                      "specific_agreement": per_class_agreement(full1)}
+    info["round1"] = {
+        "annotators": names1,
+        "pairwise": pairwise(r1),
+        "fleiss": fleiss(r1),
+        "specific_agreement": per_class_agreement(full1),
+    }
     dis = sorted(full1.index[full1.nunique(axis=1) > 1])
     info["round1"]["disputed"] = len(dis)
     if r2 is not None:
         on = r2.loc[[i for i in dis if i in r2.index]]
-        info["round2"] = {"annotators": names2, "maps": int(len(on)),
-                          "before": {"pairwise": pairwise(r1.loc[on.index]), "fleiss": fleiss(r1.loc[on.index])},
-                          "after": {"pairwise": pairwise(on, skip_disjoint=True), "fleiss": fleiss(on, by_count=True),
-                                    "specific_agreement": per_class_agreement(on)}}
+        info["round2"] = {
+            "annotators": names2,
+            "maps": int(len(on)),
+            "before": {"pairwise": pairwise(r1.loc[on.index]), "fleiss": fleiss(r1.loc[on.index])},
+            "after": {
+                "pairwise": pairwise(on, skip_disjoint=True),
+                "fleiss": fleiss(on, by_count=True),
+                "specific_agreement": per_class_agreement(on),
+            },
+        }
         thin = r2.loc[[i for i in r2.index if i not in r1.index]]
         if len(thin):
-            info["round2"]["thin"] = {"maps": int(len(thin)), "pairwise": pairwise(thin, skip_disjoint=True),
-                                      "fleiss": fleiss(thin, by_count=True)}
+            info["round2"]["thin"] = {
+                "maps": int(len(thin)),
+                "pairwise": pairwise(thin, skip_disjoint=True),
+                "fleiss": fleiss(thin, by_count=True),
+            }
     from attnpatterns.annotate.dataset import class_balance
 
-    info["status"] = {s: sum(r["status"] == s for r in rows) for s in ("unanimous", "majority", "adjudicated", "tie-rule")}
+    info["status"] = {
+        s: sum(r["status"] == s for r in rows) for s in ("unanimous", "majority", "adjudicated", "tie-rule")
+    }
     info["balance"] = class_balance(rows)
-    info["by_state"] = {s: class_balance([r for r in rows if r["model_state"] == s]) for s in sorted({r["model_state"] for r in rows})}
+    info["by_state"] = {
+        s: class_balance([r for r in rows if r["model_state"] == s]) for s in sorted({r["model_state"] for r in rows})
+    }
     info["by_task"] = {t: class_balance([r for r in rows if r["task"] == t]) for t in sorted({r["task"] for r in rows})}
     info["intra_rater"] = intra_rater(kind)
     return rows, maps, info
@@ -128,8 +162,11 @@ def intra_rater(kind: str) -> dict:
         second = read_tsv(ANN / kind / fname)
         a = [a1[r["id"]][col] for r in second]
         b = [r["label"] for r in second]
-        out[fname.removesuffix(".tsv")] = {"n": len(a), "kappa": float(cohen_kappa_score(a, b, labels=list(PATTERN_VALUES))),
-                                           "agreement": sum(x == y for x, y in zip(a, b)) / len(a)}
+        out[fname.removesuffix(".tsv")] = {
+            "n": len(a),
+            "kappa": float(cohen_kappa_score(a, b, labels=list(PATTERN_VALUES))),
+            "agreement": sum(x == y for x, y in zip(a, b)) / len(a),
+        }
     return out
 
 
@@ -142,18 +179,31 @@ def markdown(report: dict) -> str:
     for kind, info in report["kinds"].items():
         r = info["round1"]
         pk = ", ".join(f"{p['a'].split('-')[-1]}-{p['b'].split('-')[-1]} {p['kappa']:.2f}" for p in r["pairwise"])
-        L.append(f"| {kind} | 1, all maps | {len(r['annotators'])} | {r['fleiss']['n']} | {pk} | {r['fleiss']['kappa']:.3f} | {r['fleiss']['unanimous']:.0%} |")
+        L.append(
+            f"| {kind} | 1, all maps | {len(r['annotators'])} | {r['fleiss']['n']} | {pk} | "
+            f"{r['fleiss']['kappa']:.3f} | {r['fleiss']['unanimous']:.0%} |"
+        )
         if "round2" in info:
             r2 = info["round2"]
             for when in ("before", "after"):
                 x = r2[when]
-                pk = ", ".join(f"{p['a'].split('-')[-1]}-{p['b'].split('-')[-1]} {p['kappa']:.2f}" for p in x["pairwise"])
+                pk = ", ".join(
+                    f"{p['a'].split('-')[-1]}-{p['b'].split('-')[-1]} {p['kappa']:.2f}" for p in x["pairwise"]
+                )
                 tag = "1, disputed maps" if when == "before" else "2 (revised), same maps"
-                L.append(f"| {kind} | {tag} | {x['fleiss']['raters']} per map | {x['fleiss']['n']} | {pk} | {x['fleiss']['kappa']:.3f} | {x['fleiss']['unanimous']:.0%} |")
+                L.append(
+                    f"| {kind} | {tag} | {x['fleiss']['raters']} per map | {x['fleiss']['n']} | {pk} | "
+                    f"{x['fleiss']['kappa']:.3f} | {x['fleiss']['unanimous']:.0%} |"
+                )
             if "thin" in r2:
                 t = r2["thin"]
-                pk = ", ".join(f"{p['a'].split('-')[-1]}-{p['b'].split('-')[-1]} {p['kappa']:.2f}" for p in t["pairwise"])
-                L.append(f"| {kind} | 2 (revised), thin-class maps | {t['fleiss']['raters']} per map | {t['fleiss']['n']} | {pk} | {t['fleiss']['kappa']:.3f} | {t['fleiss']['unanimous']:.0%} |")
+                pk = ", ".join(
+                    f"{p['a'].split('-')[-1]}-{p['b'].split('-')[-1]} {p['kappa']:.2f}" for p in t["pairwise"]
+                )
+                L.append(
+                    f"| {kind} | 2 (revised), thin-class maps | {t['fleiss']['raters']} per map | {t['fleiss']['n']} "
+                    f"| {pk} | {t['fleiss']['kappa']:.3f} | {t['fleiss']['unanimous']:.0%} |"
+                )
     L.append("")
     L.append("| kind | round | " + " | ".join(PATTERN_VALUES) + " |")
     L.append("|---|---|" + "---|" * len(PATTERN_VALUES))
@@ -168,8 +218,13 @@ def markdown(report: dict) -> str:
     L.append("|---|---|" + "---|" * (len(PATTERN_VALUES) + 4))
     for kind, info in report["kinds"].items():
         b, st = info["balance"], info["status"]
-        L.append(f"| {kind} | {info['n']} | " + " | ".join(str(b[c]) for c in PATTERN_VALUES) + " | "
-                 + " | ".join(str(st[s]) for s in ("unanimous", "majority", "adjudicated", "tie-rule")) + " |")
+        L.append(
+            f"| {kind} | {info['n']} | "
+            + " | ".join(str(b[c]) for c in PATTERN_VALUES)
+            + " | "
+            + " | ".join(str(st[s]) for s in ("unanimous", "majority", "adjudicated", "tie-rule"))
+            + " |"
+        )
     for kind, info in report["kinds"].items():
         for p in info["round1"]["pairwise"]:
             L.append("")

@@ -7,6 +7,7 @@ label would plausibly differ (distance above 0.2). Prints one line per fine-tune
 
 Usage: ``ATTN_GLUE_DIR=/work/shared/glue .venv/bin/python annotations/tools/ft_shift.py``
 """
+
 from __future__ import annotations
 
 import sys
@@ -40,13 +41,22 @@ def main() -> int:
         spec = get_task(task)
         examples = {str(e.id): e for e in load_task(spec, "dev")}
         ids = sorted({r["example"] for r in rows})
-        ems = extract_maps(model, tok, [examples[i].text_a for i in ids],
-                           [examples[i].text_b for i in ids] if spec.text_b else None, ids=ids, normed=False)
+        ems = extract_maps(
+            model,
+            tok,
+            [examples[i].text_a for i in ids],
+            [examples[i].text_b for i in ids] if spec.text_b else None,
+            ids=ids,
+            normed=False,
+        )
         pre = {em.example_id: em.raw for em in ems}
-        tv = np.array([0.5 * np.abs(ds.maps[r["id"]] - pre[r["example"]][r["layer"], r["head"]]).sum(axis=1).mean()
-                       for r in rows])
-        print(f"{src} ({task}): {len(rows)} maps, mean row total-variation distance to the pre-trained map "
-              f"{tv.mean():.4f} (median {np.median(tv):.4f}, max {tv.max():.4f}); maps above 0.2: {(tv > 0.2).mean():.0%}")
+        tv = np.array(
+            [0.5 * np.abs(ds.maps[r["id"]] - pre[r["example"]][r["layer"], r["head"]]).sum(axis=1).mean() for r in rows]
+        )
+        print(
+            f"{src} ({task}): {len(rows)} maps, mean row total-variation distance to the pre-trained map "
+            f"{tv.mean():.4f} (median {np.median(tv):.4f}, max {tv.max():.4f}); maps above 0.2: {(tv > 0.2).mean():.0%}"
+        )
     return 0
 
 

@@ -14,6 +14,7 @@ sheet reveals the first label.
 Sheets go to ``annotations/sheets/<kind>/`` (``--out``); the labels typed for each sheet live in
 ``annotations/tools/labels/<kind>/<sheet>.txt`` (see ``apply_labels.py``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,9 @@ def hint_of(m: np.ndarray, tokens: list[str], quick: str) -> tuple[str, str]:
     return str(label), "attnpatterns.patterns.suggest"
 
 
-def draw_sheet(items: list[tuple[str, np.ndarray, list[str], str]], path: Path, ncols: int = 6,
-               cell: float = 2.5, dpi: int = 80) -> None:
+def draw_sheet(
+    items: list[tuple[str, np.ndarray, list[str], str]], path: Path, ncols: int = 6, cell: float = 2.5, dpi: int = 80
+) -> None:
     """items: (title, map, tokens, _) -> one PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -142,13 +144,24 @@ def pass1(kind: str, sources: list[str] | None, per_sheet: int, start: int, out:
     return written
 
 
-def pass2(kind: str, n: int, per_sheet: int, seed: int, out: Path, labelled_ids: list[str],
-          prefix: str = "p2", anon: str = "x", start: int = 1, pool_round: int | None = None) -> list[Path]:
+def pass2(
+    kind: str,
+    n: int,
+    per_sheet: int,
+    seed: int,
+    out: Path,
+    labelled_ids: list[str],
+    prefix: str = "p2",
+    anon: str = "x",
+    start: int = 1,
+    pool_round: int | None = None,
+) -> list[Path]:
     """Blind re-annotation sheets: ``n`` labelled maps drawn with ``seed`` (only from the pool sources
     of sampling round ``pool_round`` when given), shuffled, under anonymous ids, without any hint."""
     rows, maps = read_pool(kind)
     by_id = {r["id"]: r for r in rows}
     if pool_round is not None:
+
         def round_of(source: str) -> int:
             tail = source.rsplit("-", 1)[-1]
             return int(tail[1:]) if tail.startswith("r") and tail[1:].isdigit() else 1
@@ -204,11 +217,18 @@ def review(kind: str, labels: list[str], per_sheet: int, out: Path) -> list[Path
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", choices=("raw", "normed"), required=True)
-    ap.add_argument("--pass", dest="pass_", type=int, choices=(1, 2, 3), default=1,
-                    help="1: first labels; 2: blind re-annotation (before GUIDELINES.md); 3: blind re-annotation "
-                         "under GUIDELINES.md")
-    ap.add_argument("--review", help="comma-separated labels (e.g. block,diagonal): review sheets of the maps "
-                                     "with these labels")
+    ap.add_argument(
+        "--pass",
+        dest="pass_",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="1: first labels; 2: blind re-annotation (before GUIDELINES.md); 3: blind re-annotation "
+        "under GUIDELINES.md",
+    )
+    ap.add_argument(
+        "--review", help="comma-separated labels (e.g. block,diagonal): review sheets of the maps with these labels"
+    )
     ap.add_argument("--source", action="append", help="pool source(s) such as pre-MRPC (pass 1; default all)")
     ap.add_argument("--per-sheet", type=int, default=30)
     ap.add_argument("--start", type=int, default=1, help="number of the first new pass-1 sheet")
@@ -226,8 +246,9 @@ def main(argv=None) -> int:
 
         ds = load(ROOT / "annotations", args.kind, with_maps=False)
         prefix, anon = ("p2", "x") if args.pass_ == 2 else ("p3", "y")
-        paths = pass2(args.kind, args.n, args.per_sheet, args.seed, args.out, ds.ids, prefix, anon,
-                      args.start, args.pool_round)
+        paths = pass2(
+            args.kind, args.n, args.per_sheet, args.seed, args.out, ds.ids, prefix, anon, args.start, args.pool_round
+        )
     for p in paths:
         print(p)
     return 0

@@ -9,6 +9,7 @@ guidelines' words ("clearly visible", "most rows") in numbers and to pick the an
 - ``bright_on``: the share of the map's bright cells (>= a quarter of the scale) that lie on the best
   column-set (columns bright in at least half of the rows) or the best diagonal line.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,5 +48,11 @@ def measures(m: np.ndarray, sep: int | None = None) -> dict:
         cs = s[1:, 1:].copy()
         cs[:, col_share[1:] >= 0.5] = 0.0
         extra["fill"] = float((cs[sq] >= 0.1).mean())
-    return {**extra, "column": float(col_share.max()), "cls": float(col_share[0]), "diagonal": dshare[best_k],
-            "bright_on": float((bright & on).sum() / nb) if nb else 0.0, "n": n}
+    return {
+        **extra,
+        "column": float(col_share.max()),
+        "cls": float(col_share[0]),
+        "diagonal": dshare[best_k],
+        "bright_on": float((bright & on).sum() / nb) if nb else 0.0,
+        "n": n,
+    }

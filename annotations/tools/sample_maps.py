@@ -3,7 +3,8 @@
 For each source (a model state x a GLUE task) the script draws dev examples of 8-64 tokens with a
 seeded RNG, extracts raw and weight-normed maps with :func:`attnpatterns.maps.extract_maps`, scores
 every (example, layer, head) map with the heuristic ``suggest`` (a frozen copy of
-``attnpatterns.patterns`` in ``sampling_heuristic.py``; used for sampling only, never as a label), and picks a quota of maps per kind so that
+``attnpatterns.patterns`` in ``sampling_heuristic.py``; used for sampling only, never as a label), and picks a quota of
+maps per kind so that
 
 * every (layer, head) of the 6 x 12 MiniLM is drawn about equally often (least-used head first), and
 * the heuristic's candidate types are drawn in equal turns, which oversamples the rare ones
@@ -18,6 +19,7 @@ Usage (from the repository root)::
     ATTN_GLUE_DIR=/work/shared/glue .venv/bin/python annotations/tools/sample_maps.py \
         --source pre:CoLA --source pre:MRPC --source ft:RTE=runs/minilm/RTE/seed_42/finetuned
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +57,15 @@ def candidate_type(m: np.ndarray, tokens: list[str], heuristic: str = "v1") -> s
     return suggest(m, tokens).label.value
 
 
-def pick(cands: list[dict], quota: int, rng: np.random.Generator, n_layers: int, n_heads: int,
-         per_head: int = 2, per_example: int = 6) -> list[dict]:
+def pick(
+    cands: list[dict],
+    quota: int,
+    rng: np.random.Generator,
+    n_layers: int,
+    n_heads: int,
+    per_head: int = 2,
+    per_example: int = 6,
+) -> list[dict]:
     """``quota`` candidates: candidate types in equal turns, least-used (layer, head) first, at most
     ``per_head`` maps of one (layer, head) and ``per_example`` maps of one example (a rare type that
     only one head shows is not drawn twenty times from that head)."""
@@ -73,13 +82,18 @@ def pick(cands: list[dict], quota: int, rng: np.random.Generator, n_layers: int,
     while len(chosen) < quota and any(by_type.values()):
         typ = types[t % len(types)]
         t += 1
-        lst = [c for c in by_type[typ] if used[c["layer"], c["head"]] < per_head and n_ex.get(c["example"], 0) < per_example]
+        lst = [
+            c
+            for c in by_type[typ]
+            if used[c["layer"], c["head"]] < per_head and n_ex.get(c["example"], 0) < per_example
+        ]
         by_type[typ] = lst
         if not lst:
             continue
         # least-used head, then least-used example, then the shuffled order
-        k = min(range(len(lst)), key=lambda i: (used[lst[i]["layer"], lst[i]["head"]],
-                                                 n_ex.get(lst[i]["example"], 0), i))
+        k = min(
+            range(len(lst)), key=lambda i: (used[lst[i]["layer"], lst[i]["head"]], n_ex.get(lst[i]["example"], 0), i)
+        )
         c = lst.pop(k)
         used[c["layer"], c["head"]] += 1
         n_ex[c["example"]] = n_ex.get(c["example"], 0) + 1
@@ -107,11 +121,16 @@ def main(argv=None) -> int:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--out", type=Path, default=POOL)
-    ap.add_argument("--round", type=int, default=1,
-                    help="sampling round; from 2 on the source seed and the pool file name carry the round, and "
-                         "maps already pooled in any round are skipped")
-    ap.add_argument("--types", help="comma-separated candidate types to keep (e.g. block,vertical+diagonal); "
-                                    "default all")
+    ap.add_argument(
+        "--round",
+        type=int,
+        default=1,
+        help="sampling round; from 2 on the source seed and the pool file name carry the round, and "
+        "maps already pooled in any round are skipped",
+    )
+    ap.add_argument(
+        "--types", help="comma-separated candidate types to keep (e.g. block,vertical+diagonal); default all"
+    )
     ap.add_argument("--heuristic", choices=("v1", "v2"), default="v1", help="frozen heuristic for candidate types")
     args = ap.parse_args(argv)
 
@@ -126,6 +145,7 @@ def main(argv=None) -> int:
         def make_id(task, example, layer, head, model_state="pre", kind=None):
             parts = ([kind] if kind else []) + [model_state, task, str(example), f"L{int(layer)}H{int(head)}"]
             return re.sub(r"[^A-Za-z0-9._+=-]", "_", "-".join(parts))
+
     from attnpatterns.data import get_task, load_task
     from attnpatterns.maps import extract_maps
     from attnpatterns.models import load_model, model_id
@@ -149,7 +169,9 @@ def main(argv=None) -> int:
             src_model = model_id(None)
         else:
             model, tok = load_model(path, num_labels=tspec.num_labels)
-            src_model = str(Path(path).resolve().relative_to(ROOT)) if Path(path).resolve().is_relative_to(ROOT) else path
+            src_model = (
+                str(Path(path).resolve().relative_to(ROOT)) if Path(path).resolve().is_relative_to(ROOT) else path
+            )
         n_layers = model.config.num_hidden_layers
         n_heads = model.config.num_attention_heads
         examples = load_task(tspec, "dev")
@@ -162,9 +184,15 @@ def main(argv=None) -> int:
                 picked.append(e)
             if len(picked) == args.examples:
                 break
-        ems = extract_maps(model, tok, [e.text_a for e in picked],
-                           [e.text_b for e in picked] if tspec.text_b else None,
-                           ids=[e.id for e in picked], normed=True, batch_size=8)
+        ems = extract_maps(
+            model,
+            tok,
+            [e.text_a for e in picked],
+            [e.text_b for e in picked] if tspec.text_b else None,
+            ids=[e.id for e in picked],
+            normed=True,
+            batch_size=8,
+        )
         types = set(args.types.split(",")) if args.types else None
         for ki, kind in enumerate(KINDS):
             pooled = set()
@@ -183,8 +211,16 @@ def main(argv=None) -> int:
                         typ = candidate_type(arr[layer, head], em.tokens, args.heuristic)
                         if types is not None and typ not in types:
                             continue
-                        cands.append({"example": em.example_id, "layer": layer, "head": head, "tokens": em.tokens,
-                                      "map": arr[layer, head], "quick": typ})
+                        cands.append(
+                            {
+                                "example": em.example_id,
+                                "layer": layer,
+                                "head": head,
+                                "tokens": em.tokens,
+                                "map": arr[layer, head],
+                                "quick": typ,
+                            }
+                        )
             chosen = pick(cands, args.quota, np.random.default_rng(seed + 1 + ki), n_layers, n_heads)
             d = args.out / kind
             d.mkdir(parents=True, exist_ok=True)
@@ -193,9 +229,20 @@ def main(argv=None) -> int:
             for c in chosen:
                 mid = make_id(tspec.name, c["example"], c["layer"], c["head"], model_state=tag, kind=kind[0])
                 arrays[mid] = c["map"].astype(np.float32)
-                rows.append({"id": mid, "source_model": src_model, "model_state": "pretrained" if state == "pre" else "finetuned",
-                             "task": tspec.name, "layer": c["layer"], "head": c["head"], "example": c["example"],
-                             "n_tokens": len(c["tokens"]), "quick": c["quick"], "tokens": json.dumps(c["tokens"])})
+                rows.append(
+                    {
+                        "id": mid,
+                        "source_model": src_model,
+                        "model_state": "pretrained" if state == "pre" else "finetuned",
+                        "task": tspec.name,
+                        "layer": c["layer"],
+                        "head": c["head"],
+                        "example": c["example"],
+                        "n_tokens": len(c["tokens"]),
+                        "quick": c["quick"],
+                        "tokens": json.dumps(c["tokens"]),
+                    }
+                )
             np.savez(d / f"{name}.npz", **arrays)
             with open(d / f"{name}.tsv", "w", encoding="utf-8", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")

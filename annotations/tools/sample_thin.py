@@ -15,6 +15,7 @@ head, example, model_state, kind, n_tokens, candidate, candidate_p), determinist
         --want raw:block=40 --want raw:vertical+diagonal=20 --want normed:vertical+diagonal=40 \
         --want normed:block=20
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,11 @@ def main(argv=None) -> int:
         kind, _, rest = w.partition(":")
         typ, _, n = rest.partition("=")
         wants.setdefault(kind, {})[typ] = int(n)
-    used = {(r["task"], r["example"]) for k in ("raw", "normed") for r in load(ROOT / "annotations", k, with_maps=False).rows}
+    used = {
+        (r["task"], r["example"])
+        for k in ("raw", "normed")
+        for r in load(ROOT / "annotations", k, with_maps=False).rows
+    }
     model, tok = load_model(None)
     cands = {k: [] for k in wants}
     rng = np.random.default_rng(args.seed)
@@ -61,16 +66,28 @@ def main(argv=None) -> int:
         dev = [e for e in load_task(spec, "dev", args.glue_dir) if (task, str(e.id)) not in used]
         dev = [e for e in dev if 8 <= len(tok(e.text_a, e.text_b if spec.text_b else None)["input_ids"]) <= 64]
         pick = [dev[i] for i in sorted(rng.choice(len(dev), size=min(args.examples, len(dev)), replace=False))]
-        ems = extract_maps(model, tok, [e.text_a for e in pick], [e.text_b for e in pick] if spec.text_b else None,
-                           ids=[str(e.id) for e in pick])
+        ems = extract_maps(
+            model,
+            tok,
+            [e.text_a for e in pick],
+            [e.text_b for e in pick] if spec.text_b else None,
+            ids=[str(e.id) for e in pick],
+        )
         for em in ems:
             L, H = em.raw.shape[:2]
             for kind in wants:
                 arr = em.raw if kind == "raw" else em.normed
                 for layer in range(L):
                     for head in range(H):
-                        cands[kind].append({"task": task, "example": em.example_id, "layer": layer, "head": head,
-                                            "map": np.ascontiguousarray(arr[layer, head], dtype=np.float32)})
+                        cands[kind].append(
+                            {
+                                "task": task,
+                                "example": em.example_id,
+                                "layer": layer,
+                                "head": head,
+                                "map": np.ascontiguousarray(arr[layer, head], dtype=np.float32),
+                            }
+                        )
     POOL.mkdir(parents=True, exist_ok=True)
     for kind, types in wants.items():
         cs = cands[kind]
@@ -99,9 +116,21 @@ def main(argv=None) -> int:
         for c, typ, p in chosen:
             mid = make_id(c["task"], c["example"], c["layer"], c["head"], "pre", kind=kind[0])
             arrays[mid] = c["map"]
-            rows.append({"id": mid, "source_model": MODEL, "task": c["task"], "layer": c["layer"], "head": c["head"],
-                         "example": c["example"], "model_state": "pretrained", "kind": kind,
-                         "n_tokens": c["map"].shape[0], "candidate": typ, "candidate_p": f"{p:.3f}"})
+            rows.append(
+                {
+                    "id": mid,
+                    "source_model": MODEL,
+                    "task": c["task"],
+                    "layer": c["layer"],
+                    "head": c["head"],
+                    "example": c["example"],
+                    "model_state": "pretrained",
+                    "kind": kind,
+                    "n_tokens": c["map"].shape[0],
+                    "candidate": typ,
+                    "candidate_p": f"{p:.3f}",
+                }
+            )
         np.savez(POOL / f"{kind}.npz", **arrays)
         with open(POOL / f"{kind}.tsv", "w", encoding="utf-8", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")

@@ -3,6 +3,7 @@ heuristic whose ``suggest`` spread the annotated set's sample over candidate typ
 Kept so that re-running the sampler draws the same maps after the package's heuristic is re-tuned.
 It never gives a label.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -48,8 +49,12 @@ def is_punctuation(token: str) -> bool:
     return bool(t) and all(unicodedata.category(c).startswith("P") for c in t)
 
 
-def vertical_columns(tokens: Sequence[str] | None = None, n: int | None = None, attn: np.ndarray | None = None,
-                     stripe_share: float = 0.15) -> list[int]:
+def vertical_columns(
+    tokens: Sequence[str] | None = None,
+    n: int | None = None,
+    attn: np.ndarray | None = None,
+    stripe_share: float = 0.15,
+) -> list[int]:
     """Indices of the columns that count as "vertical".
 
     With ``tokens``: the special tokens and the punctuation tokens. Without: columns 0 and n-1, plus
@@ -171,8 +176,9 @@ class Suggestion:
         return {"label": self.label.value, "confidence": self.confidence, **self.scores}
 
 
-def scores(attn, tokens: Sequence[str] | None = None, boundary: int | None = None,
-           columns: Sequence[int] | None = None) -> dict:
+def scores(
+    attn, tokens: Sequence[str] | None = None, boundary: int | None = None, columns: Sequence[int] | None = None
+) -> dict:
     """All heuristic scores of one map (see the module docstring)."""
     a = _as_map(attn)
     n = a.shape[0]
@@ -218,13 +224,24 @@ def decide(s: dict, th: Thresholds | None = None) -> tuple[Pattern, float]:
         return Pattern.DIAGONAL, float(min(1.0, 0.5 + (d - th.diagonal)))
     rest = max(1e-12, 1.0 - s["vertical"] - s["diagonal"])
     share = s["block"] / rest
-    if s["block_chance"] > 0 and share >= th.block_share and share - s["block_chance"] >= th.block_margin and s["block"] >= th.block_min:
+    if (
+        s["block_chance"] > 0
+        and share >= th.block_share
+        and share - s["block_chance"] >= th.block_margin
+        and s["block"] >= th.block_min
+    ):
         return Pattern.BLOCK, float(min(1.0, 0.5 + (share - th.block_share)))
     return Pattern.HETEROGENEOUS, float(min(1.0, 0.5 + max(0.0, th.vertical - v, th.diagonal - d) / 2))
 
 
-def suggest(attn, tokens: Sequence[str] | None = None, *, boundary: int | None = None,
-            columns: Sequence[int] | None = None, thresholds: Thresholds | None = None) -> Suggestion:
+def suggest(
+    attn,
+    tokens: Sequence[str] | None = None,
+    *,
+    boundary: int | None = None,
+    columns: Sequence[int] | None = None,
+    thresholds: Thresholds | None = None,
+) -> Suggestion:
     """The heuristic label of one map, with its scores (for pre-annotation and as a baseline)."""
     s = scores(attn, tokens, boundary=boundary, columns=columns)
     label, conf = decide(s, thresholds)

@@ -17,6 +17,7 @@ the tied labels, else the first tied label in the order heterogeneous, block, ve
 diagonal, vertical (the more conservative reading first). The votes ship with the label (``votes`` =
 ``label=count`` pairs, most votes first), so a user can train on soft labels or drop contested maps.
 """
+
 from __future__ import annotations
 
 from itertools import combinations
@@ -40,8 +41,9 @@ def vote_table(labels: Mapping[str, Mapping[str, str]], min_annotators: int = 2)
     for who, lab in labels.items():
         bad = sorted({v for v in lab.values() if v not in LABELS})
         if bad:
-            raise UserError(f"annotator '{who}' uses labels outside the five types ({', '.join(bad)}); "
-                            f"use {', '.join(LABELS)}.")
+            raise UserError(
+                f"annotator '{who}' uses labels outside the five types ({', '.join(bad)}); use {', '.join(LABELS)}."
+            )
     return pd.DataFrame({who: pd.Series(dict(lab), dtype=object) for who, lab in labels.items()}).sort_index()
 
 
@@ -59,12 +61,16 @@ def pairwise(votes, skip_disjoint: bool = False) -> list[dict]:
         if len(both) == 0:
             raise UserError(f"annotators '{a}' and '{b}' labelled no map in common; give them overlapping maps.")
         x, y = both[a].tolist(), both[b].tolist()
-        out.append({
-            "a": a, "b": b, "n": len(both),
-            "kappa": float(cohen_kappa_score(x, y, labels=list(LABELS))),
-            "agreement": float(np.mean([i == j for i, j in zip(x, y)])),
-            "confusion": confusion_matrix(x, y, labels=list(LABELS)).tolist(),
-        })
+        out.append(
+            {
+                "a": a,
+                "b": b,
+                "n": len(both),
+                "kappa": float(cohen_kappa_score(x, y, labels=list(LABELS))),
+                "agreement": float(np.mean([i == j for i, j in zip(x, y)])),
+                "confusion": confusion_matrix(x, y, labels=list(LABELS)).tolist(),
+            }
+        )
     return out
 
 
@@ -98,9 +104,13 @@ def fleiss(votes, by_count: bool = False) -> dict:
     for k, lab in enumerate(LABELS):
         binary = np.stack([table[:, k], raters - table[:, k]], axis=1)
         per_class[lab] = float(fleiss_kappa(binary)) if 0 < table[:, k].sum() < raters * len(table) else float("nan")
-    return {"n": int(len(table)), "raters": raters, "kappa": float(fleiss_kappa(table)),
-            "per_class": per_class,
-            "unanimous": float(np.mean(table.max(axis=1) == raters))}
+    return {
+        "n": int(len(table)),
+        "raters": raters,
+        "kappa": float(fleiss_kappa(table)),
+        "per_class": per_class,
+        "unanimous": float(np.mean(table.max(axis=1) == raters)),
+    }
 
 
 def per_class_agreement(votes) -> dict:
@@ -159,8 +169,13 @@ def _votes_of(table, mid) -> list[str]:
 
 def _consensus_row(deciding: list[str], adjudication: list[str]) -> dict:
     label, status, text = consensus_one(deciding, adjudication)
-    return {"label": label, "status": status, "votes": text, "n_votes": len(deciding),
-            "share": deciding.count(label) / len(deciding)}
+    return {
+        "label": label,
+        "status": status,
+        "votes": text,
+        "n_votes": len(deciding),
+        "share": deciding.count(label) / len(deciding),
+    }
 
 
 def consensus_rounds(first, second=None) -> "object":
@@ -208,6 +223,11 @@ def report(votes) -> dict:
     pairs = pairwise(votes, skip_disjoint=True)
     if not pairs:
         raise UserError("no two annotators labelled a map in common; give them overlapping maps.")
-    return {"annotators": list(votes.columns), "maps": int(len(votes)), "pairwise": pairs,
-            "fleiss": fleiss(votes) if len(votes.dropna()) else None,
-            "specific_agreement": per_class_agreement(votes), "labels": list(LABELS)}
+    return {
+        "annotators": list(votes.columns),
+        "maps": int(len(votes)),
+        "pairwise": pairs,
+        "fleiss": fleiss(votes) if len(votes.dropna()) else None,
+        "specific_agreement": per_class_agreement(votes),
+        "labels": list(LABELS),
+    }

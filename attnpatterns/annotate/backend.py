@@ -21,6 +21,7 @@ model version, so Label Studio asks for new predictions. The shipped files are n
 
 It listens on 127.0.0.1 unless told otherwise and has no authentication of its own: keep it on a trusted host.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -57,7 +58,8 @@ class Job:
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()} | {
-            "files": {k: str(v) for k, v in self.files.items()}}
+            "files": {k: str(v) for k, v in self.files.items()}
+        }
 
 
 def _now() -> str:
@@ -67,8 +69,15 @@ def _now() -> str:
 class PatternBackend:
     """The classifier state behind the HTTP routes: the model serving each kind, and retraining."""
 
-    def __init__(self, models_dir: str | os.PathLike | None = None, data: str | os.PathLike | None = "annotations",
-                 recipe: str = "cnn8", seed: int = 0, threads: int = 2, resume: bool = False):
+    def __init__(
+        self,
+        models_dir: str | os.PathLike | None = None,
+        data: str | os.PathLike | None = "annotations",
+        recipe: str = "cnn8",
+        seed: int = 0,
+        threads: int = 2,
+        resume: bool = False,
+    ):
         from attnpatterns.annotate.dataset import KINDS
         from attnpatterns.classifier import card as card_mod
 
@@ -76,8 +85,10 @@ class PatternBackend:
         self.shipped = {k: self.models_dir / f"pattern-cnn-{k}.safetensors" for k in KINDS}
         self.active: dict[str, Path] = {k: p for k, p in self.shipped.items() if p.is_file()}
         if not self.active:
-            raise UserError(f"{self.models_dir}: no pattern-cnn-raw.safetensors or pattern-cnn-normed.safetensors; "
-                            "pass --models with a folder holding the shipped classifiers.")
+            raise UserError(
+                f"{self.models_dir}: no pattern-cnn-raw.safetensors or pattern-cnn-normed.safetensors; "
+                "pass --models with a folder holding the shipped classifiers."
+            )
         if resume:
             for k in KINDS:
                 newer = sorted(self.models_dir.glob(f"pattern-cnn-{k}-{RETRAINED}-*.safetensors"))
@@ -117,8 +128,13 @@ class PatternBackend:
 
     def describe(self) -> dict:
         job = self.jobs[-1].to_dict() if self.jobs else None
-        return {"status": "UP", "model_class": "attnpatterns pattern classifier", "model_version": self.model_version(),
-                "models": {k: str(p) for k, p in sorted(self.active.items())}, "training": job}
+        return {
+            "status": "UP",
+            "model_class": "attnpatterns pattern classifier",
+            "model_version": self.model_version(),
+            "models": {k: str(p) for k, p in sorted(self.active.items())},
+            "training": job,
+        }
 
     # ------------------------------------------------------------------ predictions
 
@@ -141,9 +157,13 @@ class PatternBackend:
                 raise UserError(f"task {tms[idx[0]].task_id}: no classifier for {kind} maps in {self.models_dir}.")
             labels, probs = classify_maps([tms[i].attn for i in idx], kind, self.active[kind])
             for i, lab, p in zip(idx, labels, probs):
-                out[i] = {"result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
-                                      "value": {"choices": [lab]}}],
-                          "score": round(float(np.max(p)), 4), "model_version": version}
+                out[i] = {
+                    "result": [
+                        {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [lab]}}
+                    ],
+                    "score": round(float(np.max(p)), 4),
+                    "model_version": version,
+                }
         return [o for o in out if o is not None]
 
     # ------------------------------------------------------------------ retraining
@@ -171,7 +191,8 @@ class PatternBackend:
             for mid, r in rows.items():
                 ids.append(mid), arrays.append(maps[mid]), labels.append(r["label"]), meta.append(r)
             source = f"Label Studio project {project} ({len(rows)} maps)" + (
-                f" + {self.data / kind} ({len(ids) - len(rows)} maps)" if base is not None else "")
+                f" + {self.data / kind} ({len(ids) - len(rows)} maps)" if base is not None else ""
+            )
             d = MapData(kind, ids, arrays, np.array([LABEL_INDEX[x] for x in labels], dtype=np.int64), meta, source)
             _check_enough(d)
             out[kind] = d
@@ -183,8 +204,13 @@ class PatternBackend:
             if self.jobs and self.jobs[-1].status == "training":
                 return self.jobs[-1]
             data = self.training_set(tasks, project)
-            job = Job(id=len(self.jobs) + 1, project=str(project), kinds=sorted(data), started=_now(),
-                      n_maps={k: len(d) for k, d in data.items()})
+            job = Job(
+                id=len(self.jobs) + 1,
+                project=str(project),
+                kinds=sorted(data),
+                started=_now(),
+                n_maps={k: len(d) for k, d in data.items()},
+            )
             self.jobs.append(job)
         t = threading.Thread(target=self._train, args=(job, data), name=f"attn-train-{job.id}", daemon=True)
         t.start()
@@ -203,8 +229,9 @@ class PatternBackend:
                 self.versions.append(self.model_version())
             self.warm()
             job.status = "done"
-            log.info("retrained %s on project %s: model version %s", ", ".join(job.kinds), job.project,
-                     self.model_version())
+            log.info(
+                "retrained %s on project %s: model version %s", ", ".join(job.kinds), job.project, self.model_version()
+            )
         except Exception as e:  # reported on /health; the serving model stays as it was
             job.status, job.error = "failed", " ".join(str(e).split())[:300]
             log.error("retraining on project %s failed: %s", job.project, job.error)
@@ -226,17 +253,34 @@ class PatternBackend:
             raise AssertionError("a retrained model never replaces the shipped one")
         keys = ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")
         card = card_mod.Card(
-            kind=kind, labels=list(LABELS), preprocess=res.fit.preprocess.to_dict(), min_tokens=res.min_tokens,
-            training={"data": d.source, "data_hash": res.data_hash, "n_maps": len(d), "class_counts": res.counts,
-                      "config": cfg.to_dict(), "recipe": self.recipe.to_dict(),
-                      "labels_from": f"consensus of the annotators of Label Studio project {job.project}, over "
-                                     "the annotated set's labels where both hold a map",
-                      "n_train": len(res.train_ids), "n_val": len(res.val_ids), "n_test": len(res.test_ids),
-                      "test_ids": res.test_ids, "val_ids": res.val_ids, "replaces": str(self.active.get(kind, ""))},
-            metrics={"held_out": {k: res.test[k] for k in keys},
-                     "heuristic_held_out": {k: res.heuristic[k] for k in keys},
-                     "validation": res.fit.best_val, "best_epoch": res.fit.best_epoch},
-            command=f"attn annotate backend: retrain on Label Studio project {job.project} (job {job.id})")
+            kind=kind,
+            labels=list(LABELS),
+            preprocess=res.fit.preprocess.to_dict(),
+            min_tokens=res.min_tokens,
+            training={
+                "data": d.source,
+                "data_hash": res.data_hash,
+                "n_maps": len(d),
+                "class_counts": res.counts,
+                "config": cfg.to_dict(),
+                "recipe": self.recipe.to_dict(),
+                "labels_from": f"consensus of the annotators of Label Studio project {job.project}, over "
+                "the annotated set's labels where both hold a map",
+                "n_train": len(res.train_ids),
+                "n_val": len(res.val_ids),
+                "n_test": len(res.test_ids),
+                "test_ids": res.test_ids,
+                "val_ids": res.val_ids,
+                "replaces": str(self.active.get(kind, "")),
+            },
+            metrics={
+                "held_out": {k: res.test[k] for k in keys},
+                "heuristic_held_out": {k: res.heuristic[k] for k in keys},
+                "validation": res.fit.best_val,
+                "best_epoch": res.fit.best_epoch,
+            },
+            command=f"attn annotate backend: retrain on Label Studio project {job.project} (job {job.id})",
+        )
         w, _ = card_mod.save(path, res.fit.model, card)
         return w
 
@@ -251,6 +295,7 @@ def _recipe(name: str):
 
 
 # ----------------------------------------------------------------------------- HTTP
+
 
 def fetch_project_tasks(project_id: int) -> list[dict]:
     """The exported tasks of a project, through the SDK with the key from the environment."""
@@ -376,8 +421,10 @@ def check_reachable(url: str, timeout: float = 3.0) -> dict:
     try:
         r = requests.get(url + "/health", timeout=timeout)
     except requests.RequestException as e:
-        raise UserError(f"cannot reach the ML backend at {url} ({type(e).__name__}); start it with "
-                        "'attn annotate backend' or fix --backend.") from None
+        raise UserError(
+            f"cannot reach the ML backend at {url} ({type(e).__name__}); start it with "
+            "'attn annotate backend' or fix --backend."
+        ) from None
     if r.status_code != 200 or not isinstance(_json(r), dict) or _json(r).get("status") != "UP":
         raise UserError(f"{url} answered /health with HTTP {r.status_code}, not as an ML backend; check --backend.")
     return _json(r)
@@ -398,8 +445,10 @@ def backend_predict(url: str, tasks: list[dict], timeout: float = 300) -> list[d
     try:
         r = requests.post(url + "/predict", json={"tasks": tasks}, timeout=timeout)
     except requests.RequestException as e:
-        raise UserError(f"cannot reach the ML backend at {url} ({type(e).__name__}); start it with "
-                        "'attn annotate backend' or fix --backend.") from None
+        raise UserError(
+            f"cannot reach the ML backend at {url} ({type(e).__name__}); start it with "
+            "'attn annotate backend' or fix --backend."
+        ) from None
     body = _json(r)
     if r.status_code != 200:
         msg = body.get("error") if isinstance(body, dict) else r.text[:200]

@@ -8,6 +8,7 @@ Writes are upserts by id: writing the same rows twice does not duplicate them, a
 replaces the old row. Both files are written atomically (maps first, then labels), and nothing is
 written when any row or map is invalid.
 """
+
 from __future__ import annotations
 
 import csv
@@ -121,7 +122,9 @@ def read_labels(path: str | os.PathLike) -> list[dict]:
         header = reader.fieldnames or []
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; the header must start with {', '.join(COLUMNS)}.")
+            raise UserError(
+                f"{path}: missing column(s) {', '.join(missing)}; the header must start with {', '.join(COLUMNS)}."
+            )
         rows = []
         seen = set()
         for lineno, raw in enumerate(reader, start=2):
@@ -152,7 +155,10 @@ def read_maps(path: str | os.PathLike, ids: Iterable[str] | None = None) -> dict
             keys = list(z.files) if ids is None else list(ids)
             missing = [k for k in keys if k not in z.files]
             if missing:
-                raise UserError(f"{path}: no map for id(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; pull again.")
+                raise UserError(
+                    f"{path}: no map for id(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; pull "
+                    f"again."
+                )
             return {k: np.asarray(z[k], dtype=np.float32) for k in keys}
     except (ValueError, OSError) as e:
         raise UserError(f"{path}: not a readable .npz ({type(e).__name__}); pull the annotations again.") from None
@@ -328,8 +334,10 @@ def read_annotator(path: str | os.PathLike) -> list[dict]:
         reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None)
         missing = [c for c in ANNOTATOR_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; the header must start with "
-                            f"{', '.join(ANNOTATOR_COLUMNS)}.")
+            raise UserError(
+                f"{path}: missing column(s) {', '.join(missing)}; the header must start with "
+                f"{', '.join(ANNOTATOR_COLUMNS)}."
+            )
         rows, seen = [], set()
         for lineno, row in enumerate(reader, start=2):
             check_id(row["id"])
@@ -341,7 +349,9 @@ def read_annotator(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def read_annotators(root: str | os.PathLike, kind: str, rounds: Iterable[str] | None = None) -> dict[str, dict[str, str]]:
+def read_annotators(
+    root: str | os.PathLike, kind: str, rounds: Iterable[str] | None = None
+) -> dict[str, dict[str, str]]:
     """``{annotator name: {map id: label}}`` for every file in ``<root>/<kind>/annotators/`` (name order), keeping
     only the rows of the given ``rounds`` when given; annotators left with no rows are dropped."""
     folder = kind_dir(root, kind) / ANNOTATORS_DIR

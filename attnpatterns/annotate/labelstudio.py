@@ -11,6 +11,7 @@ base64), the tokens and the provenance. Pre-annotations are Label Studio predict
 trained pattern CNN when ``models/pattern-cnn-<kind>.safetensors`` exists, else from the heuristic
 scores of :mod:`attnpatterns.patterns`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,6 +46,7 @@ LABEL_CONFIG = f"""<View>
 
 # ----------------------------------------------------------------------------- labeling config
 
+
 def config_signature(xml: str) -> tuple:
     """What matters in a labeling config: the image tag, the choices tag and its ordered values."""
     try:
@@ -72,6 +74,7 @@ def check_config(xml: str, project: str) -> None:
 
 # ----------------------------------------------------------------------------- maps in task data
 
+
 def encode_map(attn: np.ndarray) -> str:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(attn, dtype=np.float32), allow_pickle=False)
@@ -90,7 +93,9 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def suggest_labels(kind: str, maps: Sequence[np.ndarray], tokens: Sequence[Sequence[str]]) -> list[tuple[str, float, str]]:
+def suggest_labels(
+    kind: str, maps: Sequence[np.ndarray], tokens: Sequence[Sequence[str]]
+) -> list[tuple[str, float, str]]:
     """(label, score, by) per map: the trained CNN when its file exists and loads, else the heuristic."""
     from attnpatterns.patterns import suggest
 
@@ -125,10 +130,14 @@ def build_task(item, suggestion: tuple[str, float, str] | None) -> dict:
     """One Label Studio task (data + optional prediction) for a :class:`~attnpatterns.annotate.sample.MapItem`."""
     from attnpatterns.annotate.render import render_map_bytes, special_positions
 
-    title = (f"{item.map_id}: {item.task} example {item.example}, layer {item.layer} head {item.head}, "
-             f"{item.kind} map, {item.model_state} model")
+    title = (
+        f"{item.map_id}: {item.task} example {item.example}, layer {item.layer} head {item.head}, "
+        f"{item.kind} map, {item.model_state} model"
+    )
     data = {
-        "image": png_data_uri(render_map_bytes(item.attn, item.tokens, title=f"L{item.layer} H{item.head} ({item.kind})")),
+        "image": png_data_uri(
+            render_map_bytes(item.attn, item.tokens, title=f"L{item.layer} H{item.head} ({item.kind})")
+        ),
         "title": title,
         "map_id": item.map_id,
         "kind": item.kind,
@@ -147,14 +156,20 @@ def build_task(item, suggestion: tuple[str, float, str] | None) -> dict:
     if suggestion is not None:
         label, score, by = suggestion
         data["suggested_label"], data["suggested_by"] = label, by
-        task["predictions"] = [{
-            "model_version": by, "score": score,
-            "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [label]}}],
-        }]
+        task["predictions"] = [
+            {
+                "model_version": by,
+                "score": score,
+                "result": [
+                    {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [label]}}
+                ],
+            }
+        ]
     return task
 
 
 # ----------------------------------------------------------------------------- connection
+
 
 @dataclass
 class Connection:
@@ -199,13 +214,18 @@ class Connection:
                     delay *= 2
                     continue
                 if code is not None and (code >= 500 or code == 429):
-                    raise UserError(f"Label Studio at {self.url} failed to {what} (HTTP {code}) after "
-                                    f"{self.retries + 1} tries; see the server's log.") from None
-                raise UserError(self.scrub(f"Label Studio at {self.url} refused to {what} (HTTP {code}): "
-                                           f"{_short(e.body)}")) from None
+                    raise UserError(
+                        f"Label Studio at {self.url} failed to {what} (HTTP {code}) after "
+                        f"{self.retries + 1} tries; see the server's log."
+                    ) from None
+                raise UserError(
+                    self.scrub(f"Label Studio at {self.url} refused to {what} (HTTP {code}): {_short(e.body)}")
+                ) from None
             except (httpx.TransportError, ConnectionError) as e:
                 if not last:
-                    log.warning("Label Studio at %s unreachable (%s); retrying in %.1f s", self.url, type(e).__name__, delay)
+                    log.warning(
+                        "Label Studio at %s unreachable (%s); retrying in %.1f s", self.url, type(e).__name__, delay
+                    )
                     self.sleep(delay)
                     delay *= 2
                     continue
@@ -242,6 +262,7 @@ def connect(retries: int = 3, backoff: float = 0.5, timeout: float = 120) -> Con
 
 # ----------------------------------------------------------------------------- projects
 
+
 def find_project(conn: Connection, title: str):
     projects = conn.call("list projects", lambda: list(conn.sdk.projects.list(title=title)))
     exact = [p for p in projects if p.title == title]
@@ -256,9 +277,14 @@ def get_or_create_project(conn: Connection, title: str) -> tuple[object, bool]:
     if p is not None:
         check_config(p.label_config or "", title)
         return p, False
-    p = conn.call("create the project", conn.sdk.projects.create, title=title, label_config=LABEL_CONFIG,
-                  description="Attention-map pattern types (Kovaleva et al. 2019); made by attnpatterns.",
-                  show_skip_button=True)
+    p = conn.call(
+        "create the project",
+        conn.sdk.projects.create,
+        title=title,
+        label_config=LABEL_CONFIG,
+        description="Attention-map pattern types (Kovaleva et al. 2019); made by attnpatterns.",
+        show_skip_button=True,
+    )
     return p, True
 
 
@@ -286,18 +312,39 @@ def _backend_suggestions(url: str, items: Sequence) -> list[tuple[str, float, st
     """(label, score, by) per item from a running ML backend (``attn annotate backend``)."""
     from attnpatterns.annotate.backend import backend_predict
 
-    tasks = [{"id": None, "data": {"map_id": it.map_id, "kind": it.kind, "map": encode_map(it.attn),
-                                   "n_tokens": len(it.tokens)}} for it in items]
+    tasks = [
+        {
+            "id": None,
+            "data": {"map_id": it.map_id, "kind": it.kind, "map": encode_map(it.attn), "n_tokens": len(it.tokens)},
+        }
+        for it in items
+    ]
     out = []
     for it, r in zip(items, backend_predict(url, tasks)):
-        out.append((r["result"][0]["value"]["choices"][0], float(r.get("score") or 0.0),
-                    str(r.get("model_version") or "backend")))
+        out.append(
+            (
+                r["result"][0]["value"]["choices"][0],
+                float(r.get("score") or 0.0),
+                str(r.get("model_version") or "backend"),
+            )
+        )
     return out
 
 
-def push(items: Sequence, project: str, *, predictions: bool = True, conn: Connection | None = None,
-         show_progress: bool = False, order: str = "sequential", per_type: int = 0, n: int | None = None,
-         seed: int = 0, backend: str | None = None, annotators_per_map: int | None = None) -> PushResult:
+def push(
+    items: Sequence,
+    project: str,
+    *,
+    predictions: bool = True,
+    conn: Connection | None = None,
+    show_progress: bool = False,
+    order: str = "sequential",
+    per_type: int = 0,
+    n: int | None = None,
+    seed: int = 0,
+    backend: str | None = None,
+    annotators_per_map: int | None = None,
+) -> PushResult:
     """Import ``items`` (MapItems) as tasks of ``project`` (created with the labeling config when missing).
 
     Maps already in the project (same id) are skipped, so pushing twice does not duplicate tasks. ``order``
@@ -337,15 +384,21 @@ def push(items: Sequence, project: str, *, predictions: bool = True, conn: Conne
                     suggestions[it.map_id] = s
     new = len(todo)
     ids = [it.map_id for it in todo]
-    idx = order_indices(order, len(todo), seed=seed, ids=ids,
-                        labels=[suggestions[i][0] for i in ids] if suggestions else [],
-                        scores=[suggestions[i][1] for i in ids] if suggestions else [], per_type=per_type)
-    todo = [todo[i] for i in idx][:len(todo) if n is None else n]
+    idx = order_indices(
+        order,
+        len(todo),
+        seed=seed,
+        ids=ids,
+        labels=[suggestions[i][0] for i in ids] if suggestions else [],
+        scores=[suggestions[i][1] for i in ids] if suggestions else [],
+        per_type=per_type,
+    )
+    todo = [todo[i] for i in idx][: len(todo) if n is None else n]
     settings: dict = {"sampling": "Sequential sampling"}
     if annotators_per_map is not None:
         settings["maximum_annotations"] = int(annotators_per_map)
     conn.call("update the project's settings", conn.sdk.projects.update, id=proj.id, **settings)
-    chunks = [todo[i:i + IMPORT_CHUNK] for i in range(0, len(todo), IMPORT_CHUNK)]
+    chunks = [todo[i : i + IMPORT_CHUNK] for i in range(0, len(todo), IMPORT_CHUNK)]
     for chunk in progress_iter(chunks, total=len(chunks), description="push", show=show_progress):
         tasks = [build_task(it, suggestions.get(it.map_id) if predictions else None) for it in chunk]
         conn.call("import tasks", conn.sdk.projects.import_tasks, id=proj.id, request=tasks, return_task_ids=True)
@@ -353,9 +406,17 @@ def push(items: Sequence, project: str, *, predictions: bool = True, conn: Conne
         connect_backend(conn, proj.id, backend)
     used = sorted({suggestions[it.map_id][2] for it in todo if it.map_id in suggestions}) if predictions else []
     first = [(it.map_id, *suggestions[it.map_id][:2]) for it in todo[:5] if it.map_id in suggestions]
-    return PushResult(project=project, project_id=int(proj.id), created=created, imported=len(todo),
-                      skipped_existing=len(items) - new,
-                      suggested_by=",".join(used) or "none", order=order, backend=backend or "", first=first)
+    return PushResult(
+        project=project,
+        project_id=int(proj.id),
+        created=created,
+        imported=len(todo),
+        skipped_existing=len(items) - new,
+        suggested_by=",".join(used) or "none",
+        order=order,
+        backend=backend or "",
+        first=first,
+    )
 
 
 def connect_backend(conn: Connection, project_id: int, url: str) -> object:
@@ -365,8 +426,15 @@ def connect_backend(conn: Connection, project_id: int, url: str) -> object:
     backends = conn.call("list the project's ML backends", lambda: list(conn.sdk.ml.list(project=project_id)))
     ml = next((b for b in backends if (b.url or "").rstrip("/") == url), None)
     if ml is None:
-        ml = conn.call("connect the ML backend", conn.sdk.ml.create, project=project_id, url=url,
-                       title="attnpatterns pattern classifier", is_interactive=False, auto_update=True)
+        ml = conn.call(
+            "connect the ML backend",
+            conn.sdk.ml.create,
+            project=project_id,
+            url=url,
+            title="attnpatterns pattern classifier",
+            is_interactive=False,
+            auto_update=True,
+        )
     refresh_predictions(conn, project_id)
     return ml
 
@@ -374,8 +442,13 @@ def connect_backend(conn: Connection, project_id: int, url: str) -> object:
 def refresh_predictions(conn: Connection, project_id: int) -> None:
     """Label Studio's "Retrieve predictions" on all tasks: the connected backend predicts every task without a
     prediction of its current model version (after a retrain: all of them)."""
-    conn.call("retrieve predictions from the ML backend", conn.sdk.actions.create, id="retrieve_tasks_predictions",
-              project=project_id, selected_items={"all": True, "excluded": []})
+    conn.call(
+        "retrieve predictions from the ML backend",
+        conn.sdk.actions.create,
+        id="retrieve_tasks_predictions",
+        project=project_id,
+        selected_items={"all": True, "excluded": []},
+    )
 
 
 def invite_link(conn: Connection | None = None) -> str:
@@ -387,8 +460,10 @@ def invite_link(conn: Connection | None = None) -> str:
 
         r = requests.get(conn.url + "/api/invite", headers={"Authorization": f"Token {conn._key}"}, timeout=30)
         if r.status_code != 200:
-            raise UserError(f"Label Studio at {conn.url} refused the invite link (HTTP {r.status_code}); "
-                            "only a member of the organisation can invite.")
+            raise UserError(
+                f"Label Studio at {conn.url} refused the invite link (HTTP {r.status_code}); "
+                "only a member of the organisation can invite."
+            )
         return r.json()
 
     body = conn.call("read the invite link", fetch)

@@ -8,6 +8,7 @@
   turns (vertical, diagonal, vertical+diagonal, block, heterogeneous, then again), so that a type the
   classifier rarely predicts still reaches the annotators early; the rest follow by certainty.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -45,8 +46,16 @@ def uncertain_first(ids: Sequence[str], labels: Sequence[str], scores: Sequence[
     return first + [i for i in by_score if i not in taken]
 
 
-def order_indices(order: str, n: int, *, seed: int = 0, ids: Sequence[str] = (), labels: Sequence[str] = (),
-                  scores: Sequence[float] = (), per_type: int = 0) -> list[int]:
+def order_indices(
+    order: str,
+    n: int,
+    *,
+    seed: int = 0,
+    ids: Sequence[str] = (),
+    labels: Sequence[str] = (),
+    scores: Sequence[float] = (),
+    per_type: int = 0,
+) -> list[int]:
     """The push order of ``n`` sampled maps."""
     check_order(order)
     if order == "sequential":

@@ -16,6 +16,7 @@ the annotations of every user who labelled it. From it:
 Per task and annotator the most recently updated, not cancelled annotation counts. Everything is validated
 before anything is written, and a pull cut off half-way puts back the files it had already replaced.
 """
+
 from __future__ import annotations
 
 import os
@@ -80,10 +81,16 @@ class Export:
 def annotation_label(ann: dict, where: str) -> str:
     from attnpatterns.annotate.labelstudio import FROM_NAME
 
-    labels = [v for r in ann.get("result") or [] if r.get("from_name") == FROM_NAME and r.get("type") == "choices"
-              for v in (r.get("value") or {}).get("choices") or []]
+    labels = [
+        v
+        for r in ann.get("result") or []
+        if r.get("from_name") == FROM_NAME and r.get("type") == "choices"
+        for v in (r.get("value") or {}).get("choices") or []
+    ]
     if len(labels) != 1:
-        raise UserError(f"{where}: expected one pattern choice, found {len(labels)}; fix the annotation in Label Studio.")
+        raise UserError(
+            f"{where}: expected one pattern choice, found {len(labels)}; fix the annotation in Label Studio."
+        )
     if labels[0] not in PATTERN_VALUES:
         raise UserError(f"{where}: unknown label '{labels[0]}'; use one of {', '.join(PATTERN_VALUES)}.")
     return labels[0]
@@ -98,8 +105,10 @@ def task_map(t: dict, need_image: bool = True) -> TaskMap:
     where = f"task {t.get('id')}"
     missing = [k for k in ("map_id", "map", "image") if not d.get(k) and (need_image or k != "image")]
     if missing:
-        raise UserError(f"{where}: no {', '.join(missing)} in its data; it was not pushed by 'attn annotate push' "
-                        "(or was edited); delete it in Label Studio or push it again.")
+        raise UserError(
+            f"{where}: no {', '.join(missing)} in its data; it was not pushed by 'attn annotate push' "
+            "(or was edited); delete it in Label Studio or push it again."
+        )
     mid = check_id(str(d["map_id"]))
     kind = check_kind(str(d.get("kind", "")))
     try:
@@ -107,12 +116,23 @@ def task_map(t: dict, need_image: bool = True) -> TaskMap:
     except (ValueError, zlib.error, OSError, TypeError) as e:
         raise UserError(f"{where}: the map data of '{mid}' is damaged ({type(e).__name__}); push it again.") from None
     if d.get("n_tokens") not in (None, "") and int(d["n_tokens"]) != attn.shape[0]:
-        raise UserError(f"{where}: the map of '{mid}' is {attn.shape[0]}x{attn.shape[0]} but the task has "
-                        f"{d['n_tokens']} tokens; push it again.")
-    meta = dict(source_model=d.get("source_model", ""), task=d.get("task", ""), layer=d.get("layer", ""),
-                head=d.get("head", ""), example=d.get("example", ""), kind=kind, model_state=d.get("model_state", ""),
-                suggested_label=d.get("suggested_label", ""), suggested_by=d.get("suggested_by", ""),
-                tokens=d.get("tokens", ""), ls_task=t.get("id", ""))
+        raise UserError(
+            f"{where}: the map of '{mid}' is {attn.shape[0]}x{attn.shape[0]} but the task has "
+            f"{d['n_tokens']} tokens; push it again."
+        )
+    meta = dict(
+        source_model=d.get("source_model", ""),
+        task=d.get("task", ""),
+        layer=d.get("layer", ""),
+        head=d.get("head", ""),
+        example=d.get("example", ""),
+        kind=kind,
+        model_state=d.get("model_state", ""),
+        suggested_label=d.get("suggested_label", ""),
+        suggested_by=d.get("suggested_by", ""),
+        tokens=d.get("tokens", ""),
+        ls_task=t.get("id", ""),
+    )
     return TaskMap(task_id=t.get("id"), map_id=mid, kind=kind, attn=attn, meta=meta)
 
 
@@ -120,8 +140,9 @@ def _user_id(v):
     return v.get("id") if isinstance(v, dict) else v
 
 
-def parse_export(tasks: Iterable[dict], users: dict[int, str], annotator: str | None = None,
-                 need_image: bool = True) -> Export:
+def parse_export(
+    tasks: Iterable[dict], users: dict[int, str], annotator: str | None = None, need_image: bool = True
+) -> Export:
     """Every annotator's newest label per map (of ``annotator`` only when given), validated; raises before
     anything is written. ``need_image=False`` accepts tasks without the rendered image (training needs the map
     only)."""
@@ -163,8 +184,9 @@ def rows_from_export(tasks: Iterable[dict], users: dict[int, str], annotator: st
     maps: dict[str, dict[str, np.ndarray]] = {}
     for mid, v in sorted(best.items()):
         tm = ex.maps[mid]
-        rows.setdefault(v.kind, {})[mid] = dict(id=mid, label=v.label, annotator=v.annotator, **tm.meta,
-                                                ls_annotation=v.annotation_id)
+        rows.setdefault(v.kind, {})[mid] = dict(
+            id=mid, label=v.label, annotator=v.annotator, **tm.meta, ls_annotation=v.annotation_id
+        )
         maps.setdefault(v.kind, {})[mid] = tm.attn
     return rows, maps, ex.skipped, sorted({v.annotator for v in best.values()})
 
@@ -183,9 +205,16 @@ def consensus_rows(ex: Export, kind: str, project: str) -> tuple[dict[str, dict]
         label, status, text = consensus_one(labels)
         who = ", ".join(sorted(v.annotator for v in vs))
         tm = ex.maps[mid]
-        rows[mid] = dict(id=mid, label=label, annotator=f"consensus of {who} (Label Studio project '{project}')",
-                         **tm.meta, status=status, votes=text, n_votes=len(labels),
-                         share=f"{labels.count(label) / len(labels):.3f}")
+        rows[mid] = dict(
+            id=mid,
+            label=label,
+            annotator=f"consensus of {who} (Label Studio project '{project}')",
+            **tm.meta,
+            status=status,
+            votes=text,
+            n_votes=len(labels),
+            share=f"{labels.count(label) / len(labels):.3f}",
+        )
         maps[mid] = tm.attn
     return rows, maps
 
@@ -198,6 +227,7 @@ def annotator_name(user: str) -> str:
 
 # ----------------------------------------------------------------------------- talking to the server
 
+
 def fetch_export(project: str, conn=None):
     """(connection, project, exported tasks, {user id: e-mail}) of a project with this package's config."""
     from attnpatterns.annotate.labelstudio import check_config, connect, find_project
@@ -209,8 +239,10 @@ def fetch_export(project: str, conn=None):
         raise UserError(f"no Label Studio project '{project}' at {conn.url}; existing: {', '.join(titles) or 'none'}.")
     check_config(proj.label_config or "", project)
     tasks = conn.call("export the annotations", conn.sdk.projects.exports.as_json, proj.id, timeout=1800)
-    users = {int(u.id): (u.email or u.username or str(u.id))
-             for u in conn.call("list users", lambda: list(conn.sdk.users.list()))}
+    users = {
+        int(u.id): (u.email or u.username or str(u.id))
+        for u in conn.call("list users", lambda: list(conn.sdk.users.list()))
+    }
     return conn, proj, tasks, users
 
 
@@ -225,8 +257,15 @@ class PullResult:
     mode: str = "newest"
 
 
-def pull(project: str, out: str | os.PathLike, *, annotator: str | None = None, consensus: str = "newest",
-         round_name: str = "1", conn=None) -> PullResult:
+def pull(
+    project: str,
+    out: str | os.PathLike,
+    *,
+    annotator: str | None = None,
+    consensus: str = "newest",
+    round_name: str = "1",
+    conn=None,
+) -> PullResult:
     """Export ``project``'s annotations into ``out``: every annotator's own file, and the dataset rows (the
     newest label, or the ``majority`` consensus with votes). All or nothing."""
     from attnpatterns.annotate import dataset as ds
@@ -244,15 +283,26 @@ def pull(project: str, out: str | os.PathLike, *, annotator: str | None = None, 
         for kind in rows:
             current = ds.load_or_empty(out, kind)
             if current.rows and "status" in current.rows[0]:
-                raise UserError(f"{ds.kind_dir(out, kind) / ds.LABELS_FILE} holds consensus labels (a 'status' column); "
-                                "pull with --consensus majority, or into another --out.")
+                raise UserError(
+                    f"{ds.kind_dir(out, kind) / ds.LABELS_FILE} holds consensus labels (a 'status' column); "
+                    "pull with --consensus majority, or into another --out."
+                )
     # every annotator's own rows, merged with what their file holds already
     files: dict[tuple[str, str], list[dict]] = {}
     for v in ex.votes:
         name = annotator_name(v.annotator)
-        files.setdefault((v.kind, name), []).append(dict(
-            id=v.map_id, label=v.label, confident="", annotator=f"{v.annotator} (Label Studio project '{project}')",
-            round=round_name, ls_task=v.task_id, ls_annotation=v.annotation_id, updated_at=v.updated_at))
+        files.setdefault((v.kind, name), []).append(
+            dict(
+                id=v.map_id,
+                label=v.label,
+                confident="",
+                annotator=f"{v.annotator} (Label Studio project '{project}')",
+                round=round_name,
+                ls_task=v.task_id,
+                ls_annotation=v.annotation_id,
+                updated_at=v.updated_at,
+            )
+        )
     merged: dict[tuple[str, str], list[dict]] = {}
     for (kind, name), new in files.items():
         path = ds.annotator_path(out, kind, name)
@@ -264,8 +314,13 @@ def pull(project: str, out: str | os.PathLike, *, annotator: str | None = None, 
     for kind in rows:  # validate every row before writing anything
         for r in rows[kind].values():
             ds._normalise_row(r, f"map '{r['id']}'")
-    result = PullResult(project=project, skipped_tasks=ex.skipped, annotators=ex.annotators, mode=consensus,
-                        annotated_tasks=sum(len(v) for v in rows.values()))
+    result = PullResult(
+        project=project,
+        skipped_tasks=ex.skipped,
+        annotators=ex.annotators,
+        mode=consensus,
+        annotated_tasks=sum(len(v) for v in rows.values()),
+    )
     with _all_or_nothing([ds.kind_dir(out, k) for k in sorted(set(rows) | {k for k, _ in merged})]):
         for kind in sorted(rows):
             result.kinds[kind] = ds.upsert(out, kind, list(rows[kind].values()), maps[kind])
@@ -316,11 +371,15 @@ def project_agreement(project: str, kind: str | None = None, conn=None) -> dict:
         labels = ex.by_annotator(k)
         if len(labels) < 2:
             who = ", ".join(labels) or "nobody"
-            raise UserError(f"project '{project}' has {k} labels from {len(labels)} annotator ({who}); agreement needs "
-                            "a second annotator labelling the same tasks (a blind second pass).")
+            raise UserError(
+                f"project '{project}' has {k} labels from {len(labels)} annotator ({who}); agreement needs "
+                "a second annotator labelling the same tasks (a blind second pass)."
+            )
         votes = vote_table(labels)
         if votes.notna().sum(axis=1).max() < 2:
-            raise UserError(f"project '{project}': no {k} task was labelled by two annotators ({', '.join(labels)}); "
-                            "give them overlapping tasks (project setting 'maximum annotations' of 2 or more).")
+            raise UserError(
+                f"project '{project}': no {k} task was labelled by two annotators ({', '.join(labels)}); "
+                "give them overlapping tasks (project setting 'maximum annotations' of 2 or more)."
+            )
         out[k] = {"kind": k, "project": project, **report(votes)}
     return out

@@ -9,6 +9,7 @@ Plot functions take arrays and an optional ``ax``, return ``(fig, ax)`` and neve
 (matplotlib's object API with the Agg canvas, no pyplot state). File writers go through
 :func:`attnpatterns.io.atomic_path`.
 """
+
 from __future__ import annotations
 
 import math
@@ -136,8 +137,14 @@ def render_map(
     return Path(path)
 
 
-def render_map_bytes(attn: np.ndarray, tokens: Sequence[str] | None = None, *, title: str | None = None,
-                     cmap: str = DEFAULT_CMAP, dpi: int = 100) -> bytes:
+def render_map_bytes(
+    attn: np.ndarray,
+    tokens: Sequence[str] | None = None,
+    *,
+    title: str | None = None,
+    cmap: str = DEFAULT_CMAP,
+    dpi: int = 100,
+) -> bytes:
     """The PNG of :func:`render_map` as bytes (for uploads)."""
     import io
 

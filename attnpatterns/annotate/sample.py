@@ -5,6 +5,7 @@ tokens (to mark [CLS]/[SEP]), and its provenance (model, fine-tuned or not, task
 head, kind). Ids come from :func:`attnpatterns.annotate.dataset.make_id` and are stable for a given
 model state, task, example and head.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,9 +34,20 @@ class MapItem:
 
     def row(self, label: str, annotator: str) -> dict:
         """A dataset row (see :mod:`attnpatterns.annotate.dataset`)."""
-        return dict(id=self.map_id, label=label, annotator=annotator, source_model=self.source_model, task=self.task,
-                    layer=self.layer, head=self.head, example=self.example, kind=self.kind,
-                    model_state=self.model_state, tokens=" ".join(self.tokens), **self.extra)
+        return dict(
+            id=self.map_id,
+            label=label,
+            annotator=annotator,
+            source_model=self.source_model,
+            task=self.task,
+            layer=self.layer,
+            head=self.head,
+            example=self.example,
+            kind=self.kind,
+            model_state=self.model_state,
+            tokens=" ".join(self.tokens),
+            **self.extra,
+        )
 
 
 @dataclass
@@ -63,7 +75,9 @@ class SampleConfig:
         if self.heads_per_example <= 0:
             raise UserError(f"--heads-per-example must be positive, got {self.heads_per_example}.")
         if self.min_tokens < 2 or self.min_tokens > self.max_tokens:
-            raise UserError(f"--min-tokens must be between 2 and --max-tokens ({self.max_tokens}), got {self.min_tokens}.")
+            raise UserError(
+                f"--min-tokens must be between 2 and --max-tokens ({self.max_tokens}), got {self.min_tokens}."
+            )
         if self.max_tokens > self.max_length:
             raise UserError(f"--max-tokens ({self.max_tokens}) must not exceed --max-length ({self.max_length}).")
 
@@ -105,14 +119,20 @@ def sample_maps(cfg: SampleConfig, show_progress: bool = False) -> list[MapItem]
             break
     if len(chosen) * n_layers * n_heads < cfg.n:
         raise UserError(
-            f"{spec.name} {split} has only {len(chosen)} examples of {cfg.min_tokens} to {cfg.max_tokens} tokens, too few "
+            f"{spec.name} {split} has only {len(chosen)} examples of {cfg.min_tokens} to {cfg.max_tokens} tokens, too "
+            f"few "
             f"for {cfg.n} maps; lower --n or --min-tokens, or raise --max-tokens."
         )
     if len(chosen) < n_examples:  # few long examples: more heads per example
         per = int(math.ceil(cfg.n / len(chosen)))
     ex_maps = extract_maps(
-        model, tok, [e.text_a for e in chosen], [e.text_b for e in chosen] if spec.text_b else None,
-        ids=[e.id for e in chosen], normed=cfg.kind == "normed", max_length=cfg.max_length,
+        model,
+        tok,
+        [e.text_a for e in chosen],
+        [e.text_b for e in chosen] if spec.text_b else None,
+        ids=[e.id for e in chosen],
+        normed=cfg.kind == "normed",
+        max_length=cfg.max_length,
         show_progress=show_progress,
     )
     state = cfg.model_state or infer_model_state(cfg.model)
@@ -123,12 +143,20 @@ def sample_maps(cfg: SampleConfig, show_progress: bool = False) -> list[MapItem]
         picks = rng.choice(n_layers * n_heads, size=min(per, cfg.n - len(items)), replace=False)
         for flat in sorted(int(x) for x in picks):
             layer, head = divmod(flat, n_heads)
-            items.append(MapItem(
-                map_id=make_id(spec.name, em.example_id, layer, head, model_state=state, kind=cfg.kind),
-                kind=cfg.kind, attn=np.ascontiguousarray(arr[layer, head], dtype=np.float32), tokens=list(em.tokens),
-                source_model=source, model_state=state, task=spec.name, example=str(em.example_id),
-                layer=layer, head=head,
-            ))
+            items.append(
+                MapItem(
+                    map_id=make_id(spec.name, em.example_id, layer, head, model_state=state, kind=cfg.kind),
+                    kind=cfg.kind,
+                    attn=np.ascontiguousarray(arr[layer, head], dtype=np.float32),
+                    tokens=list(em.tokens),
+                    source_model=source,
+                    model_state=state,
+                    task=spec.name,
+                    example=str(em.example_id),
+                    layer=layer,
+                    head=head,
+                )
+            )
         if len(items) >= cfg.n:
             break
     return items

@@ -14,6 +14,7 @@ token works as ``Authorization: Token <key>`` (what the SDK sends).
 ``label-studio --version`` is never called: in Label Studio 1.x it also starts a server on all
 interfaces.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,11 +40,35 @@ DEFAULT_USER = "annotator@localhost.localdomain"
 _STAMP = ".attn-installed"
 # Label Studio's default SSRF-banned subnets (core/utils/io.py validate_ip) less 127.0.0.0/8 and ::1/128
 BANNED_SUBNETS = (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24",
-    "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",
-    "233.252.0.0/24", "240.0.0.0/4", "255.255.255.255/32", "::/128", "::ffff:0:0/96", "::ffff:0:0:0/96",
-    "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001:0000::/32", "2001:20::/28", "2001:db8::/32", "2002::/16",
-    "fc00::/7", "fe80::/10", "ff00::/8",
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "233.252.0.0/24",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::ffff:0:0/96",
+    "::ffff:0:0:0/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001:0000::/32",
+    "2001:20::/28",
+    "2001:db8::/32",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
 )
 
 
@@ -77,8 +102,9 @@ def installed_version(venv: Path | None = None) -> str:
     return stamp.read_text(encoding="utf-8").strip() if stamp.is_file() else ""
 
 
-def ensure_venv(venv: Path | None = None, requirement: str = LS_REQUIREMENT, python: str | None = None,
-                timeout: float = 3600) -> Path:
+def ensure_venv(
+    venv: Path | None = None, requirement: str = LS_REQUIREMENT, python: str | None = None, timeout: float = 3600
+) -> Path:
     """Create the Label Studio virtualenv once; returns the path of its ``label-studio`` executable.
 
     A venv cannot be moved after creation, so it is built in place and marked complete with a stamp
@@ -99,8 +125,11 @@ def ensure_venv(venv: Path | None = None, requirement: str = LS_REQUIREMENT, pyt
         vpy = str(_bin(venv, "python"))
         env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
         _run([vpy, "-m", "pip", "install", "-q", requirement], f"pip install '{requirement}'", timeout=timeout, env=env)
-        out = _run([vpy, "-c", "import importlib.metadata as m; print(m.version('label-studio'))"],
-                   "read the label-studio version", timeout=120)
+        out = _run(
+            [vpy, "-c", "import importlib.metadata as m; print(m.version('label-studio'))"],
+            "read the label-studio version",
+            timeout=120,
+        )
     except BaseException:
         shutil.rmtree(venv, ignore_errors=True)
         raise
@@ -114,9 +143,13 @@ def _run(cmd: list[str], what: str, timeout: float, env: dict | None = None) -> 
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except FileNotFoundError:
-        raise UserError(f"cannot {what}: '{cmd[0]}' not found; install Python's venv module (apt-get install python3-venv).") from None
+        raise UserError(
+            f"cannot {what}: '{cmd[0]}' not found; install Python's venv module (apt-get install python3-venv)."
+        ) from None
     except subprocess.TimeoutExpired:
-        raise UserError(f"cannot {what}: no result after {timeout:.0f} s; check the network or the package index.") from None
+        raise UserError(
+            f"cannot {what}: no result after {timeout:.0f} s; check the network or the package index."
+        ) from None
     if p.returncode != 0:
         tail = [ln for ln in (p.stderr or p.stdout or "").splitlines() if ln.strip() and not ln.startswith("WARNING")]
         raise UserError(f"cannot {what} (exit {p.returncode}): {tail[-1][:300] if tail else 'no output'}")
@@ -157,7 +190,9 @@ class ServerConfig:
         if not (0 < int(self.port) < 65536):
             raise UserError(f"--port {self.port} is not a TCP port; use 1024..65535.")
         if "@" not in self.username:
-            raise UserError(f"--username '{self.username}' is not an e-mail address; Label Studio logs users in by e-mail.")
+            raise UserError(
+                f"--username '{self.username}' is not an e-mail address; Label Studio logs users in by e-mail."
+            )
         if self.token is not None and len(self.token) <= 5:
             raise UserError("the API key is too short; Label Studio ignores tokens of 5 characters or fewer.")
 
@@ -236,13 +271,24 @@ def template_db(exe: Path) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
-    env.update(LABEL_STUDIO_BASE_DATA_DIR=str(work), LABEL_STUDIO_LATEST_VERSION_CHECK="false",
-               LABEL_STUDIO_COLLECT_ANALYTICS="false", COLLECT_ANALYTICS="false")
+    env.update(
+        LABEL_STUDIO_BASE_DATA_DIR=str(work),
+        LABEL_STUDIO_LATEST_VERSION_CHECK="false",
+        LABEL_STUDIO_COLLECT_ANALYTICS="false",
+        COLLECT_ANALYTICS="false",
+    )
     log.info("preparing a Label Studio database (one time; about a minute or two)")
     try:
-        _run([str(exe), "init", "-q", "--data-dir", str(work)], "initialise a Label Studio database", timeout=1800, env=env)
+        _run(
+            [str(exe), "init", "-q", "--data-dir", str(work)],
+            "initialise a Label Studio database",
+            timeout=1800,
+            env=env,
+        )
         if not (work / "label_studio.sqlite3").is_file():
-            raise UserError(f"Label Studio did not create a database in {work}; run 'attn annotate serve -v' to see its log.")
+            raise UserError(
+                f"Label Studio did not create a database in {work}; run 'attn annotate serve -v' to see its log."
+            )
         tpl.parent.mkdir(parents=True, exist_ok=True)
         os.replace(work / "label_studio.sqlite3", tpl.with_suffix(".part"))
         os.replace(tpl.with_suffix(".part"), tpl)
@@ -265,12 +311,31 @@ def start(cfg: ServerConfig, wait: bool = True, timeout: float = 900, use_templa
     if use_template and not db.exists():
         shutil.copyfile(template_db(exe), db)
     log_path = cfg.log_path or (cfg.data_dir / "server.log")
-    cmd = [str(exe), "start", "--no-browser", "--internal-host", HOST, "--port", str(cfg.port),
-           "--data-dir", str(cfg.data_dir), "--enable-legacy-api-token", "--log-level", "WARNING"]
+    cmd = [
+        str(exe),
+        "start",
+        "--no-browser",
+        "--internal-host",
+        HOST,
+        "--port",
+        str(cfg.port),
+        "--data-dir",
+        str(cfg.data_dir),
+        "--enable-legacy-api-token",
+        "--log-level",
+        "WARNING",
+    ]
     fh = open(log_path, "ab")
     try:
-        proc = subprocess.Popen(cmd, env=server_env(cfg), stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(cfg.data_dir))
+        proc = subprocess.Popen(
+            cmd,
+            env=server_env(cfg),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(cfg.data_dir),
+        )
     finally:
         fh.close()
     server = Server(proc, cfg, log_path)
@@ -289,8 +354,10 @@ def wait_healthy(server: Server, timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.running():
-            raise UserError(f"Label Studio exited (code {server.proc.returncode}) before answering: "
-                            f"{last_log_line(server.log_path)}; see {server.log_path}.")
+            raise UserError(
+                f"Label Studio exited (code {server.proc.returncode}) before answering: "
+                f"{last_log_line(server.log_path)}; see {server.log_path}."
+            )
         try:
             if requests.get(server.url + "/health", timeout=2).status_code == 200:
                 return
@@ -302,7 +369,9 @@ def wait_healthy(server: Server, timeout: float = 900) -> None:
 
 def last_log_line(path: Path) -> str:
     try:
-        lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        lines = [
+            ln.strip() for ln in Path(path).read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()
+        ]
     except OSError:
         return "no log"
     return lines[-1][:300] if lines else "no log"
@@ -325,8 +394,10 @@ def start_throwaway(data_dir: str | os.PathLike, timeout: float = 900) -> tuple[
     and demos). The secrets live in memory and in the server's environment only."""
     import secrets
 
-    creds = Credentials(username="tester@localhost.localdomain", password=secrets.token_urlsafe(12),
-                        token=secrets.token_hex(20))
-    cfg = ServerConfig(data_dir=Path(data_dir), port=free_port(), username=creds.username,
-                       password=creds.password, token=creds.token)
+    creds = Credentials(
+        username="tester@localhost.localdomain", password=secrets.token_urlsafe(12), token=secrets.token_hex(20)
+    )
+    cfg = ServerConfig(
+        data_dir=Path(data_dir), port=free_port(), username=creds.username, password=creds.password, token=creds.token
+    )
     return start(cfg, timeout=timeout), creds

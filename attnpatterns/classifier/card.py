@@ -5,6 +5,7 @@
 hash, the metrics, the command that made the model and the sha256 of the weights file. Loading
 checks that the weights file is one of ours and that the card's hash matches it.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -46,18 +47,24 @@ def input_rules(kind: str, pre: dict, min_tokens: int) -> dict:
         if pre["mode"] == "resize"
         else f"centre zero-padded to {pre['size']}x{pre['size']} (area-resized down when larger)"
     )
-    scale = {"max": "divided by its maximum",
-             "mass": f"multiplied so that its total is {pre['size']} (mass scaling)"}.get(pre["scale"], "values used as they are")
+    scale = {
+        "max": "divided by its maximum",
+        "mass": f"multiplied so that its total is {pre['size']} (mass scaling)",
+    }.get(pre["scale"], "values used as they are")
     if pre.get("features"):
         from attnpatterns.classifier.features import NUM_FEATURES
 
         nf = NUM_FEATURES
         if not pre.get("cnn", True):
-            steps_feats = (f"the first {nf} pattern features of attnpatterns.classifier.features computed on the map at "
-                           "its own size (row-normalised inside), standardised with the stored training mean and std")
+            steps_feats = (
+                f"the first {nf} pattern features of attnpatterns.classifier.features computed on the map at "
+                "its own size (row-normalised inside), standardised with the stored training mean and std"
+            )
             return _rules(kind, pre, min_tokens, steps_feats)
-        scale += (f"; beside it, the first {nf} pattern features of attnpatterns.classifier.features computed on "
-                  "the map at its own size")
+        scale += (
+            f"; beside it, the first {nf} pattern features of attnpatterns.classifier.features computed on "
+            "the map at its own size"
+        )
     return _rules(kind, pre, min_tokens, f"each map {how}, then {scale}")
 
 
@@ -111,12 +118,20 @@ def architecture(pre: dict, n_labels: int) -> str:
     if not pre.get("cnn", True):
         from attnpatterns.classifier.features import NUM_FEATURES
 
-        return (f"PatternLinear: multinomial logistic regression, linear ({NUM_FEATURES} standardised pattern "
-                f"features) to {n_labels} classes, L2 strength chosen on the validation slice; no convolution")
-    return ("PatternCNN: conv 1-16-16, maxpool, 32-32, maxpool, 64-64, 1x1 to 16, global average pool, "
-            + (f"then with the standardised pattern features: linear (16 + features) to 32, ReLU, linear to "
-               f"{n_labels} classes" if pre.get("features") else
-               f"1x1 to {n_labels} classes (Kovaleva et al. 2019)") + "; Xavier init")
+        return (
+            f"PatternLinear: multinomial logistic regression, linear ({NUM_FEATURES} standardised pattern "
+            f"features) to {n_labels} classes, L2 strength chosen on the validation slice; no convolution"
+        )
+    return (
+        "PatternCNN: conv 1-16-16, maxpool, 32-32, maxpool, 64-64, 1x1 to 16, global average pool, "
+        + (
+            f"then with the standardised pattern features: linear (16 + features) to 32, ReLU, linear to "
+            f"{n_labels} classes"
+            if pre.get("features")
+            else f"1x1 to {n_labels} classes (Kovaleva et al. 2019)"
+        )
+        + "; Xavier init"
+    )
 
 
 def save(path: str | os.PathLike, model, card: Card) -> tuple[Path, Path]:
@@ -178,7 +193,9 @@ def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = Tr
         file_kind = meta["kind"]
         min_tokens = int(meta.get("min_tokens", "2"))
     except (KeyError, ValueError):
-        raise UserError(f"{path}: the classifier metadata is incomplete; retrain it with 'attn classifier train'.") from None
+        raise UserError(
+            f"{path}: the classifier metadata is incomplete; retrain it with 'attn classifier train'."
+        ) from None
     if tuple(labels) != tuple(LABELS):
         raise UserError(f"{path}: label set {labels} is not the five pattern types {list(LABELS)}; retrain it.")
     if kind is not None and file_kind != kind:
@@ -193,22 +210,31 @@ def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = Tr
         card = read_json(cp)
         want = (card.get("weights") or {}).get("sha256") if isinstance(card, dict) else None
         if want != sha256_file(path):
-            raise UserError(f"{cp}: the card does not match {path.name} (sha256 differs); the weights were changed, retrain or restore them.")
+            raise UserError(
+                f"{cp}: the card does not match {path.name} (sha256 differs); the weights were changed, retrain or "
+                f"restore them."
+            )
     from attnpatterns.classifier.features import NUM_FEATURES
 
     nf = int(tensors["feat_mean"].shape[0]) if "feat_mean" in tensors else 0  # older models take fewer features
     if nf > NUM_FEATURES or (pre.get("features") and nf == 0):
-        raise UserError(f"{path}: the classifier takes {nf} pattern features, this version computes {NUM_FEATURES}; "
-                        "retrain it with 'attn classifier train'.")
+        raise UserError(
+            f"{path}: the classifier takes {nf} pattern features, this version computes {NUM_FEATURES}; "
+            "retrain it with 'attn classifier train'."
+        )
     try:
         model = build_model(len(labels), pre, nf)
         model.load_state_dict({k: v.float() for k, v in tensors.items()})
     except (RuntimeError, ValueError):
-        raise UserError(f"{path}: the weights do not fit the pattern classifier; retrain it with 'attn classifier train'.") from None
+        raise UserError(
+            f"{path}: the weights do not fit the pattern classifier; retrain it with 'attn classifier train'."
+        ) from None
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     # channels-last convolution weights: about 1.6x faster inference on CPU for these small maps (bench_classify);
     # the values are the same, and save() writes contiguous copies
     model = model.to(memory_format=torch.channels_last)
-    return Loaded(model=model, kind=file_kind, labels=list(labels), preprocess=pre, min_tokens=min_tokens, card=card, path=path)
+    return Loaded(
+        model=model, kind=file_kind, labels=list(labels), preprocess=pre, min_tokens=min_tokens, card=card, path=path
+    )

@@ -14,6 +14,7 @@ Reported per recipe: weighted F1 and Cohen's kappa against each held-out annotat
 folds), their mean, and the split-to-split noise (std over folds of the per-fold weighted F1), so that a
 difference between two recipes can be read against it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,12 @@ def consensus_without(r: dict, who: str):
     ``{round: {annotator: {map id: label}}}`` as :func:`_rounds` reads it."""
     from attnpatterns.annotate.agreement import consensus_rounds, vote_table
 
-    tables = [vote_table({k: v for k, v in r[key].items() if k != who}, min_annotators=1)
-              if any(k != who for k in r[key]) else None for key in ("1", "2")]
+    tables = [
+        vote_table({k: v for k, v in r[key].items() if k != who}, min_annotators=1)
+        if any(k != who for k in r[key])
+        else None
+        for key in ("1", "2")
+    ]
     return consensus_rounds(tables[0], tables[1])["label"]
 
 
@@ -55,9 +60,16 @@ def full_annotators(votes, coverage: float = 0.5) -> list[str]:
     return [c for c in votes.columns if votes[c].notna().mean() >= coverage]
 
 
-def evaluate_recipes(kind: str, recipes: Sequence, root="annotations", folds: int = 5, seed: int = 0,
-                     protocols: Sequence[str] = ("loao", "consensus"), threads: int = 1,
-                     annotators: Sequence[str] | None = None) -> dict:
+def evaluate_recipes(
+    kind: str,
+    recipes: Sequence,
+    root="annotations",
+    folds: int = 5,
+    seed: int = 0,
+    protocols: Sequence[str] = ("loao", "consensus"),
+    threads: int = 1,
+    annotators: Sequence[str] | None = None,
+) -> dict:
     """Out-of-fold predictions of every recipe under each protocol, scored against held-out annotators."""
     from sklearn.metrics import cohen_kappa_score
 
@@ -79,11 +91,20 @@ def evaluate_recipes(kind: str, recipes: Sequence, root="annotations", folds: in
         for x in heldout:
             lab = consensus_without(rounds, x).reindex(data.ids)
             if lab.isna().any():
-                raise UserError(f"{kind}: some maps have no vote once '{x}' is left out; every map needs two annotators.")
+                raise UserError(
+                    f"{kind}: some maps have no vote once '{x}' is left out; every map needs two annotators."
+                )
             targets[f"without:{x}"] = np.array([LABEL_INDEX[v] for v in lab], dtype=np.int64)
-    out: dict = {"kind": kind, "folds": folds, "seed": seed, "maps": len(data), "annotators": everyone,
-                 "left_out": heldout,
-                 "protocols": list(protocols), "recipes": {}}
+    out: dict = {
+        "kind": kind,
+        "folds": folds,
+        "seed": seed,
+        "maps": len(data),
+        "annotators": everyone,
+        "left_out": heldout,
+        "protocols": list(protocols),
+        "recipes": {},
+    }
     for r in recipes:
         res: dict = {}
         for proto in protocols:
@@ -100,28 +121,38 @@ def evaluate_recipes(kind: str, recipes: Sequence, root="annotations", folds: in
                     test = data.subset(test_idx)
                     preds[k][test_idx] = predict_prepared(fr.model, test.maps, fr.preprocess)
             per_ann = {}
-            for x in (heldout if proto == "loao" else everyone):
+            for x in heldout if proto == "loao" else everyone:
                 p = preds[f"without:{x}"] if proto == "loao" else preds["consensus"]
                 has = votes[x].notna().to_numpy()
                 truth = np.array([LABEL_INDEX[v] if isinstance(v, str) else -1 for v in votes[x]], dtype=np.int64)
                 sc = scores(truth[has], p[has])
                 per_fold = [scores(truth[t][has[t]], p[t][has[t]])["weighted_f1"] for t in parts if has[t].any()]
                 truth, p = truth[has], p[has]
-                per_ann[x] = {"weighted_f1": sc["weighted_f1"], "macro_f1": sc["macro_f1"],
-                              "kappa": float(cohen_kappa_score(truth, p, labels=list(range(len(LABELS))))),
-                              "fold_std": float(np.std(per_fold)), "per_fold": per_fold,
-                              "per_class_f1": {c: v["f1"] for c, v in sc["per_class"].items()}}
+                per_ann[x] = {
+                    "weighted_f1": sc["weighted_f1"],
+                    "macro_f1": sc["macro_f1"],
+                    "kappa": float(cohen_kappa_score(truth, p, labels=list(range(len(LABELS))))),
+                    "fold_std": float(np.std(per_fold)),
+                    "per_fold": per_fold,
+                    "per_class_f1": {c: v["f1"] for c, v in sc["per_class"].items()},
+                }
             full = [x for x in per_ann if x in heldout]  # the means: over the full passes
-            entry = {"per_annotator": per_ann,
-                     "weighted_f1_mean": float(np.mean([per_ann[x]["weighted_f1"] for x in full])),
-                     "kappa_mean": float(np.mean([per_ann[x]["kappa"] for x in full])),
-                     "noise": float(np.mean([per_ann[x]["fold_std"] for x in full]))}
+            entry = {
+                "per_annotator": per_ann,
+                "weighted_f1_mean": float(np.mean([per_ann[x]["weighted_f1"] for x in full])),
+                "kappa_mean": float(np.mean([per_ann[x]["kappa"] for x in full])),
+                "noise": float(np.mean([per_ann[x]["fold_std"] for x in full])),
+            }
             if proto == "consensus":
                 sc = scores(data.y, preds["consensus"])
-                entry["vs_consensus"] = {"weighted_f1": sc["weighted_f1"], "kappa": float(cohen_kappa_score(
-                    data.y, preds["consensus"], labels=list(range(len(LABELS)))))}
+                entry["vs_consensus"] = {
+                    "weighted_f1": sc["weighted_f1"],
+                    "kappa": float(cohen_kappa_score(data.y, preds["consensus"], labels=list(range(len(LABELS))))),
+                }
             res[proto] = entry
-            log.info("%s %s %s: F1 %.3f kappa %.3f", kind, r.name, proto, entry["weighted_f1_mean"], entry["kappa_mean"])
+            log.info(
+                "%s %s %s: F1 %.3f kappa %.3f", kind, r.name, proto, entry["weighted_f1_mean"], entry["kappa_mean"]
+            )
         out["recipes"][r.name] = res
     return out
 
@@ -132,9 +163,11 @@ def annotator_kappas(root, kind: str) -> dict:
 
     votes = _votes(root, kind)
     pairs = pairwise(votes, skip_disjoint=True)
-    return {"pairs": [{"a": p["a"], "b": p["b"], "kappa": p["kappa"], "n": p["n"]} for p in pairs],
-            "min": float(min(p["kappa"] for p in pairs)) if pairs else float("nan"),
-            "max": float(max(p["kappa"] for p in pairs)) if pairs else float("nan")}
+    return {
+        "pairs": [{"a": p["a"], "b": p["b"], "kappa": p["kappa"], "n": p["n"]} for p in pairs],
+        "min": float(min(p["kappa"] for p in pairs)) if pairs else float("nan"),
+        "max": float(max(p["kappa"] for p in pairs)) if pairs else float("nan"),
+    }
 
 
 def annotators_vs_others(root, kind: str) -> dict:
@@ -153,7 +186,9 @@ def annotators_vs_others(root, kind: str) -> dict:
         mine = votes[x].dropna()
         common = [i for i in mine.index if i in others.index]
         a, b = [others[i] for i in common], [mine[i] for i in common]
-        out[x] = {"n": len(common), "weighted_f1": float(f1_score(b, a, labels=list(LABELS), average="weighted",
-                                                                   zero_division=0)),
-                  "kappa": float(cohen_kappa_score(a, b, labels=list(LABELS)))}
+        out[x] = {
+            "n": len(common),
+            "weighted_f1": float(f1_score(b, a, labels=list(LABELS), average="weighted", zero_division=0)),
+            "kappa": float(cohen_kappa_score(a, b, labels=list(LABELS))),
+        }
     return out

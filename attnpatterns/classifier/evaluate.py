@@ -3,6 +3,7 @@
 Weighted and macro F1, accuracy, per-class precision/recall/F1/support and the confusion matrix
 (rows = true label, columns = predicted), as data; tables and a PNG from that data.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,8 +74,12 @@ class EvalReport:
     card_metrics: dict
 
 
-def evaluate(kind: str, data: str | os.PathLike = "annotations", classifier: str | os.PathLike | None = None,
-             all_maps: bool = False) -> EvalReport:
+def evaluate(
+    kind: str,
+    data: str | os.PathLike = "annotations",
+    classifier: str | os.PathLike | None = None,
+    all_maps: bool = False,
+) -> EvalReport:
     """Score a trained classifier on the held-out maps named in its card (or on every map with ``all_maps``)."""
     from attnpatterns.classifier.predict import get_classifier
     from attnpatterns.classifier.train import data_hash, load_data
@@ -101,12 +106,16 @@ def evaluate(kind: str, data: str | os.PathLike = "annotations", classifier: str
         import logging
 
         logging.getLogger("attnpatterns").warning(
-            "the annotations changed since this model was trained (data hash differs); held-out maps are still the card's."
+            "the annotations changed since this model was trained (data hash differs); held-out maps are still the "
+            "card's."
         )
     pred = predict_prepared(clf.model, test.maps, clf.preprocess)
     return EvalReport(
-        kind=kind, classifier=str(clf.path), n=len(test),
-        cnn=scores(test.y, pred), heuristic=scores(test.y, heuristic_labels(test.maps)),
+        kind=kind,
+        classifier=str(clf.path),
+        n=len(test),
+        cnn=scores(test.y, pred),
+        heuristic=scores(test.y, heuristic_labels(test.maps)),
         card_metrics=clf.card.get("metrics", {}),
     )
 
@@ -154,8 +163,15 @@ def plot_confusion(cm: Sequence[Sequence[int]], title: str = "", fig_ax=None):
     top = a.max() if a.size else 0
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
-            ax.text(j, i, str(int(a[i, j])), ha="center", va="center", fontsize=8,
-                    color="white" if top and a[i, j] > 0.6 * top else "black")
+            ax.text(
+                j,
+                i,
+                str(int(a[i, j])),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if top and a[i, j] > 0.6 * top else "black",
+            )
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -171,13 +187,16 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike) -> list[Path]:
     out = Path(out_dir)
     files = [write_json(out / "metrics.json", asdict(report))]
     head = "label,cnn_precision,cnn_recall,cnn_f1,support,heuristic_precision,heuristic_recall,heuristic_f1\n"
-    body = "".join(",".join(f"{x:.4f}" if isinstance(x, float) else str(x) for x in r) + "\n"
-                   for r in per_class_table(report.cnn, report.heuristic))
+    body = "".join(
+        ",".join(f"{x:.4f}" if isinstance(x, float) else str(x) for x in r) + "\n"
+        for r in per_class_table(report.cnn, report.heuristic)
+    )
     files.append(write_text(out / "per_class.csv", head + body))
     files.append(write_text(out / "confusion.csv", confusion_csv(report.cnn["confusion"])))
     files.append(write_text(out / "confusion_heuristic.csv", confusion_csv(report.heuristic["confusion"])))
-    fig, _ = plot_confusion(report.cnn["confusion"],
-                            f"{report.kind} maps: CNN, weighted F1 {report.cnn['weighted_f1']:.3f} (n={report.n})")
+    fig, _ = plot_confusion(
+        report.cnn["confusion"], f"{report.kind} maps: CNN, weighted F1 {report.cnn['weighted_f1']:.3f} (n={report.n})"
+    )
     with atomic_path(out / "confusion.png") as tmp:
         fig.savefig(tmp, format="png")
     files.append(out / "confusion.png")

@@ -45,6 +45,7 @@ feature                      meaning
 
 The first 23 features are those of the version-1 models (a model stores how many it takes; see ``NUM_FEATURES_V1``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -54,13 +55,44 @@ import torch
 from torch import Tensor
 
 FEATURE_NAMES = (
-    "log_n", "col_top1", "col_top2", "col_top3", "col_first", "col_last", "col_entropy",
-    "diag_m2", "diag_m1", "diag_0", "diag_p1", "diag_p2", "diag_band",
-    "row_entropy", "row_entropy_std", "row_max", "band_off_top", "mass_off_top",
-    "block_gain", "block_split", "band_wide", "log_scale", "peak_ratio",
-    "dist_mean", "far_mass", "leak_min", "leak_ratio", "block_far",
-    "dist_mean_off", "far_mass_off", "leak_min_off", "leak_ratio_off", "block_far_off",
-    "argmax_mode", "argmax_diag1", "argmax_diag0", "col_inner_top1", "row_max_off",
+    "log_n",
+    "col_top1",
+    "col_top2",
+    "col_top3",
+    "col_first",
+    "col_last",
+    "col_entropy",
+    "diag_m2",
+    "diag_m1",
+    "diag_0",
+    "diag_p1",
+    "diag_p2",
+    "diag_band",
+    "row_entropy",
+    "row_entropy_std",
+    "row_max",
+    "band_off_top",
+    "mass_off_top",
+    "block_gain",
+    "block_split",
+    "band_wide",
+    "log_scale",
+    "peak_ratio",
+    "dist_mean",
+    "far_mass",
+    "leak_min",
+    "leak_ratio",
+    "block_far",
+    "dist_mean_off",
+    "far_mass_off",
+    "leak_min_off",
+    "leak_ratio_off",
+    "block_far_off",
+    "argmax_mode",
+    "argmax_diag1",
+    "argmax_diag0",
+    "col_inner_top1",
+    "row_max_off",
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 NUM_FEATURES_V1 = 23  # the features of the first feature-branch models; later features are appended, never inserted
@@ -151,10 +183,15 @@ def _spread_features(R: Tensor, sp: _Splits, sums: Tensor) -> list[Tensor]:
     # attention inside the two blocks of split w beyond distance 2: the within-block mass minus the band |i-j| <= 2
     # inside the blocks, i.e. the whole band minus its six entries that cross split s:
     # (s-1, s), (s-1, s+1), (s-2, s) and their transposes
-    d = {k: torch.nn.functional.pad(torch.diagonal(R, offset=k, dim1=-2, dim2=-1), (0, abs(k) + 3)) for k in (-2, -1, 1, 2)}
+    d = {
+        k: torch.nn.functional.pad(torch.diagonal(R, offset=k, dim1=-2, dim2=-1), (0, abs(k) + 3))
+        for k in (-2, -1, 1, 2)
+    }
     t = torch.arange(3, n - 2)  # valid splits; entry t of d[k] is R[t, t+k] (k > 0) or R[t-k, t] (k < 0)
     crossing = torch.zeros_like(sp.cross)
-    crossing[:, t] = (d[1][:, t - 1] + d[2][:, t - 1] + d[2][:, t - 2] + d[-1][:, t - 1] + d[-2][:, t - 1] + d[-2][:, t - 2])
+    crossing[:, t] = (
+        d[1][:, t - 1] + d[2][:, t - 1] + d[2][:, t - 2] + d[-1][:, t - 1] + d[-2][:, t - 1] + d[-2][:, t - 2]
+    )
     band = sums[:, 1:6].sum(-1, keepdim=True)
     far_within = (sp.within - band + crossing).gather(1, w[:, None]).squeeze(1)
     return out + [leak, ratio, far_within / n]
@@ -201,12 +238,35 @@ def map_features(maps: Tensor) -> Tensor:
     rmax = a_max / rows.squeeze(-1).clamp_min(eps)  # (K, n): R's row maxima
     per_key = torch.zeros_like(c).scatter_add_(1, am, torch.ones_like(c))  # (K, n): rows whose largest entry is there
     off = am - torch.arange(n)[None, :]
-    feats = torch.stack([
-        torch.full((K,), logn, dtype=A.dtype), cs[:, 0], cs[:, :2].sum(-1), cs[:, :3].sum(-1), c[:, 0], c[:, -1],
-        col_entropy, *diags, band, ent.mean(-1), ent.std(-1, unbiased=False), rmax.mean(-1),
-        band_off, mass_off, best, split, wide, log_scale, peak,
-        *_spread_features(R, spR, S), *_spread_features(Rn, _Splits(Rn, (m_rows.squeeze(-1) > eps).to(A.dtype), Rn.sum(1)), _sums(Rn)),
-        per_key.amax(-1) / n, (off.abs() <= 1).to(A.dtype).mean(-1), (off == 0).to(A.dtype).mean(-1),
-        c[:, 1:-1].amax(-1) if n > 2 else torch.zeros(K, dtype=A.dtype), Rm.amax(-1).mean(-1),
-    ], dim=1)
+    feats = torch.stack(
+        [
+            torch.full((K,), logn, dtype=A.dtype),
+            cs[:, 0],
+            cs[:, :2].sum(-1),
+            cs[:, :3].sum(-1),
+            c[:, 0],
+            c[:, -1],
+            col_entropy,
+            *diags,
+            band,
+            ent.mean(-1),
+            ent.std(-1, unbiased=False),
+            rmax.mean(-1),
+            band_off,
+            mass_off,
+            best,
+            split,
+            wide,
+            log_scale,
+            peak,
+            *_spread_features(R, spR, S),
+            *_spread_features(Rn, _Splits(Rn, (m_rows.squeeze(-1) > eps).to(A.dtype), Rn.sum(1)), _sums(Rn)),
+            per_key.amax(-1) / n,
+            (off.abs() <= 1).to(A.dtype).mean(-1),
+            (off == 0).to(A.dtype).mean(-1),
+            c[:, 1:-1].amax(-1) if n > 2 else torch.zeros(K, dtype=A.dtype),
+            Rm.amax(-1).mean(-1),
+        ],
+        dim=1,
+    )
     return feats.float()

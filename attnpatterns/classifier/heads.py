@@ -4,12 +4,14 @@ The forward pass runs in batches of examples; for each batch the maps of the cho
 example's real tokens, prepared to the CNN's fixed input size on the fly, and classified many maps per CNN
 batch, so the CNN's cost does not grow with the sentence length.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 
 from attnpatterns.errors import UserError
@@ -64,8 +66,12 @@ def select_examples(tokenizer, examples: list, n: int, min_tokens: int, max_leng
     chosen = []
     for s in range(0, len(examples), 512):
         chunk = examples[s : s + 512]
-        enc = tokenizer([e.text_a for e in chunk], [e.text_b for e in chunk] if pair else None,
-                        truncation=True, max_length=max_length)
+        enc = tokenizer(
+            [e.text_a for e in chunk],
+            [e.text_b for e in chunk] if pair else None,
+            truncation=True,
+            max_length=max_length,
+        )
         for e, ids in zip(chunk, enc["input_ids"]):
             if len(ids) >= min_tokens:
                 chosen.append(e)
@@ -137,7 +143,9 @@ def classify_heads(
     if not chosen:
         raise UserError(f"{task} {split}: no example has at least {min_tokens} tokens (the classifier's minimum).")
     if len(chosen) < n:
-        log.warning("%s %s: only %d examples have at least %d tokens; classifying those.", task, split, len(chosen), min_tokens)
+        log.warning(
+            "%s %s: only %d examples have at least %d tokens; classifying those.", task, split, len(chosen), min_tokens
+        )
 
     dev = next(mdl.parameters()).device
     # the chosen heads grouped by layer, in the order of ``pairs`` (sorted by layer, then head), as indices on the
@@ -152,8 +160,14 @@ def classify_heads(
     starts = range(0, len(chosen), batch_size)
     for s in progress_iter(starts, total=len(starts), description=f"classify {task}", show=show_progress):
         chunk = chosen[s : s + batch_size]
-        enc = tok([e.text_a for e in chunk], [e.text_b for e in chunk] if spec.text_b else None,
-                  padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        enc = tok(
+            [e.text_a for e in chunk],
+            [e.text_b for e in chunk] if spec.text_b else None,
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
         batch = {k: v.to(dev) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         layers, fnorm = attention_parts(mdl, batch, normed="normed" in kinds)  # L x (B, H, T, T); (B, L, H, T)
         mask = batch["attention_mask"].bool().cpu()
@@ -196,33 +210,67 @@ def classify_heads(
     for k in kinds:
         counts = np.stack([np.bincount(preds[k][:, j], minlength=len(LABELS)) for j in range(K)])  # (K, 5)
         for j, (l, h) in enumerate(pairs):
-            per_rows.append({"kind": k, "layer": l, "head": h, "n": int(counts[j].sum()),
-                             **{lab: int(c) for lab, c in zip(LABELS, counts[j])},
-                             "majority": LABELS[int(counts[j].argmax())]})
+            per_rows.append(
+                {
+                    "kind": k,
+                    "layer": l,
+                    "head": h,
+                    "n": int(counts[j].sum()),
+                    **{lab: int(c) for lab, c in zip(LABELS, counts[j])},
+                    "majority": LABELS[int(counts[j].argmax())],
+                }
+            )
         total = counts.sum(axis=0)
         per_example = np.stack([np.bincount(row, minlength=len(LABELS)) for row in preds[k]])  # (examples, 5)
         _, lo, hi = bootstrap_fractions(per_example, seed=0)
         for j, (lab, c) in enumerate(zip(LABELS, total)):
-            pooled_rows.append({"kind": k, "label": lab, "count": int(c), "fraction": float(c / total.sum()),
-                                "ci_low": float(lo[j]), "ci_high": float(hi[j])})
-        pred_frames.append(pd.DataFrame({
-            "kind": k,
-            "example": np.repeat(ids, K),
-            "layer": np.tile([p[0] for p in pairs], len(ids)),
-            "head": np.tile([p[1] for p in pairs], len(ids)),
-            "label": [LABELS[i] for i in preds[k].ravel()],
-            "probability": probs[k].ravel(),
-        }))
+            pooled_rows.append(
+                {
+                    "kind": k,
+                    "label": lab,
+                    "count": int(c),
+                    "fraction": float(c / total.sum()),
+                    "ci_low": float(lo[j]),
+                    "ci_high": float(hi[j]),
+                }
+            )
+        pred_frames.append(
+            pd.DataFrame(
+                {
+                    "kind": k,
+                    "example": np.repeat(ids, K),
+                    "layer": np.tile([p[0] for p in pairs], len(ids)),
+                    "head": np.tile([p[1] for p in pairs], len(ids)),
+                    "label": [LABELS[i] for i in preds[k].ravel()],
+                    "probability": probs[k].ravel(),
+                }
+            )
+        )
     meta = {
-        "task": spec.name, "split": split, "model": mid, "n_requested": n, "n_examples": len(chosen),
-        "min_tokens": min_tokens, "max_length": max_length, "heads_from": head_desc, "num_heads_classified": K,
+        "task": spec.name,
+        "split": split,
+        "model": mid,
+        "n_requested": n,
+        "n_examples": len(chosen),
+        "min_tokens": min_tokens,
+        "max_length": max_length,
+        "heads_from": head_desc,
+        "num_heads_classified": K,
         "model_shape": [L, H],
-        "classifiers": {k: {"path": str(c.path), "sha256": (c.card.get("weights") or {}).get("sha256")} for k, c in clfs.items()},
+        "classifiers": {
+            k: {"path": str(c.path), "sha256": (c.card.get("weights") or {}).get("sha256")} for k, c in clfs.items()
+        },
     }
     return HeadClassification(
-        task=spec.name, model=mid, kinds=kinds, heads=pairs, example_ids=ids,
-        per_head=pd.DataFrame(per_rows), pooled=pd.DataFrame(pooled_rows),
-        predictions=pd.concat(pred_frames, ignore_index=True), meta=meta,
+        task=spec.name,
+        model=mid,
+        kinds=kinds,
+        heads=pairs,
+        example_ids=ids,
+        per_head=pd.DataFrame(per_rows),
+        pooled=pd.DataFrame(pooled_rows),
+        predictions=pd.concat(pred_frames, ignore_index=True),
+        meta=meta,
     )
 
 
@@ -236,14 +284,19 @@ def write_outputs(result: HeadClassification, out_dir: str | os.PathLike) -> lis
         write_text(out / "pooled.csv", result.pooled.to_csv(index=False)),
         write_text(out / "predictions.csv", result.predictions.to_csv(index=False, float_format="%.4f")),
     ]
-    files.append(write_json(out / "classify.json", {
-        **result.meta,
-        "kinds": result.kinds,
-        "heads": [list(p) for p in result.heads],
-        "example_ids": result.example_ids,
-        "pooled": result.pooled.to_dict(orient="records"),
-        "per_head": result.per_head.to_dict(orient="records"),
-    }))
+    files.append(
+        write_json(
+            out / "classify.json",
+            {
+                **result.meta,
+                "kinds": result.kinds,
+                "heads": [list(p) for p in result.heads],
+                "example_ids": result.example_ids,
+                "pooled": result.pooled.to_dict(orient="records"),
+                "per_head": result.per_head.to_dict(orient="records"),
+            },
+        )
+    )
     return files
 
 

@@ -1,4 +1,5 @@
 """The label set of the classifier: the five pattern types, in the order of the CNN's outputs."""
+
 from __future__ import annotations
 
 from attnpatterns.patterns import PATTERN_VALUES

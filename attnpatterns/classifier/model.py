@@ -22,6 +22,7 @@ and then scales the values:
   average, like a raw map of S tokens): the scale of weight-normed maps and the dilution by
   resizing go away, while a peaked map keeps higher values than a diffuse one.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -1,4 +1,5 @@
 """Classify maps with a trained pattern CNN: arrays in memory, stacks of head maps, or .npy files."""
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,8 @@ def get_classifier(kind: str, path: str | os.PathLike | None = None):
     p = Path(path) if path is not None else card_mod.default_path(kind)
     if not p.is_file():
         raise UserError(
-            f"{p}: classifier file not found; train one with 'attn classifier train --kind {kind}' or pass --classifier."
+            f"{p}: classifier file not found; train one with 'attn classifier train --kind {kind}' or pass "
+            f"--classifier."
         )
     key = (str(p.resolve()), kind, p.stat().st_mtime_ns)
     if key not in _CACHE:
@@ -77,8 +79,12 @@ def logits_of(model, x, batch_size: int = 512, feats=None):
     n = x.shape[0] if x is not None else (feats.shape[0] if feats is not None else 0)
     with torch.inference_mode():
         for s in range(0, n, batch_size):
-            outs.append(model(x[s : s + batch_size] if x is not None else None,
-                              feats[s : s + batch_size] if feats is not None else None))
+            outs.append(
+                model(
+                    x[s : s + batch_size] if x is not None else None,
+                    feats[s : s + batch_size] if feats is not None else None,
+                )
+            )
     return torch.cat(outs) if outs else torch.empty(0, model.num_classes)
 
 
@@ -101,8 +107,9 @@ def check_maps(maps: Sequence, where: str = "map") -> list[np.ndarray]:
     return out
 
 
-def classify_maps(maps: Sequence, kind: str, classifier: str | os.PathLike | None = None,
-                  batch_size: int = 512) -> tuple[list[str], np.ndarray]:
+def classify_maps(
+    maps: Sequence, kind: str, classifier: str | os.PathLike | None = None, batch_size: int = 512
+) -> tuple[list[str], np.ndarray]:
     """Labels and class probabilities (N, 5) for 2-D maps of any sizes.
 
     ``kind`` is raw or normed; ``classifier`` a .safetensors path (default: the shipped model).
@@ -128,8 +135,12 @@ def read_npy(path: str | os.PathLike) -> np.ndarray:
         a = np.load(path, allow_pickle=False)
     except ValueError as e:
         if "pickle" in str(e).lower():
-            raise UserError(f"{path}: holds pickled objects, which are refused; save a plain float array with np.save.") from None
-        raise UserError(f"{path}: not a .npy array ({str(e).splitlines()[0][:120]}); save the map with np.save.") from None
+            raise UserError(
+                f"{path}: holds pickled objects, which are refused; save a plain float array with np.save."
+            ) from None
+        raise UserError(
+            f"{path}: not a .npy array ({str(e).splitlines()[0][:120]}); save the map with np.save."
+        ) from None
     except (OSError, EOFError) as e:
         raise UserError(f"{path}: cannot be read as .npy ({type(e).__name__}); save the map with np.save.") from None
     if isinstance(a, np.lib.npyio.NpzFile):
@@ -145,7 +156,9 @@ class Prediction:
     probability: float
 
 
-def predict_files(paths: Sequence[str | os.PathLike], kind: str, classifier: str | os.PathLike | None = None) -> list[Prediction]:
+def predict_files(
+    paths: Sequence[str | os.PathLike], kind: str, classifier: str | os.PathLike | None = None
+) -> list[Prediction]:
     """One prediction per .npy file (name = the file stem), in input order."""
     if not paths:
         raise UserError("no files given; pass one or more .npy maps.")

@@ -5,6 +5,7 @@ augmentation. A raw map is row-stochastic (rows are queries, columns keys, rows 
 a weight-normed map is a raw map whose columns are scaled by a positive per-token norm
 (``alpha_ij * ||f(x_j)||``), as in Kobayashi et al. 2020.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,7 +54,9 @@ def _structure(label: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return w
 
 
-def synthetic_map(label: str, n: int, rng: np.random.Generator | None = None, noise: float = 0.1, kind: str = "raw") -> np.ndarray:
+def synthetic_map(
+    label: str, n: int, rng: np.random.Generator | None = None, noise: float = 0.1, kind: str = "raw"
+) -> np.ndarray:
     """One (n, n) float32 map of type ``label``; ``noise`` in [0, 1] mixes in random attention."""
     from attnpatterns.classifier.labels import LABELS
 
@@ -75,7 +78,11 @@ def synthetic_map(label: str, n: int, rng: np.random.Generator | None = None, no
 
 
 def synthetic_set(
-    per_class: int, kind: str = "raw", sizes: tuple[int, int] = (12, 100), noise: tuple[float, float] = (0.0, 0.25), seed: int = 0
+    per_class: int,
+    kind: str = "raw",
+    sizes: tuple[int, int] = (12, 100),
+    noise: tuple[float, float] = (0.0, 0.25),
+    seed: int = 0,
 ) -> tuple[list[np.ndarray], list[str]]:
     """``per_class`` maps of each type with random lengths and noise levels: (maps, labels)."""
     from attnpatterns.classifier.labels import LABELS

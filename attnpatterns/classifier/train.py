@@ -15,6 +15,7 @@ original on the same split):
 Held-out metrics are honest: the checkpoint is chosen on a validation slice of the training part
 (``val_fraction``), never on the 20% test part that the metrics are computed on.
 """
+
 from __future__ import annotations
 
 import copy
@@ -53,8 +54,14 @@ class MapData:
 
     def subset(self, idx: Sequence[int]) -> "MapData":
         idx = list(idx)
-        return MapData(self.kind, [self.ids[i] for i in idx], [self.maps[i] for i in idx], self.y[idx],
-                       [self.rows[i] for i in idx] if self.rows else [], self.source)
+        return MapData(
+            self.kind,
+            [self.ids[i] for i in idx],
+            [self.maps[i] for i in idx],
+            self.y[idx],
+            [self.rows[i] for i in idx] if self.rows else [],
+            self.source,
+        )
 
     def counts(self) -> dict[str, int]:
         from attnpatterns.classifier.labels import LABELS
@@ -92,14 +99,18 @@ def load_data(root: str | os.PathLike, kind: str, annotator: str | None = None) 
         path = dataset.annotator_path(root, kind, annotator)
         if not path.is_file():
             have = sorted(p.stem for p in path.parent.glob("*.tsv")) if path.parent.is_dir() else []
-            raise UserError(f"{path}: no such annotator; use one of {', '.join(have) or '(none: no annotators/ folder)'}.")
+            raise UserError(
+                f"{path}: no such annotator; use one of {', '.join(have) or '(none: no annotators/ folder)'}."
+            )
         own = {r["id"]: r["label"] for r in dataset.read_annotator(path)}
         s.rows = [{**r, "label": own[r["id"]]} for r in s.rows if r["id"] in own]
     maps = []
     for r in s.rows:
         m = s.maps[r["id"]]
         if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 2:
-            raise UserError(f"{root / kind}: map '{r['id']}' has shape {m.shape}, not a square 2-D map; fix or drop it.")
+            raise UserError(
+                f"{root / kind}: map '{r['id']}' has shape {m.shape}, not a square 2-D map; fix or drop it."
+            )
         maps.append(np.asarray(m, dtype=np.float32))
     y = np.array([LABEL_INDEX[r["label"]] for r in s.rows], dtype=np.int64)
     return MapData(kind, [r["id"] for r in s.rows], maps, y, list(s.rows), str(root / kind))
@@ -166,13 +177,32 @@ ORIGINAL = Recipe(name="original", size=0, mode="pad", scale="none", augment=Fal
 # the fixed 16x16 input, mass scaling and 40 synthetic maps per type beat the alternatives for both kinds;
 # augmentation changed nothing measurable and class weights lowered weighted F1, so both stay off. The feature
 # branch (pattern features computed on the full-size map, dropout 0.3 while training) added the most.
-IMPROVED = Recipe(name="improved", size=16, mode="resize", scale="mass", augment=False, class_weights=False,
-                  synthetic_per_class=40, features=True, dropout=0.3)
+IMPROVED = Recipe(
+    name="improved",
+    size=16,
+    mode="resize",
+    scale="mass",
+    augment=False,
+    class_weights=False,
+    synthetic_per_class=40,
+    features=True,
+    dropout=0.3,
+)
 # The features alone: a logistic regression on the 38 pattern features, its L2 strength chosen on the validation
 # slice, with 40 synthetic maps per type. Scored against annotators it was not trained on, it is within the
 # split-to-split noise of the CNNs (results/classifier/crossannot.md), so the shipped model is the CNN (CNN8).
-FEATURES = Recipe(name="features", size=16, mode="resize", scale="mass", augment=False, class_weights=False,
-                  synthetic_per_class=40, features=True, dropout=0.0, cnn=False)
+FEATURES = Recipe(
+    name="features",
+    size=16,
+    mode="resize",
+    scale="mass",
+    augment=False,
+    class_weights=False,
+    synthetic_per_class=40,
+    features=True,
+    dropout=0.0,
+    cnn=False,
+)
 # The CNN of the improved recipe on maps area-resized to 8 x 8, with the pattern features beside it: the
 # cheapest CNN input that keeps the structure (two 2x2 poolings leave 2 x 2), chosen by agreement with
 # annotators the model was not trained on (results/classifier/crossannot-<kind>.json, README).
@@ -245,8 +275,9 @@ def preprocess_for(recipe: Recipe, train: MapData):
     from attnpatterns.classifier.model import Preprocess
 
     size = recipe.size if recipe.size > 0 else max(m.shape[0] for m in train.maps)
-    return Preprocess(size=int(size), mode=recipe.mode, scale=recipe.scale, features=recipe.features or not recipe.cnn,
-                      cnn=recipe.cnn)
+    return Preprocess(
+        size=int(size), mode=recipe.mode, scale=recipe.scale, features=recipe.features or not recipe.cnn, cnn=recipe.cnn
+    )
 
 
 def _augment(x, gen, scale: str):
@@ -315,15 +346,22 @@ def fit_linear(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainCo
     base.set_feature_scaling(f_tr)
     z = base.standardised(f_tr).double()  # (N, F)
     history, best_key, best = [], None, None
-    for C in (L2_GRID if has_val else (1.0,)):
+    for C in L2_GRID if has_val else (1.0,):
         W = torch.zeros(len(LABELS), z.shape[1], dtype=torch.float64, requires_grad=True)
         b = torch.zeros(len(LABELS), dtype=torch.float64, requires_grad=True)
-        opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=2000, tolerance_grad=1e-10, tolerance_change=1e-14,
-                                history_size=50, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            [W, b],
+            lr=1.0,
+            max_iter=2000,
+            tolerance_grad=1e-10,
+            tolerance_change=1e-14,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+        )
 
         def closure():
             opt.zero_grad()
-            loss = F.cross_entropy(z @ W.T + b, y_tr) + (W ** 2).sum() / (2 * C * len(y_tr))
+            loss = F.cross_entropy(z @ W.T + b, y_tr) + (W**2).sum() / (2 * C * len(y_tr))
             loss.backward()
             return loss
 
@@ -338,8 +376,11 @@ def fit_linear(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainCo
         if has_val:
             logits = logits_of(model, None, feats=f_va)
             sc = scores(val.y, logits.argmax(1).numpy())
-            rec.update(val_loss=float(F.cross_entropy(logits, torch.as_tensor(val.y))), val_weighted_f1=sc["weighted_f1"],
-                       val_macro_f1=sc["macro_f1"])
+            rec.update(
+                val_loss=float(F.cross_entropy(logits, torch.as_tensor(val.y))),
+                val_weighted_f1=sc["weighted_f1"],
+                val_macro_f1=sc["macro_f1"],
+            )
             key = (sc["weighted_f1"], -C)
         else:
             key = (0.0, 0.0)
@@ -349,7 +390,9 @@ def fit_linear(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainCo
     return FitResult(model=best, preprocess=pre, best_epoch=best_i, best_val=best_rec, history=history)
 
 
-def fit(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, show_progress: bool = False) -> FitResult:
+def fit(
+    train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, show_progress: bool = False
+) -> FitResult:
     """Train one classifier: the CNN, keeping the state with the best validation weighted F1 (ties: lower loss);
     or, for a recipe without the CNN, the logistic regression of :func:`fit_linear`."""
     if not recipe.cnn:
@@ -358,9 +401,9 @@ def fit(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, s
     import torch.nn.functional as F
 
     from attnpatterns.classifier.evaluate import scores
-    from attnpatterns.classifier.labels import LABEL_INDEX, LABELS
-    from attnpatterns.classifier.model import PatternCNN
     from attnpatterns.classifier.features import NUM_FEATURES
+    from attnpatterns.classifier.labels import LABELS
+    from attnpatterns.classifier.model import PatternCNN
     from attnpatterns.classifier.predict import logits_of, prepared_batches, prepared_features
     from attnpatterns.progress import progress_iter
     from attnpatterns.seed import set_seed
@@ -376,8 +419,11 @@ def fit(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, s
     f_va = prepared_features(val.maps, pre) if x_va is not None else None
     y_va = torch.as_tensor(val.y) if x_va is not None else None
 
-    model = PatternCNN(num_classes=len(LABELS), num_features=NUM_FEATURES if pre.features else 0,
-                       dropout=recipe.dropout if pre.features else 0.0)
+    model = PatternCNN(
+        num_classes=len(LABELS),
+        num_features=NUM_FEATURES if pre.features else 0,
+        dropout=recipe.dropout if pre.features else 0.0,
+    )
     if f_tr is not None:
         model.set_feature_scaling(f_tr)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -390,7 +436,9 @@ def fit(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainConfig, s
     best_key, best_state, best_epoch, best_val = None, None, -1, {}
     history = []
     stale = 0
-    for epoch in progress_iter(range(cfg.epochs), total=cfg.epochs, description=f"train {recipe.name}", show=show_progress):
+    for epoch in progress_iter(
+        range(cfg.epochs), total=cfg.epochs, description=f"train {recipe.name}", show=show_progress
+    ):
         model.train()
         perm = torch.randperm(x_tr.shape[0], generator=gen)
         total = 0.0
@@ -453,18 +501,31 @@ def split_data(data: MapData, cfg: TrainConfig) -> tuple[MapData, MapData, MapDa
     return part, part.subset([]), data.subset(test)
 
 
-def train_on_split(data: MapData, train: MapData, val: MapData, test: MapData, recipe: Recipe, cfg: TrainConfig,
-                   show_progress: bool = False) -> TrainResult:
+def train_on_split(
+    data: MapData,
+    train: MapData,
+    val: MapData,
+    test: MapData,
+    recipe: Recipe,
+    cfg: TrainConfig,
+    show_progress: bool = False,
+) -> TrainResult:
     from attnpatterns.classifier.evaluate import heuristic_labels, predict_prepared, scores
 
     f = fit(train, val if len(val) else None, recipe, cfg, show_progress=show_progress)
     pred = predict_prepared(f.model, test.maps, f.preprocess)
     heur = heuristic_labels(test.maps)
     return TrainResult(
-        recipe=recipe, fit=f, train_ids=train.ids, val_ids=val.ids, test_ids=test.ids,
-        test=scores(test.y, pred), heuristic=scores(test.y, heur),
+        recipe=recipe,
+        fit=f,
+        train_ids=train.ids,
+        val_ids=val.ids,
+        test_ids=test.ids,
+        test=scores(test.y, pred),
+        heuristic=scores(test.y, heur),
         data_hash=data_hash(data.ids, [r["label"] for r in data.rows], data.maps) if data.rows else "",
-        min_tokens=min_tokens_of(data), counts=data.counts(),
+        min_tokens=min_tokens_of(data),
+        counts=data.counts(),
     )
 
 
@@ -476,8 +537,9 @@ def train(cfg: TrainConfig, data: MapData | None = None, show_progress: bool = F
     return train_on_split(data, tr, va, te, cfg.recipe, cfg, show_progress)
 
 
-def compare(cfg: TrainConfig, recipes: Sequence[Recipe], data: MapData | None = None,
-            show_progress: bool = False) -> list[TrainResult]:
+def compare(
+    cfg: TrainConfig, recipes: Sequence[Recipe], data: MapData | None = None, show_progress: bool = False
+) -> list[TrainResult]:
     """Every recipe trained and tested on the same split (same seed)."""
     data = data if data is not None else load_data(cfg.data, cfg.kind)
     _check_enough(data)
@@ -489,8 +551,13 @@ def compare(cfg: TrainConfig, recipes: Sequence[Recipe], data: MapData | None = 
     return out
 
 
-def cross_validate(cfg: TrainConfig, folds: int, recipes: Sequence[Recipe] | None = None, data: MapData | None = None,
-                   show_progress: bool = False) -> dict:
+def cross_validate(
+    cfg: TrainConfig,
+    folds: int,
+    recipes: Sequence[Recipe] | None = None,
+    data: MapData | None = None,
+    show_progress: bool = False,
+) -> dict:
     """Stratified k-fold: per recipe, the test scores of every fold and their mean and std."""
     from attnpatterns.classifier.evaluate import heuristic_labels, predict_prepared, scores
 
@@ -530,6 +597,8 @@ def _summary(per: list[dict]) -> dict:
 def _check_enough(data: MapData, folds: int = 5) -> None:
     counts = np.bincount(data.y)
     if len(data) < 10:
-        raise UserError(f"{data.source}: only {len(data)} annotated maps; annotate at least 10 (ideally hundreds) first.")
+        raise UserError(
+            f"{data.source}: only {len(data)} annotated maps; annotate at least 10 (ideally hundreds) first."
+        )
     if (counts > 0).sum() < 2:
         raise UserError(f"{data.source}: every map has the same label; annotate maps of at least two types.")

@@ -1,5 +1,6 @@
 """Loaders: (a) the standard glue_data folder (``--data-dir`` or ``ATTN_GLUE_DIR``), (b) the hub
 through ``datasets`` when a network is there, (c) a user's own CSV/TSV/JSONL with named columns."""
+
 from __future__ import annotations
 
 import csv
@@ -101,7 +102,9 @@ def _label(spec: TaskSpec, raw: str, where: str) -> int | float:
     try:
         v = int(raw)
     except ValueError:
-        raise UserError(f"{where}: label '{raw}' is not an integer class id; the label column must hold 0..{spec.num_labels - 1}.") from None
+        raise UserError(
+            f"{where}: label '{raw}' is not an integer class id; the label column must hold 0..{spec.num_labels - 1}."
+        ) from None
     if not 0 <= v < spec.num_labels:
         raise UserError(f"{where}: label {v} is outside 0..{spec.num_labels - 1}.")
     return v
@@ -126,7 +129,9 @@ def _read_glue_tsv(spec: TaskSpec, path: Path) -> list[Example]:
             if isinstance(c, int):
                 return c
             if c not in col:
-                raise UserError(f"{path}: no column '{c}' in the header ({', '.join(header)}); is this the {spec.name} file?")
+                raise UserError(
+                    f"{path}: no column '{c}' in the header ({', '.join(header)}); is this the {spec.name} file?"
+                )
             return col[c]
     else:
 
@@ -198,7 +203,9 @@ def _glue_in_datasets_cache() -> bool:
         return False
 
 
-def require_data(task: TaskSpec | str, data_dir: str | os.PathLike | None, splits: Sequence[str] = ("train", "dev")) -> None:
+def require_data(
+    task: TaskSpec | str, data_dir: str | os.PathLike | None, splits: Sequence[str] = ("train", "dev")
+) -> None:
     """Fail fast, before a model loads, when a task's data is neither in the data folder nor reachable: the local
     split files must exist; without a folder the hub is asked (offline, a one-line error within about 2 s; online,
     the splits are fetched into the datasets cache that the run then reads)."""
@@ -212,11 +219,15 @@ def require_data(task: TaskSpec | str, data_dir: str | os.PathLike | None, split
 
 
 def _load_hub(spec: TaskSpec, split: str) -> list[Example]:
-    hub_split = "train" if split == "train" else (
-        spec.hub_dev_splits[spec.dev_splits.index(split)] if split in spec.dev_splits else spec.hub_dev_splits[0]
+    hub_split = (
+        "train"
+        if split == "train"
+        else (spec.hub_dev_splits[spec.dev_splits.index(split)] if split in spec.dev_splits else spec.hub_dev_splits[0])
     )
-    no_data = (f"no local GLUE data and the hub is unreachable; pass --data-dir with a glue_data folder (or set "
-               f"{ENV_DIR}), or connect to the internet.")
+    no_data = (
+        f"no local GLUE data and the hub is unreachable; pass --data-dir with a glue_data folder (or set "
+        f"{ENV_DIR}), or connect to the internet."
+    )
     if not offline_requested() and not hub_reachable():
         # no network: only the datasets cache can help, read in offline mode (no retries, no noise)
         for v in OFFLINE_VARS:
@@ -238,8 +249,12 @@ def _load_hub(spec: TaskSpec, split: str) -> list[Example]:
     except Exception as e:  # network, hub, cache: all end the same way for the user
         raise UserError(no_data.replace("unreachable;", f"unreachable ({type(e).__name__});")) from None
     return [
-        Example(id=str(r.get("idx", i)), text_a=r[spec.text_a], text_b=r[spec.text_b] if spec.text_b else None,
-                label=float(r["label"]) if spec.is_regression else int(r["label"]))
+        Example(
+            id=str(r.get("idx", i)),
+            text_a=r[spec.text_a],
+            text_b=r[spec.text_b] if spec.text_b else None,
+            label=float(r["label"]) if spec.is_regression else int(r["label"]),
+        )
         for i, r in enumerate(ds)
     ]
 
@@ -265,7 +280,9 @@ def load_file(
                     try:
                         rows.append(json.loads(line))
                     except json.JSONDecodeError as e:
-                        raise UserError(f"{path}:{n + 1}: malformed JSON line ({e.msg}); one JSON object per line.") from None
+                        raise UserError(
+                            f"{path}:{n + 1}: malformed JSON line ({e.msg}); one JSON object per line."
+                        ) from None
         else:
             delim = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
             with open(path, encoding="utf-8-sig", newline="") as fh:
@@ -289,8 +306,12 @@ def load_file(
             names = sorted({str(x) for x in raw_labels})
             labels = [names.index(str(x)) for x in raw_labels]
     ex = [
-        Example(id=str(r[id_col]) if id_col else str(i), text_a=str(r[text_col]),
-                text_b=str(r[pair_col]) if pair_col else None, label=labels[i])
+        Example(
+            id=str(r[id_col]) if id_col else str(i),
+            text_a=str(r[text_col]),
+            text_b=str(r[pair_col]) if pair_col else None,
+            label=labels[i],
+        )
         for i, r in enumerate(rows)
     ]
     return ex, names

@@ -1,4 +1,5 @@
 """Per-task metrics as in the study: CoLA MCC; STS-B Pearson (and Spearman); MRPC/QQP acc and F1; others accuracy."""
+
 from __future__ import annotations
 
 import numpy as np

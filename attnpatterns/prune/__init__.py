@@ -1,4 +1,20 @@
 """Pruning: importance, s-pruning and m-pruning schedules, mask files (ours and the authors'), survivors."""
+
+from attnpatterns.prune.importance import (  # noqa: F401
+    Importance,
+    compute_importance,
+    normalize_head_importance,
+    normalize_mlp_importance,
+)
+from attnpatterns.prune.magnitude import (  # noqa: F401
+    MPruneConfig,
+    global_magnitude_masks,
+    kept_target,
+    m_prune,
+    magnitude_step,
+    prunable_parameters,
+    read_weight_masks,
+)
 from attnpatterns.prune.masks import (  # noqa: F401
     HeadSet,
     and_over_seeds,
@@ -13,6 +29,13 @@ from attnpatterns.prune.masks import (  # noqa: F401
     survival_counts,
     write_head_set,
 )
+from attnpatterns.prune.structured import (  # noqa: F401
+    Evaluation,
+    SPruneConfig,
+    mask_least_important,
+    prune_schedule,
+    s_prune,
+)
 from attnpatterns.prune.survivors import (  # noqa: F401
     SurvivorSplit,
     TaskSurvivors,
@@ -21,26 +44,4 @@ from attnpatterns.prune.survivors import (  # noqa: F401
     split_survivors,
     super_survivors,
     survivors_from_dir,
-)
-from attnpatterns.prune.importance import (  # noqa: F401
-    Importance,
-    compute_importance,
-    normalize_head_importance,
-    normalize_mlp_importance,
-)
-from attnpatterns.prune.structured import (  # noqa: F401
-    Evaluation,
-    SPruneConfig,
-    mask_least_important,
-    prune_schedule,
-    s_prune,
-)
-from attnpatterns.prune.magnitude import (  # noqa: F401
-    MPruneConfig,
-    global_magnitude_masks,
-    kept_target,
-    m_prune,
-    magnitude_step,
-    prunable_parameters,
-    read_weight_masks,
 )

@@ -20,6 +20,7 @@ Every file is written atomically, a result file only after its work finished, so
 is continued by running the same command again: masks are read back (never redrawn), finished
 results are skipped, and an unfinished re-fine-tuning starts over.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -104,7 +105,9 @@ class SubnetworkConfig:
         if self.method == "super" and len(self.super_from or self.seeds) < 2:
             raise UserError("super-survivors need at least two seeds; pass --seeds (or --super-from) with two or more.")
         if not self.run.is_dir():
-            raise UserError(f"{self.run}: no such run folder; pass --run with the folder 'attn finetune' and 'attn prune' wrote.")
+            raise UserError(
+                f"{self.run}: no such run folder; pass --run with the folder 'attn finetune' and 'attn prune' wrote."
+            )
 
 
 @dataclass
@@ -162,17 +165,23 @@ def finetuned_record(run: Path, task: str, seed: int) -> dict:
 
     d = seed_dir(run, task, seed) / "finetuned"
     if not d.is_dir():
-        raise UserError(f"{d}: no fine-tuning run for {task} seed {seed}; run 'attn finetune --task {task} --seeds {seed}' "
-                        "into this run folder first, or leave the seed out.")
+        raise UserError(
+            f"{d}: no fine-tuning run for {task} seed {seed}; run 'attn finetune --task {task} --seeds {seed}' "
+            "into this run folder first, or leave the seed out."
+        )
     if not run_is_done(d):
-        raise UserError(f"{d}: fine-tuning of {task} seed {seed} did not finish (no metrics.json); rerun 'attn finetune'.")
+        raise UserError(
+            f"{d}: fine-tuning of {task} seed {seed} did not finish (no metrics.json); rerun 'attn finetune'."
+        )
     rec = read_json(d / "run.json")
     rec["metrics_file"] = read_json(d / "metrics.json")
     cfg = read_json(d / "config.json")
     rec["dir"] = str(d)
     rec["shape"] = {
-        "num_layers": int(cfg["num_hidden_layers"]), "num_heads": int(cfg["num_attention_heads"]),
-        "hidden": int(cfg["hidden_size"]), "intermediate": int(cfg["intermediate_size"]),
+        "num_layers": int(cfg["num_hidden_layers"]),
+        "num_heads": int(cfg["num_attention_heads"]),
+        "hidden": int(cfg["hidden_size"]),
+        "intermediate": int(cfg["intermediate_size"]),
     }
     return rec
 
@@ -187,14 +196,18 @@ def _model_of(rec: dict) -> str:
 def _check_heads_shape(hm: np.ndarray, mm: np.ndarray | None, rec: dict, where: Path) -> None:
     L, H = rec["shape"]["num_layers"], rec["shape"]["num_heads"]
     if hm.shape != (L, H) or (mm is not None and mm.shape != (L,)):
-        raise UserError(f"{where}: mask is for a {hm.shape[0]} x {hm.shape[1]} (layers x heads) model, but the fine-tuned "
-                        f"model in {rec['dir']} is {L} x {H}; the mask is from another model, use masks of this run.")
+        raise UserError(
+            f"{where}: mask is for a {hm.shape[0]} x {hm.shape[1]} (layers x heads) model, but the fine-tuned "
+            f"model in {rec['dir']} is {L} x {H}; the mask is from another model, use masks of this run."
+        )
 
 
 def _check_model_name(file_model: str | None, rec: dict, where: Path) -> None:
     if file_model is not None and file_model != _model_of(rec):
-        raise UserError(f"{where}: mask of model '{file_model}', but {rec['dir']} fine-tuned '{_model_of(rec)}'; "
-                        "the mask is from another model, use masks of this run.")
+        raise UserError(
+            f"{where}: mask of model '{file_model}', but {rec['dir']} fine-tuned '{_model_of(rec)}'; "
+            "the mask is from another model, use masks of this run."
+        )
 
 
 def good_structured(run: Path, task: str, seed: int, rec: dict) -> Mask:
@@ -203,8 +216,10 @@ def good_structured(run: Path, task: str, seed: int, rec: dict) -> Mask:
     sd = seed_dir(run, task, seed)
     where = sd / "structured"
     if not (where / "summary.json").is_file():
-        raise UserError(f"{where}: s-pruning of {task} seed {seed} has not finished (no summary.json); run "
-                        f"'attn prune structured --task {task} --seeds {seed}' first.")
+        raise UserError(
+            f"{where}: s-pruning of {task} seed {seed} has not finished (no summary.json); run "
+            f"'attn prune structured --task {task} --seeds {seed}' first."
+        )
     hm, mm, file_model = read_seed_dir(sd)
     if hm is None:
         raise UserError(f"{where}: no head mask; s-pruning writes mask.json or head_mask.npy.")
@@ -231,8 +246,10 @@ def _read_weight_masks(path: Path) -> tuple[dict, dict]:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k).bool() for k in f.keys()}
     except Exception as e:  # safetensors raises its own error types for bad headers
-        raise UserError(f"{path}: cannot be read as safetensors ({type(e).__name__}); the file may be truncated, "
-                        "delete it and rerun.") from None
+        raise UserError(
+            f"{path}: cannot be read as safetensors ({type(e).__name__}); the file may be truncated, "
+            "delete it and rerun."
+        ) from None
     if not tensors:
         raise UserError(f"{path}: holds no masks; delete it and rerun.")
     return tensors, meta
@@ -249,11 +266,15 @@ def _match_weight_names(masks: dict, rec: dict, where: Path) -> dict:
     for name, m in masks.items():
         target = name if name in shapes else next((k for k in shapes if k.endswith("." + name)), None)
         if target is None:
-            raise UserError(f"{where}: '{name}' is not a parameter of the fine-tuned model in {rec['dir']}; the mask is "
-                            "from another model, use masks of this run.")
+            raise UserError(
+                f"{where}: '{name}' is not a parameter of the fine-tuned model in {rec['dir']}; the mask is "
+                "from another model, use masks of this run."
+            )
         if tuple(m.shape) != shapes[target]:
-            raise UserError(f"{where}: '{name}' has shape {tuple(m.shape)} but the fine-tuned model's is "
-                            f"{shapes[target]}; the mask is from another model, use masks of this run.")
+            raise UserError(
+                f"{where}: '{name}' has shape {tuple(m.shape)} but the fine-tuned model's is "
+                f"{shapes[target]}; the mask is from another model, use masks of this run."
+            )
         out[target] = m
     return out
 
@@ -261,8 +282,10 @@ def _match_weight_names(masks: dict, rec: dict, where: Path) -> dict:
 def good_magnitude(run: Path, task: str, seed: int, rec: dict) -> Mask:
     where = seed_dir(run, task, seed) / "magnitude"
     if not (where / "summary.json").is_file():
-        raise UserError(f"{where}: m-pruning of {task} seed {seed} has not finished (no summary.json); run "
-                        f"'attn prune magnitude --task {task} --seeds {seed}' first.")
+        raise UserError(
+            f"{where}: m-pruning of {task} seed {seed} has not finished (no summary.json); run "
+            f"'attn prune magnitude --task {task} --seeds {seed}' first."
+        )
     masks, meta = _read_weight_masks(where / "mask.safetensors")
     _check_model_name(meta.get("model"), rec, where / "mask.safetensors")
     masks = _match_weight_names(masks, rec, where / "mask.safetensors")
@@ -276,10 +299,12 @@ def super_pools(run: Path, task: str, seeds: Sequence[int], rec: dict) -> tuple[
     for s in seeds:
         where = seed_dir(run, task, s) / "structured"
         if not (where / "summary.json").is_file():
-            raise UserError(f"{where}: s-pruning of {task} seed {s} has not finished (no summary.json); super-survivors "
-                            f"need every seed: run 'attn prune structured --task {task} --seeds {s}' first.")
+            raise UserError(
+                f"{where}: s-pruning of {task} seed {s} has not finished (no summary.json); super-survivors "
+                f"need every seed: run 'attn prune structured --task {task} --seeds {s}' first."
+            )
     table = discover_masks(run, seeds=seeds, tasks=[task], model=_model_of(rec))
-    (_, per_seed), = table.items()
+    ((_, per_seed),) = table.items()
     _, hs, ms = stack_seeds(per_seed)
     if hs is None:
         raise UserError(f"{run}/{task}: the s-pruning masks hold no head masks; super-survivors need them.")
@@ -308,12 +333,16 @@ def super_masks(run: Path, task: str, seeds: Sequence[int], rec: dict) -> dict[s
             obj = read_json(path)
             hs = HeadSet.from_json(obj, source=str(path))
             if sorted(hs.seeds or []) != seeds:
-                raise UserError(f"{path}: made from seeds {hs.seeds}, but seeds {seeds} were asked for; pass --seeds "
-                                f"{','.join(map(str, hs.seeds or []))} or delete {d} (and the super results) to redraw.")
+                raise UserError(
+                    f"{path}: made from seeds {hs.seeds}, but seeds {seeds} were asked for; pass --seeds "
+                    f"{','.join(map(str, hs.seeds or []))} or delete {d} (and the super results) to redraw."
+                )
             _check_model_name(hs.model, rec, path)
             if subnet == "good" and (hs.heads != want_super.heads or (hs.mlps or []) != (want_super.mlps or [])):
-                raise UserError(f"{path}: differs from the super-survivors of the s-pruning masks in {run}/{task} "
-                                f"(pruning was rerun?); delete {d} and the super results to redraw.")
+                raise UserError(
+                    f"{path}: differs from the super-survivors of the s-pruning masks in {run}/{task} "
+                    f"(pruning was rerun?); delete {d} and the super results to redraw."
+                )
             hm, mm = hs.to_arrays()
             info = {k: obj[k] for k in ("drawn_from", "draw") if k in obj}
         else:
@@ -324,12 +353,30 @@ def super_masks(run: Path, task: str, seeds: Sequence[int], rec: dict) -> dict[s
                 dh = draw(hp, rng_for(0, task, "super", subnet, "heads", key))
                 dm = draw(mp, rng_for(0, task, "super", subnet, "mlps", key))
                 hm, mm = dh.mask, dm.mask
-                info = {"drawn_from": {"heads": dh.from_pools, "mlps": dm.from_pools},
-                        "draw": f"numpy default_rng from (0, '{task}', 'super', '{subnet}', kind, '{key}')"}
+                info = {
+                    "drawn_from": {"heads": dh.from_pools, "mlps": dm.from_pools},
+                    "draw": f"numpy default_rng from (0, '{task}', 'super', '{subnet}', kind, '{key}')",
+                }
             hs = HeadSet.from_arrays(hm, mm, model=model, task=task, seeds=seeds, source=str(path))
-            write_json(path, hs.to_json() | info | {"pool_sizes": {
-                "heads": {"super": int(hp.super.sum()), "in_between": int(hp.in_between.sum()), "never": int(hp.never.sum())},
-                "mlps": {"super": int(mp.super.sum()), "in_between": int(mp.in_between.sum()), "never": int(mp.never.sum())}}})
+            write_json(
+                path,
+                hs.to_json()
+                | info
+                | {
+                    "pool_sizes": {
+                        "heads": {
+                            "super": int(hp.super.sum()),
+                            "in_between": int(hp.in_between.sum()),
+                            "never": int(hp.never.sum()),
+                        },
+                        "mlps": {
+                            "super": int(mp.super.sum()),
+                            "in_between": int(mp.in_between.sum()),
+                            "never": int(mp.never.sum()),
+                        },
+                    }
+                },
+            )
         out[subnet] = _heads_mask(hm, mm, rec, info)
     return out
 
@@ -369,9 +416,13 @@ def write_mask(d: Path, mask: Mask, meta: dict) -> None:
     from attnpatterns.prune.masks import HeadSet
 
     if mask.kind == "heads":
-        hs = HeadSet.from_arrays(mask.head_mask, mask.mlp_mask, model=meta["model"], task=meta["task"], seed=meta["seed"])
-        write_json(_mask_path(d, "heads"), hs.to_json() | {k: v for k, v in meta.items() if k not in hs.to_json()}
-                   | {"size": mask.size} | mask.info)
+        hs = HeadSet.from_arrays(
+            mask.head_mask, mask.mlp_mask, model=meta["model"], task=meta["task"], seed=meta["seed"]
+        )
+        write_json(
+            _mask_path(d, "heads"),
+            hs.to_json() | {k: v for k, v in meta.items() if k not in hs.to_json()} | {"size": mask.size} | mask.info,
+        )
     else:
         import torch
 
@@ -400,8 +451,10 @@ def read_mask(d: Path, kind: str, rec: dict, good_digest: str) -> Mask:
         mask = Mask("weights", weights=w, size=unstructured_size(w))
         got = meta.get("good_digest")
     if got is not None and got != good_digest:
-        raise UserError(f"{path}: drawn from another good mask than the one in the run now (pruning was rerun?); delete "
-                        f"{d.parent} to redraw and re-evaluate.")
+        raise UserError(
+            f"{path}: drawn from another good mask than the one in the run now (pruning was rerun?); delete "
+            f"{d.parent} to redraw and re-evaluate."
+        )
     return mask
 
 
@@ -420,8 +473,10 @@ def masks_for_seed(cfg: SubnetworkConfig, seed: int, rec: dict, supers: dict[str
         if _mask_path(d, good.kind).is_file():
             out[subnet] = read_mask(d, good.kind, rec, gd)
             if subnet == "good" and out[subnet].digest() != gd:
-                raise UserError(f"{_mask_path(d, good.kind)}: differs from the pruning result in the run now (pruning was "
-                                f"rerun?); delete {d.parent} to re-evaluate.")
+                raise UserError(
+                    f"{_mask_path(d, good.kind)}: differs from the pruning result in the run now (pruning was "
+                    f"rerun?); delete {d.parent} to re-evaluate."
+                )
             continue
         if subnet == "good":
             m = good
@@ -429,8 +484,14 @@ def masks_for_seed(cfg: SubnetworkConfig, seed: int, rec: dict, supers: dict[str
             m = supers[subnet]
         else:
             m = draw_counterpart(cfg.method, subnet, good, cfg.task, seed, rec)
-        meta = {"model": _model_of(rec), "task": cfg.task, "seed": seed, "method": cfg.method, "subnet": subnet,
-                "good_digest": gd}
+        meta = {
+            "model": _model_of(rec),
+            "task": cfg.task,
+            "seed": seed,
+            "method": cfg.method,
+            "subnet": subnet,
+            "good_digest": gd,
+        }
         write_mask(d, m, meta)
         out[subnet] = m
     return out
@@ -443,9 +504,18 @@ def _result_json(cfg, seed, subnet, setting, mask: Mask, metrics, score, rec, ex
     from attnpatterns.data import get_task
 
     return {
-        "task": cfg.task, "seed": seed, "method": cfg.method, "subnet": subnet, "setting": setting,
-        "model": _model_of(rec), "metrics": metrics, "score": float(score), "main_metric": get_task(cfg.task).main_key,
-        "size": mask.size, "mask_digest": mask.digest(), "finetuned_score": float(rec["metrics_file"]["score"]),
+        "task": cfg.task,
+        "seed": seed,
+        "method": cfg.method,
+        "subnet": subnet,
+        "setting": setting,
+        "model": _model_of(rec),
+        "metrics": metrics,
+        "score": float(score),
+        "main_metric": get_task(cfg.task).main_key,
+        "size": mask.size,
+        "mask_digest": mask.digest(),
+        "finetuned_score": float(rec["metrics_file"]["score"]),
     } | extra
 
 
@@ -458,13 +528,17 @@ def _read_done(path: Path, mask: Mask, cfg: SubnetworkConfig, max_train: int | N
     if r.get("mask_digest") != mask.digest():
         raise UserError(f"{path}: made with another mask than {path.parent}'s mask file; delete {path} to redo it.")
     if r.get("max_dev_examples") != cfg.max_dev_examples:
-        raise UserError(f"{path}: evaluated on {r.get('max_dev_examples') or 'all'} dev examples, but "
-                        f"{cfg.max_dev_examples or 'all'} were asked for; pass --max-dev-examples "
-                        f"{r.get('max_dev_examples') or 0} or delete the results of this method.")
+        raise UserError(
+            f"{path}: evaluated on {r.get('max_dev_examples') or 'all'} dev examples, but "
+            f"{cfg.max_dev_examples or 'all'} were asked for; pass --max-dev-examples "
+            f"{r.get('max_dev_examples') or 0} or delete the results of this method."
+        )
     if path.name == "retrained.json" and r.get("max_train_examples") != max_train:
-        raise UserError(f"{path}: retrained on {r.get('max_train_examples') or 'all'} training examples, but "
-                        f"{max_train or 'all'} were asked for; pass --max-train-examples "
-                        f"{r.get('max_train_examples') or 0} or delete the retrained results.")
+        raise UserError(
+            f"{path}: retrained on {r.get('max_train_examples') or 'all'} training examples, but "
+            f"{max_train or 'all'} were asked for; pass --max-train-examples "
+            f"{r.get('max_train_examples') or 0} or delete the retrained results."
+        )
     return r
 
 
@@ -475,8 +549,16 @@ def evaluate_pruned(model, tok, dev, mask: Mask, task: str, batch_size: int, max
     from attnpatterns.finetune import evaluate
 
     if mask.kind == "heads":
-        return evaluate(model, tok, task, dev, head_mask=mask.head_mask, mlp_mask=mask.mlp_mask,
-                        batch_size=batch_size, max_length=max_length)
+        return evaluate(
+            model,
+            tok,
+            task,
+            dev,
+            head_mask=mask.head_mask,
+            mlp_mask=mask.mlp_mask,
+            batch_size=batch_size,
+            max_length=max_length,
+        )
     params = dict(model.named_parameters())
     saved = {n: params[n].detach().clone() for n in mask.weights}
     try:
@@ -502,8 +584,10 @@ def pretrained_ref(cfg: SubnetworkConfig, rec: dict) -> str:
         AutoConfig.from_pretrained(path)
     except (UserError, OSError, ValueError) as e:
         msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise UserError(f"'retrained' needs the pre-trained weights of {rec['dir']} ('{ref}'), which cannot be found "
-                        f"({msg}); pass --pretrained with their folder or hub id, or ask only for --settings pruned.") from None
+        raise UserError(
+            f"'retrained' needs the pre-trained weights of {rec['dir']} ('{ref}'), which cannot be found "
+            f"({msg}); pass --pretrained with their folder or hub id, or ask only for --settings pruned."
+        ) from None
     return ref
 
 
@@ -514,8 +598,12 @@ def _retrain_config(cfg: SubnetworkConfig, rec: dict, ref: str):
     c["model"] = None if ref == "minilm" else ref
     if cfg.max_train_examples is not None:
         c["max_train_examples"] = cfg.max_train_examples
-    c.update(device=cfg.device, data_dir=cfg.data_dir, eval_batch_size=cfg.eval_batch_size,
-             max_dev_examples=cfg.max_dev_examples)
+    c.update(
+        device=cfg.device,
+        data_dir=cfg.data_dir,
+        eval_batch_size=cfg.eval_batch_size,
+        max_dev_examples=cfg.max_dev_examples,
+    )
     known = set(FinetuneConfig.__dataclass_fields__)
     return FinetuneConfig(**{k: v for k, v in c.items() if k in known})
 
@@ -531,8 +619,10 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
     recs = {s: finetuned_record(cfg.run, cfg.task, s) for s in cfg.seeds}
     models = {_model_of(r) for r in recs.values()}
     if len(models) > 1:
-        raise UserError(f"{cfg.run}/{cfg.task}: the seeds were fine-tuned from different models ({', '.join(sorted(models))}); "
-                        "keep one model's runs in one run folder.")
+        raise UserError(
+            f"{cfg.run}/{cfg.task}: the seeds were fine-tuned from different models ({', '.join(sorted(models))}); "
+            "keep one model's runs in one run folder."
+        )
     refs = {}
     if "retrained" in cfg.settings:  # fail before any work when the pre-trained weights are missing
         refs = {s: pretrained_ref(cfg, r) for s, r in recs.items()}
@@ -558,7 +648,11 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
             d = subnet_dir(cfg.run, cfg.task, s, cfg.method, subnet)
             r = _read_done(d / "pruned.json", masks[s][subnet], cfg) if "pruned" in cfg.settings else None
             if r is not None:
-                results.append(SubnetResult(cfg.task, s, cfg.method, subnet, "pruned", r["score"], r["metrics"], r["size"], True, d))
+                results.append(
+                    SubnetResult(
+                        cfg.task, s, cfg.method, subnet, "pruned", r["score"], r["metrics"], r["size"], True, d
+                    )
+                )
             elif "pruned" in cfg.settings:
                 todo.append((s, subnet))
     loaded: dict[int, Any] = {}
@@ -570,12 +664,29 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
         dev = dev_of(s)
         mask = masks[s][subnet]
         t0 = time.perf_counter()
-        metrics = evaluate_pruned(model, tok, dev, mask, spec.name, cfg.eval_batch_size, int(recs[s]["config"]["max_length"]))
+        metrics = evaluate_pruned(
+            model, tok, dev, mask, spec.name, cfg.eval_batch_size, int(recs[s]["config"]["max_length"])
+        )
         score = float(main_metric(spec, metrics))
         d = subnet_dir(cfg.run, cfg.task, s, cfg.method, subnet)
-        write_json(d / "pruned.json", _result_json(cfg, s, subnet, "pruned", mask, metrics, score, recs[s],
-                                                   {"dev_examples": len(dev), "max_dev_examples": cfg.max_dev_examples,
-                                                    "seconds": round(time.perf_counter() - t0, 2)}))
+        write_json(
+            d / "pruned.json",
+            _result_json(
+                cfg,
+                s,
+                subnet,
+                "pruned",
+                mask,
+                metrics,
+                score,
+                recs[s],
+                {
+                    "dev_examples": len(dev),
+                    "max_dev_examples": cfg.max_dev_examples,
+                    "seconds": round(time.perf_counter() - t0, 2),
+                },
+            ),
+        )
         log.info("%s seed %d %s/%s pruned: %s = %.4f", cfg.task, s, cfg.method, subnet, spec.main_key, score)
         results.append(SubnetResult(cfg.task, s, cfg.method, subnet, "pruned", score, metrics, mask.size, False, d))
     loaded.clear()
@@ -589,15 +700,24 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
                 d = subnet_dir(cfg.run, cfg.task, s, cfg.method, subnet)
                 r = _read_done(d / "retrained.json", masks[s][subnet], cfg, max_train)
                 if r is not None:
-                    results.append(SubnetResult(cfg.task, s, cfg.method, subnet, "retrained", r["score"], r["metrics"], r["size"], True, d))
+                    results.append(
+                        SubnetResult(
+                            cfg.task, s, cfg.method, subnet, "retrained", r["score"], r["metrics"], r["size"], True, d
+                        )
+                    )
                 else:
                     todo.append((s, subnet, max_train))
-        for s, subnet, max_train in progress_iter(todo, len(todo), f"{cfg.task} {cfg.method}: retrained", show_progress):
+        for s, subnet, max_train in progress_iter(
+            todo, len(todo), f"{cfg.task} {cfg.method}: retrained", show_progress
+        ):
             d = subnet_dir(cfg.run, cfg.task, s, cfg.method, subnet)
             mask = masks[s][subnet]
             fcfg = _retrain_config(cfg, recs[s], refs[s])
-            kw = ({"head_mask": mask.head_mask, "mlp_mask": mask.mlp_mask} if mask.kind == "heads"
-                  else {"weight_masks": mask.weights})
+            kw = (
+                {"head_mask": mask.head_mask, "mlp_mask": mask.mlp_mask}
+                if mask.kind == "heads"
+                else {"weight_masks": mask.weights}
+            )
             t0 = time.perf_counter()
             try:
                 fr = finetune(fcfg, d / "retrained", show_progress=False, **kw)
@@ -605,17 +725,40 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
                 raise UserError(f"{d / 'retrained'}: {e}") from None
             if not cfg.keep_checkpoints:
                 (d / "retrained" / "model.safetensors").unlink(missing_ok=True)
-            write_json(d / "retrained.json", _result_json(cfg, s, subnet, "retrained", mask, fr.metrics, fr.score, recs[s], {
-                "max_train_examples": max_train, "max_dev_examples": cfg.max_dev_examples,
-                "dev_examples": _dev_count(d / "retrained"), "pretrained": refs[s], "run_dir": str(d / "retrained"),
-                "train_seconds": round(fr.train_seconds, 2), "seconds": round(time.perf_counter() - t0, 2),
-                "checkpoint_kept": bool(cfg.keep_checkpoints),
-                "device": device_name(cfg.device),
-            }))
+            write_json(
+                d / "retrained.json",
+                _result_json(
+                    cfg,
+                    s,
+                    subnet,
+                    "retrained",
+                    mask,
+                    fr.metrics,
+                    fr.score,
+                    recs[s],
+                    {
+                        "max_train_examples": max_train,
+                        "max_dev_examples": cfg.max_dev_examples,
+                        "dev_examples": _dev_count(d / "retrained"),
+                        "pretrained": refs[s],
+                        "run_dir": str(d / "retrained"),
+                        "train_seconds": round(fr.train_seconds, 2),
+                        "seconds": round(time.perf_counter() - t0, 2),
+                        "checkpoint_kept": bool(cfg.keep_checkpoints),
+                        "device": device_name(cfg.device),
+                    },
+                ),
+            )
             log.info("%s seed %d %s/%s retrained: %s = %.4f", cfg.task, s, cfg.method, subnet, spec.main_key, fr.score)
-            results.append(SubnetResult(cfg.task, s, cfg.method, subnet, "retrained", fr.score, fr.metrics, mask.size, False, d))
+            results.append(
+                SubnetResult(cfg.task, s, cfg.method, subnet, "retrained", fr.score, fr.metrics, mask.size, False, d)
+            )
         for s in cfg.seeds:
-            max_train = cfg.max_train_examples if cfg.max_train_examples is not None else recs[s]["config"].get("max_train_examples")
+            max_train = (
+                cfg.max_train_examples
+                if cfg.max_train_examples is not None
+                else recs[s]["config"].get("max_train_examples")
+            )
             if max_train != recs[s]["config"].get("max_train_examples"):
                 full_retrained(cfg, s, recs[s], refs[s], max_train)
     return results
@@ -635,8 +778,10 @@ def full_retrained(cfg: SubnetworkConfig, seed: int, rec: dict, ref: str, max_tr
     if path.is_file():
         r = read_json(path)
         if r.get("max_train_examples") != max_train or r.get("max_dev_examples") != cfg.max_dev_examples:
-            raise UserError(f"{path}: made with {r.get('max_train_examples')} training / {r.get('max_dev_examples')} dev "
-                            f"examples, but {max_train} / {cfg.max_dev_examples} were asked for; delete it to redo it.")
+            raise UserError(
+                f"{path}: made with {r.get('max_train_examples')} training / {r.get('max_dev_examples')} dev "
+                f"examples, but {max_train} / {cfg.max_dev_examples} were asked for; delete it to redo it."
+            )
         return r
     from attnpatterns.lease import LeaseLock
 
@@ -648,9 +793,17 @@ def full_retrained(cfg: SubnetworkConfig, seed: int, rec: dict, ref: str, max_tr
         fr = finetune(_retrain_config(cfg, rec, ref), base / "full_retrained", show_progress=False)
         if not cfg.keep_checkpoints:
             (base / "full_retrained" / "model.safetensors").unlink(missing_ok=True)
-        out = {"task": cfg.task, "seed": seed, "setting": "full_retrained", "metrics": fr.metrics, "score": fr.score,
-               "max_train_examples": max_train, "max_dev_examples": cfg.max_dev_examples,
-               "dev_examples": _dev_count(base / "full_retrained"), "train_seconds": round(fr.train_seconds, 2)}
+        out = {
+            "task": cfg.task,
+            "seed": seed,
+            "setting": "full_retrained",
+            "metrics": fr.metrics,
+            "score": fr.score,
+            "max_train_examples": max_train,
+            "max_dev_examples": cfg.max_dev_examples,
+            "dev_examples": _dev_count(base / "full_retrained"),
+            "train_seconds": round(fr.train_seconds, 2),
+        }
         if not lock.held:  # the lease was lost (expired and taken over): the new holder writes the file
             log.warning("%s seed %d: lost the lock of full_retrained.json; another process writes it", cfg.task, seed)
             return None
@@ -674,8 +827,15 @@ def majority_baseline(task: str, data_dir: str | os.PathLike | None = None) -> d
     dev = load_task(spec, "dev", data_dir)
     guess: Any = majority_guess(spec, [e.label for e in train])
     metrics = compute_metrics(spec, [guess] * len(dev), [e.label for e in dev])
-    return {"task": spec.name, "prediction": guess, "metrics": metrics, "score": float(main_metric(spec, metrics)),
-            "main_metric": spec.main_key, "train_examples": len(train), "dev_examples": len(dev)}
+    return {
+        "task": spec.name,
+        "prediction": guess,
+        "metrics": metrics,
+        "score": float(main_metric(spec, metrics)),
+        "main_metric": spec.main_key,
+        "train_examples": len(train),
+        "dev_examples": len(dev),
+    }
 
 
 def _dev_count(run_dir: Path) -> int | None:
@@ -697,9 +857,11 @@ def write_reference_scores(cfg: SubnetworkConfig, seed: int, rec: dict, dev_of) 
         path = base / f"{name}.json"
         if path.is_file():
             if read_json(path).get("max_dev_examples") != cfg.max_dev_examples:
-                raise UserError(f"{path}: made on {read_json(path).get('max_dev_examples') or 'all'} dev examples, but "
-                                f"{cfg.max_dev_examples or 'all'} were asked for; use one --max-dev-examples per run "
-                                "folder or delete its subnetworks/ results.")
+                raise UserError(
+                    f"{path}: made on {read_json(path).get('max_dev_examples') or 'all'} dev examples, but "
+                    f"{cfg.max_dev_examples or 'all'} were asked for; use one --max-dev-examples per run "
+                    "folder or delete its subnetworks/ results."
+                )
             continue
         dev = dev_of(seed)
         if name == "full":
@@ -707,14 +869,25 @@ def write_reference_scores(cfg: SubnetworkConfig, seed: int, rec: dict, dev_of) 
                 metrics = rec["metrics_file"]["metrics"]
             else:
                 model, tok, _ = load_finetuned(rec["dir"], device=cfg.device)
-                metrics = evaluate(model, tok, spec, dev, batch_size=cfg.eval_batch_size,
-                                   max_length=int(rec["config"]["max_length"]))
+                metrics = evaluate(
+                    model, tok, spec, dev, batch_size=cfg.eval_batch_size, max_length=int(rec["config"]["max_length"])
+                )
         else:
             guess = read_json(Path(cfg.run) / cfg.task / "majority.json")["prediction"]
             metrics = compute_metrics(spec, [guess] * len(dev), [e.label for e in dev])
-        write_json(path, {"task": cfg.task, "seed": seed, "setting": name, "metrics": metrics,
-                          "score": float(main_metric(spec, metrics)), "main_metric": spec.main_key,
-                          "dev_examples": len(dev), "max_dev_examples": cfg.max_dev_examples})
+        write_json(
+            path,
+            {
+                "task": cfg.task,
+                "seed": seed,
+                "setting": name,
+                "metrics": metrics,
+                "score": float(main_metric(spec, metrics)),
+                "main_metric": spec.main_key,
+                "dev_examples": len(dev),
+                "max_dev_examples": cfg.max_dev_examples,
+            },
+        )
 
 
 def write_majority(run: Path, task: str, data_dir=None) -> dict:

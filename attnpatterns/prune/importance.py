@@ -14,15 +14,13 @@ Two orders of summation exist:
 Every result records which one was used. One pass also yields the predictions, so the dev score
 of the same mask comes at no extra cost.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:  # torch loads on first use, so importing the package stays light
-    import torch
     from torch import Tensor
 
 
@@ -101,8 +99,12 @@ def compute_importance(
     try:
         with gated(model, hg, mg):
             for b in batches:
-                out = model(input_ids=b["input_ids"], token_type_ids=b.get("token_type_ids"),
-                            attention_mask=b["attention_mask"], labels=b["labels"])
+                out = model(
+                    input_ids=b["input_ids"],
+                    token_type_ids=b.get("token_type_ids"),
+                    attention_mask=b["attention_mask"],
+                    labels=b["labels"],
+                )
                 gh, gm = torch.autograd.grad(out.loss, [hg, mg], allow_unused=True)
                 gh = torch.zeros_like(hg) if gh is None else gh
                 gm = torch.zeros_like(mg) if gm is None else gm
@@ -126,7 +128,11 @@ def compute_importance(
     return Importance(
         head=normalize_head_importance(head_imp).float().cpu(),
         mlp=normalize_mlp_importance(mlp_imp, max(n_tokens, 1)).float().cpu(),
-        head_raw=head_imp.cpu(), mlp_raw=mlp_imp.cpu(), n_tokens=n_tokens,
-        loss=float(sum(losses) / len(losses)), preds=torch.cat(preds).cpu(), labels=torch.cat(labels).cpu(),
+        head_raw=head_imp.cpu(),
+        mlp_raw=mlp_imp.cpu(),
+        n_tokens=n_tokens,
+        loss=float(sum(losses) / len(losses)),
+        preds=torch.cat(preds).cpu(),
+        labels=torch.cat(labels).cpu(),
         running_total=running_total,
     )

@@ -14,6 +14,7 @@ magnitudes (masked ones set to +inf; :func:`kth_smallest`: a bracket from a stri
 ``torch.kthvalue`` inside it), with ties at the threshold broken by position, so exactly the requested
 number of weights goes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,9 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:  # torch loads on first use, so importing the package stays light
     import torch
@@ -93,7 +92,7 @@ def global_magnitude_masks(
         out, start = {}, 0
         for n in names:
             k = weights[n].numel()
-            out[n] = flat_mask[start:start + k].view(weights[n].shape).clone()
+            out[n] = flat_mask[start : start + k].view(weights[n].shape).clone()
             start += k
     return out
 
@@ -122,8 +121,9 @@ def kth_smallest(v: Tensor, k: int, sample: int = 1_000_000, margin: float = 0.0
     return torch.kthvalue(v, k).values
 
 
-def magnitude_step(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor], step: int,
-                   fraction: float = 0.1, largest: bool = False) -> dict[str, Tensor]:
+def magnitude_step(
+    weights: Mapping[str, Tensor], masks: Mapping[str, Tensor], step: int, fraction: float = 0.1, largest: bool = False
+) -> dict[str, Tensor]:
     """Masks after step ``step`` (1-based) given the masks after step ``step - 1``."""
     total, alive = sum(m.numel() for m in masks.values()), count_kept(masks)[0]
     return global_magnitude_masks(weights, masks, alive - kept_target(total, step, fraction), largest)
@@ -201,8 +201,13 @@ def m_prune(
     cfg = cfg or MPruneConfig()
     seed_dir = Path(seed_dir)
     out = seed_dir / "magnitude"
-    record = {"method": "magnitude", "max_dev_examples": cfg.max_dev_examples, "max_steps": cfg.max_steps,
-              "fraction": cfg.fraction, "ratio": cfg.ratio}
+    record = {
+        "method": "magnitude",
+        "max_dev_examples": cfg.max_dev_examples,
+        "max_steps": cfg.max_steps,
+        "fraction": cfg.fraction,
+        "ratio": cfg.ratio,
+    }
     if cfg.floor != "none":  # only then: runs made before the option existed stay valid
         record["floor"] = cfg.floor
     done = _check_done(out, record, "m-pruning")
@@ -229,10 +234,28 @@ def m_prune(
     floor = floor_score(cfg.floor, spec, enc.labels, data_dir)  # None unless --floor majority
 
     def write_iter(k, kept, s, m, passed):
-        write_json(out / f"iter_{k:02d}.json", {"iteration": k, "kept": kept, "total": total, "kept_fraction": kept / total,
-                                                "score": s, "metrics": m, "passed": passed})
-        log.info("%s seed %d m-pruning step %d: %.4f of prunable weights kept, %s = %.4f%s", task, seed, k, kept / total,
-                 spec.main_key, s, "" if passed else " (below threshold)")
+        write_json(
+            out / f"iter_{k:02d}.json",
+            {
+                "iteration": k,
+                "kept": kept,
+                "total": total,
+                "kept_fraction": kept / total,
+                "score": s,
+                "metrics": m,
+                "passed": passed,
+            },
+        )
+        log.info(
+            "%s seed %d m-pruning step %d: %.4f of prunable weights kept, %s = %.4f%s",
+            task,
+            seed,
+            k,
+            kept / total,
+            spec.main_key,
+            s,
+            "" if passed else " (below threshold)",
+        )
 
     write_iter(0, total, full_score, full_metrics, True)
     best_masks, best_step, best_score, best_metrics = masks, 0, full_score, full_metrics
@@ -248,20 +271,47 @@ def m_prune(
             break
         best_masks, best_step, best_score, best_metrics = masks, k, s, m
     if full_score <= 0:
-        log.warning("%s seed %d: the full model's score is %.4f <= 0, so the 0.9 x full threshold does not bind.",
-                    task, seed, full_score)
+        log.warning(
+            "%s seed %d: the full model's score is %.4f <= 0, so the 0.9 x full threshold does not bind.",
+            task,
+            seed,
+            full_score,
+        )
     kept = count_kept(best_masks)[0]
-    save_safetensors(out / "mask.safetensors", {n: m.cpu() for n, m in best_masks.items()},
-                     metadata={"model": str(mid), "task": task, "seed": str(seed), "step": str(best_step),
-                               "kept": str(kept), "total": str(total)})
+    save_safetensors(
+        out / "mask.safetensors",
+        {n: m.cpu() for n, m in best_masks.items()},
+        metadata={
+            "model": str(mid),
+            "task": task,
+            "seed": str(seed),
+            "step": str(best_step),
+            "kept": str(kept),
+            "total": str(total),
+        },
+    )
     summary = dict(record)
-    summary.update({
-        "task": task, "seed": seed, "model": mid, "full_score": full_score, "threshold": threshold,
-        "floor_score": floor, "score": best_score, "metrics": best_metrics, "main_metric": spec.main_key, "final_step": best_step,
-        "kept": kept, "total": total, "kept_fraction": kept / total, "dev_examples": len(enc.labels),
-        "finetuned_score": rec["metrics"]["score"], "seconds": round(time.perf_counter() - t0, 2),
-        "prunable": sorted(params),
-    })
+    summary.update(
+        {
+            "task": task,
+            "seed": seed,
+            "model": mid,
+            "full_score": full_score,
+            "threshold": threshold,
+            "floor_score": floor,
+            "score": best_score,
+            "metrics": best_metrics,
+            "main_metric": spec.main_key,
+            "final_step": best_step,
+            "kept": kept,
+            "total": total,
+            "kept_fraction": kept / total,
+            "dev_examples": len(enc.labels),
+            "finetuned_score": rec["metrics"]["score"],
+            "seconds": round(time.perf_counter() - t0, 2),
+            "prunable": sorted(params),
+        }
+    )
     write_json(out / "summary.json", summary)  # last: marks m-pruning as done
     summary["skipped"] = False
     return summary

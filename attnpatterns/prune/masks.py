@@ -23,6 +23,7 @@ Files read here:
 
 The mask algebra at the end (``and_over_seeds``, ``mask_size``, ...) is pure: arrays in, arrays or numbers out.
 """
+
 from __future__ import annotations
 
 import logging
@@ -154,12 +155,21 @@ class HeadSet:
         if mlp_mask is not None:
             mm = _as_binary(mlp_mask, 1, source, "MLP mask")
             if mm.shape != (L,):
-                raise UserError(f"{source}: MLP mask has shape {mm.shape} but the head mask has {L} layers; they must match.")
+                raise UserError(
+                    f"{source}: MLP mask has shape {mm.shape} but the head mask has {L} layers; they must match."
+                )
             mlps = [int(i) for i in np.flatnonzero(mm)]
         heads = [(int(a), int(b)) for a, b in zip(*np.nonzero(hm))]
         return cls(
-            num_layers=L, num_heads=H, heads=heads, mlps=mlps, model=model, task=task, seed=seed,
-            seeds=list(seeds) if seeds is not None else None, source=source,
+            num_layers=L,
+            num_heads=H,
+            heads=heads,
+            mlps=mlps,
+            model=model,
+            task=task,
+            seed=seed,
+            seeds=list(seeds) if seeds is not None else None,
+            source=source,
         )
 
     # --- JSON ---------------------------------------------------------------------------------------------
@@ -211,7 +221,9 @@ class HeadSet:
         if "heads" not in obj:
             raise UserError(f"{source}: no 'heads' key; a head set needs \"heads\": [[layer, head], ...].")
         if not isinstance(obj["heads"], list):
-            raise UserError(f"{source}: 'heads' must be a list of [layer, head] pairs, got {type(obj['heads']).__name__}.")
+            raise UserError(
+                f"{source}: 'heads' must be a list of [layer, head] pairs, got {type(obj['heads']).__name__}."
+            )
         mlps = obj.get("mlps")
         if mlps is not None and not isinstance(mlps, list):
             raise UserError(f"{source}: 'mlps' must be a list of layer indices, got {type(mlps).__name__}.")
@@ -229,11 +241,20 @@ class HeadSet:
             )
         file_model = obj.get("model")
         if model is not None and isinstance(file_model, str) and file_model != model:
-            raise UserError(f"{source}: the set is for model '{file_model}', not '{model}'; use masks made for this model.")
+            raise UserError(
+                f"{source}: the set is for model '{file_model}', not '{model}'; use masks made for this model."
+            )
         seeds = obj.get("seeds")
         return cls(
-            num_layers=L, num_heads=H, heads=obj["heads"], mlps=mlps, model=file_model, task=obj.get("task"),
-            seed=obj.get("seed"), seeds=seeds if seeds is not None else None, source=source,
+            num_layers=L,
+            num_heads=H,
+            heads=obj["heads"],
+            mlps=mlps,
+            model=file_model,
+            task=obj.get("task"),
+            seed=obj.get("seed"),
+            seeds=seeds if seeds is not None else None,
+            source=source,
         )
 
     @property
@@ -288,8 +309,9 @@ def read_seed_dir(seed_dir: str | os.PathLike) -> tuple[np.ndarray | None, np.nd
     """
     seed_dir = Path(seed_dir)
     run_dir = seed_dir / _RUN_SUBDIR
-    if run_dir.is_dir() and ((run_dir / "mask.json").is_file() or (run_dir / _HEAD_FILE).is_file()
-                             or (run_dir / _MLP_FILE).is_file()):
+    if run_dir.is_dir() and (
+        (run_dir / "mask.json").is_file() or (run_dir / _HEAD_FILE).is_file() or (run_dir / _MLP_FILE).is_file()
+    ):
         if not (run_dir / "summary.json").is_file():
             raise UserError(
                 f"{run_dir}: s-pruning did not finish (no summary.json); rerun `attn prune structured` for this "
@@ -387,7 +409,9 @@ def discover_masks(
             hm, mm, file_model = read_seed_dir(sdir)
             where = _mask_file(sdir)
             if model is not None and file_model is not None and file_model != model:
-                raise UserError(f"{where}: masks of model '{file_model}', not '{model}'; use a run folder of this model.")
+                raise UserError(
+                    f"{where}: masks of model '{file_model}', not '{model}'; use a run folder of this model."
+                )
             if file_model is not None:
                 if ref_model is not None and file_model != ref_model[0]:
                     raise UserError(
@@ -462,8 +486,9 @@ def match_task(task: str, available: Mapping[str, Any], root: str | os.PathLike)
     raise UserError(f"{root}: no masks of task '{task}' (found: {names}); pick one of those.")
 
 
-def stack_seeds(per_seed: Mapping[int, tuple[np.ndarray | None, np.ndarray | None]]) -> tuple[
-        list[int], np.ndarray | None, np.ndarray | None]:
+def stack_seeds(
+    per_seed: Mapping[int, tuple[np.ndarray | None, np.ndarray | None]],
+) -> tuple[list[int], np.ndarray | None, np.ndarray | None]:
     """{seed: (head, mlp)} -> (seeds sorted, head stack (S, L, H) bool or None, MLP stack (S, L) bool or None)."""
     seeds = sorted(per_seed)
     heads = [per_seed[s][0] for s in seeds]
@@ -545,16 +570,25 @@ def _as_binary(arr: Any, ndim: int, source: str, what: str) -> np.ndarray:
 
 def _mask_file(seed_dir: Path) -> Path:
     run_dir = seed_dir / _RUN_SUBDIR
-    for cand in (run_dir / "mask.json", run_dir / _HEAD_FILE, run_dir / _MLP_FILE, seed_dir / _HEAD_FILE,
-                 seed_dir / _MLP_FILE):
+    for cand in (
+        run_dir / "mask.json",
+        run_dir / _HEAD_FILE,
+        run_dir / _MLP_FILE,
+        seed_dir / _HEAD_FILE,
+        seed_dir / _MLP_FILE,
+    ):
         if cand.is_file():
             return cand
     return seed_dir
 
 
 def _kinds_str(k: tuple[bool, bool]) -> str:
-    return {(True, True): "head and MLP masks", (True, False): "head masks only",
-            (False, True): "MLP masks only", (False, False): "no masks"}[k]
+    return {
+        (True, True): "head and MLP masks",
+        (True, False): "head masks only",
+        (False, True): "MLP masks only",
+        (False, False): "no masks",
+    }[k]
 
 
 def _shape_str(shape: tuple[tuple[int, int] | None, int]) -> str:

@@ -15,6 +15,7 @@ the last mask that met the threshold. Ties in importance go to the lower (layer,
 callable, so a test can drive it with a fake scorer. :func:`s_prune` runs it on a fine-tuned run folder
 with :func:`attnpatterns.prune.importance.compute_importance` and writes ``structured/``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,10 +55,15 @@ class Iteration:
 
     def to_json(self) -> dict:
         return {
-            "iteration": self.index, "phase": self.phase, "passed": self.passed,
-            "score": self.evaluation.score, "metrics": self.evaluation.metrics,
-            "heads_kept": int(self.head_mask.sum()), "mlps_kept": int(self.mlp_mask.sum()),
-            "head_mask": self.head_mask.astype(int).tolist(), "mlp_mask": self.mlp_mask.astype(int).tolist(),
+            "iteration": self.index,
+            "phase": self.phase,
+            "passed": self.passed,
+            "score": self.evaluation.score,
+            "metrics": self.evaluation.metrics,
+            "heads_kept": int(self.head_mask.sum()),
+            "mlps_kept": int(self.mlp_mask.sum()),
+            "head_mask": self.head_mask.astype(int).tolist(),
+            "mlp_mask": self.mlp_mask.astype(int).tolist(),
             "head_importance": np.asarray(self.evaluation.head_importance, dtype=float).tolist(),
             "mlp_importance": np.asarray(self.evaluation.mlp_importance, dtype=float).tolist(),
         }
@@ -134,8 +140,16 @@ def prune_schedule(
             if not passed:
                 break
             best = it
-    return ScheduleResult(best.head_mask, best.mlp_mask, best.evaluation.score, full.score, threshold,
-                          best.index, iterations, (step_a, step_b))
+    return ScheduleResult(
+        best.head_mask,
+        best.mlp_mask,
+        best.evaluation.score,
+        full.score,
+        threshold,
+        best.index,
+        iterations,
+        (step_a, step_b),
+    )
 
 
 # ----------------------------------------------------------------------------- on a run folder
@@ -218,8 +232,10 @@ def _check_done(out: Path, record: dict, what: str) -> dict | None:
     have = {k: summ.get(k) for k in record}
     if have != record:
         diff = [k for k in record if have[k] != record[k]]
-        raise UserError(f"{s}: {what} was done with other settings ({', '.join(diff)}); delete {out} to redo it "
-                        "or use the settings it was made with.")
+        raise UserError(
+            f"{s}: {what} was done with other settings ({', '.join(diff)}); delete {out} to redo it "
+            "or use the settings it was made with."
+        )
     return summ
 
 
@@ -257,8 +273,13 @@ def s_prune(
     cfg = cfg or SPruneConfig()
     seed_dir = Path(seed_dir)
     out = seed_dir / "structured"
-    record = {"method": "structured", "importance_summation": "running_total" if cfg.running_total else "per_batch",
-              "max_dev_examples": cfg.max_dev_examples, "batch_size": cfg.batch_size, "ratio": cfg.ratio}
+    record = {
+        "method": "structured",
+        "importance_summation": "running_total" if cfg.running_total else "per_batch",
+        "max_dev_examples": cfg.max_dev_examples,
+        "batch_size": cfg.batch_size,
+        "ratio": cfg.ratio,
+    }
     if cfg.floor != "none":  # only then: runs made before the option existed stay valid
         record["floor"] = cfg.floor
     done = _check_done(out, record, "s-pruning")
@@ -272,8 +293,14 @@ def s_prune(
     L, H = model.config.num_hidden_layers, model.config.num_attention_heads
 
     def evaluate(hm: np.ndarray, mm: np.ndarray) -> Evaluation:
-        imp = compute_importance(model, batches, torch.from_numpy(hm), torch.from_numpy(mm),
-                                 running_total=cfg.running_total, regression=spec.is_regression)
+        imp = compute_importance(
+            model,
+            batches,
+            torch.from_numpy(hm),
+            torch.from_numpy(mm),
+            running_total=cfg.running_total,
+            regression=spec.is_regression,
+        )
         metrics = compute_metrics(spec, imp.preds.numpy(), imp.labels.numpy())
         return Evaluation(float(main_metric(spec, metrics)), imp.head.numpy(), imp.mlp.numpy(), metrics)
 
@@ -283,32 +310,63 @@ def s_prune(
 
     def on_iteration(it: Iteration) -> None:
         write_json(out / f"iter_{it.index:02d}.json", it.to_json())
-        log.info("%s seed %d s-pruning iter %d (%s): %d heads, %d MLPs, %s = %.4f%s", task, seed, it.index, it.phase,
-                 int(it.head_mask.sum()), int(it.mlp_mask.sum()), spec.main_key, it.evaluation.score,
-                 "" if it.passed else " (below threshold)")
+        log.info(
+            "%s seed %d s-pruning iter %d (%s): %d heads, %d MLPs, %s = %.4f%s",
+            task,
+            seed,
+            it.index,
+            it.phase,
+            int(it.head_mask.sum()),
+            int(it.mlp_mask.sum()),
+            spec.main_key,
+            it.evaluation.score,
+            "" if it.passed else " (below threshold)",
+        )
 
     floor = floor_score(cfg.floor, spec, enc.labels, data_dir)
     res = prune_schedule(evaluate, L, H, ratio=cfg.ratio, on_iteration=on_iteration, floor=floor)
     if res.full_score <= 0:
-        log.warning("%s seed %d: the full model's score is %.4f <= 0, so the 0.9 x full threshold does not bind; "
-                    "the fine-tune is too weak for meaningful pruning.", task, seed, res.full_score)
+        log.warning(
+            "%s seed %d: the full model's score is %.4f <= 0, so the 0.9 x full threshold does not bind; "
+            "the fine-tune is too weak for meaningful pruning.",
+            task,
+            seed,
+            res.full_score,
+        )
     kept = res.iterations[res.final_iteration]
-    hs = HeadSet.from_arrays(res.head_mask, res.mlp_mask, model=mid, task=task, seed=seed, source=str(out / "mask.json"))
+    hs = HeadSet.from_arrays(
+        res.head_mask, res.mlp_mask, model=mid, task=task, seed=seed, source=str(out / "mask.json")
+    )
     write_head_set(out / "mask.json", hs)
     save_npy(out / "head_mask.npy", res.head_mask.astype(np.float32))
     save_npy(out / "mlp_mask.npy", res.mlp_mask.astype(np.float32))
     save_npy(out / "head_importance.npy", np.asarray(kept.evaluation.head_importance, dtype=np.float32))
     save_npy(out / "mlp_importance.npy", np.asarray(kept.evaluation.mlp_importance, dtype=np.float32))
     summary = dict(record)
-    summary.update({
-        "task": task, "seed": seed, "model": mid, "num_layers": L, "num_heads": H,
-        "full_score": res.full_score, "threshold": res.threshold, "floor_score": floor, "score": res.score, "main_metric": spec.main_key,
-        "metrics": kept.evaluation.metrics, "final_iteration": res.final_iteration, "iterations": len(res.iterations),
-        "heads_kept": int(res.head_mask.sum()), "mlps_kept": int(res.mlp_mask.sum()),
-        "heads_per_step": list(res.heads_per_step), "dev_examples": len(enc.labels),
-        "finetuned_score": rec["metrics"]["score"], "seconds": round(time.perf_counter() - t0, 2),
-        "phases": {p: sum(1 for it in res.iterations if it.phase == p) for p in PHASES},
-    })
+    summary.update(
+        {
+            "task": task,
+            "seed": seed,
+            "model": mid,
+            "num_layers": L,
+            "num_heads": H,
+            "full_score": res.full_score,
+            "threshold": res.threshold,
+            "floor_score": floor,
+            "score": res.score,
+            "main_metric": spec.main_key,
+            "metrics": kept.evaluation.metrics,
+            "final_iteration": res.final_iteration,
+            "iterations": len(res.iterations),
+            "heads_kept": int(res.head_mask.sum()),
+            "mlps_kept": int(res.mlp_mask.sum()),
+            "heads_per_step": list(res.heads_per_step),
+            "dev_examples": len(enc.labels),
+            "finetuned_score": rec["metrics"]["score"],
+            "seconds": round(time.perf_counter() - t0, 2),
+            "phases": {p: sum(1 for it in res.iterations if it.phase == p) for p in PHASES},
+        }
+    )
     write_json(out / "summary.json", summary)  # last: marks s-pruning as done
     summary["skipped"] = False
     return summary

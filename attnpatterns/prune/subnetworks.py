@@ -27,6 +27,7 @@ Choices the reference leaves open, named here:
 Everything here is pure: arrays and tensors in, arrays and tensors out, randomness only from the
 generator passed in (:func:`rng_for`), so the same seed draws the same masks.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -159,14 +160,20 @@ def _draw(pools: Pools, order: list[tuple[str, np.ndarray, bool]], rng: np.rando
 
 def super_random(pools: Pools, rng: np.random.Generator) -> Drawn:
     """|super| components drawn at random from the in-between ones (then never-kept, then super)."""
-    return _draw(pools, [("in_between", pools.in_between, False), ("never", pools.never, False),
-                         ("super", pools.super, False)], rng)
+    return _draw(
+        pools,
+        [("in_between", pools.in_between, False), ("never", pools.never, False), ("super", pools.super, False)],
+        rng,
+    )
 
 
 def super_bad(pools: Pools, rng: np.random.Generator) -> Drawn:
     """|super| components from the never-kept ones (then the rarest in-between ones, then super)."""
-    return _draw(pools, [("never", pools.never, False), ("in_between", pools.in_between, True),
-                         ("super", pools.super, False)], rng)
+    return _draw(
+        pools,
+        [("never", pools.never, False), ("in_between", pools.in_between, True), ("super", pools.super, False)],
+        rng,
+    )
 
 
 # ----------------------------------------------------------------------------- m-pruning
@@ -220,7 +227,7 @@ def _split(flat, names, sizes, like) -> dict:
     out = {}
     start = 0
     for n, s in zip(names, sizes):
-        out[n] = flat[start:start + s].reshape(like[n].shape).clone()
+        out[n] = flat[start : start + s].reshape(like[n].shape).clone()
         start += s
     return out
 
@@ -255,8 +262,10 @@ def structured_size(head_mask, mlp_mask, hidden: int, intermediate: int) -> dict
     c = prunable_counts(L, H, hidden, intermediate)
     kept = int(hm.sum()) * c["per_head"] + int(mm.sum()) * c["per_mlp"] + c["other"]
     return {
-        "heads_kept": int(hm.sum()), "heads_total": int(hm.size),
-        "mlps_kept": int(mm.sum()), "mlps_total": int(mm.size),
+        "heads_kept": int(hm.sum()),
+        "heads_total": int(hm.size),
+        "mlps_kept": int(mm.sum()),
+        "mlps_total": int(mm.size),
         "kept_fraction": kept / c["total"],
     }
 

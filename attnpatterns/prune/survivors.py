@@ -10,6 +10,7 @@ disjoint sets; drawing the counterparts is the subnetworks stage's job.
 
 Pure functions work on stacks over seeds, (S, L, H) for heads and (S, L) for MLPs, 1 = kept.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,11 @@ class SurvivorSplit:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"super": int(self.super.sum()), "in_between": int(self.in_between.sum()), "never": int(self.never.sum())}
+        return {
+            "super": int(self.super.sum()),
+            "in_between": int(self.in_between.sum()),
+            "never": int(self.never.sum()),
+        }
 
 
 def split_survivors(stack: Any) -> SurvivorSplit:
@@ -75,8 +80,7 @@ class TaskSurvivors:
             raise ValueError(f"which must be super, in_between or never, not {which!r}")
         hm = getattr(self.heads, which)
         mm = getattr(self.mlps, which) if self.mlps is not None else None
-        return HeadSet.from_arrays(hm, mm, model=model, task=self.task, seeds=self.seeds,
-                                   source=f"{self.task} {which}")
+        return HeadSet.from_arrays(hm, mm, model=model, task=self.task, seeds=self.seeds, source=f"{self.task} {which}")
 
 
 def task_survivors(task: str, seeds: Iterable[int], head_stack: Any | None, mlp_stack: Any | None) -> TaskSurvivors:
@@ -104,7 +108,7 @@ def survivors_from_dir(
     Returns the split and the model id the masks carry (run folders) or ``model`` (the caller's label).
     """
     table = discover_masks(masks_dir, seeds=seeds, tasks=[task], model=model)
-    (name, per_seed), = table.items()
+    ((name, per_seed),) = table.items()
     if len(per_seed) < min_seeds:
         raise UserError(
             f"{masks_dir}: task {name} has {len(per_seed)} seed(s) ({sorted(per_seed)}); super-survivors need at "

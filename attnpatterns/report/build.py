@@ -7,6 +7,7 @@ and the classify stage's ``classify/TASK/distribution.json`` + ``classify/TASK/s
 
 No model is loaded here: m-pruning masks are read as arrays and mapped to heads by parameter name.
 """
+
 from __future__ import annotations
 
 import logging
@@ -89,9 +90,13 @@ def _model_config(run_dir: Path, tasks: dict[str, dict[int, Path]]) -> dict | No
 # ------------------------------------------------------------------------------------------------- the build
 
 
-def build_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                 examples_per_type: int = 6, data_dir: str | os.PathLike | None = None,
-                 show_progress: bool = False) -> ReportResult:
+def build_report(
+    run_dir: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    examples_per_type: int = 6,
+    data_dir: str | os.PathLike | None = None,
+    show_progress: bool = False,
+) -> ReportResult:
     """Write the report of ``run_dir`` into ``out_dir`` (default ``run_dir/report``); return what was written.
 
     ``data_dir`` (else ``$ATTN_GLUE_DIR``) is read only for a task whose majority baseline the run folder lacks.
@@ -109,12 +114,26 @@ def build_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     cfg = _read(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
     if not tasks:
         raise UserError(f"{run_dir}: no TASK/seed_S folders; this is not a run folder of 'attn run' (or it is empty).")
-    ctx = _Ctx(run_dir=run_dir, out=out, tasks=tasks, cfg=cfg, model_cfg=_model_config(run_dir, tasks),
-               data_dir=str(data_dir) if data_dir is not None else None)
+    ctx = _Ctx(
+        run_dir=run_dir,
+        out=out,
+        tasks=tasks,
+        cfg=cfg,
+        model_cfg=_model_config(run_dir, tasks),
+        data_dir=str(data_dir) if data_dir is not None else None,
+    )
 
     doc = Document(title=f"attnpatterns report: {run_dir.name}")
     doc.meta = _meta(ctx)
-    builders = [_sec_finetune, _sec_patterns, _sec_survival, _sec_importance, _sec_shared, _sec_subnetworks, _sec_examples]
+    builders = [
+        _sec_finetune,
+        _sec_patterns,
+        _sec_survival,
+        _sec_importance,
+        _sec_shared,
+        _sec_subnetworks,
+        _sec_examples,
+    ]
     for b in progress_iter(builders, len(builders), "report sections", show_progress):
         kw = {"examples_per_type": examples_per_type} if b is _sec_examples else {}
         doc.sections.append(b(ctx, **kw))
@@ -123,10 +142,22 @@ def build_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     html_path = write_text(out / "index.html", render_html(doc))
     md_path = write_text(out / "report.md", render_markdown(doc))
     _remove_stale(out, ctx.written)
-    write_json(out / "manifest.json", {"files": sorted(p.name for p in ctx.written), "run": str(run_dir),
-                                        "missing": {s.id: s.missing for s in doc.sections if s.missing}})
-    return ReportResult(out, html_path, md_path, list(ctx.written), {s.id: s.missing for s in doc.sections if s.missing},
-                        time.perf_counter() - t0)
+    write_json(
+        out / "manifest.json",
+        {
+            "files": sorted(p.name for p in ctx.written),
+            "run": str(run_dir),
+            "missing": {s.id: s.missing for s in doc.sections if s.missing},
+        },
+    )
+    return ReportResult(
+        out,
+        html_path,
+        md_path,
+        list(ctx.written),
+        {s.id: s.missing for s in doc.sections if s.missing},
+        time.perf_counter() - t0,
+    )
 
 
 @dataclass
@@ -140,7 +171,7 @@ class _Ctx:
     written: list[Path] = field(default_factory=list)
 
     def figure(self, fig, stem: str, caption: str) -> Figure:
-        from attnpatterns.report.plots import figure_bytes, save_figure
+        from attnpatterns.report.plots import save_figure
 
         png, svg = save_figure(fig, self.out / stem)
         self.written += [png, svg]
@@ -172,13 +203,23 @@ def _remove_stale(out: Path, written: list[Path]) -> None:
 def _meta(ctx: _Ctx) -> list[tuple[str, str]]:
     cfg = ctx.cfg
     seeds = sorted({s for t in ctx.tasks.values() for s in t})
-    meta = [("run folder", str(ctx.run_dir)), ("model", str(cfg.get("model_id") or cfg.get("model") or _model_from_runs(ctx) or "unknown")),
-            ("tasks", ", ".join(ctx.tasks)), ("seeds", ", ".join(map(str, seeds)))]
+    meta = [
+        ("run folder", str(ctx.run_dir)),
+        ("model", str(cfg.get("model_id") or cfg.get("model") or _model_from_runs(ctx) or "unknown")),
+        ("tasks", ", ".join(ctx.tasks)),
+        ("seeds", ", ".join(map(str, seeds))),
+    ]
     if cfg.get("profile"):
         meta.append(("profile", str(cfg["profile"])))
     if ctx.model_cfg:
         mc = ctx.model_cfg
-        meta.append(("shape", f"{mc.get('num_hidden_layers')} layers x {mc.get('num_attention_heads')} heads, hidden {mc.get('hidden_size')}"))
+        meta.append(
+            (
+                "shape",
+                f"{mc.get('num_hidden_layers')} layers x {mc.get('num_attention_heads')} heads, hidden "
+                f"{mc.get('hidden_size')}",
+            )
+        )
     meta.append(("written", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
     return meta
 
@@ -205,11 +246,25 @@ def _sec_finetune(ctx: _Ctx) -> Section:
                 s.note_missing(f"{task} seed {seed}: no {ctx.rel(p)} (the fine-tune stage has not finished).")
                 continue
             m = _read(p)
-            rows.append([task, seed, m.get("main_metric", "score"), m.get("score"), m.get("train_examples"),
-                         m.get("dev_examples"), m.get("train_seconds")])
+            rows.append(
+                [
+                    task,
+                    seed,
+                    m.get("main_metric", "score"),
+                    m.get("score"),
+                    m.get("train_examples"),
+                    m.get("dev_examples"),
+                    m.get("train_seconds"),
+                ]
+            )
     if rows:
-        s.add(Table(["task", "seed", "metric", "dev score", "train examples", "dev examples", "train s"], rows,
-                    caption="Dev score of each fine-tuned model (the full score the pruning thresholds are 0.9 x of)"))
+        s.add(
+            Table(
+                ["task", "seed", "metric", "dev score", "train examples", "dev examples", "train s"],
+                rows,
+                caption="Dev score of each fine-tuned model (the full score the pruning thresholds are 0.9 x of)",
+            )
+        )
     return s
 
 
@@ -230,18 +285,27 @@ def _sec_patterns(ctx: _Ctx) -> Section:
     dists = _load_distributions(ctx)
     for task in ctx.tasks:
         if task not in dists:
-            s.note_missing(f"{task}: no {CLASSIFY_DIR}/{task}/distribution.json (the classify stage has not run for "
-                           f"{task}; run 'attn run --stages classify,report --out {ctx.run_dir}').")
+            s.note_missing(
+                f"{task}: no {CLASSIFY_DIR}/{task}/distribution.json (the classify stage has not run for "
+                f"{task}; run 'attn run --stages classify,report --out {ctx.run_dir}')."
+            )
     if not dists:
         return s
-    s.add(Paragraph(
-        "Every map of every head on the classify stage's dev examples, for each seed's fine-tuned model, classified "
-        "by the shipped pattern classifiers (raw and normed); counts pooled over examples and seeds and shown as percentages. Super-survivors are the "
-        "heads s-pruning kept in every seed. The chi-square test (scipy chi2_contingency, no continuity correction) "
-        "compares the super-survivors with the other heads (the distribution of all heads is their mixture); "
-        "maps of one head are not independent draws, so read p as a description of the counts. In brackets, where the "
-        "classify stage recorded every map's type: the 95% interval of each share, a percentile bootstrap that "
-        "resamples the seeds and then the dev examples within each seed (2000 draws)."))
+    s.add(
+        Paragraph(
+            "Every map of every head on the classify stage's dev examples, for each seed's fine-tuned model, "
+            "classified "
+            "by the shipped pattern classifiers (raw and normed); counts pooled over examples and seeds and shown as "
+            "percentages. Super-survivors are the "
+            "heads s-pruning kept in every seed. The chi-square test (scipy chi2_contingency, no continuity "
+            "correction) "
+            "compares the super-survivors with the other heads (the distribution of all heads is their mixture); "
+            "maps of one head are not independent draws, so read p as a description of the counts. In brackets, where "
+            "the "
+            "classify stage recorded every map's type: the 95% interval of each share, a percentile bootstrap that "
+            "resamples the seeds and then the dev examples within each seed (2000 draws)."
+        )
+    )
     for kind in KINDS:
         rows, groups, fr = [], [], []
         types = None
@@ -255,22 +319,33 @@ def _sec_patterns(ctx: _Ctx) -> Section:
             p_txt = f"{test.p:.3g}" if test.ok else f"n/a ({test.reason})"
             chi_txt = f"{test.chi2:.1f} (dof {test.dof})" if test.ok else "n/a"
             n_super = len(d.get("super_heads", []))
-            for grp, label in (("all", f"all heads ({d.get('num_heads_total', '?')})"), ("super", f"super-survivors ({n_super})")):
+            for grp, label in (
+                ("all", f"all heads ({d.get('num_heads_total', '?')})"),
+                ("super", f"super-survivors ({n_super})"),
+            ):
                 c = np.asarray(k[grp]["counts"], dtype=float)
                 f = c / c.sum() if c.sum() > 0 else np.zeros_like(c)
                 lo, hi = k[grp].get("ci_low"), k[grp].get("ci_high")
-                cells = [f"{100 * v:.1f}%" if lo is None else f"{100 * v:.1f}% ({100 * a:.1f}-{100 * b:.1f})"
-                         for v, a, b in zip(f, lo or f, hi or f)]
-                rows.append([task, label, int(c.sum())] + cells
-                            + ([chi_txt, p_txt] if grp == "super" else ["", ""]))
+                cells = [
+                    f"{100 * v:.1f}%" if lo is None else f"{100 * v:.1f}% ({100 * a:.1f}-{100 * b:.1f})"
+                    for v, a, b in zip(f, lo or f, hi or f)
+                ]
+                rows.append([task, label, int(c.sum())] + cells + ([chi_txt, p_txt] if grp == "super" else ["", ""]))
                 groups.append(f"{task} {'all' if grp == 'all' else 'super'}")
                 fr.append(f)
         if not rows:
             continue
-        s.add(Table(["task", "heads", "maps"] + list(types) + ["chi2 super vs other", "p"], rows,
-                    caption=f"{kind} maps: share of each pattern type"))
+        s.add(
+            Table(
+                ["task", "heads", "maps"] + list(types) + ["chi2 super vs other", "p"],
+                rows,
+                caption=f"{kind} maps: share of each pattern type",
+            )
+        )
         fig, _ = stacked_bars(np.array(fr), groups, types, title=f"Pattern types of {kind} maps")
-        s.add(ctx.figure(fig, f"patterns-{kind}", f"{kind} maps: pattern types of all heads and of the super-survivors"))
+        s.add(
+            ctx.figure(fig, f"patterns-{kind}", f"{kind} maps: pattern types of all heads and of the super-survivors")
+        )
     _annotator_sensitivity(ctx, s)
     return s
 
@@ -297,17 +372,26 @@ def _annotator_sensitivity(ctx: _Ctx, s: Section) -> None:
                     if not sum(sup["counts"]):
                         cells.append(f"{100 * a['fractions'][t]:.0f} / no super-survivors")
                         continue
-                    ci = (f" ({100 * sup['ci_low'][t]:.0f}-{100 * sup['ci_high'][t]:.0f})" if "ci_low" in sup else "")
+                    ci = f" ({100 * sup['ci_low'][t]:.0f}-{100 * sup['ci_high'][t]:.0f})" if "ci_low" in sup else ""
                     cells.append(f"{100 * a['fractions'][t]:.0f} / {100 * sup['fractions'][t]:.0f}{ci}")
                 rows.append([kind, who] + cells)
         if rows:
-            s.add(Paragraph(
-                f"{task}: the same maps classified by classifiers trained on the consensus labels (shipped) and on "
-                "each independent annotator's own labels. Each cell: share of all heads / share of the super-survivors "
-                "(95% interval of the latter, bootstrap over seeds and examples), in percent. A finding that holds "
-                "under every annotator's classifier does not rest on one reading of the maps."))
-            s.add(Table(["kind", "labels from"] + list(types), rows,
-                        caption=f"{task}: all heads / super-survivors under each annotator's classifier"))
+            s.add(
+                Paragraph(
+                    f"{task}: the same maps classified by classifiers trained on the consensus labels (shipped) and on "
+                    "each independent annotator's own labels. Each cell: share of all heads / share of the "
+                    "super-survivors "
+                    "(95% interval of the latter, bootstrap over seeds and examples), in percent. A finding that holds "
+                    "under every annotator's classifier does not rest on one reading of the maps."
+                )
+            )
+            s.add(
+                Table(
+                    ["kind", "labels from"] + list(types),
+                    rows,
+                    caption=f"{task}: all heads / super-survivors under each annotator's classifier",
+                )
+            )
 
 
 def _structured_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
@@ -325,7 +409,9 @@ def _structured_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Sectio
     return np.mean(stack, axis=0) if stack else None
 
 
-def head_weight_survival(masks: dict[str, np.ndarray], num_layers: int, num_heads: int, model_type: str = "bert") -> np.ndarray:
+def head_weight_survival(
+    masks: dict[str, np.ndarray], num_layers: int, num_heads: int, model_type: str = "bert"
+) -> np.ndarray:
     """Per head, the fraction of its prunable weights an m-pruning mask keeps: (L, H) in [0, 1].
 
     A head's weights: its rows of the Q, K, V weights and biases (the nn.Linear output slice h*d:(h+1)*d) and
@@ -357,8 +443,10 @@ def head_weight_survival(masks: dict[str, np.ndarray], num_layers: int, num_head
             kept[layer] += per.reshape(num_heads, -1).sum(axis=1)
             total[layer] += per.reshape(num_heads, -1).shape[1]
     if not total.any():
-        raise UserError("the m-pruning mask names no attention weights this report knows; "
-                        f"expected names like '...{fam.layers}.0.{fam.query}.weight'.")
+        raise UserError(
+            "the m-pruning mask names no attention weights this report knows; "
+            f"expected names like '...{fam.layers}.0.{fam.query}.weight'."
+        )
     return np.divide(kept, total, out=np.full_like(kept, np.nan), where=total > 0)
 
 
@@ -368,7 +456,9 @@ def _load_weight_masks(path: Path) -> dict[str, np.ndarray]:
     try:
         return load_file(str(path))
     except Exception as e:  # a truncated or foreign file: say which
-        raise UserError(f"{path}: cannot read the m-pruning masks ({type(e).__name__}); rerun 'attn prune magnitude'.") from None
+        raise UserError(
+            f"{path}: cannot read the m-pruning masks ({type(e).__name__}); rerun 'attn prune magnitude'."
+        ) from None
 
 
 def _magnitude_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
@@ -382,8 +472,14 @@ def _magnitude_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section
         if not (d / "summary.json").is_file() or not (d / "mask.safetensors").is_file():
             s.note_missing(f"{task} seed {seed}: m-pruning has not finished (no {ctx.rel(d / 'summary.json')}).")
             continue
-        per.append(head_weight_survival(_load_weight_masks(d / "mask.safetensors"), mc["num_hidden_layers"],
-                                        mc["num_attention_heads"], mc.get("model_type", "bert")))
+        per.append(
+            head_weight_survival(
+                _load_weight_masks(d / "mask.safetensors"),
+                mc["num_hidden_layers"],
+                mc["num_attention_heads"],
+                mc.get("model_type", "bert"),
+            )
+        )
     return np.mean(per, axis=0) if per else None
 
 
@@ -391,18 +487,33 @@ def _sec_survival(ctx: _Ctx) -> Section:
     from attnpatterns.report.plots import survival_heatmap
 
     s = Section("survival", "Head survival (layer x head)")
-    s.add(Paragraph("s-pruning: the fraction of seeds whose final mask keeps the head. m-pruning removes weights, "
-                    "not heads: the mean over seeds of the fraction of the head's Q, K, V and output weights kept."))
+    s.add(
+        Paragraph(
+            "s-pruning: the fraction of seeds whose final mask keeps the head. m-pruning removes weights, "
+            "not heads: the mean over seeds of the fraction of the head's Q, K, V and output weights kept."
+        )
+    )
     for task, seeds in ctx.tasks.items():
         surv = _structured_survival(ctx, task, seeds, s)
         if surv is not None:
             fig, _ = survival_heatmap(surv, title=f"{task}: s-pruning, fraction of seeds kept")
-            s.add(ctx.figure(fig, f"survival-{task}-structured", f"{task}, s-pruning: fraction of seeds that keep each head"))
+            s.add(
+                ctx.figure(
+                    fig, f"survival-{task}-structured", f"{task}, s-pruning: fraction of seeds that keep each head"
+                )
+            )
         surv = _magnitude_survival(ctx, task, seeds, s)
         if surv is not None:
-            fig, _ = survival_heatmap(surv, title=f"{task}: m-pruning, fraction of head weights kept",
-                                      label="fraction of weights kept")
-            s.add(ctx.figure(fig, f"survival-{task}-magnitude", f"{task}, m-pruning: fraction of each head's weights kept (mean over seeds)"))
+            fig, _ = survival_heatmap(
+                surv, title=f"{task}: m-pruning, fraction of head weights kept", label="fraction of weights kept"
+            )
+            s.add(
+                ctx.figure(
+                    fig,
+                    f"survival-{task}-magnitude",
+                    f"{task}, m-pruning: fraction of each head's weights kept (mean over seeds)",
+                )
+            )
     return s
 
 
@@ -410,15 +521,21 @@ def _sec_importance(ctx: _Ctx) -> Section:
     from attnpatterns.report.plots import importance_distributions, score_curve
 
     s = Section("importance", "Importance scores per pruning iteration")
-    s.add(Paragraph("s-pruning: the normalised head importance of every head still unmasked when the iteration's "
-                    "importance was computed, pooled over seeds. m-pruning: the dev score along the pruning path "
-                    "(kept fraction of prunable weights), one line per seed, with the mean 0.9 x full threshold."))
+    s.add(
+        Paragraph(
+            "s-pruning: the normalised head importance of every head still unmasked when the iteration's "
+            "importance was computed, pooled over seeds. m-pruning: the dev score along the pruning path "
+            "(kept fraction of prunable weights), one line per seed, with the mean 0.9 x full threshold."
+        )
+    )
     for task, seeds in ctx.tasks.items():
         per_iter: dict[int, list[np.ndarray]] = {}
         for seed, sdir in seeds.items():
             files = _iter_files(sdir / "structured")
             if not files:
-                s.note_missing(f"{task} seed {seed}: no s-pruning iterations ({ctx.rel(sdir / 'structured')}/iter_KK.json).")
+                s.note_missing(
+                    f"{task} seed {seed}: no s-pruning iterations ({ctx.rel(sdir / 'structured')}/iter_KK.json)."
+                )
             for k, p in files:
                 it = _read(p)
                 imp = it.get("head_importance")
@@ -430,14 +547,19 @@ def _sec_importance(ctx: _Ctx) -> Section:
                 per_iter.setdefault(k, []).append(imp[mask > 0])
         if per_iter:
             ks = sorted(per_iter)
-            fig, _ = importance_distributions([np.concatenate(per_iter[k]) for k in ks], iteration_labels=[str(k) for k in ks],
-                                              title=f"{task}: head importance per s-pruning iteration")
+            fig, _ = importance_distributions(
+                [np.concatenate(per_iter[k]) for k in ks],
+                iteration_labels=[str(k) for k in ks],
+                title=f"{task}: head importance per s-pruning iteration",
+            )
             s.add(ctx.figure(fig, f"importance-{task}-structured", f"{task}, s-pruning: head importance per iteration"))
         xs, ys, thr = {}, {}, []
         for seed, sdir in seeds.items():
             files = _iter_files(sdir / "magnitude")
             if not files:
-                s.note_missing(f"{task} seed {seed}: no m-pruning iterations ({ctx.rel(sdir / 'magnitude')}/iter_KK.json).")
+                s.note_missing(
+                    f"{task} seed {seed}: no m-pruning iterations ({ctx.rel(sdir / 'magnitude')}/iter_KK.json)."
+                )
                 continue
             its = [_read(p) for _, p in files]
             xs[seed] = [float(_first(it, "kept_fraction", "kept", default=math.nan)) for it in its]
@@ -448,8 +570,9 @@ def _sec_importance(ctx: _Ctx) -> Section:
                 if t is not None:
                     thr.append(float(t))
         if xs:
-            fig, _ = score_curve(xs, ys, threshold=float(np.mean(thr)) if thr else None,
-                                 title=f"{task}: m-pruning path")
+            fig, _ = score_curve(
+                xs, ys, threshold=float(np.mean(thr)) if thr else None, title=f"{task}: m-pruning path"
+            )
             s.add(ctx.figure(fig, f"importance-{task}-magnitude", f"{task}, m-pruning: dev score per iteration"))
     return s
 
@@ -467,8 +590,10 @@ def _sec_shared(ctx: _Ctx) -> Section:
     from attnpatterns.stats import compute_stats
 
     s = Section("shared", "Shared surviving heads between tasks, and stability over seeds")
-    done = {t: [seed for seed, sd in seeds.items() if (sd / "structured" / "summary.json").is_file()]
-            for t, seeds in ctx.tasks.items()}
+    done = {
+        t: [seed for seed, sd in seeds.items() if (sd / "structured" / "summary.json").is_file()]
+        for t, seeds in ctx.tasks.items()
+    }
     usable = {t: v for t, v in done.items() if len(v) >= 2}
     for t, v in done.items():
         if len(v) < 2:
@@ -488,22 +613,47 @@ def _sec_shared(ctx: _Ctx) -> Section:
         i, j = names.index(a), names.index(b)
         mean[i, j] = mean[j, i] = sh.mean
         std[i, j] = std[j, i] = sh.std
-    s.add(Paragraph("Cell A/B: heads kept by both tasks' s-pruning masks under the same seed, mean ± std over the seeds "
-                    "both have; the diagonal is the number of surviving heads of the task."
-                    + (" Only one task in this run: the matrix is its diagonal." if n == 1 else "")))
+    s.add(
+        Paragraph(
+            "Cell A/B: heads kept by both tasks' s-pruning masks under the same seed, mean ± std over the seeds "
+            "both have; the diagonal is the number of surviving heads of the task."
+            + (" Only one task in this run: the matrix is its diagonal." if n == 1 else "")
+        )
+    )
     fig, _ = shared_heads_heatmap(mean, names, std=std, title="Shared surviving heads")
     s.add(ctx.figure(fig, "shared-heads", "Shared surviving heads between tasks (same seed, mean ± std)"))
     rows = []
     for t, ts in st.tasks.items():
         h = ts.heads
         m = ts.mlps
-        rows.append([t, len(ts.seeds), f"{h.mean_kept:.1f} ± {h.std_kept:.1f} / {h.total}" if h else None,
-                     None if h is None or math.isnan(h.fleiss_kappa) else h.fleiss_kappa,
-                     h.super_survivors if h else None, h.never_kept if h else None,
-                     f"{m.mean_kept:.1f} ± {m.std_kept:.1f} / {m.total}" if m else None,
-                     None if m is None or math.isnan(m.fleiss_kappa) else m.fleiss_kappa])
-    s.add(Table(["task", "seeds", "heads kept", "Fleiss κ heads", "super-survivors", "never kept", "MLPs kept", "Fleiss κ MLPs"],
-                rows, caption="Stability of s-pruning over seeds (κ blank when undefined: every seed agrees on every component)"))
+        rows.append(
+            [
+                t,
+                len(ts.seeds),
+                f"{h.mean_kept:.1f} ± {h.std_kept:.1f} / {h.total}" if h else None,
+                None if h is None or math.isnan(h.fleiss_kappa) else h.fleiss_kappa,
+                h.super_survivors if h else None,
+                h.never_kept if h else None,
+                f"{m.mean_kept:.1f} ± {m.std_kept:.1f} / {m.total}" if m else None,
+                None if m is None or math.isnan(m.fleiss_kappa) else m.fleiss_kappa,
+            ]
+        )
+    s.add(
+        Table(
+            [
+                "task",
+                "seeds",
+                "heads kept",
+                "Fleiss κ heads",
+                "super-survivors",
+                "never kept",
+                "MLPs kept",
+                "Fleiss κ MLPs",
+            ],
+            rows,
+            caption="Stability of s-pruning over seeds (κ blank when undefined: every seed agrees on every component)",
+        )
+    )
     return s
 
 
@@ -523,21 +673,38 @@ def _sec_subnetworks(ctx: _Ctx) -> Section:
     if table.cells.empty or not (table.cells["method"].isin(list(tables.METHOD_LABELS))).any():
         s.note_missing("the subnetworks folders hold no finished evaluation (pruned.json / retrained.json).")
         return s
-    s.add(Paragraph("Rows: the full fine-tuned model, the majority-class baseline, and for each pruning method its good, "
-                    "random and bad subnetworks, evaluated as pruned (mask on the fine-tuned model) and retrained (mask "
-                    "on the pre-trained weights, fine-tuned again). Cells: dev score, mean ± population std over seeds."))
+    s.add(
+        Paragraph(
+            "Rows: the full fine-tuned model, the majority-class baseline, and for each pruning method its good, "
+            "random and bad subnetworks, evaluated as pruned (mask on the fine-tuned model) and retrained (mask "
+            "on the pre-trained weights, fine-tuned again). Cells: dev score, mean ± population std over seeds."
+        )
+    )
     s.add(_frame_table(scores, "setting", "Dev scores of the subnetworks"))
-    s.add(_frame_table(tables.size_frame(table), "subnetwork", "Subnetwork sizes: fraction of the prunable encoder "
-                                                            "weights kept (kept heads h and MLPs m for s-pruning and super sets)"))
+    s.add(
+        _frame_table(
+            tables.size_frame(table),
+            "subnetwork",
+            "Subnetwork sizes: fraction of the prunable encoder "
+            "weights kept (kept heads h and MLPs m for s-pruning and super sets)",
+        )
+    )
     for p in tables.write_tables(table, ctx.out, stem="subnetworks-table"):
         ctx.written.append(p)
-    s.add(Paragraph("The same table as Markdown, CSV and LaTeX: subnetworks-table.md, .csv, .tex beside this page.", kind="note"))
+    s.add(
+        Paragraph(
+            "The same table as Markdown, CSV and LaTeX: subnetworks-table.md, .csv, .tex beside this page.", kind="note"
+        )
+    )
     return s
 
 
 def _frame_table(df, first: str, caption: str) -> Table:
-    return Table([first] + [str(c) for c in df.columns], [[str(i)] + [str(v) for v in r] for i, r in zip(df.index, df.values.tolist())],
-                 caption=caption)
+    return Table(
+        [first] + [str(c) for c in df.columns],
+        [[str(i)] + [str(v) for v in r] for i, r in zip(df.index, df.values.tolist())],
+        caption=caption,
+    )
 
 
 def _sec_examples(ctx: _Ctx, examples_per_type: int = 6) -> Section:
@@ -545,9 +712,12 @@ def _sec_examples(ctx: _Ctx, examples_per_type: int = 6) -> Section:
     from attnpatterns.report.plots import example_grid
 
     s = Section("examples", "Example maps per predicted pattern type")
-    s.add(Paragraph("Maps the classifier put in each class (one row per type; each map on its own colour scale, rows "
-                    "= queries, columns = keys), for a reader to check the classifier by eye."))
-    found = False
+    s.add(
+        Paragraph(
+            "Maps the classifier put in each class (one row per type; each map on its own colour scale, rows "
+            "= queries, columns = keys), for a reader to check the classifier by eye."
+        )
+    )
     for kind in KINDS:
         grid: dict[str, list] = {t: [] for t in PATTERN_VALUES}
         for task, seeds in ctx.tasks.items():
@@ -562,12 +732,18 @@ def _sec_examples(ctx: _Ctx, examples_per_type: int = 6) -> Section:
                         if len(parts) == 3 and parts[0] == kind and parts[1] in grid:
                             grid[parts[1]].append((int(parts[2]), task, seed, z[key], str(captions.get(key, ""))))
         if not any(grid.values()):
-            s.note_missing(f"no {kind} example maps ({CLASSIFY_DIR}/TASK/seed_S/examples.npz; the classify stage makes them).")
+            s.note_missing(
+                f"no {kind} example maps ({CLASSIFY_DIR}/TASK/seed_S/examples.npz; the classify stage makes them)."
+            )
             continue
-        found = True
         # sorted by index first: the examples spread over tasks and seeds (round-robin)
-        cells = {t: [(f"{task} s{seed} {cap}".strip(), m) for _, task, seed, m, cap in sorted(v, key=lambda x: (x[0], x[1], x[2]))]
-                 for t, v in grid.items()}
+        cells = {
+            t: [
+                (f"{task} s{seed} {cap}".strip(), m)
+                for _, task, seed, m, cap in sorted(v, key=lambda x: (x[0], x[1], x[2]))
+            ]
+            for t, v in grid.items()
+        }
         fig, _ = example_grid(cells, ncols=examples_per_type)
         s.add(ctx.figure(fig, f"examples-{kind}", f"{kind} maps: examples of each predicted type"))
     return s

@@ -11,6 +11,7 @@ mixture of the two, so it equals the super-survivors' exactly when the other hea
 map in either row are dropped from the table. The maps of one head over many examples are not independent
 draws either, so read the p-value as a description of the counts, not as a calibrated test of heads.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ points at the PNG files beside it.
 
 This module knows nothing of runs or models: :mod:`attnpatterns.report.build` fills the document.
 """
+
 from __future__ import annotations
 
 import base64
@@ -90,12 +91,18 @@ nav ol{columns:2;font-size:.9em}
 def render_html(doc: Document) -> str:
     """One self-contained page: every image a ``data:image/png;base64`` URI, the SVG linked beside it."""
     e = html.escape
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{e(doc.title)}</title><style>{_CSS}</style></head><body>", f"<h1>{e(doc.title)}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(doc.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(doc.title)}</h1>",
+    ]
     if doc.meta:
         out.append('<dl class="meta">' + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in doc.meta) + "</dl>")
-    out.append("<nav><ol>" + "".join(f'<li><a href="#{e(s.id)}">{e(s.title)}</a></li>' for s in doc.sections) + "</ol></nav>")
+    out.append(
+        "<nav><ol>" + "".join(f'<li><a href="#{e(s.id)}">{e(s.title)}</a></li>' for s in doc.sections) + "</ol></nav>"
+    )
     for s in doc.sections:
         out.append(f'<section id="{e(s.id)}"><h2>{e(s.title)}</h2>')
         for m in s.missing:
@@ -118,16 +125,26 @@ def _block_html(b: Block) -> str:
         rows = ["<table>"]
         if b.caption:
             rows.append(f"<caption>{e(b.caption)}</caption>")
-        rows.append("<tr>" + "".join(f"<th{cls[i] if i < len(cls) else ''}>{e(str(h))}</th>" for i, h in enumerate(b.header)) + "</tr>")
+        rows.append(
+            "<tr>"
+            + "".join(f"<th{cls[i] if i < len(cls) else ''}>{e(str(h))}</th>" for i, h in enumerate(b.header))
+            + "</tr>"
+        )
         for r in b.rows:
-            rows.append("<tr>" + "".join(f"<td{cls[i] if i < len(cls) else ''}>{e(_cell(v))}</td>" for i, v in enumerate(r)) + "</tr>")
+            rows.append(
+                "<tr>"
+                + "".join(f"<td{cls[i] if i < len(cls) else ''}>{e(_cell(v))}</td>" for i, v in enumerate(r))
+                + "</tr>"
+            )
         rows.append("</table>")
         return "\n".join(rows)
     if isinstance(b, Figure):
         data = base64.b64encode(b.png).decode("ascii")
-        return (f'<figure><img alt="{e(b.caption)}" src="data:image/png;base64,{data}">'
-                f'<figcaption>{e(b.caption)} (<a href="{e(b.stem)}.svg">SVG</a>, <a href="{e(b.stem)}.png">PNG</a>)'
-                "</figcaption></figure>")
+        return (
+            f'<figure><img alt="{e(b.caption)}" src="data:image/png;base64,{data}">'
+            f'<figcaption>{e(b.caption)} (<a href="{e(b.stem)}.svg">SVG</a>, <a href="{e(b.stem)}.png">PNG</a>)'
+            "</figcaption></figure>"
+        )
     raise TypeError(f"unknown block {type(b).__name__}")
 
 
@@ -148,7 +165,12 @@ def render_markdown(doc: Document) -> str:
             out += [f"> **Missing:** {m}", ""]
         for b in s.blocks:
             if isinstance(b, Paragraph):
-                out += [f"> **Missing:** {b.text}" if b.kind == "missing" else (f"*{b.text}*" if b.kind == "note" else b.text), ""]
+                out += [
+                    f"> **Missing:** {b.text}"
+                    if b.kind == "missing"
+                    else (f"*{b.text}*" if b.kind == "note" else b.text),
+                    "",
+                ]
             elif isinstance(b, Table):
                 align = list(b.align) if b.align else ["l"] + ["r"] * (len(b.header) - 1)
                 if b.caption:

@@ -5,6 +5,7 @@ grid) and returns ``(fig, ax)``; none needs a display (matplotlib's object API o
 pyplot state), none loads a model or reads a run folder. :func:`save_figure` writes a figure as PNG
 and SVG beside each other, atomically.
 """
+
 from __future__ import annotations
 
 import io
@@ -73,20 +74,34 @@ def stacked_bars(
     y = np.arange(len(groups))[::-1]
     left = np.zeros(len(groups))
     for j, t in enumerate(types):
-        ax.barh(y, f[:, j], left=left, color=pattern_colour(t, j), label=t, edgecolor="white", linewidth=0.5, height=0.7)
+        ax.barh(
+            y, f[:, j], left=left, color=pattern_colour(t, j), label=t, edgecolor="white", linewidth=0.5, height=0.7
+        )
         if annotate:
             for i in range(len(groups)):
                 if f[i, j] >= 0.06:
-                    ax.text(left[i] + f[i, j] / 2, y[i], f"{100 * f[i, j]:.0f}%", ha="center", va="center",
-                            fontsize=7, color="white" if t != "heterogeneous" else "black")
+                    ax.text(
+                        left[i] + f[i, j] / 2,
+                        y[i],
+                        f"{100 * f[i, j]:.0f}%",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if t != "heterogeneous" else "black",
+                    )
         left += f[:, j]
     ax.set_yticks(y)
     ax.set_yticklabels(list(groups), fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("fraction of maps", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.5 / max(len(groups), 1)), ncol=len(types),
-              fontsize=7, frameon=False)
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18 - 0.5 / max(len(groups), 1)),
+        ncol=len(types),
+        fontsize=7,
+        frameon=False,
+    )
     if title:
         ax.set_title(title, fontsize=9)
     for side in ("top", "right"):
@@ -120,8 +135,15 @@ def survival_heatmap(
             for j in range(n_heads):
                 v = s[i, j]
                 if np.isfinite(v):
-                    ax.text(j, i, f"{v:.2f}".lstrip("0") if v < 1 else "1", ha="center", va="center", fontsize=6,
-                            color="black" if v > 0.6 * vmax else "white")
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.2f}".lstrip("0") if v < 1 else "1",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="black" if v > 0.6 * vmax else "white",
+                    )
     cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     cb.ax.tick_params(labelsize=7)
     cb.set_label(label, fontsize=7)
@@ -149,8 +171,14 @@ def importance_distributions(
     if not keep:
         raise UserError("importance_distributions: every iteration is empty; nothing to plot.")
     fig, ax = _fig_ax(ax, (max(4.0, 0.45 * len(keep) + 1.5), 3.2))
-    ax.boxplot([data[i] for i in keep], positions=range(len(keep)), widths=0.6, showfliers=True,
-               flierprops=dict(markersize=2, alpha=0.5), medianprops=dict(color="#D55E00"))
+    ax.boxplot(
+        [data[i] for i in keep],
+        positions=range(len(keep)),
+        widths=0.6,
+        showfliers=True,
+        flierprops=dict(markersize=2, alpha=0.5),
+        medianprops=dict(color="#D55E00"),
+    )
     ax.set_xticks(range(len(keep)))
     ax.set_xticklabels([labels[i] for i in keep], fontsize=7)
     ax.set_xlabel("pruning iteration", fontsize=8)
@@ -179,7 +207,9 @@ def score_curve(
         y = np.asarray(score_per_seed[key], dtype=float)
         if x.shape != y.shape:
             raise UserError(f"score_curve: seed {key} has {x.size} fractions and {y.size} scores.")
-        ax.plot(x, y, marker="o", markersize=3, lw=1, label=str(key), color=_FALLBACK[i % len(_FALLBACK)] if i < 4 else None)
+        ax.plot(
+            x, y, marker="o", markersize=3, lw=1, label=str(key), color=_FALLBACK[i % len(_FALLBACK)] if i < 4 else None
+        )
     if threshold is not None:
         ax.axhline(threshold, color="#D55E00", lw=0.8, ls="--", label="threshold (mean)")
     ax.invert_xaxis()
@@ -218,7 +248,9 @@ def shared_heads_heatmap(
         for j in range(n):
             if np.isfinite(m[i, j]):
                 txt = f"{m[i, j]:.1f}" + (f"\n±{sd[i, j]:.1f}" if sd is not None and np.isfinite(sd[i, j]) else "")
-                ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="white" if m[i, j] < 0.6 * top else "black")
+                ax.text(
+                    j, i, txt, ha="center", va="center", fontsize=7, color="white" if m[i, j] < 0.6 * top else "black"
+                )
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     cb.ax.tick_params(labelsize=7)
     cb.set_label("shared heads (mean)", fontsize=7)
@@ -268,8 +300,16 @@ def example_grid(
                 for s in ax.spines.values():
                     s.set_visible(False)
                 if c == 0:
-                    ax.text(0.5, 0.5, "no map of\nthis type", ha="center", va="center", fontsize=7, color="#666666",
-                            transform=ax.transAxes)
+                    ax.text(
+                        0.5,
+                        0.5,
+                        "no map of\nthis type",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="#666666",
+                        transform=ax.transAxes,
+                    )
             if c == 0:
                 ax.set_ylabel(t, fontsize=8, color=pattern_colour(t, r), fontweight="bold")
     # fixed margins instead of tight_layout: a layout solver over dozens of axes costs seconds

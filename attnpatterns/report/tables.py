@@ -17,6 +17,7 @@ Two sources in one layout:
   (bert-base-uncased, 5 seeds, [mean, population std] per metric) and, when their ``masks/`` folder
   is beside it, the sizes of their s-pruning masks.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,19 +40,27 @@ SETTINGS = ("pruned", "retrained")
 TASK_ORDER = ("CoLA", "SST-2", "MRPC", "QQP", "STS-B", "MNLI", "QNLI", "RTE", "WNLI")
 
 # the authors' folder names (evaluate_masked/<setting>) for each row
-REFERENCE_SETTINGS: dict[tuple[str, str, str], str] = {("full model", "", ""): "no_mask",
-                                                       ("majority baseline", "", ""): "freq_baseline"}
-for _m, _names in (("structured", {"good": "head_mlp", "random": "head_mlp_random", "bad": "head_mlp_bad"}),
-                   ("magnitude", {"good": "global_magnitude", "random": "global_random", "bad": "global_bad"}),
-                   ("super", {"good": "head_mlp_super", "random": "head_mlp_super_midling",
-                              "bad": "head_mlp_super_bizzaro"})):
+REFERENCE_SETTINGS: dict[tuple[str, str, str], str] = {
+    ("full model", "", ""): "no_mask",
+    ("majority baseline", "", ""): "freq_baseline",
+}
+for _m, _names in (
+    ("structured", {"good": "head_mlp", "random": "head_mlp_random", "bad": "head_mlp_bad"}),
+    ("magnitude", {"good": "global_magnitude", "random": "global_random", "bad": "global_bad"}),
+    ("super", {"good": "head_mlp_super", "random": "head_mlp_super_midling", "bad": "head_mlp_super_bizzaro"}),
+):
     for _s, _name in _names.items():
         REFERENCE_SETTINGS[(_m, _s, "pruned")] = _name
         REFERENCE_SETTINGS[(_m, _s, "retrained")] = _name + "_retrained"
 # their s-pruning mask sets (masks/<set>) for the sizes
-REFERENCE_MASK_SETS = {("structured", "good"): "heads_mlps", ("structured", "random"): "heads_mlps_random",
-                       ("structured", "bad"): "heads_mlps_bad", ("super", "good"): "heads_mlps_super",
-                       ("super", "random"): "heads_mlps_super_midling", ("super", "bad"): "heads_mlps_super_bizzaro"}
+REFERENCE_MASK_SETS = {
+    ("structured", "good"): "heads_mlps",
+    ("structured", "random"): "heads_mlps_random",
+    ("structured", "bad"): "heads_mlps_bad",
+    ("super", "good"): "heads_mlps_super",
+    ("super", "random"): "heads_mlps_super_midling",
+    ("super", "bad"): "heads_mlps_super_bizzaro",
+}
 # the authors' model, bert-base-uncased: what a 12 x 12 mask set is sized against
 BERT_BASE = {"hidden": 768, "intermediate": 3072}
 
@@ -62,8 +71,11 @@ def row_keys(with_full_retrained: bool = False) -> list[tuple[str, str, str]]:
     ``with_full_retrained``: a row for the unmasked model re-fine-tuned under the subnetworks' budget (written
     when that budget differs from the fine-tuning run's), the fair reference for the ``retrained`` rows.
     """
-    keys = [("full model", "", "")] + ([("full model", "", "retrained")] if with_full_retrained else []) + \
-        [("majority baseline", "", "")]
+    keys = (
+        [("full model", "", "")]
+        + ([("full model", "", "retrained")] if with_full_retrained else [])
+        + [("majority baseline", "", "")]
+    )
     for m in METHOD_LABELS:
         for s in SUBNETS:
             for st in SETTINGS:
@@ -101,10 +113,11 @@ class Table:
 
 def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data_dir=None):
     """Per-seed scores of a run folder as a long DataFrame:
-    columns method, subnet, setting, task, seed, score, kept_fraction, heads_kept, heads_total, mlps_kept, mlps_total."""
+    columns method, subnet, setting, task, seed, score, kept_fraction, heads_kept, heads_total, mlps_kept,
+    mlps_total."""
     import pandas as pd
 
-    from attnpatterns.data import get_task, main_metric
+    from attnpatterns.data import get_task
     from attnpatterns.io import read_json
 
     run = Path(run)
@@ -125,7 +138,9 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
             raise UserError(f"{run}: no results of task {missing[0]} (found: {', '.join(task_dirs) or 'none'}).")
         task_dirs = {t: task_dirs[t] for t in want}
     if not task_dirs:
-        raise UserError(f"{run}: no TASK/seed_S folders; pass the run folder that 'attn finetune' and 'attn subnetworks' wrote.")
+        raise UserError(
+            f"{run}: no TASK/seed_S folders; pass the run folder that 'attn finetune' and 'attn subnetworks' wrote."
+        )
     rows = []
     for task, tdir in task_dirs.items():
         seed_re = re.compile(r"^seed_(-?\d+)$")
@@ -142,18 +157,47 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                     ft = sd / "no-subnetworks-yet"
             if ft.is_file():
                 r = read_json(ft)
-                rows.append(dict(method="full model", subnet="", setting="", task=task, seed=seed,
-                                 score=_score(task, r, ft), kept_fraction=1.0, dev_examples=r.get("dev_examples")))
+                rows.append(
+                    dict(
+                        method="full model",
+                        subnet="",
+                        setting="",
+                        task=task,
+                        seed=seed,
+                        score=_score(task, r, ft),
+                        kept_fraction=1.0,
+                        dev_examples=r.get("dev_examples"),
+                    )
+                )
             fr = sd / "subnetworks" / "full_retrained.json"
             if fr.is_file():
                 r = read_json(fr)
-                rows.append(dict(method="full model", subnet="", setting="retrained", task=task, seed=seed,
-                                 score=_score(task, r, fr), kept_fraction=1.0, dev_examples=r.get("dev_examples")))
+                rows.append(
+                    dict(
+                        method="full model",
+                        subnet="",
+                        setting="retrained",
+                        task=task,
+                        seed=seed,
+                        score=_score(task, r, fr),
+                        kept_fraction=1.0,
+                        dev_examples=r.get("dev_examples"),
+                    )
+                )
             mj = sd / "subnetworks" / "majority.json"
             if mj.is_file():
                 r = read_json(mj)
-                rows.append(dict(method="majority baseline", subnet="", setting="", task=task, seed=seed,
-                                 score=_score(task, r, mj), dev_examples=r.get("dev_examples")))
+                rows.append(
+                    dict(
+                        method="majority baseline",
+                        subnet="",
+                        setting="",
+                        task=task,
+                        seed=seed,
+                        score=_score(task, r, mj),
+                        dev_examples=r.get("dev_examples"),
+                    )
+                )
             sub = sd / "subnetworks"
             if not sub.is_dir():
                 continue
@@ -165,11 +209,22 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                             continue
                         r = read_json(p)
                         size = r.get("size") or {}
-                        rows.append(dict(method=method, subnet=subnet, setting=setting, task=task, seed=seed,
-                                         score=_score(task, r, p),
-                                         kept_fraction=size.get("kept_fraction"), heads_kept=size.get("heads_kept"),
-                                         heads_total=size.get("heads_total"), mlps_kept=size.get("mlps_kept"),
-                                         mlps_total=size.get("mlps_total"), dev_examples=r.get("dev_examples")))
+                        rows.append(
+                            dict(
+                                method=method,
+                                subnet=subnet,
+                                setting=setting,
+                                task=task,
+                                seed=seed,
+                                score=_score(task, r, p),
+                                kept_fraction=size.get("kept_fraction"),
+                                heads_kept=size.get("heads_kept"),
+                                heads_total=size.get("heads_total"),
+                                mlps_kept=size.get("mlps_kept"),
+                                mlps_total=size.get("mlps_total"),
+                                dev_examples=r.get("dev_examples"),
+                            )
+                        )
         maj = tdir / "majority.json"
         if any(x["method"] == "majority baseline" and x["task"] == task for x in rows):
             r = None  # per-seed majority scores on the subnetworks' dev examples are there
@@ -184,10 +239,31 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                 log.warning("%s: no majority baseline (%s)", task, e)
                 r = None
         if r is not None:
-            rows.append(dict(method="majority baseline", subnet="", setting="", task=task, seed=None,
-                             score=_score(task, r, maj), dev_examples=r.get("dev_examples")))
-    cols = ["method", "subnet", "setting", "task", "seed", "score", "kept_fraction", "heads_kept", "heads_total",
-            "mlps_kept", "mlps_total", "dev_examples"]
+            rows.append(
+                dict(
+                    method="majority baseline",
+                    subnet="",
+                    setting="",
+                    task=task,
+                    seed=None,
+                    score=_score(task, r, maj),
+                    dev_examples=r.get("dev_examples"),
+                )
+            )
+    cols = [
+        "method",
+        "subnet",
+        "setting",
+        "task",
+        "seed",
+        "score",
+        "kept_fraction",
+        "heads_kept",
+        "heads_total",
+        "mlps_kept",
+        "mlps_total",
+        "dev_examples",
+    ]
     return pd.DataFrame(rows, columns=cols), list(task_dirs)
 
 
@@ -205,13 +281,33 @@ def summarise(per_seed) -> "object":
     import pandas as pd
 
     if per_seed.empty:
-        return pd.DataFrame(columns=["method", "subnet", "setting", "task", "mean", "std", "n", "kept_fraction",
-                                     "heads_kept", "mlps_kept", "heads_total", "mlps_total"])
+        return pd.DataFrame(
+            columns=[
+                "method",
+                "subnet",
+                "setting",
+                "task",
+                "mean",
+                "std",
+                "n",
+                "kept_fraction",
+                "heads_kept",
+                "mlps_kept",
+                "heads_total",
+                "mlps_total",
+            ]
+        )
     g = per_seed.groupby(["method", "subnet", "setting", "task"], sort=False, dropna=False)
-    out = g.agg(mean=("score", "mean"), std=("score", lambda x: float(np.std(x, ddof=0))), n=("score", "size"),
-                kept_fraction=("kept_fraction", "mean"), heads_kept=("heads_kept", "mean"),
-                mlps_kept=("mlps_kept", "mean"), heads_total=("heads_total", "max"),
-                mlps_total=("mlps_total", "max")).reset_index()
+    out = g.agg(
+        mean=("score", "mean"),
+        std=("score", lambda x: float(np.std(x, ddof=0))),
+        n=("score", "size"),
+        kept_fraction=("kept_fraction", "mean"),
+        heads_kept=("heads_kept", "mean"),
+        mlps_kept=("mlps_kept", "mean"),
+        heads_total=("heads_total", "max"),
+        mlps_total=("mlps_total", "max"),
+    ).reset_index()
     return out
 
 
@@ -235,10 +331,14 @@ def unpruned_notes(per_seed) -> list[str]:
     good = per_seed[(per_seed["subnet"] == "good") & (per_seed["kept_fraction"] >= 1.0)]
     notes = []
     for method, g in good.groupby("method", sort=False):
-        where = "; ".join(f"{task} seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
-                          for task, s in ((t, sorted({int(x) for x in gg["seed"]})) for t, gg in g.groupby("task", sort=False)))
-        notes.append(f"{METHOD_LABELS.get(method, method)} kept the whole model in {where}: there good, random and bad "
-                     "are one mask (the full model) and score alike.")
+        where = "; ".join(
+            f"{task} seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
+            for task, s in ((t, sorted({int(x) for x in gg["seed"]})) for t, gg in g.groupby("task", sort=False))
+        )
+        notes.append(
+            f"{METHOD_LABELS.get(method, method)} kept the whole model in {where}: there good, random and bad "
+            "are one mask (the full model) and score alike."
+        )
     return notes
 
 
@@ -253,15 +353,23 @@ def collect_reference(directory: str | os.PathLike) -> Table:
 
     directory = Path(directory)
     if not directory.is_dir():
-        raise UserError(f"{directory}: no such folder; pass the authors' evaluate_masked folder "
-                        "(../shared/reference/bert-experiments/evaluate_masked).")
+        raise UserError(
+            f"{directory}: no such folder; pass the authors' evaluate_masked folder "
+            "(../shared/reference/bert-experiments/evaluate_masked)."
+        )
     rows = []
     tasks: set[str] = set()
     found_any = False
     for key in row_keys():
         name = REFERENCE_SETTINGS[key]
-        path = next((p for p in (directory / name / "baseline" / "results.json", directory / name / "results.json")
-                     if p.is_file()), None)
+        path = next(
+            (
+                p
+                for p in (directory / name / "baseline" / "results.json", directory / name / "results.json")
+                if p.is_file()
+            ),
+            None,
+        )
         if path is None:
             log.warning("%s: no results.json for %s", directory / name, row_label(key))
             continue
@@ -282,10 +390,21 @@ def collect_reference(directory: str | os.PathLike) -> Table:
             if not (isinstance(val, list) and len(val) == 2):
                 raise UserError(f"{path}: {task} {mk} is {val!r}, expected [mean, std].")
             tasks.add(task)
-            rows.append(dict(method=key[0], subnet=key[1], setting=key[2], task=task, mean=float(val[0]),
-                             std=float(val[1]), n=1 if key[0] == "majority baseline" else 5))
+            rows.append(
+                dict(
+                    method=key[0],
+                    subnet=key[1],
+                    setting=key[2],
+                    task=task,
+                    mean=float(val[0]),
+                    std=float(val[1]),
+                    n=1 if key[0] == "majority baseline" else 5,
+                )
+            )
     if not found_any:
-        raise UserError(f"{directory}: no <setting>/baseline/results.json inside; pass the authors' evaluate_masked folder.")
+        raise UserError(
+            f"{directory}: no <setting>/baseline/results.json inside; pass the authors' evaluate_masked folder."
+        )
     cells = pd.DataFrame(rows)
     sizes = _reference_sizes(directory.parent / "masks")
     if sizes is not None and not cells.empty:
@@ -317,8 +436,18 @@ def _reference_sizes(masks_dir: Path):
                 fr.append(s["kept_fraction"]), hk.append(s["heads_kept"]), mk.append(s["mlps_kept"])
                 ht, mt = s["heads_total"], s["mlps_total"]
             if fr:
-                rows.append(dict(method=method, subnet=subnet, task=task, kept_fraction=float(np.mean(fr)),
-                                 heads_kept=float(np.mean(hk)), mlps_kept=float(np.mean(mk)), heads_total=ht, mlps_total=mt))
+                rows.append(
+                    dict(
+                        method=method,
+                        subnet=subnet,
+                        task=task,
+                        kept_fraction=float(np.mean(fr)),
+                        heads_kept=float(np.mean(hk)),
+                        mlps_kept=float(np.mean(mk)),
+                        heads_total=ht,
+                        mlps_total=mt,
+                    )
+                )
     return pd.DataFrame(rows) if rows else None
 
 
@@ -336,7 +465,12 @@ def _fmt(mean, std, digits: int) -> str:
 def _cell(cells, key, task):
     if cells is None or cells.empty:
         return None
-    m = cells[(cells["method"] == key[0]) & (cells["subnet"] == key[1]) & (cells["setting"] == key[2]) & (cells["task"] == task)]
+    m = cells[
+        (cells["method"] == key[0])
+        & (cells["subnet"] == key[1])
+        & (cells["setting"] == key[2])
+        & (cells["task"] == task)
+    ]
     return None if m.empty else m.iloc[0]
 
 
@@ -383,7 +517,12 @@ def size_frame(table: Table):
                 c = None
                 for st in SETTINGS:
                     c = _cell(table.cells, (m, s, st), task)
-                    if c is not None and "kept_fraction" in c and c["kept_fraction"] is not None and not pd.isna(c["kept_fraction"]):
+                    if (
+                        c is not None
+                        and "kept_fraction" in c
+                        and c["kept_fraction"] is not None
+                        and not pd.isna(c["kept_fraction"])
+                    ):
                         break
                     c = None
                 if c is None:
@@ -391,8 +530,10 @@ def size_frame(table: Table):
                     continue
                 txt = f"{float(c['kept_fraction']):.3f}"
                 if "heads_kept" in c and not pd.isna(c.get("heads_kept")):
-                    txt += f" ({float(c['heads_kept']):.1f}/{int(c['heads_total'])} h, " \
-                           f"{float(c['mlps_kept']):.1f}/{int(c['mlps_total'])} m)"
+                    txt += (
+                        f" ({float(c['heads_kept']):.1f}/{int(c['heads_total'])} h, "
+                        f"{float(c['mlps_kept']):.1f}/{int(c['mlps_total'])} m)"
+                    )
                 row[task] = txt
             data[f"{METHOD_LABELS[m]} {s}"] = row
     return pd.DataFrame.from_dict(data, orient="index", columns=table.tasks)
@@ -411,12 +552,24 @@ def to_markdown(table: Table, digits: int = 3) -> str:
     sizes = size_frame(table)
     n = {t: _max_n(table, t) for t in table.tasks}
     ns = ", ".join(f"{t} {n[t]}" for t in table.tasks)
-    out = [f"Dev scores ({', '.join(f'{t} {metric_key(t)}' for t in table.tasks)}), mean ± population std over seeds "
-           f"(seeds per task: {ns}; a cell with fewer says n=). Source: {table.source}.", "",
-           _markdown(scores, "setting"), ""] + [f"Note: {n}" for n in table.notes] + ([""] if table.notes else []) + [
-           "Subnetwork sizes: fraction of the prunable encoder weights kept (Q, K, V, attention output, MLP dense "
-           "weights and biases, except the MLP output bias), mean over seeds; s-pruning and super sets also as kept "
-           "heads (h) and MLPs (m).", "", _markdown(sizes, "subnetwork")]
+    out = (
+        [
+            f"Dev scores ({', '.join(f'{t} {metric_key(t)}' for t in table.tasks)}), mean ± population std over seeds "
+            f"(seeds per task: {ns}; a cell with fewer says n=). Source: {table.source}.",
+            "",
+            _markdown(scores, "setting"),
+            "",
+        ]
+        + [f"Note: {n}" for n in table.notes]
+        + ([""] if table.notes else [])
+        + [
+            "Subnetwork sizes: fraction of the prunable encoder weights kept (Q, K, V, attention output, MLP dense "
+            "weights and biases, except the MLP output bias), mean over seeds; s-pruning and super sets also as kept "
+            "heads (h) and MLPs (m).",
+            "",
+            _markdown(sizes, "subnetwork"),
+        ]
+    )
     return "\n".join(out) + "\n"
 
 
@@ -432,7 +585,11 @@ def to_csv(table: Table) -> str:
             r[f"{task}_mean"] = None if c is None else float(c["mean"])
             r[f"{task}_std"] = None if c is None else float(c["std"])
             r[f"{task}_n"] = None if c is None else int(c["n"])
-            kf = None if c is None or "kept_fraction" not in c or pd.isna(c["kept_fraction"]) else float(c["kept_fraction"])
+            kf = (
+                None
+                if c is None or "kept_fraction" not in c or pd.isna(c["kept_fraction"])
+                else float(c["kept_fraction"])
+            )
             r[f"{task}_kept_fraction"] = kf
         recs.append(r)
     return pd.DataFrame(recs).to_csv(index=False)
@@ -448,7 +605,9 @@ def write_tables(table: Table, out_dir: str | os.PathLike, stem: str = "table", 
     from attnpatterns.io import write_text
 
     out_dir = Path(out_dir)
-    paths = [write_text(out_dir / f"{stem}.md", to_markdown(table, digits)),
-             write_text(out_dir / f"{stem}.csv", to_csv(table)),
-             write_text(out_dir / f"{stem}.tex", to_latex(table, digits))]
+    paths = [
+        write_text(out_dir / f"{stem}.md", to_markdown(table, digits)),
+        write_text(out_dir / f"{stem}.csv", to_csv(table)),
+        write_text(out_dir / f"{stem}.tex", to_latex(table, digits)),
+    ]
     return paths

@@ -7,6 +7,7 @@ For each recipe and kind: leave-one-annotator-out and consensus-trained scores o
     .venv/bin/python results/classifier/crossannot.py --kind raw [--recipes features,cnn8,improved]
     .venv/bin/python results/classifier/crossannot.py --table      # crossannot.md from both JSON files
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,22 +39,39 @@ def table(out: Path) -> str:
 
             d["annotators_vs_others"] = annotators_vs_others(ROOT / "annotations", kind)
             write_json(path, d)
-        lines += [f"### {kind} ({d['maps']} maps, {d['folds']} folds, seed {d['seed']})", "",
-                  "| recipe | protocol | weighted F1 (mean over full passes) | Cohen's kappa (mean) | fold-to-fold std | "
-                  "kappa with each annotator |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"### {kind} ({d['maps']} maps, {d['folds']} folds, seed {d['seed']})",
+            "",
+            "| recipe | protocol | weighted F1 (mean over full passes) | Cohen's kappa (mean) | fold-to-fold std | "
+            "kappa with each annotator |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, r in d["recipes"].items():
             for proto, e in r.items():
                 each = ", ".join(f"{a.split('-')[-1]} {v['kappa']:.2f}" for a, v in e["per_annotator"].items())
-                lines.append(f"| {name} | {proto} | {e['weighted_f1_mean']:.3f} | {e['kappa_mean']:.3f} | "
-                             f"{e['noise']:.3f} | {each} |")
+                lines.append(
+                    f"| {name} | {proto} | {e['weighted_f1_mean']:.3f} | {e['kappa_mean']:.3f} | "
+                    f"{e['noise']:.3f} | {each} |"
+                )
         hv = d.get("annotators_vs_others", {})
         if hv:
-            lines += ["", "Each annotator against the consensus of the others (the human reference): " + ", ".join(
-                f"{a.split('-')[-1]} F1 {v['weighted_f1']:.2f} / kappa {v['kappa']:.2f} ({v['n']} maps)" for a, v in hv.items()) + "."]
+            lines += [
+                "",
+                "Each annotator against the consensus of the others (the human reference): "
+                + ", ".join(
+                    f"{a.split('-')[-1]} F1 {v['weighted_f1']:.2f} / kappa {v['kappa']:.2f} ({v['n']} maps)"
+                    for a, v in hv.items()
+                )
+                + ".",
+            ]
         ak = d.get("annotator_kappas", {})
         if ak.get("pairs"):
-            lines += ["", "Annotators' pairwise Cohen's kappa: " + ", ".join(
-                f"{p['a'].split('-')[-1]}-{p['b'].split('-')[-1]} {p['kappa']:.2f}" for p in ak["pairs"]) + "."]
+            lines += [
+                "",
+                "Annotators' pairwise Cohen's kappa: "
+                + ", ".join(f"{p['a'].split('-')[-1]}-{p['b'].split('-')[-1]} {p['kappa']:.2f}" for p in ak["pairs"])
+                + ".",
+            ]
         lines.append("")
     text = "\n".join(lines)
     (out / "crossannot.md").write_text(text + "\n")
@@ -81,8 +99,15 @@ def main(argv=None) -> int:
         ap.error("--kind is required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     rb = recipes_by_name()
-    res = evaluate_recipes(args.kind, [rb[r] for r in args.recipes.split(",")], ROOT / "annotations", args.folds,
-                           args.seed, args.protocols.split(","), args.threads)
+    res = evaluate_recipes(
+        args.kind,
+        [rb[r] for r in args.recipes.split(",")],
+        ROOT / "annotations",
+        args.folds,
+        args.seed,
+        args.protocols.split(","),
+        args.threads,
+    )
     res["annotator_kappas"] = annotator_kappas(ROOT / "annotations", args.kind)
     res["annotators_vs_others"] = annotators_vs_others(ROOT / "annotations", args.kind)
     path = args.out / f"crossannot-{args.kind}.json"
@@ -93,7 +118,10 @@ def main(argv=None) -> int:
     write_json(path, res)
     for name, r in res["recipes"].items():
         for proto, e in r.items():
-            print(f"{args.kind} {name:10s} {proto:9s} F1 {e['weighted_f1_mean']:.3f} kappa {e['kappa_mean']:.3f} noise {e['noise']:.3f}")
+            print(
+                f"{args.kind} {name:10s} {proto:9s} F1 {e['weighted_f1_mean']:.3f} kappa {e['kappa_mean']:.3f} noise "
+                f"{e['noise']:.3f}"
+            )
     return 0
 
 

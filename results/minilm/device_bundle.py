@@ -13,8 +13,8 @@ into pieces sent by consecutive calls (``.dev/pN``), then joined there. What goe
 
 Run from the repository root: ``python results/minilm/device_bundle.py [RUN] [PIECE_BYTES]``.
 """
+
 import io
-import lzma
 import shutil
 import sys
 import tarfile
@@ -75,8 +75,11 @@ def main() -> None:
     bundle.unlink()
     n = 0
     for n, i in enumerate(range(0, len(data), PIECE), 1):
-        (OUT / f"p{n}").write_bytes(data[i:i + PIECE])
-    print(f"{len(data)} bytes in {n} pieces of at most {PIECE}: " + ", ".join(f"{p.name} {p.stat().st_size}" for p in sorted(OUT.iterdir())))
+        (OUT / f"p{n}").write_bytes(data[i : i + PIECE])
+    print(
+        f"{len(data)} bytes in {n} pieces of at most {PIECE}: "
+        + ", ".join(f"{p.name} {p.stat().st_size}" for p in sorted(OUT.iterdir()))
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ with their GPU reruns in the table (subnetworks/), and (2) the nine fine-tunings
 masks/<task>/seed_S/finetuned/metrics.json) with the same fine-tunings on the GPU (device_check/gpu_finetuned/).
 Writes device_check.md beside this file. Run from the repository root: python results/minilm/device_check.py
 """
+
 import json
 from pathlib import Path
 
@@ -23,7 +24,9 @@ def main() -> None:
         r = json.loads(cpu.read_text())
         c, g = score(cpu), score(gpu)
         diffs.append(g - c)
-        rows.append(f"| {r['task']} | {r['seed']} | {r['method']} {r['subnet']} retrained | {c:.4f} | {g:.4f} | {g - c:+.4f} |")
+        rows.append(
+            f"| {r['task']} | {r['seed']} | {r['method']} {r['subnet']} retrained | {c:.4f} | {g:.4f} | {g - c:+.4f} |"
+        )
     for gpu in sorted((HERE / "device_check" / "gpu_finetuned").rglob("metrics.json")):
         task, seed = gpu.parts[-4], int(gpu.parts[-3].split("_")[1])
         cpu = HERE / "masks" / task / f"seed_{seed}" / "finetuned" / "metrics.json"
@@ -31,15 +34,26 @@ def main() -> None:
         diffs.append(g - c)
         rows.append(f"| {task} | {seed} | full model fine-tuned | {c:.4f} | {g:.4f} | {g - c:+.4f} |")
     mean_abs = sum(abs(d) for d in diffs) / len(diffs)
-    text = "\n".join([
-        "# The same runs on CPU and GPU", "",
-        "Dev score (CoLA MCC, MRPC and RTE accuracy) of one run on the CPU (fp32) and on an NVIDIA H200 (bf16 "
-        "autocast in the training forward pass, fp32 evaluation), same seed, mask and training subsample. Made by "
-        "`python results/minilm/device_check.py`.", "",
-        "| task | seed | run | CPU | GPU | GPU - CPU |", "|---|---:|---|---:|---:|---:|", *rows, "",
-        f"{len(diffs)} pairs: mean |GPU - CPU| = {mean_abs:.4f}, largest {max(diffs, key=abs):+.4f}. On one device the same "
-        "seed and mask give the same score (the table's identical good/random/bad cells where pruning kept the whole "
-        "model were computed in separate processes).", ""])
+    text = "\n".join(
+        [
+            "# The same runs on CPU and GPU",
+            "",
+            "Dev score (CoLA MCC, MRPC and RTE accuracy) of one run on the CPU (fp32) and on an NVIDIA H200 (bf16 "
+            "autocast in the training forward pass, fp32 evaluation), same seed, mask and training subsample. Made by "
+            "`python results/minilm/device_check.py`.",
+            "",
+            "| task | seed | run | CPU | GPU | GPU - CPU |",
+            "|---|---:|---|---:|---:|---:|",
+            *rows,
+            "",
+            f"{len(diffs)} pairs: mean |GPU - CPU| = {mean_abs:.4f}, largest {max(diffs, key=abs):+.4f}. On one "
+            f"device the same "
+            "seed and mask give the same score (the table's identical good/random/bad cells where pruning kept the "
+            "whole "
+            "model were computed in separate processes).",
+            "",
+        ]
+    )
     (HERE / "device_check.md").write_text(text)
     print(text)
 

@@ -11,6 +11,7 @@ repository: ``results/minilm/run_pruning.sh`` or ``attn finetune --task MRPC --s
 Writes ``results/minilm/patterns/<TASK>-<variant>.json`` (counts, shares and intervals of all heads, the
 super-survivors and the other heads, per kind), ``<TASK>-super-survivors.json`` and ``patterns.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,29 @@ def classifier_for(kind: str, name: str | None) -> Path | None:
         return None
     path = CLF / f"pattern-cnn-{kind}-{name}.safetensors"
     if not path.exists():
-        subprocess.run([sys.executable, "-m", "cli.main", "classifier", "train", "--kind", kind, "--annotator", name,
-                        "--recipe", "cnn8", "--seed", "0", "--threads", "1", "--out", str(path)], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "classifier",
+                "train",
+                "--kind",
+                kind,
+                "--annotator",
+                name,
+                "--recipe",
+                "cnn8",
+                "--seed",
+                "0",
+                "--threads",
+                "1",
+                "--out",
+                str(path),
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     return path
 
 
@@ -62,8 +84,23 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: no fine-tuned {task} checkpoint under {RUN}; see this script's docstring.")
     OUT.mkdir(parents=True, exist_ok=True)
     sup = OUT / f"{task}-super-survivors.json"
-    subprocess.run([sys.executable, "-m", "cli.main", "survivors", "--masks", str(ROOT / "results" / "minilm" / "masks"),
-                    "--task", task, "--out", str(sup)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "survivors",
+            "--masks",
+            str(ROOT / "results" / "minilm" / "masks"),
+            "--task",
+            task,
+            "--out",
+            str(sup),
+        ],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     results = {}
     for variant, names in VARIANTS.items():
         clfs = {k: classifier_for(k, n) for k, n in names.items()}
@@ -72,9 +109,16 @@ def main(argv=None) -> int:
             out = WORK / variant / task / f"seed_{s}"
             if not (out / "heads.json").exists():
                 out.mkdir(parents=True, exist_ok=True)
-                classify_run_maps(RUN / task / f"seed_{s}" / "finetuned", task, s, out, n_examples=args.n,
-                                  data_dir=args.data_dir, classifiers={k: v for k, v in clfs.items() if v},
-                                  show_progress=False)
+                classify_run_maps(
+                    RUN / task / f"seed_{s}" / "finetuned",
+                    task,
+                    s,
+                    out,
+                    n_examples=args.n,
+                    data_dir=args.data_dir,
+                    classifiers={k: v for k, v in clfs.items() if v},
+                    show_progress=False,
+                )
             heads.append(out / "heads.json")
         d = write_distribution(heads, sup, OUT / f"{task}-{variant}.json", task)
         results[variant] = d
@@ -90,14 +134,22 @@ def main(argv=None) -> int:
         (RUN / "classify" / task / "annotators" / f"{variant}.json").write_text(json.dumps(d, indent=1))
     types = results["consensus"]["types"]
     short = {"vertical": "V", "diagonal": "D", "vertical+diagonal": "VD", "block": "B", "heterogeneous": "H"}
-    lines = [f"# {task}: pattern shares (%) of all heads and of the super-survivors, with 95% intervals", "",
-             f"Fine-tuned MiniLM, seeds {', '.join(map(str, seeds))}, {results['consensus']['n_examples_per_seed']} dev "
-             f"examples per seed, every head; super-survivors: {len(results['consensus']['super_heads'])} heads kept by "
-             "s-pruning in every seed. Intervals: " + results["consensus"].get("interval", "") + ". Classifiers: the "
-             "cnn8 recipe trained on the consensus labels (shipped) or on one annotator's own labels.", ""]
+    lines = [
+        f"# {task}: pattern shares (%) of all heads and of the super-survivors, with 95% intervals",
+        "",
+        f"Fine-tuned MiniLM, seeds {', '.join(map(str, seeds))}, {results['consensus']['n_examples_per_seed']} dev "
+        f"examples per seed, every head; super-survivors: {len(results['consensus']['super_heads'])} heads kept by "
+        "s-pruning in every seed. Intervals: " + results["consensus"].get("interval", "") + ". Classifiers: the "
+        "cnn8 recipe trained on the consensus labels (shipped) or on one annotator's own labels.",
+        "",
+    ]
     for kind in ("raw", "normed"):
-        lines += [f"## {kind} maps", "", "| labels from | heads | " + " | ".join(short[t] for t in types) + " |",
-                  "|---|---|" + "---|" * len(types)]
+        lines += [
+            f"## {kind} maps",
+            "",
+            "| labels from | heads | " + " | ".join(short[t] for t in types) + " |",
+            "|---|---|" + "---|" * len(types),
+        ]
         for variant, d in results.items():
             who = d["labels_from"][kind]
             for g, name in (("all", "all 72"), ("super", "super-survivors")):

@@ -6,6 +6,7 @@ Per (task, seed): the fine-tuned dev score (full dev set), train examples and se
 full model on the pruning dev subsample, threshold, kept heads/MLPs, iterations, seconds); m-pruning (kept
 fraction, steps, seconds). Only finished stages are listed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,19 +25,36 @@ def collect(root: Path) -> list[dict]:
         m = seed_dir / "finetuned" / "metrics.json"
         if m.is_file():
             d = json.loads(m.read_text())
-            row.update(ft_metric=d["main_metric"], ft_score=d["score"], train_examples=d["train_examples"],
-                       ft_seconds=d["train_seconds"] + d.get("eval_seconds", 0.0))
+            row.update(
+                ft_metric=d["main_metric"],
+                ft_score=d["score"],
+                train_examples=d["train_examples"],
+                ft_seconds=d["train_seconds"] + d.get("eval_seconds", 0.0),
+            )
         s = seed_dir / "structured" / "summary.json"
         if s.is_file():
             d = json.loads(s.read_text())
-            row.update(s_dev=d["dev_examples"], s_full=d["full_score"], s_threshold=d["threshold"], s_score=d["score"],
-                       heads_kept=d["heads_kept"], mlps_kept=d["mlps_kept"], s_iterations=d["iterations"],
-                       s_seconds=d["seconds"], s_summation=d["importance_summation"])
+            row.update(
+                s_dev=d["dev_examples"],
+                s_full=d["full_score"],
+                s_threshold=d["threshold"],
+                s_score=d["score"],
+                heads_kept=d["heads_kept"],
+                mlps_kept=d["mlps_kept"],
+                s_iterations=d["iterations"],
+                s_seconds=d["seconds"],
+                s_summation=d["importance_summation"],
+            )
         g = seed_dir / "magnitude" / "summary.json"
         if g.is_file():
             d = json.loads(g.read_text())
-            row.update(m_full=d["full_score"], m_score=d["score"], m_kept_fraction=d["kept_fraction"],
-                       m_steps=d["final_step"], m_seconds=d["seconds"])
+            row.update(
+                m_full=d["full_score"],
+                m_score=d["score"],
+                m_kept_fraction=d["kept_fraction"],
+                m_steps=d["final_step"],
+                m_seconds=d["seconds"],
+            )
         rows.append(row)
     return rows
 
@@ -50,11 +68,25 @@ def fmt(v) -> str:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    cols = [("task", "task"), ("seed", "seed"), ("train_examples", "train ex."), ("ft_metric", "metric"),
-            ("ft_score", "fine-tuned (full dev)"), ("ft_seconds", "fine-tune s"), ("s_dev", "pruning dev ex."),
-            ("s_full", "s: full"), ("s_score", "s: kept score"), ("heads_kept", "heads kept"), ("mlps_kept", "MLPs kept"),
-            ("s_iterations", "s: iters"), ("s_seconds", "s-prune s"), ("m_kept_fraction", "m: kept fraction"),
-            ("m_steps", "m: steps"), ("m_score", "m: kept score"), ("m_seconds", "m-prune s")]
+    cols = [
+        ("task", "task"),
+        ("seed", "seed"),
+        ("train_examples", "train ex."),
+        ("ft_metric", "metric"),
+        ("ft_score", "fine-tuned (full dev)"),
+        ("ft_seconds", "fine-tune s"),
+        ("s_dev", "pruning dev ex."),
+        ("s_full", "s: full"),
+        ("s_score", "s: kept score"),
+        ("heads_kept", "heads kept"),
+        ("mlps_kept", "MLPs kept"),
+        ("s_iterations", "s: iters"),
+        ("s_seconds", "s-prune s"),
+        ("m_kept_fraction", "m: kept fraction"),
+        ("m_steps", "m: steps"),
+        ("m_score", "m: kept score"),
+        ("m_seconds", "m-prune s"),
+    ]
     out = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         out.append("| " + " | ".join(fmt(r.get(k)) for k, _ in cols) + " |")
