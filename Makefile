@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GLUE ?= $(wildcard ../shared/glue)
 RUN_OUT ?= runs/quick
 
-.PHONY: run test setup clean-venv bench
+.PHONY: run test lint setup clean-venv bench
 
 setup: $(STAMP)
 
@@ -27,8 +27,13 @@ $(VENV)/.installed-ray: $(STAMP)
 run: $(STAMP)
 	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(VENV)/bin/attn run --profile quick --out $(RUN_OUT)
 
-test: $(STAMP) $(VENV)/.installed-ray
+test: $(STAMP) $(VENV)/.installed-ray lint
 	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(PY) -m pytest -q -rs
+
+# the habits that keep the tree readable: ruff's lint (pycodestyle, pyflakes, import order) and its formatter
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
 	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(PY) bench/run_all.py

@@ -20,12 +20,18 @@ def maps_for_text(
     device: str = "cpu",
 ) -> tuple[int, ...]:
     from attnpatterns.maps import check_text, extract_maps
-    from attnpatterns.models import load_model
+    from attnpatterns.models import load_model, model_id
 
     m, tok = load_model(model, device=device)
     check_text(tok, text, pair, min(max_length, _model_max(m, tok)))
     [ex] = extract_maps(m, tok, [text], [pair] if pair is not None else None, max_length=max_length)
-    save_npz(out, raw=ex.raw.astype(np.float32), normed=ex.normed.astype(np.float32), tokens=np.array(ex.tokens))
+    save_npz(
+        out,
+        raw=ex.raw.astype(np.float32),
+        normed=ex.normed.astype(np.float32),
+        tokens=np.array(ex.tokens),
+        model=np.array(model_id(model)),
+    )
     return ex.raw.shape
 
 
@@ -43,7 +49,7 @@ def maps_for_task(
 ) -> int:
     from attnpatterns.data import get_task, load_task
     from attnpatterns.maps import extract_maps
-    from attnpatterns.models import load_model
+    from attnpatterns.models import load_model, model_id
 
     spec = get_task(task)
     if n <= 0:
@@ -60,7 +66,12 @@ def maps_for_task(
         batch_size=batch_size,
         show_progress=show_progress,
     )
-    arrays: dict[str, np.ndarray] = {"ids": np.array([e.example_id for e in maps])}
+    arrays: dict[str, np.ndarray] = {
+        "ids": np.array([str(e.example_id) for e in maps]),
+        "model": np.array(model_id(model)),
+        "task": np.array(spec.name),
+        "split": np.array(split),
+    }
     for i, e in enumerate(maps):
         arrays[f"raw_{i}"] = e.raw.astype(np.float32)
         arrays[f"normed_{i}"] = e.normed.astype(np.float32)

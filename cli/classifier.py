@@ -392,14 +392,18 @@ def predict_cmd(
     kind: KindOpt,
     files: Annotated[
         List[Path],
-        typer.Argument(help="Maps saved with np.save: 2-D T x T arrays over the real tokens (any float dtype)."),
+        typer.Argument(
+            help="Maps saved with np.save (2-D T x T arrays over the real tokens, any float dtype), or .npz archives "
+            "written by 'attn maps' (every head's map of every input in them)."
+        ),
     ],
     classifier: ClassifierOpt = None,
     out: Annotated[
         Optional[Path], typer.Option("--out", help="Also write the lines to this TSV (file, label, probability).")
     ] = None,
 ) -> None:
-    """Classify single maps: one line per file, '<file stem>\\t<label>\\t<probability>'."""
+    """Classify maps: one line per map, '<name>\\t<label>\\t<probability>' (name: the .npy file's stem, or
+    <archive stem>[:<example id>]:L<layer>H<head> for the maps of an 'attn maps' archive)."""
     from attnpatterns.classifier.predict import predict_files
     from attnpatterns.io import write_text
 

@@ -74,6 +74,8 @@ def classify_cmd(
     from cli.classifier import _fmt
 
     classifiers = {k: v for k, v in (("raw", classifier_raw), ("normed", classifier_normed)) if v is not None}
+    if heads is not None:
+        _say_which_model(heads, model)
     from attnpatterns.data.loaders import require_data
 
     require_data(task, data_dir, ("dev",))  # before the model loads
@@ -101,3 +103,28 @@ def classify_cmd(
         header += [f"{k} maps", f"{k} share", f"{k} 95% CI (examples)"]
     typer.echo(_fmt(pooled_table(res), header))
     typer.echo(f"wrote {', '.join(str(f) for f in files)}")
+
+
+def _say_which_model(heads: Path, model) -> None:
+    """A head set kept by fine-tuned runs is classified in the model it names unless --model says otherwise: say so
+    on stderr, with the option that picks a fine-tuned model, so the choice is never silent."""
+    from attnpatterns.io import read_json
+    from attnpatterns.models import model_id
+
+    try:
+        hs = read_json(heads)
+    except Exception:  # noqa: BLE001 - the head-set reader gives the one-line error in a moment
+        return
+    if not isinstance(hs, dict):  # a plain list of pairs names no model
+        return
+    used = model_id(model)
+    task, seeds = hs.get("task"), hs.get("seeds") or ([hs["seed"]] if hs.get("seed") is not None else [])
+    if model is None and seeds:
+        where = f"RUN/{task or 'TASK'}/seed_{seeds[0]}/finetuned"
+        typer.echo(
+            f"note: {heads} holds heads kept by fine-tuned {task or ''} runs (seeds {', '.join(map(str, seeds))}); "
+            f"their maps are classified in the pre-trained {used}. Pass --model {where} for a fine-tuned model's maps.",
+            err=True,
+        )
+    elif hs.get("model") and model is not None and hs["model"] not in (str(model), used):
+        typer.echo(f"note: {heads} was made with {hs['model']}; classifying the maps of {used} (--model).", err=True)

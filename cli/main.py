@@ -6,9 +6,23 @@ import importlib
 import os
 
 import typer
+from typer.core import TyperGroup
+
+
+class WorkflowOrder(TyperGroup):
+    """Commands in the order of the workflow (COMMAND_MODULES), groups and single commands alike."""
+
+    def list_commands(self, ctx):  # type: ignore[override]
+        order = {name: i for i, name in enumerate(COMMAND_MODULES)}
+        return sorted(self.commands, key=lambda name: (order.get(name, len(order)), name))
+
 
 app = typer.Typer(
     name="attn",
+    cls=WorkflowOrder,
+    # plain text: help paragraphs are re-flowed to the terminal's width (the rich mode keeps the source's line
+    # breaks and reads [layer, head] as markup)
+    rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -18,19 +32,19 @@ app = typer.Typer(
 
 # Each module defines register(app). Listed here so that the order of `attn --help` is the pipeline's order.
 COMMAND_MODULES = [
-    "maps",
-    "finetune",
+    "maps",  # 1. maps of a model
+    "annotate",  # 2. label maps in Label Studio
+    "classifier",  # 3. train / evaluate the pattern classifier
+    "finetune",  # 4. the pruning study: fine-tune, prune, survivors, statistics, subnetworks, the table
     "prune",
     "survivors",
     "stats",
     "subnetworks",
     "table",
-    "annotate",
-    "classifier",
-    "classify",
-    "run",
+    "classify",  # 5. pattern distributions of any head set
+    "run",  # all of it in one run folder, and its report
     "report",
-    "sweep",
+    "sweep",  # the same grid on a cluster
 ]
 
 

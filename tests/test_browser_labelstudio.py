@@ -263,16 +263,16 @@ def test_labeling_page_shows_the_backend_suggestion(labelstudio, monkeypatch, tm
                 ".map(e => (e.closest('label') || e.parentElement).innerText.trim()).filter(t => t))"
             )
             deadline = time.monotonic() + 120
-            while True:
+            while True:  # the labeling app renders in steps: poll until the choice and the prediction's tab are there
                 time.sleep(2)
                 checked = json.loads(
                     browser.call("Runtime.evaluate", {"expression": checked_js}, sid)["result"].get("value") or "[]"
                 )
-                if checked or time.monotonic() > deadline:
+                text = browser.call("Runtime.evaluate", {"expression": "document.body.innerText"}, sid)["result"].get(
+                    "value", ""
+                )
+                if (checked and be.model_version()[:8] in text) or time.monotonic() > deadline:
                     break
-            text = browser.call("Runtime.evaluate", {"expression": "document.body.innerText"}, sid)["result"].get(
-                "value", ""
-            )
             shot = tmp_path / "labeling-page-suggestion.png"
             shot.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot", {"format": "png"}, sid)["data"]))
         finally:

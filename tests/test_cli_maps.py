@@ -103,3 +103,67 @@ def test_maps_bad_input(tiny_model_dir, tmp_path, monkeypatch, args, needle):
     assert "Traceback" not in r.output
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["EMPTY", "out.npz"]
+
+
+def test_what_maps_writes_classifier_predict_reads(tiny_model_dir, tmp_path, glue_dir):
+    """attn maps records the model (and for a task, the task, split and example ids); attn classifier predict
+    classifies every head's map of its archives."""
+    one, task = tmp_path / "one.npz", tmp_path / "task.npz"
+    text = "The quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat."
+    r = _run(["maps", "--text", text, "--model", str(tiny_model_dir), "--out", str(one)])
+    assert r.exit_code == 0, r.output
+    r = _run(
+        [
+            "maps",
+            "--task",
+            "MRPC",
+            "--n",
+            "3",
+            "--model",
+            str(tiny_model_dir),
+            "--data-dir",
+            str(glue_dir),
+            "--out",
+            str(task),
+        ]
+    )
+    assert r.exit_code == 0, r.output
+    with np.load(one) as z:
+        assert str(z["model"]) == str(tiny_model_dir)
+    with np.load(task) as z:
+        assert (str(z["task"]), str(z["split"]), str(z["model"])) == ("MRPC", "dev", str(tiny_model_dir))
+        ids = [str(x) for x in z["ids"]]
+    r = _run(["classifier", "predict", "--kind", "raw", str(one)])
+    assert r.exit_code == 0, r.output
+    lines = [ln.split("\t") for ln in r.output.strip().splitlines()]
+    assert [ln[0] for ln in lines] == [f"one:L{layer}H{head}" for layer in range(2) for head in range(4)]
+    assert all(ln[1] in ("vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous") for ln in lines)
+    r = _run(["classifier", "predict", "--kind", "normed", str(task)])
+    assert r.exit_code == 0, r.output
+    names = [ln.split("\t")[0] for ln in r.output.strip().splitlines()]
+    assert names and {n.split(":")[1] for n in names} <= set(ids) and names[0].endswith(":L0H0")
+
+
+def test_classify_names_the_model_a_head_set_is_classified_in(tmp_path, capsys):
+    import json
+
+    from cli.classify import _say_which_model
+
+    hs = tmp_path / "super.json"
+    hs.write_text(
+        json.dumps(
+            {
+                "model": "sentence-transformers/all-MiniLM-L6-v2",
+                "task": "MRPC",
+                "seeds": [42, 86],
+                "num_layers": 6,
+                "num_heads": 12,
+                "heads": [[0, 1]],
+            }
+        )
+    )
+    _say_which_model(hs, None)
+    err = capsys.readouterr().err
+    assert "fine-tuned MRPC runs (seeds 42, 86)" in err and "--model RUN/MRPC/seed_42/finetuned" in err
+    _say_which_model(hs, "sentence-transformers/all-MiniLM-L6-v2")  # the model it names: nothing to say
+    assert capsys.readouterr().err == ""

@@ -156,17 +156,60 @@ class Prediction:
     probability: float
 
 
+def read_maps_npz(path: str | os.PathLike, kind: str) -> list[tuple[str, np.ndarray]]:
+    """Every head's ``kind`` map in an ``attn maps`` archive, named ``<stem>:L<l>H<h>`` (one input, key ``<kind>``)
+    or ``<stem>:<example id>:L<l>H<h>`` (a task's examples, keys ``<kind>_<i>`` and ``ids``); no pickle."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; check the path.")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise UserError(
+            f"{path}: cannot be read as an .npz archive ({type(e).__name__}); make it with 'attn maps'."
+        ) from None
+    with z:
+        keys = set(z.files)
+        if kind in keys:
+            stacks = [(path.stem, z[kind])]
+        else:
+            idx = sorted(
+                int(k.split("_", 1)[1]) for k in keys if k.startswith(f"{kind}_") and k.split("_", 1)[1].isdigit()
+            )
+            if not idx:
+                raise UserError(f"{path}: no {kind} maps (keys '{kind}' or '{kind}_<i>'); make it with 'attn maps'.")
+            ids = [str(x) for x in z["ids"]] if "ids" in keys else [str(i) for i in idx]
+            stacks = [(f"{path.stem}:{ids[i] if i < len(ids) else i}", z[f"{kind}_{i}"]) for i in idx]
+    out = []
+    for name, a in stacks:
+        if a.ndim != 4 or a.shape[-1] != a.shape[-2]:
+            raise UserError(f"{path}: {name} has shape {a.shape}, not (layers, heads, n, n); make it with 'attn maps'.")
+        for layer in range(a.shape[0]):
+            for head in range(a.shape[1]):
+                out.append((f"{name}:L{layer}H{head}", check_maps([a[layer, head]], where=f"{path} {name}")[0]))
+    return out
+
+
 def predict_files(
     paths: Sequence[str | os.PathLike], kind: str, classifier: str | os.PathLike | None = None
 ) -> list[Prediction]:
-    """One prediction per .npy file (name = the file stem), in input order."""
+    """One prediction per .npy file (name = the file stem), and per head of every input in an ``attn maps`` .npz
+    archive (name ``<stem>[:<example id>]:L<l>H<h>``), in input order. Maps of an archive shorter than the
+    classifier's minimum are left out; a single short .npy map is an error."""
     if not paths:
-        raise UserError("no files given; pass one or more .npy maps.")
-    arrays = [read_npy(p) for p in paths]
+        raise UserError("no files given; pass one or more .npy maps or an 'attn maps' .npz archive.")
     clf = get_classifier(kind, classifier)
-    short = [(p, a.shape[0]) for p, a in zip(paths, arrays) if a.shape[0] < clf.min_tokens]
-    if short:
-        p, n = short[0]
-        raise UserError(f"{p}: the map is {n}x{n}, below the classifier's minimum of {clf.min_tokens} tokens.")
-    labels, probs = classify_maps(arrays, kind, classifier)
-    return [Prediction(Path(p).stem, lab, float(pr.max())) for p, lab, pr in zip(paths, labels, probs)]
+    named: list[tuple[str, np.ndarray]] = []
+    for p in paths:
+        if Path(p).suffix == ".npz":
+            named += [(n, a) for n, a in read_maps_npz(p, kind) if a.shape[0] >= clf.min_tokens]
+            continue
+        a = read_npy(p)
+        if a.shape[0] < clf.min_tokens:
+            n = a.shape[0]
+            raise UserError(f"{p}: the map is {n}x{n}, below the classifier's minimum of {clf.min_tokens} tokens.")
+        named.append((Path(p).stem, a))
+    if not named:
+        raise UserError(f"no map of at least {clf.min_tokens} tokens in {', '.join(str(p) for p in paths)}.")
+    labels, probs = classify_maps([a for _, a in named], kind, classifier)
+    return [Prediction(n, lab, float(pr.max())) for (n, _), lab, pr in zip(named, labels, probs)]
