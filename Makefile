@@ -30,10 +30,12 @@ run: $(STAMP)
 test: $(STAMP) $(VENV)/.installed-ray lint
 	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(PY) -m pytest -q -rs
 
-# the habits that keep the tree readable: ruff's lint (pycodestyle, pyflakes, import order) and its formatter
+# the habits that keep the tree readable: ruff's lint (pycodestyle, pyflakes, import order), its formatter, and
+# mypy over the library (settings in pyproject.toml)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(if $(GLUE),ATTN_GLUE_DIR=$(abspath $(GLUE))) $(PY) bench/run_all.py

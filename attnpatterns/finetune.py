@@ -408,7 +408,7 @@ def finetune(
     out_dir = Path(out_dir)
     spec = get_task(cfg.task)
     wm_digest = _digest(weight_masks) if weight_masks else None
-    record = {
+    record: dict[str, Any] = {
         "kind": "finetune",
         "config": cfg.identity(),
         "masks": {"head_mask": _digest(head_mask), "mlp_mask": _digest(mlp_mask), "weight_masks": wm_digest},
@@ -467,7 +467,8 @@ def finetune(
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
 
-    decay, no_decay = [], []
+    decay: list = []
+    no_decay: list = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ def attention_parts(model, batch: dict, normed: bool = True) -> tuple[tuple[Tens
     this skips stacking and multiplying the whole padded (B, L, H, T, T) tensors (:func:`attention_maps`)."""
     n_layers, n_heads, d = shape_of(model)
     base = getattr(model, "base_model", model)
-    ctx = _capture_values(model) if normed else contextlib.nullcontext([])
+    ctx: Any = _capture_values(model) if normed else contextlib.nullcontext([])
     with ctx as values:
         out = base(**batch, output_attentions=True, return_dict=True)
     if not normed:

@@ -25,6 +25,7 @@ def maps_for_text(
     m, tok = load_model(model, device=device)
     check_text(tok, text, pair, min(max_length, _model_max(m, tok)))
     [ex] = extract_maps(m, tok, [text], [pair] if pair is not None else None, max_length=max_length)
+    assert ex.normed is not None  # extract_maps computes the normed maps by default
     save_npz(
         out,
         raw=ex.raw.astype(np.float32),
@@ -73,6 +74,7 @@ def maps_for_task(
         "split": np.array(split),
     }
     for i, e in enumerate(maps):
+        assert e.normed is not None  # extract_maps computes the normed maps by default
         arrays[f"raw_{i}"] = e.raw.astype(np.float32)
         arrays[f"normed_{i}"] = e.normed.astype(np.float32)
         arrays[f"tokens_{i}"] = np.array(e.tokens)

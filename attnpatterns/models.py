@@ -149,6 +149,7 @@ def tiny_bert(spec: TinySpec | None = None, num_labels: int | None = None, seed:
         BertConfig,
         BertForSequenceClassification,
         BertModel,
+        PretrainedConfig,
         RobertaConfig,
         RobertaForSequenceClassification,
         RobertaModel,
@@ -156,7 +157,7 @@ def tiny_bert(spec: TinySpec | None = None, num_labels: int | None = None, seed:
 
     spec = spec or TinySpec()
     vocab = spec.vocab or 30522
-    common = dict(
+    common: dict[str, Any] = dict(
         vocab_size=vocab,
         hidden_size=spec.hidden,
         num_hidden_layers=spec.layers,
@@ -166,6 +167,8 @@ def tiny_bert(spec: TinySpec | None = None, num_labels: int | None = None, seed:
         attn_implementation="eager",
     )
     torch.manual_seed(seed)
+    cfg: PretrainedConfig
+    cls: Any  # one of the four model classes, each taking its own config class
     if model_type == "roberta":
         cfg = RobertaConfig(
             pad_token_id=1,

@@ -25,6 +25,7 @@ GLUE task at hand, five seeds, full training sets, 3 epochs, 100 dev examples pe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -110,8 +111,8 @@ class RunConfig:
     out: Path
     profile: str = "quick"
     model: str | None = None
-    tasks: Sequence[str] | None = None
-    seeds: Sequence[int] | None = None
+    tasks: Sequence[str] = ()  # empty: the profile's (None is taken as empty too)
+    seeds: Sequence[int] = ()
     data_dir: str | None = None
     device: str = "cpu"
     stages: Sequence[str] | None = None  # None = all; the others are neither run nor checked
@@ -469,7 +470,7 @@ class Pipeline:
                         [out / "metrics.json"],
                         self._data_files(task) + self._model_files(),
                         fc.identity(),
-                        lambda fc=fc, out=out: finetune(fc, out, show_progress=self.cfg.show_progress),
+                        functools.partial(finetune, fc, out, show_progress=self.cfg.show_progress),
                         owns=[out],
                     )
                 )
@@ -504,7 +505,8 @@ class Pipeline:
                         [sd / stage / "summary.json"],
                         self._ft_inputs(task, seed) + self._data_files(task),
                         _config_dict(pc),
-                        lambda sd=sd: fn(
+                        functools.partial(
+                            fn,
                             sd,
                             pc,
                             device=self.cfg.device,
@@ -518,7 +520,7 @@ class Pipeline:
 
     # -------------------------------------------------------------------- stage: survivors
     def units_survivors(self) -> list[Unit]:
-        units = []
+        units: list[Unit] = []
         if len(self.cfg.seeds) < 2:
             log.warning(
                 "survivors: one seed only (%s); super-survivors need at least two, stage skipped", self.cfg.seeds
@@ -535,7 +537,7 @@ class Pipeline:
                     [out],
                     masks,
                     {"seeds": sorted(self.cfg.seeds)},
-                    lambda task=task, out=out: self._write_super(task, out),
+                    functools.partial(self._write_super, task, out),
                     # a new super set invalidates its random/bad counterparts, drawn beside it
                     owns=[out.parent],
                 )
@@ -591,7 +593,7 @@ class Pipeline:
                         outputs,
                         inputs,
                         conf,
-                        lambda sc=sc: self._subnetworks(sc),
+                        functools.partial(self._subnetworks, sc),
                         owns=dirs,
                     )
                 )
@@ -635,7 +637,7 @@ class Pipeline:
                         [out / "heads.json", out / "examples.npz", out / "examples.json"],
                         self._ft_inputs(task, seed) + self._data_files(task) + clf_files,
                         conf,
-                        lambda task=task, seed=seed, out=out: self._classify(task, seed, out),
+                        functools.partial(self._classify, task, seed, out),
                         owns=[out],
                     )
                 )
@@ -651,7 +653,7 @@ class Pipeline:
                     [out],
                     heads + sup,
                     {"seeds": sorted(self.cfg.seeds)},
-                    lambda task=task, out=out: self._distribution(task, out),
+                    functools.partial(self._distribution, task, out),
                     owns=[out],
                 )
             )
@@ -784,7 +786,7 @@ def classify_run_maps(
             f"{max_length}; raise the max length."
         )
     types = list(PATTERN_VALUES)
-    L = H = None
+    L = H = 0  # set by the first chunk of maps
     counts: dict[str, np.ndarray] = {}
     per_map: dict[str, list] = {k: [] for k in KINDS}
     # reservoir of candidate examples per (kind, type): (random key, caption, map); the smallest keys are kept

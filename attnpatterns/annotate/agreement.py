@@ -21,7 +21,7 @@ diagonal, vertical (the more conservative reading first). The votes ship with th
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -178,7 +178,7 @@ def _consensus_row(deciding: list[str], adjudication: list[str]) -> dict:
     }
 
 
-def consensus_rounds(first, second=None) -> "object":
+def consensus_rounds(first, second=None) -> Any:
     """The consensus of two rounds (the project's rule, ``annotations/README.md``): a map with votes in the
     second round (a relabel under revised guidelines) takes their majority, ties adjudicated by its first-round
     votes; any other map takes its first-round consensus. ``first`` and ``second`` are vote tables."""

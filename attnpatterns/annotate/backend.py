@@ -138,7 +138,7 @@ class PatternBackend:
 
     # ------------------------------------------------------------------ predictions
 
-    def predict(self, tasks: list[dict]) -> list[dict]:
+    def predict(self, tasks: list[dict] | None) -> list[dict]:
         """One prediction per task, in order: the top class with its probability as the score."""
         from attnpatterns.annotate.labelstudio import FROM_NAME, TO_NAME
         from attnpatterns.annotate.pull import task_map
@@ -183,15 +183,19 @@ class PatternBackend:
             base = None
             if self.data is not None and (self.data / kind / "labels.tsv").is_file():
                 base = load_data(self.data, kind)
-            ids, arrays, labels, meta = [], [], [], []
+            # (id, map, label, row): the annotated set's maps that the project does not hold, then the project's
+            entries = []
             if base is not None:
-                for mid, m, r in zip(base.ids, base.maps, base.rows):
-                    if mid not in rows:
-                        ids.append(mid), arrays.append(m), labels.append(r["label"]), meta.append(r)
-            for mid, r in rows.items():
-                ids.append(mid), arrays.append(maps[mid]), labels.append(r["label"]), meta.append(r)
+                entries += [
+                    (mid, m, r["label"], r) for mid, m, r in zip(base.ids, base.maps, base.rows) if mid not in rows
+                ]
+            entries += [(mid, maps[mid], r["label"], r) for mid, r in rows.items()]
+            ids = [e[0] for e in entries]
+            arrays = [e[1] for e in entries]
+            labels = [e[2] for e in entries]
+            meta = [e[3] for e in entries]
             source = f"Label Studio project {project} ({len(rows)} maps)" + (
-                f" + {self.data / kind} ({len(ids) - len(rows)} maps)" if base is not None else ""
+                f" + {self.data / kind} ({len(ids) - len(rows)} maps)" if base is not None and self.data else ""
             )
             d = MapData(kind, ids, arrays, np.array([LABEL_INDEX[x] for x in labels], dtype=np.int64), meta, source)
             _check_enough(d)

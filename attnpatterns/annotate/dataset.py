@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -183,7 +183,7 @@ def _normalise_row(row: Mapping, where: str) -> dict:
     missing = [c for c in COLUMNS if c not in row]
     if missing:
         raise UserError(f"{where}: missing field(s) {', '.join(missing)}.")
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in row.items():
         s = "" if v is None else str(v)
         if any(ch in s for ch in "\t\n\r"):
@@ -364,7 +364,7 @@ def read_annotators(
     return out
 
 
-def write_annotator(root: str | os.PathLike, kind: str, name: str, rows: list[Mapping]) -> Path:
+def write_annotator(root: str | os.PathLike, kind: str, name: str, rows: Sequence[Mapping]) -> Path:
     """Write one annotator's file atomically (rows validated first; the columns of the first row, the
     required ones first)."""
     if not rows:

@@ -22,7 +22,7 @@ import time
 import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -152,7 +152,7 @@ def build_task(item, suggestion: tuple[str, float, str] | None) -> dict:
         "special_positions": ",".join(str(i) for i in special_positions(item.tokens)),
         "map": encode_map(item.attn),
     }
-    task = {"data": data}
+    task: dict[str, Any] = {"data": data}
     if suggestion is not None:
         label, score, by = suggestion
         data["suggested_label"], data["suggested_by"] = label, by
@@ -176,7 +176,7 @@ class Connection:
     """An SDK client with bounded retries and key-free one-line errors."""
 
     url: str
-    sdk: object
+    sdk: Any  # label_studio_sdk.LabelStudio
     _key: str = field(repr=False)
     retries: int = 3
     backoff: float = 0.5
@@ -269,7 +269,7 @@ def find_project(conn: Connection, title: str):
     return exact[0] if exact else None
 
 
-def get_or_create_project(conn: Connection, title: str) -> tuple[object, bool]:
+def get_or_create_project(conn: Connection, title: str) -> tuple[Any, bool]:
     """(project, created). An existing project must have this package's labeling config."""
     if not title or not 3 <= len(title) <= 50:
         raise UserError(f"--project '{title}' must be 3 to 50 characters (a Label Studio limit).")
@@ -419,7 +419,7 @@ def push(
     )
 
 
-def connect_backend(conn: Connection, project_id: int, url: str) -> object:
+def connect_backend(conn: Connection, project_id: int, url: str) -> Any:
     """Connect the ML backend at ``url`` to the project (once), and have Label Studio ask it for predictions of
     every task that lacks one from its current model version."""
     url = url.rstrip("/")

@@ -140,6 +140,7 @@ def sample_maps(cfg: SampleConfig, show_progress: bool = False) -> list[MapItem]
     items: list[MapItem] = []
     for em in ex_maps:
         arr = em.normed if cfg.kind == "normed" else em.raw  # (L, H, n, n)
+        assert arr is not None  # extract_maps computes the normed maps by default
         picks = rng.choice(n_layers * n_heads, size=min(per, cfg.n - len(items)), replace=False)
         for flat in sorted(int(x) for x in picks):
             layer, head = divmod(flat, n_heads)

@@ -41,7 +41,7 @@ def _rounds(root, kind: str) -> dict:
     return {r: read_annotators(root, kind, rounds=[r]) for r in ("1", "2")}
 
 
-def consensus_without(r: dict, who: str):
+def consensus_without(r: dict[str, dict[str, dict[str, str]]], who: str):
     """The consensus labels by the project's two-round rule with annotator ``who``'s votes removed; ``r`` is
     ``{round: {annotator: {map id: label}}}`` as :func:`_rounds` reads it."""
     from attnpatterns.annotate.agreement import consensus_rounds, vote_table

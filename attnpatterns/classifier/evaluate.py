@@ -16,7 +16,7 @@ import numpy as np
 from attnpatterns.errors import UserError
 
 
-def scores(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
+def scores(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray) -> dict:
     """Weighted/macro F1, accuracy, per-class precision/recall/F1/support, confusion matrix; label indices in."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 

@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,9 +36,9 @@ class HeadClassification:
     kinds: list[str]
     heads: list[tuple[int, int]]
     example_ids: list[str]
-    per_head: object  # pandas DataFrame
-    pooled: object  # pandas DataFrame
-    predictions: object  # pandas DataFrame
+    per_head: Any  # pandas DataFrame
+    pooled: Any  # pandas DataFrame
+    predictions: Any  # pandas DataFrame
     meta: dict = field(default_factory=dict)
 
 
@@ -150,10 +151,10 @@ def classify_heads(
     dev = next(mdl.parameters()).device
     # the chosen heads grouped by layer, in the order of ``pairs`` (sorted by layer, then head), as indices on the
     # maps' device: None = every head of the layer
-    by_layer = []
+    by_layer: list[tuple[int, torch.Tensor | None]] = []
     for li in sorted({p[0] for p in pairs}):
-        hs = [p[1] for p in pairs if p[0] == li]
-        by_layer.append((li, None if hs == list(range(H)) else torch.tensor(hs, device=dev)))
+        in_layer = [p[1] for p in pairs if p[0] == li]
+        by_layer.append((li, None if in_layer == list(range(H)) else torch.tensor(in_layer, device=dev)))
     flat_idx = torch.tensor([p[0] * H + p[1] for p in pairs], device=dev)
     preds = {k: np.zeros((len(chosen), K), dtype=np.int64) for k in kinds}
     probs = {k: np.zeros((len(chosen), K), dtype=np.float32) for k in kinds}
@@ -188,16 +189,19 @@ def classify_heads(
                 if k == "raw":
                     m = raw_b
                 else:  # alpha_ij * ||f_h(x_j)||, on the real tokens only
-                    f = fnorm[b].reshape(L * H, -1)[flat_idx]  # (K, T)
-                    f = f[:, :n_real] if right else f[:, idx]
-                    m = raw_b * f.float().cpu()[:, None, :]
-                if x[k] is not None:
-                    x[k][b] = prepare(m, pres[k])  # (K, 1, S, S)
-                if feats[k] is not None:
-                    feats[k][b] = map_features(m)  # (K, F), on the map at its own size
+                    assert fnorm is not None  # asked for whenever "normed" is among the kinds
+                    norms = fnorm[b].reshape(L * H, -1)[flat_idx]  # (K, T)
+                    norms = norms[:, :n_real] if right else norms[:, idx]
+                    m = raw_b * norms.float().cpu()[:, None, :]
+                xk, fk = x[k], feats[k]
+                if xk is not None:
+                    xk[b] = prepare(m, pres[k])  # (K, 1, S, S)
+                if fk is not None:
+                    fk[b] = map_features(m)  # (K, F), on the map at its own size
         for k in kinds:
-            f = feats[k].view(-1, NUM_FEATURES) if feats[k] is not None else None
-            xs = x[k].view(-1, 1, S[k], S[k]) if x[k] is not None else None
+            fk, xk = feats[k], x[k]
+            f = fk.view(-1, NUM_FEATURES) if fk is not None else None
+            xs = xk.view(-1, 1, S[k], S[k]) if xk is not None else None
             p = torch.softmax(logits_of(clfs[k].model, xs, cnn_batch_size, f), dim=1)  # (B*K, 5)
             best, arg = p.max(dim=1)
             preds[k][s : s + len(chunk)] = arg.view(len(chunk), K).numpy()

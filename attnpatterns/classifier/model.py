@@ -26,6 +26,7 @@ and then scales the values:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -80,12 +81,12 @@ def prepare(maps: Tensor, pre: Preprocess) -> Tensor:
     return x
 
 
-def _standardise(model: nn.Module, feats: Tensor) -> Tensor:
+def _standardise(model: Any, feats: Tensor) -> Tensor:
     """The first ``model.num_features`` features (older models take fewer), standardised with its stored scaling."""
     return (feats[:, : model.num_features] - model.feat_mean) / model.feat_std
 
 
-def _set_scaling(model: nn.Module, feats: Tensor) -> None:
+def _set_scaling(model: Any, feats: Tensor) -> None:
     std = feats.std(0, unbiased=False)
     model.feat_mean.copy_(feats.mean(0))
     # a feature that is (nearly) constant in training, e.g. the scale of raw maps whose rows all sum to 1, is
@@ -126,7 +127,8 @@ class PatternCNN(nn.Module):
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def set_feature_scaling(self, feats: Tensor) -> None:
         """Standardise features with the mean and std of ``feats`` (N, F), the training set's."""

@@ -20,7 +20,7 @@ def _rows(weights: np.ndarray) -> np.ndarray:
 
 def _structure(label: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """The noise-free weights (n, n) of one pattern type; rows not yet normalised."""
-    w = np.zeros((n, n))
+    w: np.ndarray = np.zeros((n, n))
     idx = np.arange(n)
     if label in ("vertical", "vertical+diagonal"):
         # attention to [CLS], [SEP] and a punctuation/separator column or two

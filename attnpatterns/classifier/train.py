@@ -24,7 +24,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class MapData:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, idx: Sequence[int]) -> "MapData":
+    def subset(self, idx: Sequence[int] | np.ndarray) -> "MapData":
         idx = list(idx)
         return MapData(
             self.kind,
@@ -296,8 +296,8 @@ def _augment(x, gen, scale: str):
 
 @dataclass
 class FitResult:
-    model: object
-    preprocess: object
+    model: Any  # PatternCNN or PatternLinear, eval mode
+    preprocess: Any  # classifier.model.Preprocess
     best_epoch: int
     best_val: dict
     history: list[dict]
@@ -341,7 +341,7 @@ def fit_linear(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainCo
     f_tr = prepared_features(maps, pre)
     y_tr = torch.as_tensor(y)
     has_val = val is not None and len(val) > 0
-    f_va = prepared_features(val.maps, pre) if has_val else None
+    f_va = prepared_features(val.maps, pre) if val is not None and has_val else None
     base = PatternLinear(len(LABELS), f_tr.shape[1])
     base.set_feature_scaling(f_tr)
     z = base.standardised(f_tr).double()  # (N, F)
@@ -373,7 +373,7 @@ def fit_linear(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainCo
             model.out.bias.copy_(b.detach().float())
         model.eval()
         rec = {"C": C, "train_loss": float(closure().detach())}
-        if has_val:
+        if val is not None and has_val:
             logits = logits_of(model, None, feats=f_va)
             sc = scores(val.y, logits.argmax(1).numpy())
             rec.update(
@@ -416,8 +416,8 @@ def fit(
     f_tr = prepared_features(maps, pre)  # None without the feature branch
     y_tr = torch.as_tensor(y)
     x_va = prepared_batches(val.maps, pre) if val is not None and len(val) else None
-    f_va = prepared_features(val.maps, pre) if x_va is not None else None
-    y_va = torch.as_tensor(val.y) if x_va is not None else None
+    f_va = prepared_features(val.maps, pre) if val is not None and x_va is not None else None
+    y_va = torch.as_tensor(val.y) if val is not None and x_va is not None else None
 
     model = PatternCNN(
         num_classes=len(LABELS),
@@ -454,7 +454,7 @@ def fit(
             total += float(loss.detach()) * len(idx)
         model.eval()
         rec = {"epoch": epoch, "train_loss": total / len(perm)}
-        if x_va is not None:
+        if x_va is not None and y_va is not None:
             logits = logits_of(model, x_va, feats=f_va)
             vloss = float(F.cross_entropy(logits, y_va))
             sc = scores(y_va.numpy(), logits.argmax(1).numpy())
@@ -470,7 +470,8 @@ def fit(
             stale += 1
             if stale >= cfg.patience:
                 break
-    model.load_state_dict(best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     return FitResult(model=model, preprocess=pre, best_epoch=best_epoch, best_val=best_val, history=history)
 

@@ -131,7 +131,7 @@ class Mask:
     kind: str  # "heads" | "weights"
     head_mask: np.ndarray | None = None  # (L, H) float32 0/1
     mlp_mask: np.ndarray | None = None  # (L,)
-    weights: dict | None = None  # parameter name -> bool tensor
+    weights: dict = field(default_factory=dict)  # parameter name -> bool tensor (kind weights)
     size: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
@@ -465,6 +465,8 @@ def masks_for_seed(cfg: SubnetworkConfig, seed: int, rec: dict, supers: dict[str
     elif cfg.method == "magnitude":
         good = good_magnitude(cfg.run, cfg.task, seed, rec)
     else:
+        if supers is None:
+            raise ValueError("the super method needs the super-survivor masks")
         good = supers["good"]
     gd = good.digest()
     out = {}
@@ -480,7 +482,7 @@ def masks_for_seed(cfg: SubnetworkConfig, seed: int, rec: dict, supers: dict[str
             continue
         if subnet == "good":
             m = good
-        elif cfg.method == "super":
+        elif supers is not None:  # the super method (its masks are given exactly then)
             m = supers[subnet]
         else:
             m = draw_counterpart(cfg.method, subnet, good, cfg.task, seed, rec)
@@ -692,7 +694,7 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
     loaded.clear()
 
     if "retrained" in cfg.settings:
-        todo = []
+        retrain_todo: list[tuple[int, str, int | None]] = []
         for s in cfg.seeds:
             ft_max = recs[s]["config"].get("max_train_examples")
             max_train = cfg.max_train_examples if cfg.max_train_examples is not None else ft_max
@@ -706,9 +708,9 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
                         )
                     )
                 else:
-                    todo.append((s, subnet, max_train))
+                    retrain_todo.append((s, subnet, max_train))
         for s, subnet, max_train in progress_iter(
-            todo, len(todo), f"{cfg.task} {cfg.method}: retrained", show_progress
+            retrain_todo, len(retrain_todo), f"{cfg.task} {cfg.method}: retrained", show_progress
         ):
             d = subnet_dir(cfg.run, cfg.task, s, cfg.method, subnet)
             mask = masks[s][subnet]

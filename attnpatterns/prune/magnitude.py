@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:  # torch loads on first use, so importing the package stays light
     import torch
@@ -290,7 +290,7 @@ def m_prune(
             "total": str(total),
         },
     )
-    summary = dict(record)
+    summary: dict[str, Any] = dict(record)
     summary.update(
         {
             "task": task,

@@ -381,7 +381,7 @@ def discover_masks(
         )
 
     out: MaskTable = {}
-    ref_shape: tuple[tuple[int, int] | None, Path] | None = None  # ((L, H), file that set it)
+    ref_shape: Any = None  # (((L, H) or None, L), file that set it)
     ref_model: tuple[str, Path] | None = None
     for task, tdir in task_dirs.items():
         found: dict[int, Path] = {}
@@ -427,7 +427,8 @@ def discover_masks(
                     f"{where}: holds {_kinds_str(k)} but {kinds[2]} holds {_kinds_str(kinds[:2])}; every seed of "
                     f"{task} needs the same kinds of mask."
                 )
-            shape = (hm.shape if hm is not None else None, mm.shape[0] if mm is not None else hm.shape[0])
+            n_layers = mm.shape[0] if mm is not None else (hm.shape[0] if hm is not None else 0)
+            shape = (hm.shape if hm is not None else None, n_layers)
             if ref_shape is None:
                 ref_shape = (shape, where)
             else:
@@ -493,8 +494,8 @@ def stack_seeds(
     seeds = sorted(per_seed)
     heads = [per_seed[s][0] for s in seeds]
     mlps = [per_seed[s][1] for s in seeds]
-    hs = np.stack(heads).astype(bool) if seeds and all(h is not None for h in heads) else None
-    ms = np.stack(mlps).astype(bool) if seeds and all(m is not None for m in mlps) else None
+    hs = np.stack([h for h in heads if h is not None]).astype(bool) if seeds and None not in heads else None
+    ms = np.stack([m for m in mlps if m is not None]).astype(bool) if seeds and None not in mlps else None
     return seeds, hs, ms
 
 

@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -342,7 +342,7 @@ def s_prune(
     save_npy(out / "mlp_mask.npy", res.mlp_mask.astype(np.float32))
     save_npy(out / "head_importance.npy", np.asarray(kept.evaluation.head_importance, dtype=np.float32))
     save_npy(out / "mlp_importance.npy", np.asarray(kept.evaluation.mlp_importance, dtype=np.float32))
-    summary = dict(record)
+    summary: dict[str, Any] = dict(record)
     summary.update(
         {
             "task": task,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -179,14 +179,14 @@ def super_bad(pools: Pools, rng: np.random.Generator) -> Drawn:
 # ----------------------------------------------------------------------------- m-pruning
 
 
-def count_kept(masks: Mapping[str, "object"]) -> tuple[int, int]:
+def count_kept(masks: Mapping[str, Any]) -> tuple[int, int]:
     """(kept, total) entries over a dict of 0/1 weight masks."""
     kept = sum(int(m.sum()) for m in masks.values())
     total = sum(int(m.numel()) for m in masks.values())
     return kept, total
 
 
-def random_unstructured(masks: Mapping[str, "object"], generator) -> dict:
+def random_unstructured(masks: Mapping[str, Any], generator) -> dict:
     """m-pruning ``random``: exactly as many kept entries as ``masks``, uniformly over all their entries.
 
     ``masks``: parameter name -> 0/1 tensor (the good mask; its keys are the prunable set).
@@ -202,7 +202,7 @@ def random_unstructured(masks: Mapping[str, "object"], generator) -> dict:
     return _split(flat, names, sizes, masks)
 
 
-def bad_unstructured(masks: Mapping[str, "object"], weights: Mapping[str, "object"]) -> dict:
+def bad_unstructured(masks: Mapping[str, Any], weights: Mapping[str, Any]) -> dict:
     """m-pruning ``bad``: keep the ``kept`` SMALLEST-magnitude entries of ``weights`` (the largest are removed).
 
     ``weights``: the fine-tuned weights the good mask was computed on, same names and shapes.
@@ -270,6 +270,6 @@ def structured_size(head_mask, mlp_mask, hidden: int, intermediate: int) -> dict
     }
 
 
-def unstructured_size(masks: Mapping[str, "object"]) -> dict:
+def unstructured_size(masks: Mapping[str, Any]) -> dict:
     kept, total = count_kept(masks)
     return {"weights_kept": kept, "weights_total": total, "kept_fraction": kept / total if total else float("nan")}

@@ -308,7 +308,7 @@ def _sec_patterns(ctx: _Ctx) -> Section:
     )
     for kind in KINDS:
         rows, groups, fr = [], [], []
-        types = None
+        types: list[str] | None = None
         for task, d in dists.items():
             if kind not in d:
                 s.note_missing(f"{task}: distribution.json has no {kind} maps.")
@@ -333,7 +333,7 @@ def _sec_patterns(ctx: _Ctx) -> Section:
                 rows.append([task, label, int(c.sum())] + cells + ([chi_txt, p_txt] if grp == "super" else ["", ""]))
                 groups.append(f"{task} {'all' if grp == 'all' else 'super'}")
                 fr.append(f)
-        if not rows:
+        if not rows or types is None:
             continue
         s.add(
             Table(

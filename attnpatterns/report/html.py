@@ -121,19 +121,19 @@ def _block_html(b: Block) -> str:
         return f"<p{cls}>{e(b.text)}</p>"
     if isinstance(b, Table):
         align = list(b.align) if b.align else ["l"] + ["r"] * (len(b.header) - 1)
-        cls = [' class="r"' if a == "r" else "" for a in align]
+        cell_cls = [' class="r"' if a == "r" else "" for a in align]
         rows = ["<table>"]
         if b.caption:
             rows.append(f"<caption>{e(b.caption)}</caption>")
         rows.append(
             "<tr>"
-            + "".join(f"<th{cls[i] if i < len(cls) else ''}>{e(str(h))}</th>" for i, h in enumerate(b.header))
+            + "".join(f"<th{cell_cls[i] if i < len(cell_cls) else ''}>{e(str(h))}</th>" for i, h in enumerate(b.header))
             + "</tr>"
         )
         for r in b.rows:
             rows.append(
                 "<tr>"
-                + "".join(f"<td{cls[i] if i < len(cls) else ''}>{e(_cell(v))}</td>" for i, v in enumerate(r))
+                + "".join(f"<td{cell_cls[i] if i < len(cell_cls) else ''}>{e(_cell(v))}</td>" for i, v in enumerate(r))
                 + "</tr>"
             )
         rows.append("</table>")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -192,8 +192,8 @@ def importance_distributions(
 
 
 def score_curve(
-    kept_fraction_per_seed: Mapping[str, Sequence[float]],
-    score_per_seed: Mapping[str, Sequence[float]],
+    kept_fraction_per_seed: Mapping[Any, Sequence[float]],
+    score_per_seed: Mapping[Any, Sequence[float]],
     *,
     threshold: float | None = None,
     title: str | None = None,

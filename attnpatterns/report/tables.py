@@ -26,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -102,7 +102,7 @@ def metric_key(task: str) -> str:
 class Table:
     """Long-form cells: one row per (method, subnet, setting, task) with mean, std, n and sizes."""
 
-    cells: "object"  # pandas DataFrame
+    cells: Any  # pandas DataFrame
     source: str
     tasks: list[str]
     notes: list[str] = field(default_factory=list)  # computed remarks printed under the scores
@@ -433,7 +433,9 @@ def _reference_sizes(masks_dir: Path):
                     continue
                 mm = np.ones(hm.shape[0], dtype=np.float32) if mm is None else mm
                 s = structured_size(hm, mm, **BERT_BASE)
-                fr.append(s["kept_fraction"]), hk.append(s["heads_kept"]), mk.append(s["mlps_kept"])
+                fr.append(s["kept_fraction"])
+                hk.append(s["heads_kept"])
+                mk.append(s["mlps_kept"])
                 ht, mt = s["heads_total"], s["mlps_total"]
             if fr:
                 rows.append(
@@ -579,7 +581,7 @@ def to_csv(table: Table) -> str:
 
     recs = []
     for key in row_keys(_has_full_retrained(table)):
-        r = {"setting": row_label(key), "method": key[0], "subnet": key[1], "eval": key[2]}
+        r: dict[str, Any] = {"setting": row_label(key), "method": key[0], "subnet": key[1], "eval": key[2]}
         for task in table.tasks:
             c = _cell(table.cells, key, task)
             r[f"{task}_mean"] = None if c is None else float(c["mean"])
