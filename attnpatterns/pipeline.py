@@ -36,13 +36,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from attnpatterns import layout
 from attnpatterns.errors import UserError
+from attnpatterns.layout import RunLayout
 
 log = logging.getLogger("attnpatterns")
 
 STAGES = ("finetune", "structured", "magnitude", "survivors", "subnetworks", "classify", "report")
-STAMP_DIR = ".stages"
-SUBNET_METHODS = ("structured", "magnitude", "super")
+SUBNET_METHODS = layout.SUBNET_METHODS
 KINDS = ("raw", "normed")
 
 
@@ -227,7 +228,7 @@ class Unit:
     owns: list[Path] = field(default_factory=list)
 
     def stamp_path(self, root: Path) -> Path:
-        return root / STAMP_DIR / self.stage / (self.key.replace("/", "__") + ".json")
+        return RunLayout(root).stamp(self.stage, self.key)
 
 
 @dataclass
@@ -260,18 +261,19 @@ class Pipeline:
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
         self.root = cfg.out
+        self.layout = RunLayout(cfg.out)
         self.hasher = Hasher()
         self.p = cfg.prof
 
     # -------------------------------------------------------------------- paths
     def seed_dir(self, task: str, seed: int) -> Path:
-        return self.root / task / f"seed_{seed}"
+        return self.layout.seed_dir(task, seed)
 
     def ft_dir(self, task: str, seed: int) -> Path:
-        return self.seed_dir(task, seed) / "finetuned"
+        return self.layout.seed(task, seed).finetuned
 
     def super_path(self, task: str) -> Path:
-        return self.root / task / "super" / "super-survivors.json"
+        return self.layout.super_set(task)
 
     # -------------------------------------------------------------------- driver
     def run(self) -> RunResult:
@@ -283,20 +285,20 @@ class Pipeline:
         if any(s in wanted for s in ("finetune", "classify")):
             self._preflight_data()
         self.root.mkdir(parents=True, exist_ok=True)
-        write_json(self.root / "config.json", self.cfg.record())
+        write_json(self.layout.config, self.cfg.record())
         reports: dict[str, StageReport] = {}
         todo = [s for s in STAGES if s in wanted]
         for i, stage in enumerate(todo, 1):
             units = getattr(self, f"units_{stage}")()
             reports[stage] = self._run_stage(stage, units, i, len(todo))
-        report = self.root / "report" / "index.html"
+        report = self.layout.report_dir / "index.html"
         return RunResult(self.root, reports, time.perf_counter() - t0, report if report.is_file() else None)
 
     def _check_out(self) -> None:
         from attnpatterns.io import read_json
         from attnpatterns.models import model_id
 
-        cfg_path = self.root / "config.json"
+        cfg_path = self.layout.config
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"--out '{self.root}' is a file; pass a folder for the run.")
         if cfg_path.is_file():
@@ -502,7 +504,7 @@ class Pipeline:
                         stage,
                         f"{task}/seed_{seed}",
                         f"{what} {task} seed {seed}",
-                        [sd / stage / "summary.json"],
+                        [layout.SeedLayout(sd).summary(stage)],
                         self._ft_inputs(task, seed) + self._data_files(task),
                         _config_dict(pc),
                         functools.partial(
@@ -527,7 +529,7 @@ class Pipeline:
             )
             return units
         for task in self.cfg.tasks:
-            masks = [self.seed_dir(task, s) / "structured" / "mask.json" for s in self.cfg.seeds]
+            masks = [self.layout.seed(task, s).mask("structured") for s in self.cfg.seeds]
             out = self.super_path(task)
             units.append(
                 Unit(
@@ -573,13 +575,11 @@ class Pipeline:
                     device=self.cfg.device,
                     data_dir=self.cfg.data_dir,
                 )
-                dirs = [self.seed_dir(task, s) / "subnetworks" / method for s in self.cfg.seeds]
+                dirs = [self.layout.seed(task, s).subnetworks / method for s in self.cfg.seeds]
                 outputs = [d / sub / f"{st}.json" for d in dirs for sub in SUBNETS for st in settings]
                 inputs = [p for s in self.cfg.seeds for p in self._ft_inputs(task, s)] + self._data_files(task)
-                if method == "structured":
-                    inputs += [self.seed_dir(task, s) / "structured" / "mask.json" for s in self.cfg.seeds]
-                elif method == "magnitude":
-                    inputs += [self.seed_dir(task, s) / "magnitude" / "mask.safetensors" for s in self.cfg.seeds]
+                if method in layout.PRUNE_METHODS:
+                    inputs += [self.layout.seed(task, s).mask(method) for s in self.cfg.seeds]
                 else:
                     inputs += [self.super_path(task)]
                 if "retrained" in settings:
@@ -606,8 +606,7 @@ class Pipeline:
 
     # -------------------------------------------------------------------- stage: classify
     def classify_dir(self, task: str, seed: int | None = None) -> Path:
-        d = self.root / "classify" / task
-        return d if seed is None else d / f"seed_{seed}"
+        return self.layout.classify_dir(task, seed)
 
     def units_classify(self) -> list[Unit]:
         from attnpatterns.classifier.card import card_path, default_path
@@ -683,9 +682,7 @@ class Pipeline:
 
     # -------------------------------------------------------------------- stage: report
     def units_report(self) -> list[Unit]:
-        from attnpatterns.report.build import REPORT_DIR
-
-        out = self.root / REPORT_DIR
+        out = self.layout.report_dir
         return [
             Unit(
                 "report",
@@ -708,14 +705,14 @@ class Pipeline:
             # hidden top folders (.stages, attn sweep's .sweep) hold bookkeeping, not results
             if (
                 not p.is_file()
-                or rel[0] == "report"
+                or rel[0] == layout.REPORT
                 or rel[0].startswith(".")
                 or p.name.startswith(".")
                 or p.name == "config.json"
                 and len(rel) == 1
             ):
                 continue
-            if p.suffix in keep or (p.name == "mask.safetensors" and "magnitude" in rel):
+            if p.suffix in keep or (p.name == layout.WEIGHT_MASK and "magnitude" in rel):
                 out.append(p)
         return out
 

@@ -173,7 +173,7 @@ def plan(cfg: SweepConfig) -> list[Job]:
     for task in rc.tasks:
         data = [rel(f) for f in pipe._data_files(task)]
         for seed in rc.seeds:
-            sd = pipe.seed_dir(task, seed)
+            sd = pipe.layout.seed(task, seed)
             jobs.append(
                 Job(
                     f"pipeline/{task}/seed_{seed}",
@@ -184,11 +184,11 @@ def plan(cfg: SweepConfig) -> list[Job]:
                     tuple(
                         rel(x)
                         for x in (
-                            sd / "finetuned" / "metrics.json",
-                            sd / "structured" / "summary.json",
-                            sd / "structured" / "mask.json",
-                            sd / "magnitude" / "summary.json",
-                            sd / "magnitude" / "mask.safetensors",
+                            sd.finetuned / "metrics.json",
+                            sd.summary("structured"),
+                            sd.mask("structured"),
+                            sd.summary("magnitude"),
+                            sd.mask("magnitude"),
                         )
                     ),
                     **res,
@@ -202,7 +202,7 @@ def plan(cfg: SweepConfig) -> list[Job]:
                     "survivors",
                     {"task": task},
                     tuple(pipes),
-                    tuple(rel(pipe.seed_dir(task, s) / "structured" / "mask.json") for s in rc.seeds),
+                    tuple(rel(pipe.layout.seed(task, s).mask("structured")) for s in rc.seeds),
                     (rel(pipe.super_path(task)),),
                     **light,
                 )
@@ -226,20 +226,14 @@ def plan(cfg: SweepConfig) -> list[Job]:
                             f"subnet/{task}/seed_{s}/{method}/{subnet}",
                             [s],
                             (f"pipeline/{task}/seed_{s}",),
-                            [
-                                rel(
-                                    pipe.seed_dir(task, s)
-                                    / method
-                                    / ("mask.json" if method == "structured" else "mask.safetensors")
-                                )
-                            ],
+                            [rel(pipe.layout.seed(task, s).mask(method))],
                         )
                         for s in rc.seeds
                     ]
                 for jid, seeds, deps, mask_in in groups:
                     ft = [rel(f) for s in seeds for f in pipe._ft_inputs(task, s)]
                     outs = [
-                        rel(pipe.seed_dir(task, s) / "subnetworks" / method / subnet / f"{st}.json")
+                        rel(pipe.layout.seed(task, s).subnet(method, subnet) / f"{st}.json")
                         for s in seeds
                         for st in settings
                     ]
@@ -287,8 +281,6 @@ def plan(cfg: SweepConfig) -> list[Job]:
                 )
             )
     if cfg.analysis:
-        from attnpatterns.report.build import REPORT_DIR
-
         others = tuple(j.id for j in jobs)
         jobs.append(
             Job(
@@ -297,7 +289,7 @@ def plan(cfg: SweepConfig) -> list[Job]:
                 {},
                 others,
                 tuple(o for j in jobs for o in j.outputs),
-                (f"{REPORT_DIR}/index.html", f"{REPORT_DIR}/report.md"),
+                (rel(pipe.layout.report_dir / "index.html"), rel(pipe.layout.report_dir / "report.md")),
                 **light,
             )
         )

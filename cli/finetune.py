@@ -16,10 +16,6 @@ def register(app: typer.Typer) -> None:
     app.command("finetune")(finetune_cmd)
 
 
-def seed_dir(run: Path, task: str, seed: int) -> Path:
-    return Path(run) / task / f"seed_{seed}"
-
-
 @handle_errors
 def finetune_cmd(
     task: Annotated[str, typer.Option("--task", "-t", help="GLUE task, e.g. MRPC, RTE, CoLA.")],
@@ -60,6 +56,7 @@ def finetune_cmd(
     seed_list = parse_seeds(seeds)
     require_data(spec, data_dir)  # before torch and the model: no data is a one-line error within seconds
     from attnpatterns.finetune import FinetuneConfig, finetune
+    from attnpatterns.layout import RunLayout
 
     if threads:
         import torch
@@ -78,6 +75,6 @@ def finetune_cmd(
             device=device,
             data_dir=str(data_dir) if data_dir else None,
         )
-        res = finetune(cfg, seed_dir(out, spec.name, seed) / "finetuned")
+        res = finetune(cfg, RunLayout(out).seed(spec.name, seed).finetuned)
         state = "skipped (done)" if res.skipped else f"{res.train_seconds:.0f} s"
         typer.echo(f"{spec.name} seed {seed}: {spec.main_key} = {res.score:.4f} [{state}] -> {res.out_dir}")

@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
 def _seed_dirs(run: Path, task: str, seeds: str) -> list[tuple[int, Path]]:
     from attnpatterns.data import get_task
     from attnpatterns.errors import UserError
+    from attnpatterns.layout import RunLayout, SeedLayout
     from cli.common import parse_seeds
 
     spec = get_task(task)
@@ -40,8 +41,8 @@ def _seed_dirs(run: Path, task: str, seeds: str) -> list[tuple[int, Path]]:
         raise UserError(f"{run}: no such run folder; run 'attn finetune --out {run}' first.")
     out = []
     for seed in parse_seeds(seeds):
-        d = Path(run) / spec.name / f"seed_{seed}"
-        if not (d / "finetuned").is_dir():
+        d = RunLayout(run).seed_dir(spec.name, seed)
+        if not SeedLayout(d).finetuned.is_dir():
             raise UserError(
                 f"{d / 'finetuned'}: missing; fine-tune it first: "
                 f"attn finetune --task {spec.name} --seeds {seed} --out {run}"

@@ -339,3 +339,38 @@ def test_another_model_in_the_same_folder_is_refused(tiny_run):
     cfg, _, _ = tiny_run
     with pytest.raises(UserError, match="holds a run of model"):
         run_pipeline(RunConfig(out=cfg.out, model=None, data_dir=cfg.data_dir, show_progress=False))
+
+
+def test_run_layout_names_every_file_of_a_finished_run(tiny_run):
+    """RunLayout round trip: the tasks and seeds it finds are the run's, every stage's outputs are where it says,
+    and every file of the run folder lies under a folder it names."""
+    from attnpatterns.layout import PRUNE_METHODS, SUBNET_METHODS, RunLayout
+
+    cfg, _, _ = tiny_run
+    lay = RunLayout(cfg.out)
+    assert {t: list(s) for t, s in lay.tasks().items()} == {"MRPC": [1, 2]}
+    owned = [
+        lay.config,
+        lay.report_dir,
+        lay.root / ".stages",
+        lay.super_dir("MRPC"),
+        lay.classify_root,
+        lay.majority("MRPC"),
+    ]
+    for seed in (1, 2):
+        sl = lay.seed("MRPC", seed)
+        assert sl.dir == lay.seed_dir("MRPC", seed) == cfg.out / "MRPC" / f"seed_{seed}"
+        assert (sl.finetuned / "metrics.json").is_file()
+        for method in PRUNE_METHODS:
+            assert sl.mask(method).is_file() and sl.summary(method).is_file()
+        for method in SUBNET_METHODS:
+            assert (sl.subnet(method, "good") / "pruned.json").is_file(), method
+        assert sl.full.is_file() and sl.majority.is_file()
+        assert (lay.classify_dir("MRPC", seed) / "heads.json").is_file()
+        owned += [sl.finetuned, sl.structured, sl.magnitude, sl.subnetworks]
+    for subnet in ("good", "random", "bad"):
+        assert lay.super_set("MRPC", subnet).is_file()
+    assert (lay.classify_dir("MRPC") / "distribution.json").is_file() and (lay.report_dir / "index.html").is_file()
+    assert lay.stamp("finetune", "MRPC/seed_1").is_file()
+    stray = [p for p in cfg.out.rglob("*") if p.is_file() and not any(p == o or o in p.parents for o in owned)]
+    assert not stray, stray

@@ -33,7 +33,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from attnpatterns import layout
 from attnpatterns.errors import UserError
+from attnpatterns.layout import RunLayout, SeedLayout
+from attnpatterns.prune.masks import read_weight_masks
 from attnpatterns.prune.subnetworks import (
     METHODS,
     SUBNETS,
@@ -151,11 +154,11 @@ class Mask:
 
 
 def seed_dir(run: Path, task: str, seed: int) -> Path:
-    return Path(run) / task / f"seed_{seed}"
+    return RunLayout(run).seed_dir(task, seed)
 
 
 def subnet_dir(run: Path, task: str, seed: int, method: str, subnet: str) -> Path:
-    return seed_dir(run, task, seed) / "subnetworks" / method / subnet
+    return RunLayout(run).seed(task, seed).subnet(method, subnet)
 
 
 def finetuned_record(run: Path, task: str, seed: int) -> dict:
@@ -163,7 +166,7 @@ def finetuned_record(run: Path, task: str, seed: int) -> dict:
     from attnpatterns.finetune import run_is_done
     from attnpatterns.io import read_json
 
-    d = seed_dir(run, task, seed) / "finetuned"
+    d = RunLayout(run).seed(task, seed).finetuned
     if not d.is_dir():
         raise UserError(
             f"{d}: no fine-tuning run for {task} seed {seed}; run 'attn finetune --task {task} --seeds {seed}' "
@@ -214,8 +217,8 @@ def good_structured(run: Path, task: str, seed: int, rec: dict) -> Mask:
     from attnpatterns.prune.masks import read_seed_dir
 
     sd = seed_dir(run, task, seed)
-    where = sd / "structured"
-    if not (where / "summary.json").is_file():
+    where = SeedLayout(sd).structured
+    if not SeedLayout(sd).summary("structured").is_file():
         raise UserError(
             f"{where}: s-pruning of {task} seed {seed} has not finished (no summary.json); run "
             f"'attn prune structured --task {task} --seeds {seed}' first."
@@ -234,25 +237,6 @@ def _heads_mask(hm, mm, rec: dict, info: dict | None = None) -> Mask:
     mm = np.asarray(mm, dtype=np.float32)
     size = structured_size(hm, mm, rec["shape"]["hidden"], rec["shape"]["intermediate"])
     return Mask("heads", head_mask=hm, mlp_mask=mm, size=size, info=info or {})
-
-
-def _read_weight_masks(path: Path) -> tuple[dict, dict]:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; rerun the step that writes it.")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k).bool() for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for bad headers
-        raise UserError(
-            f"{path}: cannot be read as safetensors ({type(e).__name__}); the file may be truncated, "
-            "delete it and rerun."
-        ) from None
-    if not tensors:
-        raise UserError(f"{path}: holds no masks; delete it and rerun.")
-    return tensors, meta
 
 
 def _match_weight_names(masks: dict, rec: dict, where: Path) -> dict:
@@ -280,15 +264,16 @@ def _match_weight_names(masks: dict, rec: dict, where: Path) -> dict:
 
 
 def good_magnitude(run: Path, task: str, seed: int, rec: dict) -> Mask:
-    where = seed_dir(run, task, seed) / "magnitude"
-    if not (where / "summary.json").is_file():
+    sl = RunLayout(run).seed(task, seed)
+    where = sl.magnitude
+    if not sl.summary("magnitude").is_file():
         raise UserError(
             f"{where}: m-pruning of {task} seed {seed} has not finished (no summary.json); run "
             f"'attn prune magnitude --task {task} --seeds {seed}' first."
         )
-    masks, meta = _read_weight_masks(where / "mask.safetensors")
-    _check_model_name(meta.get("model"), rec, where / "mask.safetensors")
-    masks = _match_weight_names(masks, rec, where / "mask.safetensors")
+    masks, meta = read_weight_masks(sl.mask("magnitude"))
+    _check_model_name(meta.get("model"), rec, sl.mask("magnitude"))
+    masks = _match_weight_names(masks, rec, sl.mask("magnitude"))
     return Mask("weights", weights=masks, size=unstructured_size(masks))
 
 
@@ -297,8 +282,8 @@ def super_pools(run: Path, task: str, seeds: Sequence[int], rec: dict) -> tuple[
     from attnpatterns.prune.masks import discover_masks, stack_seeds, survival_counts
 
     for s in seeds:
-        where = seed_dir(run, task, s) / "structured"
-        if not (where / "summary.json").is_file():
+        where = RunLayout(run).seed(task, s).structured
+        if not (where / layout.SUMMARY).is_file():
             raise UserError(
                 f"{where}: s-pruning of {task} seed {s} has not finished (no summary.json); super-survivors "
                 f"need every seed: run 'attn prune structured --task {task} --seeds {s}' first."
@@ -321,13 +306,13 @@ def super_masks(run: Path, task: str, seeds: Sequence[int], rec: dict) -> dict[s
     from attnpatterns.prune.masks import HeadSet
 
     seeds = sorted(int(s) for s in seeds)
-    d = Path(run) / task / "super"
+    d = RunLayout(run).super_dir(task)
     hp, mp = super_pools(run, task, seeds, rec)
     model = _model_of(rec)
     want_super = HeadSet.from_arrays(hp.super, mp.super, model=model, task=task, seeds=seeds)
     out: dict[str, Mask] = {}
     key = ",".join(map(str, seeds))
-    for subnet, fname in (("good", "super-survivors.json"), ("random", "random.json"), ("bad", "bad.json")):
+    for subnet, fname in layout.SUPER_FILES.items():
         path = d / fname
         if path.is_file():
             obj = read_json(path)
@@ -408,7 +393,7 @@ def draw_counterpart(method: str, subnet: str, good: Mask, task: str, seed: int,
 
 
 def _mask_path(d: Path, mask_kind: str) -> Path:
-    return d / ("mask.json" if mask_kind == "heads" else "mask.safetensors")
+    return d / (layout.HEAD_MASK if mask_kind == "heads" else layout.WEIGHT_MASK)
 
 
 def write_mask(d: Path, mask: Mask, meta: dict) -> None:
@@ -445,7 +430,7 @@ def read_mask(d: Path, kind: str, rec: dict, good_digest: str) -> Mask:
         mask = _heads_mask(hm, mm, rec, {k: obj[k] for k in ("draw", "drawn_from") if k in obj})
         got = obj.get("good_digest")
     else:
-        w, meta = _read_weight_masks(path)
+        w, meta = read_weight_masks(path)
         _check_model_name(meta.get("model"), rec, path)
         w = _match_weight_names(w, rec, path)
         mask = Mask("weights", weights=w, size=unstructured_size(w))
@@ -775,7 +760,7 @@ def full_retrained(cfg: SubnetworkConfig, seed: int, rec: dict, ref: str, max_tr
     from attnpatterns.finetune import finetune
     from attnpatterns.io import read_json, write_json
 
-    base = seed_dir(cfg.run, cfg.task, seed) / "subnetworks"
+    base = RunLayout(cfg.run).seed(cfg.task, seed).subnetworks
     path = base / "full_retrained.json"
     if path.is_file():
         r = read_json(path)
@@ -854,7 +839,7 @@ def write_reference_scores(cfg: SubnetworkConfig, seed: int, rec: dict, dev_of) 
     from attnpatterns.io import read_json, write_json
 
     spec = get_task(cfg.task)
-    base = seed_dir(cfg.run, cfg.task, seed) / "subnetworks"
+    base = RunLayout(cfg.run).seed(cfg.task, seed).subnetworks
     for name in ("full", "majority"):
         path = base / f"{name}.json"
         if path.is_file():
@@ -875,7 +860,7 @@ def write_reference_scores(cfg: SubnetworkConfig, seed: int, rec: dict, dev_of) 
                     model, tok, spec, dev, batch_size=cfg.eval_batch_size, max_length=int(rec["config"]["max_length"])
                 )
         else:
-            guess = read_json(Path(cfg.run) / cfg.task / "majority.json")["prediction"]
+            guess = read_json(RunLayout(cfg.run).majority(cfg.task))["prediction"]
             metrics = compute_metrics(spec, [guess] * len(dev), [e.label for e in dev])
         write_json(
             path,
@@ -895,7 +880,7 @@ def write_reference_scores(cfg: SubnetworkConfig, seed: int, rec: dict, dev_of) 
 def write_majority(run: Path, task: str, data_dir=None) -> dict:
     from attnpatterns.io import read_json, write_json
 
-    path = Path(run) / task / "majority.json"
+    path = RunLayout(run).majority(task)
     if path.is_file():
         return read_json(path)
     r = majority_baseline(task, data_dir)

@@ -28,7 +28,9 @@ if TYPE_CHECKING:  # torch loads on first use, so importing the package stays li
     import torch
     from torch import Tensor
 
+from attnpatterns import layout
 from attnpatterns.errors import UserError
+from attnpatterns.layout import SeedLayout
 
 log = logging.getLogger("attnpatterns")
 
@@ -137,16 +139,11 @@ def count_kept(masks: Mapping[str, Tensor]) -> tuple[int, int]:
 
 
 def read_weight_masks(path: str | os.PathLike, model=None) -> dict[str, Tensor]:
-    """Read ``mask.safetensors`` (name -> bool); with ``model``, check names and shapes against it."""
-    from safetensors.torch import load_file
+    """Read ``mask.safetensors`` (name -> bool, :func:`attnpatterns.prune.masks.read_weight_masks`); with ``model``,
+    check names and shapes against it."""
+    from attnpatterns.prune.masks import read_weight_masks as read_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; run 'attn prune magnitude' first or check the path.")
-    try:
-        masks = {k: v.bool() for k, v in load_file(str(path)).items()}
-    except Exception as e:  # safetensors raises its own error types
-        raise UserError(f"{path}: not a readable safetensors file ({type(e).__name__}); recreate it.") from None
+    masks, _ = read_file(path)
     if model is not None:
         from attnpatterns.finetune import check_weight_masks
 
@@ -200,7 +197,7 @@ def m_prune(
 
     cfg = cfg or MPruneConfig()
     seed_dir = Path(seed_dir)
-    out = seed_dir / "magnitude"
+    out = SeedLayout(seed_dir).magnitude
     record = {
         "method": "magnitude",
         "max_dev_examples": cfg.max_dev_examples,
@@ -279,7 +276,7 @@ def m_prune(
         )
     kept = count_kept(best_masks)[0]
     save_safetensors(
-        out / "mask.safetensors",
+        out / layout.WEIGHT_MASK,
         {n: m.cpu() for n, m in best_masks.items()},
         metadata={
             "model": str(mid),

@@ -28,22 +28,22 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from attnpatterns import layout
 from attnpatterns.errors import UserError
+from attnpatterns.layout import RunLayout, SeedLayout
 
 # {task: {seed: (head_mask (L, H) or None, mlp_mask (L,) or None)}}
 MaskTable = dict[str, dict[int, tuple["np.ndarray | None", "np.ndarray | None"]]]
 
-_SEED_DIR = re.compile(r"^seed_(-?\d+)$")
+_SEED_DIR = layout.SEED_RE
 _HEAD_FILE = "head_mask.npy"
 _MLP_FILE = "mlp_mask.npy"
-_RUN_SUBDIR = "structured"
 log = logging.getLogger("attnpatterns")
 
 
@@ -308,17 +308,17 @@ def read_seed_dir(seed_dir: str | os.PathLike) -> tuple[np.ndarray | None, np.nd
     ``.npy`` copies. Raises when the folder holds neither layout.
     """
     seed_dir = Path(seed_dir)
-    run_dir = seed_dir / _RUN_SUBDIR
+    run_dir = SeedLayout(seed_dir).structured
     if run_dir.is_dir() and (
-        (run_dir / "mask.json").is_file() or (run_dir / _HEAD_FILE).is_file() or (run_dir / _MLP_FILE).is_file()
+        (run_dir / layout.HEAD_MASK).is_file() or (run_dir / _HEAD_FILE).is_file() or (run_dir / _MLP_FILE).is_file()
     ):
         if not (run_dir / "summary.json").is_file():
             raise UserError(
                 f"{run_dir}: s-pruning did not finish (no summary.json); rerun `attn prune structured` for this "
                 "task and seed, or remove the folder."
             )
-        if (run_dir / "mask.json").is_file():
-            hs = read_head_set(run_dir / "mask.json")
+        if (run_dir / layout.HEAD_MASK).is_file():
+            hs = read_head_set(run_dir / layout.HEAD_MASK)
             hm, mm = hs.to_arrays()
             return hm, (mm if hs.mlps is not None else None), hs.model
         return _read_npy_pair(run_dir) + (None,)
@@ -326,7 +326,7 @@ def read_seed_dir(seed_dir: str | os.PathLike) -> tuple[np.ndarray | None, np.nd
         return _read_npy_pair(seed_dir) + (None,)
     raise UserError(
         f"{seed_dir}: no masks in this seed folder; expected {_HEAD_FILE}/{_MLP_FILE} (authors' layout) or "
-        f"{_RUN_SUBDIR}/mask.json (run folder). Run `attn prune structured` for it or remove the folder."
+        f"structured/{layout.HEAD_MASK} (run folder). Run `attn prune structured` for it or remove the folder."
     )
 
 
@@ -363,10 +363,7 @@ def discover_masks(
     if not root.is_dir():
         raise UserError(f"{root}: is a file, a folder was expected; pass the folder that holds TASK/seed_S/.")
     want_seeds = None if seeds is None else [int(s) for s in seeds]
-    task_dirs: dict[str, Path] = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        if any(c.is_dir() and c.name.startswith("seed_") for c in d.iterdir()):
-            task_dirs[d.name] = d
+    task_dirs = {name: RunLayout(root).task_dir(name) for name in RunLayout(root).tasks()}
     if tasks is not None:
         wanted = list(tasks)
         chosen: dict[str, Path] = {}
@@ -458,7 +455,7 @@ def model_of(root: str | os.PathLike, seeds_by_task: Mapping[str, Iterable[int]]
 
     for task, seeds in seeds_by_task.items():
         for s in seeds:
-            p = Path(root) / task / f"seed_{s}" / _RUN_SUBDIR / "mask.json"
+            p = RunLayout(root).seed(task, s).mask("structured")
             if p.is_file():
                 data = read_json(p)
                 m = data.get("model") if isinstance(data, dict) else None
@@ -470,8 +467,8 @@ def model_of(root: str | os.PathLike, seeds_by_task: Mapping[str, Iterable[int]]
 def is_finished(seed_dir: str | os.PathLike) -> bool:
     """Whether a seed folder holds finished masks: the authors' .npy files, or structured/ with summary.json."""
     seed_dir = Path(seed_dir)
-    run_dir = seed_dir / _RUN_SUBDIR
-    if run_dir.is_dir() and any((run_dir / f).is_file() for f in ("mask.json", _HEAD_FILE, _MLP_FILE)):
+    run_dir = SeedLayout(seed_dir).structured
+    if run_dir.is_dir() and any((run_dir / f).is_file() for f in (layout.HEAD_MASK, _HEAD_FILE, _MLP_FILE)):
         return (run_dir / "summary.json").is_file()
     return (seed_dir / _HEAD_FILE).is_file() or (seed_dir / _MLP_FILE).is_file()
 
@@ -494,8 +491,10 @@ def stack_seeds(
     seeds = sorted(per_seed)
     heads = [per_seed[s][0] for s in seeds]
     mlps = [per_seed[s][1] for s in seeds]
-    hs = np.stack([h for h in heads if h is not None]).astype(bool) if seeds and None not in heads else None
-    ms = np.stack([m for m in mlps if m is not None]).astype(bool) if seeds and None not in mlps else None
+    hs_list = [h for h in heads if h is not None]
+    hs = np.stack(hs_list).astype(bool) if seeds and len(hs_list) == len(heads) else None
+    ms_list = [m for m in mlps if m is not None]
+    ms = np.stack(ms_list).astype(bool) if seeds and len(ms_list) == len(mlps) else None
     return seeds, hs, ms
 
 
@@ -570,9 +569,9 @@ def _as_binary(arr: Any, ndim: int, source: str, what: str) -> np.ndarray:
 
 
 def _mask_file(seed_dir: Path) -> Path:
-    run_dir = seed_dir / _RUN_SUBDIR
+    run_dir = SeedLayout(seed_dir).structured
     for cand in (
-        run_dir / "mask.json",
+        run_dir / layout.HEAD_MASK,
         run_dir / _HEAD_FILE,
         run_dir / _MLP_FILE,
         seed_dir / _HEAD_FILE,
@@ -595,3 +594,25 @@ def _kinds_str(k: tuple[bool, bool]) -> str:
 def _shape_str(shape: tuple[tuple[int, int] | None, int]) -> str:
     hm, L = shape
     return f"{hm[0]} x {hm[1]}" if hm is not None else f"{L} layers"
+
+
+def read_weight_masks(path: str | os.PathLike) -> tuple[dict, dict]:
+    """The weight masks of an m-pruning result or subnetwork (``mask.safetensors``): ({parameter name: bool tensor},
+    the file's metadata), with one-line errors for a missing, truncated or empty file. The one reader of the format."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; rerun the step that writes it.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k).bool() for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise UserError(
+            f"{path}: cannot be read as safetensors ({type(e).__name__}); the file may be truncated, "
+            "delete it and rerun."
+        ) from None
+    if not tensors:
+        raise UserError(f"{path}: holds no masks; delete it and rerun.")
+    return tensors, meta

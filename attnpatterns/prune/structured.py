@@ -27,7 +27,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from attnpatterns import layout
 from attnpatterns.errors import UserError
+from attnpatterns.layout import SeedLayout
 
 log = logging.getLogger("attnpatterns")
 
@@ -215,7 +217,7 @@ def load_pruning_inputs(seed_dir: Path, cfg, device: str, data_dir: str | None):
     from attnpatterns.data import get_task, load_task
     from attnpatterns.finetune import encode, load_finetuned
 
-    model, tok, rec = load_finetuned(seed_dir / "finetuned", device)
+    model, tok, rec = load_finetuned(SeedLayout(seed_dir).finetuned, device)
     spec = get_task(rec["config"]["task"])
     dev = load_task(spec, "dev", data_dir, max_examples=cfg.max_dev_examples, seed=rec["config"]["seed"])
     return model, rec, spec, encode(tok, dev, cfg.max_length)
@@ -272,7 +274,7 @@ def s_prune(
 
     cfg = cfg or SPruneConfig()
     seed_dir = Path(seed_dir)
-    out = seed_dir / "structured"
+    out = SeedLayout(seed_dir).structured
     record = {
         "method": "structured",
         "importance_summation": "running_total" if cfg.running_total else "per_batch",
@@ -335,9 +337,9 @@ def s_prune(
         )
     kept = res.iterations[res.final_iteration]
     hs = HeadSet.from_arrays(
-        res.head_mask, res.mlp_mask, model=mid, task=task, seed=seed, source=str(out / "mask.json")
+        res.head_mask, res.mlp_mask, model=mid, task=task, seed=seed, source=str(out / layout.HEAD_MASK)
     )
-    write_head_set(out / "mask.json", hs)
+    write_head_set(out / layout.HEAD_MASK, hs)
     save_npy(out / "head_mask.npy", res.head_mask.astype(np.float32))
     save_npy(out / "mlp_mask.npy", res.mlp_mask.astype(np.float32))
     save_npy(out / "head_importance.npy", np.asarray(kept.evaluation.head_importance, dtype=np.float32))

@@ -21,17 +21,18 @@ from typing import Any
 
 import numpy as np
 
+from attnpatterns import layout
 from attnpatterns.errors import UserError
+from attnpatterns.layout import RunLayout, SeedLayout
 from attnpatterns.report.html import Document, Figure, Paragraph, Section, Table
 
 log = logging.getLogger("attnpatterns")
 
-REPORT_DIR = "report"
-CLASSIFY_DIR = "classify"
-_SEED = re.compile(r"^seed_(-?\d+)$")
+REPORT_DIR = layout.REPORT
+CLASSIFY_DIR = layout.CLASSIFY
 _ITER = re.compile(r"^iter_(\d+)\.json$")
 KINDS = ("raw", "normed")
-METHODS = ("structured", "magnitude")
+METHODS = layout.PRUNE_METHODS
 
 
 @dataclass
@@ -48,17 +49,8 @@ class ReportResult:
 
 
 def find_tasks(run_dir: Path) -> dict[str, dict[int, Path]]:
-    """{task: {seed: seed folder}} for every subfolder holding seed_S folders (sorted)."""
-    out: dict[str, dict[int, Path]] = {}
-    for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name not in (REPORT_DIR, CLASSIFY_DIR)):
-        seeds = {}
-        for c in sorted(d.iterdir()):
-            m = _SEED.match(c.name)
-            if c.is_dir() and m:
-                seeds[int(m.group(1))] = c
-        if seeds:
-            out[d.name] = dict(sorted(seeds.items()))
-    return out
+    """{task: {seed: seed folder}} for every subfolder holding seed_S folders (sorted): :meth:`RunLayout.tasks`."""
+    return RunLayout(run_dir).tasks()
 
 
 def _iter_files(d: Path) -> list[tuple[int, Path]]:
@@ -81,7 +73,7 @@ def _read(path: Path) -> Any:
 def _model_config(run_dir: Path, tasks: dict[str, dict[int, Path]]) -> dict | None:
     for seeds in tasks.values():
         for sdir in seeds.values():
-            p = sdir / "finetuned" / "config.json"
+            p = SeedLayout(sdir).finetuned / "config.json"
             if p.is_file():
                 return _read(p)
     return None
@@ -227,7 +219,7 @@ def _meta(ctx: _Ctx) -> list[tuple[str, str]]:
 def _model_from_runs(ctx: _Ctx) -> str | None:
     for seeds in ctx.tasks.values():
         for sdir in seeds.values():
-            p = sdir / "finetuned" / "metrics.json"
+            p = SeedLayout(sdir).finetuned / "metrics.json"
             if p.is_file():
                 return _read(p).get("model")
     return None
@@ -271,7 +263,7 @@ def _sec_finetune(ctx: _Ctx) -> Section:
 def _load_distributions(ctx: _Ctx) -> dict[str, dict]:
     out = {}
     for task in ctx.tasks:
-        p = ctx.run_dir / CLASSIFY_DIR / task / "distribution.json"
+        p = RunLayout(ctx.run_dir).classify_dir(task) / "distribution.json"
         if p.is_file():
             out[task] = _read(p)
     return out
@@ -354,7 +346,7 @@ def _annotator_sensitivity(ctx: _Ctx, s: Section) -> None:
     """The super-survivor vs all-heads contrast under classifiers trained on each annotator's own labels
     (``classify/TASK/annotators/<variant>.json``, written by ``results/minilm/patterns_by_annotator.py``)."""
     for task in ctx.tasks:
-        files = sorted((ctx.run_dir / CLASSIFY_DIR / task / "annotators").glob("*.json"))
+        files = sorted((RunLayout(ctx.run_dir).classify_dir(task) / "annotators").glob("*.json"))
         if not files:
             continue
         variants = [(p.stem, _read(p)) for p in files]
@@ -399,7 +391,7 @@ def _structured_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Sectio
 
     stack = []
     for seed, sdir in seeds.items():
-        d = sdir / "structured"
+        d = SeedLayout(sdir).structured
         if not (d / "summary.json").is_file():
             s.note_missing(f"{task} seed {seed}: s-pruning has not finished (no {ctx.rel(d / 'summary.json')}).")
             continue
@@ -451,14 +443,9 @@ def head_weight_survival(
 
 
 def _load_weight_masks(path: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
+    from attnpatterns.prune.masks import read_weight_masks
 
-    try:
-        return load_file(str(path))
-    except Exception as e:  # a truncated or foreign file: say which
-        raise UserError(
-            f"{path}: cannot read the m-pruning masks ({type(e).__name__}); rerun 'attn prune magnitude'."
-        ) from None
+    return {k: v.numpy() for k, v in read_weight_masks(path)[0].items()}
 
 
 def _magnitude_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
@@ -468,13 +455,14 @@ def _magnitude_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section
         return None
     per = []
     for seed, sdir in seeds.items():
-        d = sdir / "magnitude"
-        if not (d / "summary.json").is_file() or not (d / "mask.safetensors").is_file():
+        sl = SeedLayout(sdir)
+        d = sl.magnitude
+        if not sl.summary("magnitude").is_file() or not sl.mask("magnitude").is_file():
             s.note_missing(f"{task} seed {seed}: m-pruning has not finished (no {ctx.rel(d / 'summary.json')}).")
             continue
         per.append(
             head_weight_survival(
-                _load_weight_masks(d / "mask.safetensors"),
+                _load_weight_masks(sl.mask("magnitude")),
                 mc["num_hidden_layers"],
                 mc["num_attention_heads"],
                 mc.get("model_type", "bert"),
@@ -531,7 +519,7 @@ def _sec_importance(ctx: _Ctx) -> Section:
     for task, seeds in ctx.tasks.items():
         per_iter: dict[int, list[np.ndarray]] = {}
         for seed, sdir in seeds.items():
-            files = _iter_files(sdir / "structured")
+            files = _iter_files(SeedLayout(sdir).structured)
             if not files:
                 s.note_missing(
                     f"{task} seed {seed}: no s-pruning iterations ({ctx.rel(sdir / 'structured')}/iter_KK.json)."
@@ -555,7 +543,7 @@ def _sec_importance(ctx: _Ctx) -> Section:
             s.add(ctx.figure(fig, f"importance-{task}-structured", f"{task}, s-pruning: head importance per iteration"))
         xs, ys, thr = {}, {}, []
         for seed, sdir in seeds.items():
-            files = _iter_files(sdir / "magnitude")
+            files = _iter_files(SeedLayout(sdir).magnitude)
             if not files:
                 s.note_missing(
                     f"{task} seed {seed}: no m-pruning iterations ({ctx.rel(sdir / 'magnitude')}/iter_KK.json)."
@@ -564,7 +552,7 @@ def _sec_importance(ctx: _Ctx) -> Section:
             its = [_read(p) for _, p in files]
             xs[seed] = [float(_first(it, "kept_fraction", "kept", default=math.nan)) for it in its]
             ys[seed] = [float(_first(it, "score", default=math.nan)) for it in its]
-            summ = sdir / "magnitude" / "summary.json"
+            summ = SeedLayout(sdir).summary("magnitude")
             if summ.is_file():
                 t = _first(_read(summ), "threshold", default=None)
                 if t is not None:
@@ -591,7 +579,7 @@ def _sec_shared(ctx: _Ctx) -> Section:
 
     s = Section("shared", "Shared surviving heads between tasks, and stability over seeds")
     done = {
-        t: [seed for seed, sd in seeds.items() if (sd / "structured" / "summary.json").is_file()]
+        t: [seed for seed, sd in seeds.items() if SeedLayout(sd).summary("structured").is_file()]
         for t, seeds in ctx.tasks.items()
     }
     usable = {t: v for t, v in done.items() if len(v) >= 2}
@@ -659,7 +647,7 @@ def _sec_shared(ctx: _Ctx) -> Section:
 
 def _sec_subnetworks(ctx: _Ctx) -> Section:
     s = Section("subnetworks", "Subnetworks: good, random and bad, pruned and re-fine-tuned")
-    have = any((sdir / "subnetworks").is_dir() for seeds in ctx.tasks.values() for sdir in seeds.values())
+    have = any(SeedLayout(sdir).subnetworks.is_dir() for seeds in ctx.tasks.values() for sdir in seeds.values())
     if not have:
         s.note_missing("no TASK/seed_S/subnetworks/ results (the subnetworks stage has not run).")
         return s
@@ -722,7 +710,7 @@ def _sec_examples(ctx: _Ctx, examples_per_type: int = 6) -> Section:
         grid: dict[str, list] = {t: [] for t in PATTERN_VALUES}
         for task, seeds in ctx.tasks.items():
             for seed in seeds:
-                d = ctx.run_dir / CLASSIFY_DIR / task / f"seed_{seed}"
+                d = RunLayout(ctx.run_dir).classify_dir(task, seed)
                 if not (d / "examples.npz").is_file():
                     continue
                 captions = _read(d / "examples.json") if (d / "examples.json").is_file() else {}

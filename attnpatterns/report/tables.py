@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,6 +30,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from attnpatterns.errors import UserError
+from attnpatterns.layout import RunLayout, SeedLayout
 
 log = logging.getLogger("attnpatterns")
 
@@ -124,13 +124,11 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
     if not run.is_dir():
         raise UserError(f"{run}: no such run folder; pass --run with the folder 'attn subnetworks' wrote into.")
     task_dirs = {}
-    for d in sorted(p for p in run.iterdir() if p.is_dir()):
+    for name in RunLayout(run).tasks():
         try:
-            name = get_task(d.name).name
+            task_dirs[get_task(name).name] = RunLayout(run).task_dir(name)
         except UserError:
             continue
-        if any(c.name.startswith("seed_") for c in d.iterdir() if c.is_dir()):
-            task_dirs[name] = d
     if tasks is not None:
         want = [get_task(t).name for t in tasks]
         missing = [t for t in want if t not in task_dirs]
@@ -143,16 +141,13 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
         )
     rows = []
     for task, tdir in task_dirs.items():
-        seed_re = re.compile(r"^seed_(-?\d+)$")
-        has_sub = any((sd / "subnetworks" / "full.json").is_file() for sd in tdir.iterdir())
-        for sd in sorted(tdir.iterdir()):
-            m = seed_re.match(sd.name)
-            if not m or not sd.is_dir():
-                continue
-            seed = int(m.group(1))
-            ft = sd / "subnetworks" / "full.json"  # on the subnetworks' dev examples
+        seeds = RunLayout.seeds_in(tdir)
+        has_sub = any(SeedLayout(sd).full.is_file() for sd in seeds.values())
+        for seed, sd in seeds.items():
+            sl = SeedLayout(sd)
+            ft = sl.full  # on the subnetworks' dev examples
             if not ft.is_file():
-                ft = sd / "finetuned" / "metrics.json"
+                ft = sl.finetuned / "metrics.json"
                 if has_sub:  # other seeds score the full model on the subnetworks' dev examples: do not mix
                     ft = sd / "no-subnetworks-yet"
             if ft.is_file():
@@ -169,7 +164,7 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                         dev_examples=r.get("dev_examples"),
                     )
                 )
-            fr = sd / "subnetworks" / "full_retrained.json"
+            fr = sl.full_retrained
             if fr.is_file():
                 r = read_json(fr)
                 rows.append(
@@ -184,7 +179,7 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                         dev_examples=r.get("dev_examples"),
                     )
                 )
-            mj = sd / "subnetworks" / "majority.json"
+            mj = sl.majority
             if mj.is_file():
                 r = read_json(mj)
                 rows.append(
@@ -198,7 +193,7 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                         dev_examples=r.get("dev_examples"),
                     )
                 )
-            sub = sd / "subnetworks"
+            sub = sl.subnetworks
             if not sub.is_dir():
                 continue
             for method in METHOD_LABELS:
@@ -225,7 +220,7 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                                 dev_examples=r.get("dev_examples"),
                             )
                         )
-        maj = tdir / "majority.json"
+        maj = RunLayout(run).majority(tdir.name)
         if any(x["method"] == "majority baseline" and x["task"] == task for x in rows):
             r = None  # per-seed majority scores on the subnetworks' dev examples are there
         elif maj.is_file():

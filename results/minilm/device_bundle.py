@@ -25,6 +25,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from attnpatterns import layout  # noqa: E402
+
 RUN = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/minilm")
 PIECE = int(sys.argv[2]) if len(sys.argv) > 2 else 38_000_000
 GLUE = Path("../shared/glue")
@@ -40,7 +43,7 @@ def keep(p: Path) -> bool:
     if "finetuned" in parts:
         return p.name in ("config.json", "metrics.json", "run.json")
     if "magnitude" in parts and "subnetworks" not in parts:
-        return p.name != "mask.safetensors"
+        return p.name != layout.WEIGHT_MASK
     return p.name != "model.safetensors"
 
 

@@ -7,9 +7,12 @@ Writes device_check.md beside this file. Run from the repository root: python re
 """
 
 import json
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+from attnpatterns.layout import RunLayout  # noqa: E402
 
 
 def score(path: Path) -> float:
@@ -29,7 +32,7 @@ def main() -> None:
         )
     for gpu in sorted((HERE / "device_check" / "gpu_finetuned").rglob("metrics.json")):
         task, seed = gpu.parts[-4], int(gpu.parts[-3].split("_")[1])
-        cpu = HERE / "masks" / task / f"seed_{seed}" / "finetuned" / "metrics.json"
+        cpu = RunLayout(HERE / "masks").seed(task, seed).finetuned / "metrics.json"
         c, g = score(cpu), score(gpu)
         diffs.append(g - c)
         rows.append(f"| {task} | {seed} | full model fine-tuned | {c:.4f} | {g:.4f} | {g - c:+.4f} |")

@@ -21,8 +21,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from attnpatterns.layout import RunLayout  # noqa: E402
+
 OUT = ROOT / "results" / "minilm" / "patterns"
 RUN = ROOT / "runs" / "minilm"
+LAYOUT = RunLayout(RUN)
 WORK = ROOT / "runs" / "minilm-patterns"
 CLF = ROOT / "runs" / "annotator-classifiers"
 # the three independent full passes of each kind, paired by position (agent-annotator-1 did both kinds)
@@ -79,7 +83,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args(argv)
     task = args.task
-    seeds = [s for s in SEEDS if (RUN / task / f"seed_{s}" / "finetuned" / "metrics.json").exists()]
+    seeds = [s for s in SEEDS if (LAYOUT.seed(task, s).finetuned / "metrics.json").exists()]
     if not seeds:
         raise SystemExit(f"error: no fine-tuned {task} checkpoint under {RUN}; see this script's docstring.")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -106,11 +110,11 @@ def main(argv=None) -> int:
         clfs = {k: classifier_for(k, n) for k, n in names.items()}
         heads = []
         for s in seeds:
-            out = WORK / variant / task / f"seed_{s}"
+            out = RunLayout(WORK / variant).seed_dir(task, s)
             if not (out / "heads.json").exists():
                 out.mkdir(parents=True, exist_ok=True)
                 classify_run_maps(
-                    RUN / task / f"seed_{s}" / "finetuned",
+                    LAYOUT.seed(task, s).finetuned,
                     task,
                     s,
                     out,
@@ -130,8 +134,8 @@ def main(argv=None) -> int:
         d["labels_from"] = {k: (n or "consensus") for k, n in VARIANTS[variant].items()}
         (OUT / f"{task}-{variant}.json").write_text(json.dumps(d, indent=1))
         # the run folder's copy, read by the report (attn report --run runs/minilm)
-        (RUN / "classify" / task / "annotators").mkdir(parents=True, exist_ok=True)
-        (RUN / "classify" / task / "annotators" / f"{variant}.json").write_text(json.dumps(d, indent=1))
+        (LAYOUT.classify_dir(task) / "annotators").mkdir(parents=True, exist_ok=True)
+        (LAYOUT.classify_dir(task) / "annotators" / f"{variant}.json").write_text(json.dumps(d, indent=1))
     types = results["consensus"]["types"]
     short = {"vertical": "V", "diagonal": "D", "vertical+diagonal": "VD", "block": "B", "heterogeneous": "H"}
     lines = [

@@ -18,44 +18,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def collect(root: Path) -> list[dict]:
+    from attnpatterns.layout import RunLayout, SeedLayout
+
     rows = []
-    for seed_dir in sorted(root.glob("*/seed_*")):
-        task, seed = seed_dir.parent.name, int(seed_dir.name.split("_", 1)[1])
-        row: dict = {"task": task, "seed": seed}
-        m = seed_dir / "finetuned" / "metrics.json"
-        if m.is_file():
-            d = json.loads(m.read_text())
-            row.update(
-                ft_metric=d["main_metric"],
-                ft_score=d["score"],
-                train_examples=d["train_examples"],
-                ft_seconds=d["train_seconds"] + d.get("eval_seconds", 0.0),
-            )
-        s = seed_dir / "structured" / "summary.json"
-        if s.is_file():
-            d = json.loads(s.read_text())
-            row.update(
-                s_dev=d["dev_examples"],
-                s_full=d["full_score"],
-                s_threshold=d["threshold"],
-                s_score=d["score"],
-                heads_kept=d["heads_kept"],
-                mlps_kept=d["mlps_kept"],
-                s_iterations=d["iterations"],
-                s_seconds=d["seconds"],
-                s_summation=d["importance_summation"],
-            )
-        g = seed_dir / "magnitude" / "summary.json"
-        if g.is_file():
-            d = json.loads(g.read_text())
-            row.update(
-                m_full=d["full_score"],
-                m_score=d["score"],
-                m_kept_fraction=d["kept_fraction"],
-                m_steps=d["final_step"],
-                m_seconds=d["seconds"],
-            )
-        rows.append(row)
+    for task, seeds in RunLayout(root).tasks().items():
+        for seed, seed_dir in seeds.items():
+            sl = SeedLayout(seed_dir)
+            row: dict = {"task": task, "seed": seed}
+            m = sl.finetuned / "metrics.json"
+            if m.is_file():
+                d = json.loads(m.read_text())
+                row.update(
+                    ft_metric=d["main_metric"],
+                    ft_score=d["score"],
+                    train_examples=d["train_examples"],
+                    ft_seconds=d["train_seconds"] + d.get("eval_seconds", 0.0),
+                )
+            s = sl.summary("structured")
+            if s.is_file():
+                d = json.loads(s.read_text())
+                row.update(
+                    s_dev=d["dev_examples"],
+                    s_full=d["full_score"],
+                    s_threshold=d["threshold"],
+                    s_score=d["score"],
+                    heads_kept=d["heads_kept"],
+                    mlps_kept=d["mlps_kept"],
+                    s_iterations=d["iterations"],
+                    s_seconds=d["seconds"],
+                    s_summation=d["importance_summation"],
+                )
+            g = sl.summary("magnitude")
+            if g.is_file():
+                d = json.loads(g.read_text())
+                row.update(
+                    m_full=d["full_score"],
+                    m_score=d["score"],
+                    m_kept_fraction=d["kept_fraction"],
+                    m_steps=d["final_step"],
+                    m_seconds=d["seconds"],
+                )
+            rows.append(row)
     return rows
 
 
