@@ -169,9 +169,9 @@ def plan(cfg: SweepConfig) -> list[Job]:
     settings = ("pruned", "retrained") if p.retrain else ("pruned",)
     from attnpatterns.prune.subnetworks import SUBNETS
 
-    model_files = [rel(f) for f in pipe._model_files()]
+    model_files = [rel(f) for f in pipe.model_files()]
     for task in rc.tasks:
-        data = [rel(f) for f in pipe._data_files(task)]
+        data = [rel(f) for f in pipe.data_files(task)]
         for seed in rc.seeds:
             sd = pipe.layout.seed(task, seed)
             jobs.append(
@@ -231,7 +231,7 @@ def plan(cfg: SweepConfig) -> list[Job]:
                         for s in rc.seeds
                     ]
                 for jid, seeds, deps, mask_in in groups:
-                    ft = [rel(f) for s in seeds for f in pipe._ft_inputs(task, s)]
+                    ft = [rel(f) for s in seeds for f in pipe.ft_inputs(task, s)]
                     outs = [
                         rel(pipe.layout.seed(task, s).subnet(method, subnet) / f"{st}.json")
                         for s in seeds
@@ -263,7 +263,7 @@ def plan(cfg: SweepConfig) -> list[Job]:
                         "classify",
                         {"task": task, "seed": seed},
                         (f"pipeline/{task}/seed_{seed}",),
-                        tuple([rel(f) for f in pipe._ft_inputs(task, seed)] + data),
+                        tuple([rel(f) for f in pipe.ft_inputs(task, seed)] + data),
                         tuple(rel(out / f) for f in ("heads.json", "examples.npz", "examples.json")),
                         **res,
                     )
@@ -308,8 +308,8 @@ def _pick(units, key: str):
 
 def _run_units(pipe, stage: str, key: str) -> None:
     """One unit of one pipeline stage, with the pipeline's own skip/stale/stamp logic."""
-    unit = _pick(getattr(pipe, f"units_{stage}")(), key)
-    pipe._run_stage(stage, [unit], 1, 1)
+    unit = _pick(pipe.units(stage), key)
+    pipe.run_stage(stage, [unit], 1, 1)
 
 
 def _job_pipeline(cfg: SweepConfig, pipe, job: Job) -> None:
@@ -602,8 +602,8 @@ def _prepare(cfg: SweepConfig) -> None:
     from attnpatterns.pipeline import Pipeline
 
     pipe = Pipeline(cfg.run_config())
-    pipe._check_out()
-    pipe._preflight_data()
+    pipe.check_out()
+    pipe.preflight_data()
     cfg.out.mkdir(parents=True, exist_ok=True)
     write_json(cfg.out / "config.json", cfg.run_config().record())
 
