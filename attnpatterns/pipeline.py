@@ -215,7 +215,7 @@ class Pipeline:
                         stage,
                         f"{task}/seed_{seed}",
                         f"{what} {task} seed {seed}",
-                        [layout.SeedLayout(sd).summary(stage)],
+                        [layout.SeedLayout(sd).summary(stage), layout.SeedLayout(sd).mask(stage)],
                         self.ft_inputs(task, seed) + self.data_files(task),
                         _config_dict(pc),
                         functools.partial(

@@ -169,74 +169,64 @@ def plan(cfg: SweepConfig) -> list[Job]:
     settings = ("pruned", "retrained") if p.retrain else ("pruned",)
     from attnpatterns.prune.subnetworks import SUBNETS
 
-    model_files = [rel(f) for f in pipe.model_files()]
+    # the jobs are the pipeline's units (Pipeline.units): the same inputs and outputs, grouped or split for a
+    # cluster: fine-tuning and both prunings of a (task, seed) run as one job; a subnetwork unit (task, method)
+    # is split into one job per seed and subnetwork (super: one per subnetwork, over every seed)
+    stages = ["finetune", "structured", "magnitude", "survivors", "subnetworks"]
+    stages += ["classify"] if cfg.analysis else []
+    units = {stage: {u.key: u for u in pipe.units(stage)} for stage in stages}
+
+    def paths(xs) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(rel(x) for x in xs))
+
     for task in rc.tasks:
-        data = [rel(f) for f in pipe.data_files(task)]
         for seed in rc.seeds:
-            sd = pipe.layout.seed(task, seed)
+            key = f"{task}/seed_{seed}"
+            seed_dir = pipe.layout.seed_dir(task, seed)
+            parts = [units[s][key] for s in ("finetune", "structured", "magnitude")]
+            made_here = [x for u in parts for x in u.inputs if seed_dir not in x.parents]
             jobs.append(
                 Job(
-                    f"pipeline/{task}/seed_{seed}",
+                    f"pipeline/{key}",
                     "pipeline",
                     {"task": task, "seed": seed},
                     (),
-                    tuple(data + model_files),
-                    tuple(
-                        rel(x)
-                        for x in (
-                            sd.finetuned / "metrics.json",
-                            sd.summary("structured"),
-                            sd.mask("structured"),
-                            sd.summary("magnitude"),
-                            sd.mask("magnitude"),
-                        )
-                    ),
+                    paths(made_here),
+                    paths(x for u in parts for x in u.outputs),
                     **res,
                 )
             )
         pipes = [f"pipeline/{task}/seed_{s}" for s in rc.seeds]
         if multi:
+            u = units["survivors"][task]
             jobs.append(
                 Job(
                     f"survivors/{task}",
                     "survivors",
                     {"task": task},
                     tuple(pipes),
-                    tuple(rel(pipe.layout.seed(task, s).mask("structured")) for s in rc.seeds),
-                    (rel(pipe.super_path(task)),),
+                    paths(u.inputs),
+                    paths(u.outputs),
                     **light,
                 )
             )
         for method in p.subnetwork_methods:
             if method == "super" and not multi:
                 continue
+            u = units["subnetworks"][f"{task}/{method}"]
             for subnet in SUBNETS:
                 if method == "super":  # one job over every seed: the super set is drawn from all of them
-                    groups = [
-                        (
-                            f"subnet/{task}/super/{subnet}",
-                            list(rc.seeds),
-                            tuple(pipes) + (f"survivors/{task}",),
-                            [rel(pipe.super_path(task))],
-                        )
-                    ]
+                    groups = [(f"subnet/{task}/super/{subnet}", list(rc.seeds), tuple(pipes) + (f"survivors/{task}",))]
                 else:
                     groups = [
-                        (
-                            f"subnet/{task}/seed_{s}/{method}/{subnet}",
-                            [s],
-                            (f"pipeline/{task}/seed_{s}",),
-                            [rel(pipe.layout.seed(task, s).mask(method))],
-                        )
+                        (f"subnet/{task}/seed_{s}/{method}/{subnet}", [s], (f"pipeline/{task}/seed_{s}",))
                         for s in rc.seeds
                     ]
-                for jid, seeds, deps, mask_in in groups:
-                    ft = [rel(f) for s in seeds for f in pipe.ft_inputs(task, s)]
-                    outs = [
-                        rel(pipe.layout.seed(task, s).subnet(method, subnet) / f"{st}.json")
-                        for s in seeds
-                        for st in settings
-                    ]
+                for jid, seeds, deps in groups:
+                    mine = [pipe.layout.seed_dir(task, s) for s in seeds]
+                    other_seeds = [pipe.layout.seed_dir(task, s) for s in rc.seeds if s not in seeds]
+                    ins = [x for x in u.inputs if not any(d in x.parents for d in other_seeds)]
+                    outs = [x for x in u.outputs if x.parent.name == subnet and any(d in x.parents for d in mine)]
                     jobs.append(
                         Job(
                             jid,
@@ -249,34 +239,34 @@ def plan(cfg: SweepConfig) -> list[Job]:
                                 "settings": list(settings),
                             },
                             deps,
-                            tuple(ft + mask_in + data + (model_files if "retrained" in settings else [])),
-                            tuple(outs),
+                            paths(ins),
+                            paths(outs),
                             **res,
                         )
                     )  # loads a model: on the GPU with --device cuda
         if cfg.analysis:
             for seed in rc.seeds:
-                out = pipe.classify_dir(task, seed)
+                u = units["classify"][f"{task}/seed_{seed}"]
                 jobs.append(
                     Job(
                         f"classify/{task}/seed_{seed}",
                         "classify",
                         {"task": task, "seed": seed},
                         (f"pipeline/{task}/seed_{seed}",),
-                        tuple([rel(f) for f in pipe.ft_inputs(task, seed)] + data),
-                        tuple(rel(out / f) for f in ("heads.json", "examples.npz", "examples.json")),
+                        paths(u.inputs),
+                        paths(u.outputs),
                         **res,
                     )
                 )
-            heads = [rel(pipe.classify_dir(task, s) / "heads.json") for s in rc.seeds]
+            u = units["classify"][f"{task}/distribution"]
             jobs.append(
                 Job(
                     f"distribution/{task}",
                     "distribution",
                     {"task": task},
                     tuple(f"classify/{task}/seed_{s}" for s in rc.seeds) + ((f"survivors/{task}",) if multi else ()),
-                    tuple(heads + ([rel(pipe.super_path(task))] if multi else [])),
-                    (rel(pipe.classify_dir(task) / "distribution.json"),),
+                    paths(u.inputs),
+                    paths(u.outputs),
                     **light,
                 )
             )

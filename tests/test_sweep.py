@@ -95,6 +95,40 @@ def test_plan_declares_every_job_with_its_dependencies(local_sweep):
         assert j.num_cpus == 1.0 and j.num_gpus == 0.0
 
 
+def test_the_sweep_jobs_are_the_pipeline_units(local_sweep):
+    """The jobs come from Pipeline.units: together they make exactly the units' outputs, and a job that runs one
+    unit (survivors, classify, distribution) takes exactly its inputs (the classifier files included)."""
+    from attnpatterns.pipeline import STAGES, Pipeline
+    from attnpatterns.sweep import plan
+
+    cfg, _, _ = local_sweep
+    jobs = plan(cfg)
+    pipe = Pipeline(cfg.run_config())
+
+    def rel(x):
+        return str(Path(x).relative_to(cfg.out)) if Path(x).is_relative_to(cfg.out) else str(x)
+
+    units = {s: {u.key: u for u in pipe.units(s)} for s in STAGES if s != "report"}
+    unit_outputs = {rel(o) for us in units.values() for u in us.values() for o in u.outputs}
+    job_outputs = [o for j in jobs if j.kind != "report" for o in j.outputs]
+    assert sorted(job_outputs) == sorted(unit_outputs)  # each output made by one job, none missing
+    by_id = {j.id: j for j in jobs}
+    one_to_one = {
+        "survivors/MRPC": units["survivors"]["MRPC"],
+        "distribution/MRPC": units["classify"]["MRPC/distribution"],
+    }
+    one_to_one |= {f"classify/MRPC/seed_{s}": units["classify"][f"MRPC/seed_{s}"] for s in SEEDS}
+    for jid, u in one_to_one.items():
+        assert set(by_id[jid].inputs) == {rel(x) for x in u.inputs}, jid
+    assert any(i.endswith("pattern-cnn-raw.safetensors") for i in by_id["classify/MRPC/seed_1"].inputs)
+    # a job's inputs from the run folder are made by the jobs it depends on
+    made_by = {o: j.id for j in jobs for o in j.outputs}
+    for j in jobs:
+        for i in j.inputs:
+            if i in made_by:
+                assert made_by[i] in j.deps or made_by[i] == j.id, (j.id, i)
+
+
 def test_local_sweep_makes_what_attn_run_makes(local_sweep):
     from attnpatterns.pipeline import run_pipeline
 

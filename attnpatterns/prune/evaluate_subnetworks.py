@@ -107,6 +107,9 @@ class SubnetworkConfig:
                 raise UserError(f"--super-from {self.super_from} repeats a seed; give each seed once.")
         if self.method == "super" and len(self.super_from or self.seeds) < 2:
             raise UserError("super-survivors need at least two seeds; pass --seeds (or --super-from) with two or more.")
+
+    def check_run(self) -> None:
+        """The run folder must exist when the subnetworks are evaluated (not when a plan is made)."""
         if not self.run.is_dir():
             raise UserError(
                 f"{self.run}: no such run folder; pass --run with the folder 'attn finetune' and 'attn prune' wrote."
@@ -602,6 +605,7 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
     from attnpatterns.io import write_json
     from attnpatterns.progress import progress_iter
 
+    cfg.check_run()
     spec = get_task(cfg.task)
     recs = {s: finetuned_record(cfg.run, cfg.task, s) for s in cfg.seeds}
     models = {_model_of(r) for r in recs.values()}
