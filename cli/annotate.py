@@ -229,7 +229,7 @@ def push_cmd(
     if per_type and order != "uncertain":
         raise UserError("--per-type applies to --order uncertain only; add --order uncertain or drop --per-type.")
     if backend:  # an unreachable backend is reported before the model runs
-        from attnpatterns.annotate.backend import check_reachable
+        from attnpatterns.annotate.backend_client import check_reachable
 
         check_reachable(backend)
     from attnpatterns.data.loaders import require_data
@@ -527,7 +527,7 @@ def backend_cmd(
         ),
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of retraining.")] = 0,
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch.")] = 2,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads for retraining (at least 1).")] = 2,
 ) -> None:
     """Serve the pattern classifier to Label Studio as an ML backend (predictions with scores; retraining on request).
 
@@ -546,6 +546,9 @@ def backend_cmd(
     from attnpatterns.annotate.backend import PatternBackend, make_app
     from attnpatterns.errors import UserError
 
+    from cli.common import check_threads
+
+    check_threads(threads)
     if not 0 < port < 65536:
         raise UserError(f"--port {port} is not a TCP port; use 1024..65535.")
     try:

@@ -125,7 +125,7 @@ def train_cmd(
     val_fraction: Annotated[
         float, typer.Option("--val-fraction", help="Share of the training part used to choose the checkpoint.")
     ] = 0.15,
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch.")] = 2,
+    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (at least 1).")] = 2,
     annotator: Annotated[
         Optional[str],
         typer.Option(
@@ -158,6 +158,9 @@ def train_cmd(
 
             raise UserError(f"--synthetic must be 0 or positive, got {synthetic}.")
         rec = replace(rec, name=f"{rec.name}+synthetic{synthetic}", synthetic_per_class=synthetic)
+    from cli.common import check_threads
+
+    check_threads(threads)
     cfg = tr.TrainConfig(
         kind=kind.value,
         data=str(data),
@@ -176,7 +179,7 @@ def train_cmd(
             else card_mod.default_path(kind.value)
         )
     d = tr.load_data(data, kind.value, annotator=annotator)
-    tr._check_enough(d)  # before the summary line: bad data is one line on stderr, nothing else
+    tr.check_enough(d)  # before the summary line: bad data is one line on stderr, nothing else
     typer.echo(
         f"{len(d)} annotated {kind.value} maps: " + ", ".join(f"{k} {v}" for k, v in d.counts().items()), err=True
     )
@@ -190,16 +193,9 @@ def train_cmd(
     cv_recipes = [r.recipe for r in results] if results else [rec]
     cv = tr.cross_validate(cfg, folds, cv_recipes, data=d, show_progress=True) if folds else None
 
-    metrics = {
-        "held_out": {k: main.test[k] for k in ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")},
-        "heuristic_held_out": {
-            k: main.heuristic[k] for k in ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")
-        },
-        "validation": main.fit.best_val,
-        "best_epoch": main.fit.best_epoch,
-    }
+    extra_metrics: dict = {}
     if results:
-        metrics["recipes_same_split"] = {
+        extra_metrics["recipes_same_split"] = {
             r.recipe.name: {
                 "recipe": r.recipe.to_dict(),
                 "weighted_f1": r.test["weighted_f1"],
@@ -209,7 +205,7 @@ def train_cmd(
             for r in results
         }
     if cv:
-        metrics["cross_validation"] = cv
+        extra_metrics["cross_validation"] = cv
     command = _command(
         kind.value,
         data,
@@ -225,28 +221,14 @@ def train_cmd(
         val_fraction,
         annotator,
     )
-    training = {
-        "data": str(data),
-        "data_hash": main.data_hash,
-        "n_maps": len(d),
-        "class_counts": main.counts,
-        "config": cfg.to_dict(),
-        "recipe": rec.to_dict(),
-        "labels_from": f"annotator {annotator}" if annotator else "consensus (labels.tsv)",
-        "n_train": len(main.train_ids),
-        "n_val": len(main.val_ids),
-        "n_test": len(main.test_ids),
-        "test_ids": main.test_ids,
-        "val_ids": main.val_ids,
-    }
-    card = card_mod.Card(
-        kind=kind.value,
-        labels=list(tr_labels()),
-        preprocess=main.fit.preprocess.to_dict(),
-        min_tokens=main.min_tokens,
-        training=training,
-        metrics=metrics,
+    card = tr.training_card(
+        main,
+        cfg,
+        d,
+        labels_from=f"annotator {annotator}" if annotator else "consensus (labels.tsv)",
         command=command,
+        data_source=str(data),
+        extra_metrics=extra_metrics,
     )
     w, c = card_mod.save(out, main.fit.model, card)
     typer.echo(f"wrote {w} and {c}")
@@ -268,12 +250,6 @@ def train_cmd(
         h = cv["heuristic"]
         rows.append(["heuristic scorer", h["weighted_f1_mean"], h["weighted_f1_std"], h["macro_f1_mean"]])
         typer.echo(_fmt(rows, [f"{folds}-fold CV", "weighted F1", "std", "macro F1"]))
-
-
-def tr_labels():
-    from attnpatterns.classifier.labels import LABELS
-
-    return LABELS
 
 
 def _command(

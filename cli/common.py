@@ -72,3 +72,25 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     for noisy in ("httpx", "urllib3", "datasets", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# --threads everywhere: left out = torch's own choice (or the command's stated default); a number = that many torch CPU
+# threads; below 1 = a one-line error (never a silent "default")
+ThreadsOpt = Annotated[
+    Optional[int], typer.Option("--threads", help="torch CPU threads (at least 1; default: torch's choice).")
+]
+
+
+def check_threads(threads: Optional[int]) -> Optional[int]:
+    """``threads`` when it is None or at least 1, else the one-line error every command gives."""
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1 (got {threads}); leave it out for torch's default.")
+    return threads
+
+
+def apply_threads(threads: Optional[int]) -> None:
+    """Check ``--threads`` and set torch's CPU threads when given."""
+    if check_threads(threads) is not None:
+        import torch
+
+        torch.set_num_threads(int(threads))  # type: ignore[arg-type]

@@ -57,11 +57,9 @@ def finetune_cmd(
     require_data(spec, data_dir)  # before torch and the model: no data is a one-line error within seconds
     from attnpatterns.finetune import FinetuneConfig, finetune
     from attnpatterns.layout import RunLayout
+    from cli.common import apply_threads
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    apply_threads(threads)
     for seed in seed_list:
         cfg = FinetuneConfig(
             task=spec.name,

@@ -63,10 +63,9 @@ FloorOpt = Annotated[
 
 
 def _threads(threads: Optional[int]) -> None:
-    if threads:
-        import torch
+    from cli.common import apply_threads
 
-        torch.set_num_threads(threads)
+    apply_threads(threads)
 
 
 @prune_app.command("structured")

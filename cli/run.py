@@ -60,16 +60,10 @@ def run_cmd(
     OUT/.stages/), so rerunning the same command continues an interrupted run and a finished run does no
     work. Data: --data-dir, else $ATTN_GLUE_DIR, else the hub.
     """
-    from attnpatterns.errors import UserError
     from attnpatterns.pipeline import RunConfig, run_pipeline
-    from cli.common import parse_seeds
+    from cli.common import apply_threads, parse_seeds
 
-    if threads is not None:
-        import torch
-
-        if threads < 1:
-            raise UserError(f"--threads must be at least 1 (got {threads}).")
-        torch.set_num_threads(threads)
+    apply_threads(threads)
     cfg = RunConfig(
         out=out if out is not None else Path("runs") / profile,
         profile=profile,

@@ -97,16 +97,9 @@ def subnetworks_cmd(
     skipped: rerun the same command to continue an interrupted run.
     """
     from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
-    from cli.common import parse_seeds
+    from cli.common import apply_threads, parse_seeds
 
-    if threads is not None:
-        import torch
-
-        if threads < 1:
-            from attnpatterns.errors import UserError
-
-            raise UserError(f"--threads must be at least 1 (got {threads}).")
-        torch.set_num_threads(threads)
+    apply_threads(threads)
     cfg = SubnetworkConfig(
         run=run,
         task=task,

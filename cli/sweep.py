@@ -129,8 +129,9 @@ def sweep_cmd(
         raise UserError(f"unknown --executor '{executor}'; use {' or '.join(EXECUTORS)}.")
     if address and executor != "ray":
         raise UserError("--address is for --executor ray; add --executor ray or leave --address out.")
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be at least 1 (got {threads}).")
+    from cli.common import check_threads
+
+    check_threads(threads)
     cfg = SweepConfig(
         out=out if out is not None else Path("runs") / profile,
         tasks=[t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,

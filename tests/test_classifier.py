@@ -99,7 +99,7 @@ def test_stratified_split_keeps_class_shares_and_is_seeded():
 
 
 def test_scores_match_hand_computation():
-    from attnpatterns.classifier.evaluate import scores
+    from attnpatterns.classifier.scoring import scores
 
     s = scores([0, 0, 1, 1], [0, 1, 1, 1])
     assert s["accuracy"] == 0.75

@@ -172,7 +172,7 @@ class PatternBackend:
         """{kind: MapData}: the project's consensus labels, plus the annotated set unless turned off."""
         from attnpatterns.annotate.pull import consensus_rows, parse_export
         from attnpatterns.classifier.labels import LABEL_INDEX
-        from attnpatterns.classifier.train import MapData, _check_enough, load_data
+        from attnpatterns.classifier.train import MapData, check_enough, load_data
 
         ex = parse_export(tasks, {}, need_image=False)
         if not ex.votes:
@@ -198,7 +198,7 @@ class PatternBackend:
                 f" + {self.data / kind} ({len(ids) - len(rows)} maps)" if base is not None and self.data else ""
             )
             d = MapData(kind, ids, arrays, np.array([LABEL_INDEX[x] for x in labels], dtype=np.int64), meta, source)
-            _check_enough(d)
+            check_enough(d)
             out[kind] = d
         return out
 
@@ -247,7 +247,6 @@ class PatternBackend:
 
         from attnpatterns.classifier import card as card_mod
         from attnpatterns.classifier import train as tr
-        from attnpatterns.classifier.labels import LABELS
 
         torch.set_num_threads(max(1, self.threads))
         cfg = tr.TrainConfig(kind=kind, data=d.source, seed=self.seed, recipe=self.recipe, threads=self.threads)
@@ -255,35 +254,15 @@ class PatternBackend:
         path = self.models_dir / f"pattern-cnn-{kind}-{RETRAINED}-{_now()}.safetensors"
         if path.resolve() in {p.resolve() for p in self.shipped.values()}:
             raise AssertionError("a retrained model never replaces the shipped one")
-        keys = ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")
-        card = card_mod.Card(
-            kind=kind,
-            labels=list(LABELS),
-            preprocess=res.fit.preprocess.to_dict(),
-            min_tokens=res.min_tokens,
-            training={
-                "data": d.source,
-                "data_hash": res.data_hash,
-                "n_maps": len(d),
-                "class_counts": res.counts,
-                "config": cfg.to_dict(),
-                "recipe": self.recipe.to_dict(),
-                "labels_from": f"consensus of the annotators of Label Studio project {job.project}, over "
-                "the annotated set's labels where both hold a map",
-                "n_train": len(res.train_ids),
-                "n_val": len(res.val_ids),
-                "n_test": len(res.test_ids),
-                "test_ids": res.test_ids,
-                "val_ids": res.val_ids,
-                "replaces": str(self.active.get(kind, "")),
-            },
-            metrics={
-                "held_out": {k: res.test[k] for k in keys},
-                "heuristic_held_out": {k: res.heuristic[k] for k in keys},
-                "validation": res.fit.best_val,
-                "best_epoch": res.fit.best_epoch,
-            },
+        card = tr.training_card(
+            res,
+            cfg,
+            d,
+            labels_from=f"consensus of the annotators of Label Studio project {job.project}, over the annotated "
+            "set's labels where both hold a map",
             command=f"attn annotate backend: retrain on Label Studio project {job.project} (job {job.id})",
+            data_source=d.source,
+            extra_training={"replaces": str(self.active.get(kind, ""))},
         )
         w, _ = card_mod.save(path, res.fit.model, card)
         return w
@@ -413,51 +392,3 @@ def serve_in_thread(app, host: str = HOST, port: int = 0, timeout: float = 30) -
             raise UserError(f"the ML backend could not listen on {host}:{port}; pass another --port.")
         time.sleep(0.05)
     return Running(url=f"http://{host}:{port}", server=server, thread=thread)
-
-
-def check_reachable(url: str, timeout: float = 3.0) -> dict:
-    """The backend's /health answer, or a one-line UserError naming the URL."""
-    import requests
-
-    url = url.rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise UserError(f"--backend '{url}' must start with http:// or https://, e.g. http://127.0.0.1:{DEFAULT_PORT}.")
-    try:
-        r = requests.get(url + "/health", timeout=timeout)
-    except requests.RequestException as e:
-        raise UserError(
-            f"cannot reach the ML backend at {url} ({type(e).__name__}); start it with "
-            "'attn annotate backend' or fix --backend."
-        ) from None
-    if r.status_code != 200 or not isinstance(_json(r), dict) or _json(r).get("status") != "UP":
-        raise UserError(f"{url} answered /health with HTTP {r.status_code}, not as an ML backend; check --backend.")
-    return _json(r)
-
-
-def _json(r):
-    try:
-        return r.json()
-    except ValueError:
-        return None
-
-
-def backend_predict(url: str, tasks: list[dict], timeout: float = 300) -> list[dict]:
-    """The backend's predictions for tasks (``{"data": {...}}``), in order; one-line errors."""
-    import requests
-
-    url = url.rstrip("/")
-    try:
-        r = requests.post(url + "/predict", json={"tasks": tasks}, timeout=timeout)
-    except requests.RequestException as e:
-        raise UserError(
-            f"cannot reach the ML backend at {url} ({type(e).__name__}); start it with "
-            "'attn annotate backend' or fix --backend."
-        ) from None
-    body = _json(r)
-    if r.status_code != 200:
-        msg = body.get("error") if isinstance(body, dict) else r.text[:200]
-        raise UserError(f"the ML backend at {url} refused to predict (HTTP {r.status_code}): {msg}")
-    results = body.get("results") if isinstance(body, dict) else None
-    if not isinstance(results, list) or len(results) != len(tasks):
-        raise UserError(f"the ML backend at {url} returned {len(results or [])} predictions for {len(tasks)} tasks.")
-    return results

@@ -310,7 +310,7 @@ class PushResult:
 
 def _backend_suggestions(url: str, items: Sequence) -> list[tuple[str, float, str]]:
     """(label, score, by) per item from a running ML backend (``attn annotate backend``)."""
-    from attnpatterns.annotate.backend import backend_predict
+    from attnpatterns.annotate.backend_client import backend_predict
 
     tasks = [
         {
@@ -359,7 +359,7 @@ def push(
 
     check_order(order)
     if backend:
-        from attnpatterns.annotate.backend import check_reachable
+        from attnpatterns.annotate.backend_client import check_reachable
 
         backend = backend.rstrip("/")
         check_reachable(backend)

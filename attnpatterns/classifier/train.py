@@ -330,10 +330,10 @@ def fit_linear(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainCo
     import torch
     import torch.nn.functional as F
 
-    from attnpatterns.classifier.evaluate import scores
     from attnpatterns.classifier.labels import LABELS
     from attnpatterns.classifier.model import PatternLinear
     from attnpatterns.classifier.predict import logits_of, prepared_features
+    from attnpatterns.classifier.scoring import scores
 
     torch.set_num_threads(max(1, cfg.threads))
     maps, y = _training_maps(train, recipe, cfg)
@@ -400,11 +400,11 @@ def fit(
     import torch
     import torch.nn.functional as F
 
-    from attnpatterns.classifier.evaluate import scores
     from attnpatterns.classifier.features import NUM_FEATURES
     from attnpatterns.classifier.labels import LABELS
     from attnpatterns.classifier.model import PatternCNN
     from attnpatterns.classifier.predict import logits_of, prepared_batches, prepared_features
+    from attnpatterns.classifier.scoring import scores
     from attnpatterns.progress import progress_iter
     from attnpatterns.seed import set_seed
 
@@ -511,7 +511,7 @@ def train_on_split(
     cfg: TrainConfig,
     show_progress: bool = False,
 ) -> TrainResult:
-    from attnpatterns.classifier.evaluate import heuristic_labels, predict_prepared, scores
+    from attnpatterns.classifier.scoring import heuristic_labels, predict_prepared, scores
 
     f = fit(train, val if len(val) else None, recipe, cfg, show_progress=show_progress)
     pred = predict_prepared(f.model, test.maps, f.preprocess)
@@ -533,7 +533,7 @@ def train_on_split(
 def train(cfg: TrainConfig, data: MapData | None = None, show_progress: bool = False) -> TrainResult:
     """Train ``cfg.recipe`` on the stratified split of the annotated maps of ``cfg.kind``."""
     data = data if data is not None else load_data(cfg.data, cfg.kind)
-    _check_enough(data)
+    check_enough(data)
     tr, va, te = split_data(data, cfg)
     return train_on_split(data, tr, va, te, cfg.recipe, cfg, show_progress)
 
@@ -543,7 +543,7 @@ def compare(
 ) -> list[TrainResult]:
     """Every recipe trained and tested on the same split (same seed)."""
     data = data if data is not None else load_data(cfg.data, cfg.kind)
-    _check_enough(data)
+    check_enough(data)
     tr, va, te = split_data(data, cfg)
     out = []
     for r in recipes:
@@ -560,12 +560,12 @@ def cross_validate(
     show_progress: bool = False,
 ) -> dict:
     """Stratified k-fold: per recipe, the test scores of every fold and their mean and std."""
-    from attnpatterns.classifier.evaluate import heuristic_labels, predict_prepared, scores
+    from attnpatterns.classifier.scoring import heuristic_labels, predict_prepared, scores
 
     if folds < 2:
         raise UserError(f"--folds must be at least 2, got {folds}.")
     data = data if data is not None else load_data(cfg.data, cfg.kind)
-    _check_enough(data, folds)
+    check_enough(data, folds)
     recipes = list(recipes or [cfg.recipe])
     parts = stratified_folds(data.y, folds, cfg.seed)
     out: dict = {"folds": folds, "seed": cfg.seed, "recipes": {}}
@@ -595,7 +595,8 @@ def _summary(per: list[dict]) -> dict:
     }
 
 
-def _check_enough(data: MapData, folds: int = 5) -> None:
+def check_enough(data: MapData, folds: int = 5) -> None:
+    """One-line errors for too few maps (under 10) or a single label: before any training."""
     counts = np.bincount(data.y)
     if len(data) < 10:
         raise UserError(
@@ -603,3 +604,55 @@ def _check_enough(data: MapData, folds: int = 5) -> None:
         )
     if (counts > 0).sum() < 2:
         raise UserError(f"{data.source}: every map has the same label; annotate maps of at least two types.")
+
+
+_SCORE_KEYS = ("n", "weighted_f1", "macro_f1", "accuracy", "per_class", "confusion")
+
+
+def training_card(
+    result: TrainResult,
+    cfg: TrainConfig,
+    data: MapData,
+    *,
+    labels_from: str,
+    command: str,
+    data_source: str | None = None,
+    extra_training: dict | None = None,
+    extra_metrics: dict | None = None,
+):
+    """The card of a trained classifier (:class:`attnpatterns.classifier.card.Card`): the training data and its hash,
+    the config and recipe, the split, the held-out scores beside the heuristic's, and the command that made it."""
+    from attnpatterns.classifier.card import Card
+    from attnpatterns.classifier.labels import LABELS
+
+    training = {
+        "data": data_source if data_source is not None else str(cfg.data),
+        "data_hash": result.data_hash,
+        "n_maps": len(data),
+        "class_counts": result.counts,
+        "config": cfg.to_dict(),
+        "recipe": result.recipe.to_dict(),
+        "labels_from": labels_from,
+        "n_train": len(result.train_ids),
+        "n_val": len(result.val_ids),
+        "n_test": len(result.test_ids),
+        "test_ids": result.test_ids,
+        "val_ids": result.val_ids,
+        **(extra_training or {}),
+    }
+    metrics = {
+        "held_out": {k: result.test[k] for k in _SCORE_KEYS},
+        "heuristic_held_out": {k: result.heuristic[k] for k in _SCORE_KEYS},
+        "validation": result.fit.best_val,
+        "best_epoch": result.fit.best_epoch,
+        **(extra_metrics or {}),
+    }
+    return Card(
+        kind=cfg.kind,
+        labels=list(LABELS),
+        preprocess=result.fit.preprocess.to_dict(),
+        min_tokens=result.min_tokens,
+        training=training,
+        metrics=metrics,
+        command=command,
+    )
