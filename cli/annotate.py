@@ -545,7 +545,6 @@ def backend_cmd(
 
     from attnpatterns.annotate.backend import PatternBackend, make_app
     from attnpatterns.errors import UserError
-
     from cli.common import check_threads
 
     check_threads(threads)
