@@ -1,4 +1,4 @@
-"""Stability statistics of s-pruning masks over seeds (REFERENCE.md, Statistics). Arrays in, numbers out.
+"""Stability statistics of s-pruning masks over seeds (docs/method.md, Statistics). Arrays in, numbers out.
 
 Stacks are (S, L, H) for heads and (S, L) for MLPs, 1 = kept, S = seeds. Every component (head or MLP) is a
 subject and every seed a rater with two categories, kept / pruned.

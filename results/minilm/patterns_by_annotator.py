@@ -9,7 +9,8 @@ repository: ``results/minilm/run_pruning.sh`` or ``attn finetune --task MRPC --s
     ATTN_GLUE_DIR=../shared/glue .venv/bin/python results/minilm/patterns_by_annotator.py [--task MRPC]
 
 Writes ``results/minilm/patterns/<TASK>-<variant>.json`` (counts, shares and intervals of all heads, the
-super-survivors and the other heads, per kind), ``<TASK>-super-survivors.json`` and ``patterns.md``.
+super-survivors and the other heads, per kind), ``<TASK>-super-survivors.json`` and ``patterns.md`` (MRPC) or
+``patterns-<TASK>.md``.
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def main(argv=None) -> int:
                 cells = [fmt(f, lo, hi) for f, lo, hi in zip(k["fractions"], k["ci_low"], k["ci_high"])]
                 lines.append(f"| {who} | {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    (OUT / "patterns.md").write_text("\n".join(lines) + "\n")
+    # MRPC, the task the findings rest on, is patterns.md; the others patterns-<TASK>.md
+    (OUT / ("patterns.md" if task == "MRPC" else f"patterns-{task}.md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
