@@ -150,49 +150,26 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
                 ft = sl.finetuned / "metrics.json"
                 if has_sub:  # other seeds score the full model on the subnetworks' dev examples: do not mix
                     ft = sd / "no-subnetworks-yet"
-            if ft.is_file():
-                r = read_json(ft)
-                rows.append(
-                    dict(
-                        method="full model",
+            # the unmasked model (fine-tuned; re-fine-tuned under the subnetworks' budget) and the majority class
+            for path, method, setting, kept in (
+                (ft, "full model", "", 1.0),
+                (sl.full_retrained, "full model", "retrained", 1.0),
+                (sl.majority, "majority baseline", "", None),
+            ):
+                if path.is_file():
+                    r = read_json(path)
+                    row = dict(
+                        method=method,
                         subnet="",
-                        setting="",
+                        setting=setting,
                         task=task,
                         seed=seed,
-                        score=_score(task, r, ft),
-                        kept_fraction=1.0,
+                        score=_score(task, r, path),
                         dev_examples=r.get("dev_examples"),
                     )
-                )
-            fr = sl.full_retrained
-            if fr.is_file():
-                r = read_json(fr)
-                rows.append(
-                    dict(
-                        method="full model",
-                        subnet="",
-                        setting="retrained",
-                        task=task,
-                        seed=seed,
-                        score=_score(task, r, fr),
-                        kept_fraction=1.0,
-                        dev_examples=r.get("dev_examples"),
-                    )
-                )
-            mj = sl.majority
-            if mj.is_file():
-                r = read_json(mj)
-                rows.append(
-                    dict(
-                        method="majority baseline",
-                        subnet="",
-                        setting="",
-                        task=task,
-                        seed=seed,
-                        score=_score(task, r, mj),
-                        dev_examples=r.get("dev_examples"),
-                    )
-                )
+                    if kept is not None:
+                        row["kept_fraction"] = kept
+                    rows.append(row)
             sub = sl.subnetworks
             if not sub.is_dir():
                 continue
