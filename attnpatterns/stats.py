@@ -355,7 +355,7 @@ def to_markdown(report: StatsReport) -> str:
     if report.source:
         lines += [f"Masks: `{report.source}`" + (f" (model `{report.model}`)" if report.model else ""), ""]
     lines += [
-        "| task | seeds | heads kept (mean ± std) | κ heads | Q heads (p) | super heads | in-between | never "
+        "| task | seeds | heads kept (mean ± std) | κ heads | Q over seeds (p) | super heads | in-between | never "
         "| mean per-head std | MLPs kept (mean ± std) | κ MLPs | super MLPs |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -381,6 +381,12 @@ def to_markdown(report: StatsReport) -> str:
         else:
             cells += ["n/a"] * 3
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Q over seeds: Cochran's Q of head survival with cases = heads and treatments = seeds (do the seeds keep "
+        "different shares of the heads?). The other orientation (cases = seeds, treatments = heads: do the heads "
+        "differ in survival?) is `heads.cochrans_q_components` in the JSON, beside `cochrans_q_heads` (this one).",
+    ]
     names = list(report.tasks)
     for what, shared in (("heads", report.shared_heads), ("MLPs", report.shared_mlps)):
         if not shared:

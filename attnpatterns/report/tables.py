@@ -332,6 +332,7 @@ def collect_reference(directory: str | os.PathLike) -> Table:
     rows = []
     tasks: set[str] = set()
     found_any = False
+    missing: list[tuple[Path, str]] = []
     for key in row_keys():
         name = REFERENCE_SETTINGS[key]
         path = next(
@@ -343,7 +344,7 @@ def collect_reference(directory: str | os.PathLike) -> Table:
             None,
         )
         if path is None:
-            log.warning("%s: no results.json for %s", directory / name, row_label(key))
+            missing.append((directory / name, row_label(key)))
             continue
         found_any = True
         data = read_json(path)
@@ -373,10 +374,14 @@ def collect_reference(directory: str | os.PathLike) -> Table:
                     n=1 if key[0] == "majority baseline" else 5,
                 )
             )
-    if not found_any:
+    if not found_any:  # one line, with the folder the user most likely meant
+        hint = directory / "evaluate_masked"
         raise UserError(
-            f"{directory}: no <setting>/baseline/results.json inside; pass the authors' evaluate_masked folder."
+            f"{directory}: no <setting>/baseline/results.json inside; pass the authors' evaluate_masked folder"
+            + (f" ({hint})." if hint.is_dir() else ".")
         )
+    for where, label in missing:  # a partial copy: say what is left out
+        log.warning("%s: no results.json for %s", where, label)
     cells = pd.DataFrame(rows)
     sizes = _reference_sizes(directory.parent / "masks")
     if sizes is not None and not cells.empty:
