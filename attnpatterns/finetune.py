@@ -1,6 +1,6 @@
 """Fine-tuning on a GLUE task with the study's hyperparameters, optionally with fixed masks.
 
-REFERENCE (Fine-tuning): max length 128, batch 32, lr 2e-5, 3 epochs, AdamW (eps 1e-8, no decay on
+The method (docs/method.md, Fine-tuning): max length 128, batch 32, lr 2e-5, 3 epochs, AdamW (eps 1e-8, no decay on
 bias/LayerNorm), linear schedule, no warmup, gradient clipping at 1.0.
 
 Choices the reference leaves open, named here:

@@ -374,23 +374,16 @@ def baseline_cmd(
     """Score the heuristic pre-annotation (attnpatterns.patterns.suggest) against the labels: the baseline
     the pattern CNN has to beat. Tokens come from the dataset's tokens column, else (--retokenize) from the
     GLUE example named in the row, kept only when their number matches the map's size."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    from attnpatterns.annotate.baseline import score_heuristic
+    from attnpatterns.patterns import PATTERN_VALUES
 
-    from attnpatterns.annotate.dataset import load
-    from attnpatterns.patterns import PATTERN_VALUES, suggest
-
-    ds = load(data, kind)
-    tokens = _row_tokens(ds, retokenize, data_dir)
-    y, p = [], []
-    for r in ds.rows:
-        y.append(r["label"])
-        p.append(suggest(ds.maps[r["id"]], tokens.get(r["id"])).label.value)
+    s = score_heuristic(data, kind, retokenize=retokenize, data_dir=data_dir)
     typer.echo(
-        f"{kind}: {len(y)} maps ({len(tokens)} with tokens); heuristic accuracy {accuracy_score(y, p):.3f}, "
-        f"weighted F1 {f1_score(y, p, average='weighted', zero_division=0):.3f}"
+        f"{kind}: {s['n']} maps ({s['with_tokens']} with tokens); heuristic accuracy {s['accuracy']:.3f}, "
+        f"weighted F1 {s['weighted_f1']:.3f}"
     )
     typer.echo("confusion (rows = label, columns = heuristic): " + ", ".join(PATTERN_VALUES))
-    for lab, row in zip(PATTERN_VALUES, confusion_matrix(y, p, labels=list(PATTERN_VALUES))):
+    for lab, row in zip(PATTERN_VALUES, s["confusion"]):
         typer.echo(f"  {lab:>18} " + " ".join(f"{int(v):4d}" for v in row))
 
 
@@ -582,51 +575,3 @@ def invite_cmd() -> None:
     from attnpatterns.annotate.labelstudio import invite_link
 
     typer.echo(invite_link())
-
-
-def _row_tokens(ds, retokenize: bool, data_dir) -> dict:
-    """id -> tokens whose count matches the map (from the tokens column, else re-tokenized GLUE examples)."""
-    from attnpatterns.errors import UserError
-
-    out, todo = {}, []
-    for r in ds.rows:
-        n = ds.maps[r["id"]].shape[0]
-        toks = str(r.get("tokens", "")).split()
-        if len(toks) == n:
-            out[r["id"]] = toks
-        elif retokenize:
-            todo.append(r)
-    if not todo:
-        return out
-    from attnpatterns.data import get_task, load_task
-    from attnpatterns.models import load_tokenizer
-
-    tok = load_tokenizer(None)
-    examples: dict = {}
-    for r in todo:
-        task = r["task"]
-        if task not in examples:
-            try:
-                spec = get_task(task)
-                # the maps come from dev examples ('attn annotate push' and the annotated set both sample dev)
-                examples[task] = (spec, {e.id: e for e in _safe_load(load_task, spec, data_dir)})
-            except UserError:
-                examples[task] = (None, {})
-        spec, by_id = examples[task]
-        e = by_id.get(str(r["example"]))
-        if e is None:
-            continue
-        ids = tok(e.text_a, e.text_b if spec.text_b else None, truncation=True, max_length=128)["input_ids"]
-        toks = tok.convert_ids_to_tokens(ids)
-        if len(toks) == ds.maps[r["id"]].shape[0]:
-            out[r["id"]] = toks
-    return out
-
-
-def _safe_load(load_task, spec, data_dir):
-    from attnpatterns.errors import UserError
-
-    try:
-        return load_task(spec, spec.dev_split, data_dir)
-    except UserError:
-        return []

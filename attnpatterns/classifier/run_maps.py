@@ -50,7 +50,7 @@ def classify_run_maps(
 
     spec = get_task(task)
     model, tok, rec = load_finetuned(ft_dir, device=device)
-    # the first n dev examples with at least the classifiers' minimum number of real tokens (REFERENCE, Statistics)
+    # the first n dev examples with at least the classifiers' minimum number of real tokens (docs/method.md, Statistics)
     clf_paths = {k: (classifiers or {}).get(k) for k in KINDS}
     min_tokens = max(int(get_classifier(k, clf_paths[k]).min_tokens) for k in KINDS)
     examples = []

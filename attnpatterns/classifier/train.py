@@ -1,6 +1,6 @@
 """Seeded training of the pattern CNN on the annotated maps.
 
-The original recipe (REFERENCE.md): stratified 80/20 split, Adam 1e-3, batch 64, best-on-validation
+The original recipe (docs/method.md): stratified 80/20 split, Adam 1e-3, batch 64, best-on-validation
 checkpoint, maps centre zero-padded to the largest size, no value normalisation, no augmentation,
 no class weights. The improvements (each a field of :class:`Recipe`, each compared against the
 original on the same split):
@@ -19,236 +19,32 @@ Held-out metrics are honest: the checkpoint is chosen on a validation slice of t
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
-import os
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
 
+from attnpatterns.classifier.data import (  # noqa: F401 (re-exported)
+    MapData,
+    data_hash,
+    load_data,
+    stratified_folds,
+    stratified_split,
+)
+from attnpatterns.classifier.recipes import (  # noqa: F401 (re-exported)
+    CNN8,
+    FEATURES,
+    IMPROVED,
+    L2_GRID,
+    ORIGINAL,
+    Recipe,
+    TrainConfig,
+    recipe_grid,
+)
 from attnpatterns.errors import UserError
 
 log = logging.getLogger("attnpatterns")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Data
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class MapData:
-    """Annotated maps of one kind: ``maps[i]`` (n_i, n_i) float32 with label index ``y[i]``."""
-
-    kind: str
-    ids: list[str]
-    maps: list[np.ndarray]
-    y: np.ndarray
-    rows: list[dict] = field(default_factory=list)
-    source: str = ""
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def subset(self, idx: Sequence[int] | np.ndarray) -> "MapData":
-        idx = list(idx)
-        return MapData(
-            self.kind,
-            [self.ids[i] for i in idx],
-            [self.maps[i] for i in idx],
-            self.y[idx],
-            [self.rows[i] for i in idx] if self.rows else [],
-            self.source,
-        )
-
-    def counts(self) -> dict[str, int]:
-        from attnpatterns.classifier.labels import LABELS
-
-        return {lab: int((self.y == i).sum()) for i, lab in enumerate(LABELS)}
-
-
-def data_hash(ids: Sequence[str], labels: Sequence[str], maps: Sequence[np.ndarray]) -> str:
-    """sha256 over (id, label, shape, float32 bytes) of every map, in id order: the training data's fingerprint."""
-    h = hashlib.sha256()
-    for i in sorted(range(len(ids)), key=lambda k: ids[k]):
-        a = np.ascontiguousarray(maps[i], dtype=np.float32)
-        h.update(f"{ids[i]}\t{labels[i]}\t{a.shape}\n".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def load_data(root: str | os.PathLike, kind: str, annotator: str | None = None) -> MapData:
-    """The annotated maps of ``<root>/<kind>/`` (labels.tsv + maps.npz) with their consensus labels, or with one
-    annotator's own labels (``<root>/<kind>/annotators/<annotator>.tsv``; only the maps they labelled)."""
-    from attnpatterns.annotate import dataset
-    from attnpatterns.classifier.labels import LABEL_INDEX, check_kind
-
-    check_kind(kind)
-    root = Path(root)
-    if not (root / kind / dataset.LABELS_FILE).is_file():
-        raise UserError(
-            f"{root / kind / dataset.LABELS_FILE}: no annotations; pass --data with a folder holding {kind}/labels.tsv "
-            "and maps.npz (made by 'attn annotate pull')."
-        )
-    s = dataset.load(root, kind)
-    if not s.rows:
-        raise UserError(f"{root / kind}: the annotation set is empty; annotate some maps first.")
-    if annotator is not None:
-        path = dataset.annotator_path(root, kind, annotator)
-        if not path.is_file():
-            have = sorted(p.stem for p in path.parent.glob("*.tsv")) if path.parent.is_dir() else []
-            raise UserError(
-                f"{path}: no such annotator; use one of {', '.join(have) or '(none: no annotators/ folder)'}."
-            )
-        own = {r["id"]: r["label"] for r in dataset.read_annotator(path)}
-        s.rows = [{**r, "label": own[r["id"]]} for r in s.rows if r["id"] in own]
-    maps = []
-    for r in s.rows:
-        m = s.maps[r["id"]]
-        if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 2:
-            raise UserError(
-                f"{root / kind}: map '{r['id']}' has shape {m.shape}, not a square 2-D map; fix or drop it."
-            )
-        maps.append(np.asarray(m, dtype=np.float32))
-    y = np.array([LABEL_INDEX[r["label"]] for r in s.rows], dtype=np.int64)
-    return MapData(kind, [r["id"] for r in s.rows], maps, y, list(s.rows), str(root / kind))
-
-
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(keep, held) index arrays: per class, round(fraction * count) examples held out (at least one when a
-    class has two or more), shuffled with ``seed``."""
-    rng = np.random.default_rng(seed)
-    keep, held = [], []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        rng.shuffle(idx)
-        k = int(round(fraction * len(idx)))
-        if len(idx) >= 2:
-            k = min(max(k, 1), len(idx) - 1)
-        else:
-            k = 0
-        held.extend(idx[:k].tolist())
-        keep.extend(idx[k:].tolist())
-    return np.array(sorted(keep), dtype=np.int64), np.array(sorted(held), dtype=np.int64)
-
-
-def stratified_folds(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
-    """``folds`` disjoint test index arrays covering every example, each class spread evenly."""
-    rng = np.random.default_rng(seed)
-    parts: list[list[int]] = [[] for _ in range(folds)]
-    offset = 0
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        rng.shuffle(idx)
-        for j, i in enumerate(idx):
-            parts[(j + offset) % folds].append(int(i))
-        offset += len(idx)
-    return [np.array(sorted(p), dtype=np.int64) for p in parts]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Recipes and config
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """What is done beyond the bare CNN. ``size=0`` with mode ``pad`` means: the largest training map."""
-
-    name: str = "improved"
-    size: int = 16
-    mode: str = "resize"
-    scale: str = "max"
-    augment: bool = True
-    class_weights: bool = True
-    synthetic_per_class: int = 0
-    features: bool = False  # the feature branch (classifier.features) beside the CNN
-    dropout: float = 0.0  # dropout on the feature branch's input while training (with ``features``)
-    cnn: bool = True  # False: no CNN, multinomial logistic regression on the features alone (PatternLinear)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-ORIGINAL = Recipe(name="original", size=0, mode="pad", scale="none", augment=False, class_weights=False)
-# The recipe shipped before CNN8, chosen by 5-fold cross-validation on the one-annotator maps:
-# the fixed 16x16 input, mass scaling and 40 synthetic maps per type beat the alternatives for both kinds;
-# augmentation changed nothing measurable and class weights lowered weighted F1, so both stay off. The feature
-# branch (pattern features computed on the full-size map, dropout 0.3 while training) added the most.
-IMPROVED = Recipe(
-    name="improved",
-    size=16,
-    mode="resize",
-    scale="mass",
-    augment=False,
-    class_weights=False,
-    synthetic_per_class=40,
-    features=True,
-    dropout=0.3,
-)
-# The features alone: a logistic regression on the 38 pattern features, its L2 strength chosen on the validation
-# slice, with 40 synthetic maps per type. Scored against annotators it was not trained on, it is within the
-# split-to-split noise of the CNNs (results/classifier/crossannot.md), so the shipped model is the CNN (CNN8).
-FEATURES = replace(IMPROVED, name="features", dropout=0.0, cnn=False)
-# The CNN of the improved recipe on maps area-resized to 8 x 8, with the pattern features beside it: the
-# cheapest CNN input that keeps the structure (two 2x2 poolings leave 2 x 2), chosen by agreement with
-# annotators the model was not trained on (results/classifier/crossannot-<kind>.json, README).
-CNN8 = replace(IMPROVED, name="cnn8", size=8)
-L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # C of scikit-learn's LogisticRegression: larger = weaker L2
-
-
-def recipe_grid() -> list[Recipe]:
-    """The recipes ``--compare`` trains on the same split: the original, the fixed-size input, then each
-    improvement added, and the shipped recipe."""
-    base = Recipe(name="resize16", augment=False, class_weights=False, scale="none")
-    mass = replace(base, name="resize16+mass", scale="mass")
-    return [
-        ORIGINAL,
-        base,
-        replace(base, name="resize16+max", scale="max"),
-        mass,
-        replace(mass, name="resize16+mass+augment", augment=True),
-        replace(mass, name="resize16+mass+classweights", class_weights=True),
-        replace(mass, name="resize16+mass+synthetic", synthetic_per_class=40),
-        replace(mass, name="resize16+mass+synthetic+features", synthetic_per_class=40, features=True),
-        IMPROVED,  # resize16 + mass + synthetic + features with dropout 0.3
-        CNN8,  # the same on 8 x 8 inputs
-        FEATURES,  # the features alone, logistic regression
-    ]
-
-
-@dataclass
-class TrainConfig:
-    kind: str = "raw"
-    data: str = "annotations"
-    seed: int = 0
-    epochs: int = 80
-    patience: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    test_fraction: float = 0.2
-    val_fraction: float = 0.15
-    recipe: Recipe = CNN8
-    threads: int = 2
-
-    def __post_init__(self) -> None:
-        from attnpatterns.classifier.labels import check_kind
-
-        check_kind(self.kind)
-        if not 0 < self.test_fraction < 1:
-            raise UserError(f"--test-fraction must be in (0, 1), got {self.test_fraction}.")
-        if not 0 <= self.val_fraction < 1:
-            raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}.")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["recipe"] = self.recipe.to_dict()
-        return d
 
 
 # ----------------------------------------------------------------------------------------------------------------

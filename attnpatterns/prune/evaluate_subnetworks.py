@@ -1,6 +1,6 @@
 """Evaluate good, random and bad subnetworks twice: ``pruned`` and ``retrained``.
 
-REFERENCE (Subnetworks and re-fine-tuning):
+The method (docs/method.md, Subnetworks):
 
 - ``pruned``: the mask applied to the fine-tuned model, evaluated on dev as is.
 - ``retrained``: the mask applied to the PRE-TRAINED weights (rewind), a fresh classifier drawn under the

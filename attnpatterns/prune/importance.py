@@ -2,7 +2,7 @@
 
 With a gate of ones (L x H for heads, L for MLPs) multiplied into the model, the importance of a
 component is the sum over dev batches of ``|dL/d gate|`` (model in eval mode). Normalisation, as in
-REFERENCE (s-pruning): heads are L2-normalised per layer (+1e-20) and then min-max scaled over all
+The method (docs/method.md, s-pruning): heads are L2-normalised per layer (+1e-20) and then min-max scaled over all
 heads; MLPs are divided by the number of real tokens and then min-max scaled over all MLPs.
 
 Two orders of summation exist:

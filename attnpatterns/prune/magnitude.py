@@ -1,6 +1,6 @@
 """m-pruning: remove 10% of the remaining prunable weights by global magnitude, while dev >= 0.9 x full.
 
-Prunable (REFERENCE, m-pruning): in every transformer layer the weights and biases of Q, K, V, the
+Prunable (docs/method.md, m-pruning): in every transformer layer the weights and biases of Q, K, V, the
 attention output dense, the intermediate dense and the output dense, except the output dense's bias.
 Never: embeddings, LayerNorm, pooler, classifier.
 

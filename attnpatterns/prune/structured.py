@@ -1,6 +1,6 @@
 """s-pruning: mask heads and MLPs by gate importance while the dev score stays >= 0.9 x full.
 
-The schedule (REFERENCE, s-pruning; Prasanna et al. 2020):
+The schedule (docs/method.md, s-pruning; Prasanna et al. 2020):
 
 (a) mask the ``max(1, int(0.1 * L * H))`` least important heads and 1 MLP, recompute importance under
     the new mask, repeat while the dev score >= ``ratio`` x the full model's score;

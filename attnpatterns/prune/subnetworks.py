@@ -1,6 +1,6 @@
 """Good, random and bad subnetworks: size-matched counterparts of a pruning mask.
 
-REFERENCE (Subnetworks and re-fine-tuning):
+The method (docs/method.md, Subnetworks):
 
 - ``good`` is the pruning result itself.
 - ``random``: s-pruning: every head (MLP) kept by an independent Bernoulli draw with the good mask's

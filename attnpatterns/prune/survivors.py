@@ -1,7 +1,7 @@
 """Super-survivors: the components kept in every seed (AND), and the rest split by how often they survive.
 
-REFERENCE.md (Subnetworks): "Super-survivors: components kept in all 5 seeds (AND). Their size-matched bad and
-random counterparts are drawn from the never-kept and the in-between components." This module gives those three
+The method (docs/method.md, Subnetworks): "Super-survivors: components kept in all 5 seeds (AND). Their
+size-matched bad and random counterparts are drawn from the never-kept and the in-between components." This module gives those three
 disjoint sets; drawing the counterparts is the subnetworks stage's job.
 
 - super-survivors: kept in every seed;
