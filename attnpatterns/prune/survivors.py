@@ -1,8 +1,8 @@
 """Super-survivors: the components kept in every seed (AND), and the rest split by how often they survive.
 
 The method (docs/method.md, Subnetworks): "Super-survivors: components kept in all 5 seeds (AND). Their
-size-matched bad and random counterparts are drawn from the never-kept and the in-between components." This module gives those three
-disjoint sets; drawing the counterparts is the subnetworks stage's job.
+size-matched bad and random counterparts are drawn from the never-kept and the in-between components." This
+module gives those three disjoint sets; drawing the counterparts is the subnetworks stage's job.
 
 - super-survivors: kept in every seed;
 - in-between: kept in at least one seed but not in all;
