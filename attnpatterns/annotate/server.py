@@ -240,17 +240,23 @@ class Server:
         return self.proc.poll() is None
 
     def stop(self, timeout: float = 20) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout`` seconds; returns the exit code."""
+        """SIGTERM to the server's process group (it runs in a session of its own, workers included), then SIGKILL
+        after ``timeout`` seconds; returns the exit code."""
         if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
+            self._signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
+                self._signal(signal.SIGKILL)
                 self.proc.wait(10)
         return self.proc.returncode
+
+    def _signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if hasattr(os, "killpg"):
+                os.killpg(self.proc.pid, sig)  # started with start_new_session: its group id is its pid
+            else:
+                self.proc.send_signal(sig)
 
     def __enter__(self) -> "Server":
         return self
