@@ -111,6 +111,8 @@ def serve_cmd(
     t0 = time.monotonic()
     server = srv.start(cfg)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C stops it even when started from a shell that ignores SIGINT (a background job, nohup)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     typer.echo(
         f"Label Studio is running at {server.url} (ready after {time.monotonic() - t0:.0f} s; log: {server.log_path})"
     )
