@@ -89,6 +89,21 @@ class Chromium:
                 raise RuntimeError(f"Chromium closed the pipe during {method}")
             self.buf += chunk
 
+    def open(self, url: str, site: str, cookies) -> str:
+        """A new 1400 x 1000 page with the session cookies of ``site``, navigated to ``url``; its session id."""
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        sid = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for c in cookies:
+            self.call("Network.setCookie", {"name": c.name, "value": c.value, "url": site + "/"}, sid)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+            sid,
+        )
+        self.call("Page.enable", {}, sid)
+        self.call("Page.navigate", {"url": url}, sid)
+        return sid
+
     def close(self):
         try:
             self.call("Browser.close")
@@ -161,17 +176,7 @@ def test_labeling_page_shows_the_map(labelstudio, monkeypatch, tmp_path):
     cookies = _login(server.url, creds.username, creds.password)
     browser = Chromium(exe, tmp_path / "chromium-profile", tmp_path / "chromium.log")
     try:
-        target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        sid = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for c in cookies:
-            browser.call("Network.setCookie", {"name": c.name, "value": c.value, "url": server.url + "/"}, sid)
-        browser.call(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
-            sid,
-        )
-        browser.call("Page.enable", {}, sid)
-        browser.call("Page.navigate", {"url": f"{server.url}/projects/{res.project_id}/data?task={task.id}"}, sid)
+        sid = browser.open(f"{server.url}/projects/{res.project_id}/data?task={task.id}", server.url, cookies)
         yellow, purple = [(np.array(colormaps["viridis"](x)[:3]) * 255).round().astype(int) for x in (1.0, 0.0)]
         shot = tmp_path / "labeling-page.png"
         deadline = time.monotonic() + 120
@@ -247,17 +252,7 @@ def test_labeling_page_shows_the_backend_suggestion(labelstudio, monkeypatch, tm
         cookies = _login(server.url, creds.username, creds.password)
         browser = Chromium(exe, tmp_path / "chromium-profile", tmp_path / "chromium.log")
         try:
-            target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-            sid = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-            for c in cookies:
-                browser.call("Network.setCookie", {"name": c.name, "value": c.value, "url": server.url + "/"}, sid)
-            browser.call(
-                "Emulation.setDeviceMetricsOverride",
-                {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
-                sid,
-            )
-            browser.call("Page.enable", {}, sid)
-            browser.call("Page.navigate", {"url": f"{server.url}/projects/{res.project_id}/data?task={task.id}"}, sid)
+            sid = browser.open(f"{server.url}/projects/{res.project_id}/data?task={task.id}", server.url, cookies)
             checked_js = (
                 "JSON.stringify(Array.from(document.querySelectorAll('input:checked'))"
                 ".map(e => (e.closest('label') || e.parentElement).innerText.trim()).filter(t => t))"
