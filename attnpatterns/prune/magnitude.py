@@ -193,7 +193,8 @@ def m_prune(
     from attnpatterns.finetune import predict
     from attnpatterns.io import save_safetensors, write_json
     from attnpatterns.progress import progress_iter
-    from attnpatterns.prune.structured import _check_done, _clear_iterations, floor_score, load_pruning_inputs, meets
+    from attnpatterns.prune.stage_files import clear_iterations, done_already
+    from attnpatterns.prune.structured import floor_score, load_pruning_inputs, meets
 
     cfg = cfg or MPruneConfig()
     seed_dir = Path(seed_dir)
@@ -205,11 +206,8 @@ def m_prune(
         "fraction": cfg.fraction,
         "ratio": cfg.ratio,
     }
-    if cfg.floor != "none":  # only then: runs made before the option existed stay valid
-        record["floor"] = cfg.floor
-    done = _check_done(out, record, "m-pruning")
+    done = done_already(out, record, cfg.floor, "m-pruning")
     if done is not None:
-        done["skipped"] = True
         return done
     model, rec, spec, enc = load_pruning_inputs(seed_dir, cfg, device, data_dir)
     task, seed, mid = rec["config"]["task"], rec["config"]["seed"], rec["config"]["model"]
@@ -222,7 +220,7 @@ def m_prune(
     params = prunable_parameters(model)
     original = {n: p.detach().clone() for n, p in params.items()}
     out.mkdir(parents=True, exist_ok=True)
-    _clear_iterations(out)
+    clear_iterations(out)
     t0 = time.perf_counter()
     masks = full_masks(original)
     total = count_kept(masks)[1]

@@ -30,6 +30,7 @@ import numpy as np
 from attnpatterns import layout
 from attnpatterns.errors import UserError
 from attnpatterns.layout import SeedLayout
+from attnpatterns.prune.stage_files import clear_iterations, done_already
 
 log = logging.getLogger("attnpatterns")
 
@@ -223,29 +224,6 @@ def load_pruning_inputs(seed_dir: Path, cfg, device: str, data_dir: str | None):
     return model, rec, spec, encode(tok, dev, cfg.max_length)
 
 
-def _check_done(out: Path, record: dict, what: str) -> dict | None:
-    """The summary when ``out`` is finished with the same settings; UserError when it was made otherwise."""
-    from attnpatterns.io import read_json
-
-    s = out / "summary.json"
-    if not s.is_file():
-        return None
-    summ = read_json(s)
-    have = {k: summ.get(k) for k in record}
-    if have != record:
-        diff = [k for k in record if have[k] != record[k]]
-        raise UserError(
-            f"{s}: {what} was done with other settings ({', '.join(diff)}); delete {out} to redo it "
-            "or use the settings it was made with."
-        )
-    return summ
-
-
-def _clear_iterations(out: Path) -> None:
-    for f in out.glob("iter_*.json"):
-        f.unlink()
-
-
 def save_npy(path: Path, arr: np.ndarray) -> None:
     from attnpatterns.io import atomic_path
 
@@ -282,11 +260,8 @@ def s_prune(
         "batch_size": cfg.batch_size,
         "ratio": cfg.ratio,
     }
-    if cfg.floor != "none":  # only then: runs made before the option existed stay valid
-        record["floor"] = cfg.floor
-    done = _check_done(out, record, "s-pruning")
+    done = done_already(out, record, cfg.floor, "s-pruning")
     if done is not None:
-        done["skipped"] = True
         return done
     model, rec, spec, enc = load_pruning_inputs(seed_dir, cfg, device, data_dir)
     task, seed, mid = rec["config"]["task"], rec["config"]["seed"], rec["config"]["model"]
@@ -307,7 +282,7 @@ def s_prune(
         return Evaluation(float(main_metric(spec, metrics)), imp.head.numpy(), imp.mlp.numpy(), metrics)
 
     out.mkdir(parents=True, exist_ok=True)
-    _clear_iterations(out)
+    clear_iterations(out)
     t0 = time.perf_counter()
 
     def on_iteration(it: Iteration) -> None:
