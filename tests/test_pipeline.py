@@ -140,11 +140,28 @@ def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
             per_head = np.stack([(lab == t).sum(axis=0) for t in range(5)], axis=-1)
             assert (per_head == np.asarray(heads["counts"][kind])).all()
     html = (run / "report" / "index.html").read_text()
-    for sec in ("finetune", "patterns", "survival", "importance", "shared", "subnetworks", "examples"):
+    for sec in (
+        "findings",
+        "about",
+        "finetune",
+        "patterns",
+        "survival",
+        "importance",
+        "shared",
+        "subnetworks",
+        "examples",
+    ):
         assert f'id="{sec}"' in html
     assert "Missing:" not in html, [l for l in html.splitlines() if "Missing:" in l]
     md = (run / "report" / "report.md").read_text()
     assert "Missing:" not in md and md.count("![") >= 9
+    # the report says what it is: a smoke run, its deviations from the study, the seeds behind each table
+    assert "**profile**: quick: a smoke run of every stage, not a result" in md
+    assert "This is a smoke run" in md and "epochs 1 (the study: 3)" in md
+    assert "| subnetworks (re-fine-tuned) | 2 |" in md and "seeds per task: MRPC 2" in md
+    # and its findings, one verdict per (finding, task) computed from its own numbers
+    assert md.count("| s-pruning masks vary over seeds") == 1
+    assert md.count("good subnetworks re-fine-tune better than random and bad | MRPC |") == 3
     for stem in (
         "patterns-raw",
         "patterns-normed",

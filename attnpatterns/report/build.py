@@ -38,6 +38,7 @@ from attnpatterns.report.sections_pruning import (  # noqa: F401 (re-exported)
     _sec_survival,
     head_weight_survival,
 )
+from attnpatterns.report.sections_run import _sec_about, _sec_findings, profile_line
 
 log = logging.getLogger("attnpatterns")
 
@@ -91,6 +92,8 @@ def build_report(
     doc = Document(title=f"attnpatterns report: {run_dir.name}")
     doc.meta = _meta(ctx)
     builders = [
+        _sec_findings,
+        _sec_about,
         _sec_finetune,
         _sec_patterns,
         _sec_survival,
@@ -150,8 +153,9 @@ def _meta(ctx: _Ctx) -> list[tuple[str, str]]:
         ("tasks", ", ".join(ctx.tasks)),
         ("seeds", ", ".join(map(str, seeds))),
     ]
-    if cfg.get("profile"):
-        meta.append(("profile", str(cfg["profile"])))
+    prof = profile_line(ctx)
+    if prof:
+        meta.append(("profile", prof))
     if ctx.model_cfg:
         mc = ctx.model_cfg
         meta.append(

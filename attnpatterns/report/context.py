@@ -62,6 +62,7 @@ class _Ctx:
     model_cfg: dict | None
     data_dir: str | None = None
     written: list[Path] = field(default_factory=list)
+    settings: Any = None  # the run's recorded settings (report.sections_run.settings_of), read once
 
     def figure(self, fig, stem: str, caption: str) -> Figure:
         from attnpatterns.report.plots import save_figure

@@ -170,14 +170,22 @@ def _sec_examples(ctx: _Ctx, examples_per_type: int = 6) -> Section:
                 f"no {kind} example maps ({CLASSIFY_DIR}/TASK/seed_S/examples.npz; the classify stage makes them)."
             )
             continue
-        # sorted by index first: the examples spread over tasks and seeds (round-robin)
         cells = {
-            t: [
-                (f"{task} s{seed} {cap}".strip(), m)
-                for _, task, seed, m, cap in sorted(v, key=lambda x: (x[0], x[1], x[2]))
-            ]
-            for t, v in grid.items()
+            t: [(f"{task} s{seed} {cap}".strip(), m) for _, task, seed, m, cap in balanced(v)] for t, v in grid.items()
         }
         fig, _ = example_grid(cells, ncols=examples_per_type)
         s.add(ctx.figure(fig, f"examples-{kind}", f"{kind} maps: examples of each predicted type"))
     return s
+
+
+def balanced(items: list[tuple]) -> list[tuple]:
+    """Example maps ``(index, task, seed, map, caption)`` in turns over the tasks (each task's own in order of
+    index, then seed), so that the first columns of a row come from every task that has a map of that type."""
+    by_task: dict[str, list[tuple]] = {}
+    for it in sorted(items, key=lambda x: (x[0], x[2])):
+        by_task.setdefault(it[1], []).append(it)
+    queues = [by_task[t] for t in sorted(by_task)]
+    out: list[tuple] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        out += [q[i] for q in queues if i < len(q)]
+    return out

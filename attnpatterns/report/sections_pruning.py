@@ -14,6 +14,7 @@ from attnpatterns.errors import UserError
 from attnpatterns.layout import SeedLayout
 from attnpatterns.report.context import CLASSIFY_DIR, KINDS, METHODS, REPORT_DIR, _Ctx, _iter_files, _read  # noqa: F401
 from attnpatterns.report.html import Paragraph, Section, Table
+from attnpatterns.report.run_settings import majority_score
 
 log = logging.getLogger("attnpatterns")
 
@@ -28,12 +29,15 @@ def _sec_finetune(ctx: _Ctx) -> Section:
                 s.note_missing(f"{task} seed {seed}: no {ctx.rel(p)} (the fine-tune stage has not finished).")
                 continue
             m = _read(p)
+            maj = majority_score(ctx.run_dir, task)
+            flag = "" if maj is None else ("at or below" if float(m.get("score", 0.0)) <= maj + 1e-9 else "above")
             rows.append(
                 [
                     task,
                     seed,
                     m.get("main_metric", "score"),
                     m.get("score"),
+                    "n/a" if maj is None else f"{maj:.3f} ({flag})",
                     m.get("train_examples"),
                     m.get("dev_examples"),
                     m.get("train_seconds"),
@@ -42,7 +46,7 @@ def _sec_finetune(ctx: _Ctx) -> Section:
     if rows:
         s.add(
             Table(
-                ["task", "seed", "metric", "dev score", "train examples", "dev examples", "train s"],
+                ["task", "seed", "metric", "dev score", "majority class", "train examples", "dev examples", "train s"],
                 rows,
                 caption="Dev score of each fine-tuned model (the full score the pruning thresholds are 0.9 x of)",
             )
@@ -329,10 +333,12 @@ def _sec_subnetworks(ctx: _Ctx) -> Section:
         Paragraph(
             "Rows: the full fine-tuned model, the majority-class baseline, and for each pruning method its good, "
             "random and bad subnetworks, evaluated as pruned (mask on the fine-tuned model) and retrained (mask "
-            "on the pre-trained weights, fine-tuned again). Cells: dev score, mean ± population std over seeds."
+            "on the pre-trained weights, fine-tuned again). " + tables.score_caption(table)
         )
     )
     s.add(_frame_table(scores, "setting", "Dev scores of the subnetworks"))
+    for note in table.notes:
+        s.add(Paragraph(note, kind="note"))
     s.add(
         _frame_table(
             tables.size_frame(table),

@@ -526,15 +526,22 @@ def _markdown(df, first: str) -> str:
     return "\n".join(lines)
 
 
+def score_caption(table: Table) -> str:
+    """What the score cells are: the metric per task, mean ± std over how many seeds, and the source."""
+    n = {t: _max_n(table, t) for t in table.tasks}
+    ns = ", ".join(f"{t} {n[t]}" for t in table.tasks)
+    return (
+        f"Dev scores ({', '.join(f'{t} {metric_key(t)}' for t in table.tasks)}), mean ± population std over seeds "
+        f"(seeds per task: {ns}; a cell with fewer says n=). Source: {table.source}."
+    )
+
+
 def to_markdown(table: Table, digits: int = 3) -> str:
     scores = score_frame(table, digits)
     sizes = size_frame(table)
-    n = {t: _max_n(table, t) for t in table.tasks}
-    ns = ", ".join(f"{t} {n[t]}" for t in table.tasks)
     out = (
         [
-            f"Dev scores ({', '.join(f'{t} {metric_key(t)}' for t in table.tasks)}), mean ± population std over seeds "
-            f"(seeds per task: {ns}; a cell with fewer says n=). Source: {table.source}.",
+            score_caption(table),
             "",
             _markdown(scores, "setting"),
             "",

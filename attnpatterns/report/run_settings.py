@@ -1,0 +1,190 @@
+"""What a run is: the settings its stages recorded, compared with the study's, and how many seeds each table rests on.
+
+Read from the run folder only (docs/CONTRACTS.md): ``config.json`` (the profile of ``attn run``), each seed's
+``finetuned/run.json`` and ``metrics.json``, ``structured/summary.json``, ``magnitude/summary.json``,
+``subnetworks/``, the classify stage's ``heads.json``, and ``TASK/majority.json``. A run assembled by hand (stage
+commands with their own options, then ``attn run --stages classify,report``) is described by what its stages
+recorded, not by the profile name in ``config.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attnpatterns.layout import RunLayout, SeedLayout
+
+# The study's settings (Prasanna et al. 2020; ../shared/REFERENCE.md), the yardstick of every deviation.
+STUDY: dict[str, Any] = {
+    "lr": 2e-5,
+    "epochs": 3,
+    "batch_size": 32,
+    "max_length": 128,
+    "seeds": 5,
+    "floor": "none",
+    "magnitude_max_steps": 10,
+    "classify_examples": 100,
+}
+
+
+@dataclass
+class RunSettings:
+    """The recorded settings of a run, each as {value: [where]} so that a run with mixed settings shows them all."""
+
+    profile: str | None
+    profile_description: str | None
+    finetune: dict[str, dict[Any, list[str]]] = field(default_factory=dict)
+    train_subsample: dict[str, int] = field(default_factory=dict)  # task -> training examples, where subsampled
+    pruning_dev: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (used, full dev) where smaller
+    floors: dict[str, list[str]] = field(default_factory=dict)  # floor -> where
+    seeds: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> task -> seeds
+    classify_examples: dict[str, int] = field(default_factory=dict)  # task -> dev examples per seed
+    at_majority: list[str] = field(default_factory=list)  # "TASK seed S (score x <= majority y)"
+    deviations: list[str] = field(default_factory=list)
+
+    @property
+    def smoke(self) -> bool:
+        return self.profile == "quick"
+
+
+def _read(p: Path) -> Any:
+    from attnpatterns.io import read_json
+
+    return read_json(p)
+
+
+def _note(d: dict, key: Any, where: str) -> None:
+    d.setdefault(key, []).append(where)
+
+
+def majority_score(run: Path, task: str) -> float | None:
+    """The majority class's dev score of ``task`` as the run recorded it (``TASK/majority.json``), else None."""
+    p = RunLayout(run).majority(task)
+    if not p.is_file():
+        return None
+    r = _read(p)
+    s = r.get("score") if isinstance(r, dict) else None
+    return float(s) if s is not None else None
+
+
+def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) -> RunSettings:
+    """Everything :class:`RunSettings` holds, read from the run folder."""
+    prof = cfg.get("settings") or {}
+    rs = RunSettings(profile=cfg.get("profile"), profile_description=prof.get("description"))
+    seeds_ft: dict[str, int] = {}
+    seeds_s: dict[str, int] = {}
+    seeds_m: dict[str, int] = {}
+    seeds_sub: dict[str, int] = {}
+    seeds_cls: dict[str, int] = {}
+    for task, seeds in tasks.items():
+        maj = majority_score(run, task)
+        for seed, sdir in seeds.items():
+            sl = SeedLayout(sdir)
+            where = f"{task} seed {seed}"
+            rec = sl.finetuned / "run.json"
+            if rec.is_file():
+                r = _read(rec)
+                c = r.get("config", {})
+                for k in ("lr", "epochs", "batch_size", "max_length"):
+                    if k in c:
+                        _note(rs.finetune.setdefault(k, {}), c[k], where)
+                data = r.get("data", {})
+                if data.get("subsampled") and data.get("train_examples"):
+                    rs.train_subsample[task] = int(data["train_examples"])
+            met = sl.finetuned / "metrics.json"
+            if met.is_file():
+                seeds_ft[task] = seeds_ft.get(task, 0) + 1
+                m = _read(met)
+                if maj is not None and m.get("score") is not None and float(m["score"]) <= maj + 1e-9:
+                    rs.at_majority.append(f"{where} (dev score {float(m['score']):.3f} <= majority class {maj:.3f})")
+            for method, count in (("structured", seeds_s), ("magnitude", seeds_m)):
+                summ = sl.summary(method)
+                if not summ.is_file():
+                    continue
+                count[task] = count.get(task, 0) + 1
+                s = _read(summ)
+                _note(rs.floors, s.get("floor", "none"), f"{where} {method}")
+                used, full = s.get("dev_examples"), _full_dev(task, sl)
+                if used and full and int(used) < full:
+                    rs.pruning_dev[task] = (int(used), full)
+                if method == "magnitude" and "max_steps" in s:
+                    _note(rs.finetune.setdefault("magnitude_max_steps", {}), s["max_steps"], where)
+            if sl.subnetworks.is_dir() and any(sl.subnetworks.rglob("retrained.json")):
+                seeds_sub[task] = seeds_sub.get(task, 0) + 1
+            heads = RunLayout(run).classify_dir(task, seed) / "heads.json"
+            if heads.is_file():
+                seeds_cls[task] = seeds_cls.get(task, 0) + 1
+                h = _read(heads)
+                n = h.get("n_examples") or len(h.get("examples", []) or [])
+                if n:
+                    rs.classify_examples[task] = int(n)
+    rs.seeds = {
+        "fine-tuned models": seeds_ft,
+        "s-pruning, stability and super-survivors": seeds_s,
+        "m-pruning": seeds_m,
+        "subnetworks (re-fine-tuned)": seeds_sub,
+        "pattern distributions": seeds_cls,
+    }
+    rs.deviations = deviations(rs)
+    return rs
+
+
+def _full_dev(task: str, sl: SeedLayout) -> int:
+    m = sl.finetuned / "metrics.json"
+    r = _read(m) if m.is_file() else {}
+    return int(r.get("dev_examples") or 0)
+
+
+def _fmt_value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def deviations(rs: RunSettings) -> list[str]:
+    """Every way the recorded settings differ from the study's, as sentences."""
+    out = []
+    for key, label in (
+        ("lr", "learning rate"),
+        ("epochs", "epochs"),
+        ("batch_size", "batch size"),
+        ("max_length", "max length"),
+        ("magnitude_max_steps", "m-pruning steps"),
+    ):
+        vals = rs.finetune.get(key, {})
+        other = [v for v in vals if v != STUDY[key]]
+        if other:
+            shown = ", ".join(_fmt_value(v) for v in sorted(vals, key=str))
+            out.append(f"{label} {shown} (the study: {_fmt_value(STUDY[key])})")
+    if rs.train_subsample:
+        parts = [f"{t} {n}" for t, n in sorted(rs.train_subsample.items())]
+        out.append(
+            "fine-tuned on a seeded training subsample: "
+            + ", ".join(parts)
+            + " examples (the study: the whole training set)"
+        )
+    if rs.pruning_dev:
+        parts = [f"{t} {u} of {f}" for t, (u, f) in sorted(rs.pruning_dev.items())]
+        out.append(
+            "pruning scored on a seeded dev subsample: " + ", ".join(parts) + " examples (the study: the whole dev set)"
+        )
+    floors = [f for f in rs.floors if f != STUDY["floor"]]
+    if floors:
+        out.append(
+            f"pruning floor '{', '.join(floors)}': a mask must also score above the majority class (not in the study)"
+        )
+    for table, per_task in rs.seeds.items():
+        few = {t: n for t, n in per_task.items() if n < STUDY["seeds"]}
+        if few:
+            out.append(
+                f"{table}: "
+                + ", ".join(f"{t} {n}" for t, n in sorted(few.items()))
+                + f" seeds (the study: {STUDY['seeds']})"
+            )
+    few_ex = {t: n for t, n in rs.classify_examples.items() if n < STUDY["classify_examples"]}
+    if few_ex:
+        out.append(
+            "pattern distributions from "
+            + ", ".join(f"{t} {n}" for t, n in sorted(few_ex.items()))
+            + f" dev examples per seed (the study: {STUDY['classify_examples']})"
+        )
+    return out

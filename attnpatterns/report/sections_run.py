@@ -1,0 +1,150 @@
+"""The report's opening sections: the findings computed from the run's own numbers, and what the run is (its
+profile, every deviation from the study's settings, the seeds behind each table, fine-tunes stuck at the majority
+class)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from attnpatterns.layout import SeedLayout
+from attnpatterns.report.context import _Ctx
+from attnpatterns.report.html import Paragraph, Section, Table
+from attnpatterns.report.run_settings import RunSettings, collect_settings
+
+log = logging.getLogger("attnpatterns")
+
+
+def settings_of(ctx: _Ctx) -> RunSettings:
+    """The run's recorded settings, read once per report."""
+    if ctx.settings is None:
+        ctx.settings = collect_settings(ctx.run_dir, ctx.tasks, ctx.cfg)
+    return ctx.settings
+
+
+def profile_line(ctx: _Ctx) -> str | None:
+    """The header's profile entry: the profile name, and what it means for reading the numbers."""
+    rs = settings_of(ctx)
+    if rs.profile is None:
+        return "none recorded (stages run by hand): see 'What this run is'" if rs.deviations else None
+    if rs.smoke:
+        return f"{rs.profile}: a smoke run of every stage, not a result"
+    if rs.deviations:
+        return (
+            f"{rs.profile}, with {len(rs.deviations)} deviation(s) from the study's settings (see 'What this run is')"
+        )
+    return f"{rs.profile}: the study's settings"
+
+
+def _sec_about(ctx: _Ctx) -> Section:
+    rs = settings_of(ctx)
+    s = Section("about", "What this run is")
+    if rs.smoke:
+        s.add(
+            Paragraph(
+                "This is a smoke run (profile 'quick'): every stage ran on a few hundred examples for one epoch, so "
+                "its numbers (0 heads kept, fine-tunes at the majority class, equal subnetworks) show that the "
+                "stages connect, not what the model does. Run 'attn run --profile paper' for results.",
+                kind="note",
+            )
+        )
+    if rs.profile_description:
+        s.add(Paragraph(f"Profile '{rs.profile}': {rs.profile_description}."))
+    if rs.deviations:
+        s.add(
+            Table(
+                ["deviation from the study's settings (read from the stages' own records)"],
+                [[d] for d in rs.deviations],
+                caption="Deviations",
+            )
+        )
+    else:
+        s.add(
+            Paragraph(
+                "Every recorded setting is the study's (lr 2e-5, 3 epochs, batch 32, max length 128, "
+                "whole training and dev sets, no floor, 5 seeds)."
+            )
+        )
+    tables = [t for t, per in rs.seeds.items() if per]
+    tasks = list(ctx.tasks)
+    if tables:
+        s.add(
+            Table(
+                ["table"] + tasks,
+                [[t] + [rs.seeds[t].get(task, 0) for task in tasks] for t in tables],
+                caption="Seeds behind each table",
+            )
+        )
+    if rs.at_majority:
+        s.add(
+            Paragraph(
+                "Fine-tunes that did not beat the majority class (their pruning and patterns say little): "
+                + "; ".join(rs.at_majority)
+                + ".",
+                kind="note",
+            )
+        )
+    return s
+
+
+def _stacks(ctx: _Ctx) -> dict[str, np.ndarray]:
+    from attnpatterns.prune.masks import read_seed_dir
+
+    out = {}
+    for task, seeds in ctx.tasks.items():
+        rows = []
+        for sdir in seeds.values():
+            if not SeedLayout(sdir).summary("structured").is_file():
+                continue
+            hm, _, _ = read_seed_dir(sdir)
+            if hm is not None:
+                rows.append(np.asarray(hm).reshape(-1))
+        if rows:
+            out[task] = np.stack(rows)
+    return out
+
+
+def _sec_findings(ctx: _Ctx) -> Section:
+    from attnpatterns.report import findings as F
+    from attnpatterns.report import tables
+    from attnpatterns.report.sections_patterns import _load_distributions
+
+    s = Section("findings", "Findings: the study's three, on this run's numbers")
+    rs = settings_of(ctx)
+    rows: list[F.Finding] = []
+    stacks = _stacks(ctx)
+    for task in ctx.tasks:
+        rows.append(F.stability_finding(task, stacks.get(task)))
+    if any(SeedLayout(sd).subnetworks.is_dir() for seeds in ctx.tasks.values() for sd in seeds.values()):
+        per_seed, _ = tables.collect_run(ctx.run_dir, data_dir=ctx.data_dir)
+        rows += F.subnetwork_findings(per_seed, tables.METHOD_LABELS)
+    dists = _load_distributions(ctx)
+    for task in ctx.tasks:
+        rows += F.pattern_findings(task, dists.get(task))
+    s.add(
+        Paragraph(
+            "Each verdict is computed from the tables below: stability from the s-pruning masks (Fleiss' kappa with "
+            "a bootstrap interval over heads; the super-survivor count against random masks of the same sizes), "
+            "subnetworks from the per-seed re-fine-tuned scores (paired differences with a t-interval over seeds), "
+            "patterns from the bootstrap intervals of the shares. 'not resolved': the interval straddles the line."
+        )
+    )
+    if rs.smoke:
+        s.add(Paragraph("A smoke run: these verdicts test the code path, not the model.", kind="note"))
+    if rs.at_majority:
+        s.add(
+            Paragraph(
+                f"{len(rs.at_majority)} fine-tune(s) did not beat the majority class: read their tasks' verdicts "
+                "with that in mind (see 'What this run is').",
+                kind="note",
+            )
+        )
+    s.add(
+        Table(
+            ["finding", "task", "verdict", "evidence"],
+            [[f.finding, f.task, f.verdict, f.evidence] for f in rows],
+            caption="The study's findings on this run",
+        )
+    )
+    return s
