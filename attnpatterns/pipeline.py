@@ -258,7 +258,7 @@ class Pipeline:
         return units
 
     def _write_super(self, task: str, out: Path) -> None:
-        from attnpatterns.prune.masks import write_head_set
+        from attnpatterns.prune.head_set import write_head_set
         from attnpatterns.prune.survivors import survivors_from_dir
 
         ts, model = survivors_from_dir(self.root, task, seeds=self.cfg.seeds)

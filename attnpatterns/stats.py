@@ -288,7 +288,7 @@ def compute_stats(
     table: Mapping[str, Mapping[int, tuple[Any, Any]]], source: str | None = None, model: str | None = None
 ) -> StatsReport:
     """Statistics of every task of a mask table {task: {seed: (head_mask or None, mlp_mask or None)}}."""
-    from attnpatterns.prune.masks import stack_seeds
+    from attnpatterns.prune.mask_algebra import stack_seeds
 
     tasks: dict[str, TaskStats] = {}
     stacks: dict[str, tuple[list[int], Any, Any]] = {}

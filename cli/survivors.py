@@ -61,7 +61,7 @@ def survivors_cmd(
     all; kept in none): the pools that size-matched random and bad counterparts are drawn from.
     """
     from attnpatterns.errors import UserError
-    from attnpatterns.prune.masks import write_head_set
+    from attnpatterns.prune.head_set import write_head_set
     from attnpatterns.prune.survivors import survivors_from_dir
     from cli.common import parse_seeds
 

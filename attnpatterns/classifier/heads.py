@@ -44,7 +44,7 @@ class HeadClassification:
 
 def resolve_heads(heads, num_layers: int, num_heads: int) -> tuple[list[tuple[int, int]], str]:
     """(sorted (layer, head) pairs, a description) from None (all heads), a head-set path, a HeadSet or pairs."""
-    from attnpatterns.prune.masks import HeadSet, read_head_set
+    from attnpatterns.prune.head_set import HeadSet, read_head_set
 
     if heads is None:
         return [(l, h) for l in range(num_layers) for h in range(num_heads)], "all heads"

@@ -154,7 +154,7 @@ def write_distribution(heads_files: Sequence[Path], super_path: Path | None, out
     import numpy as np
 
     from attnpatterns.io import read_json, write_json
-    from attnpatterns.prune.masks import read_head_set
+    from attnpatterns.prune.head_set import read_head_set
     from attnpatterns.report.distributions import head_mask_of, pooled_counts
 
     per_seed = [read_json(p) for p in heads_files]

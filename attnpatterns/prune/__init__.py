@@ -1,5 +1,6 @@
 """Pruning: importance, s-pruning and m-pruning schedules, mask files (ours and the authors'), survivors."""
 
+from attnpatterns.prune.head_set import HeadSet, read_head_set, write_head_set  # noqa: F401
 from attnpatterns.prune.importance import (  # noqa: F401
     Importance,
     compute_importance,
@@ -15,20 +16,15 @@ from attnpatterns.prune.magnitude import (  # noqa: F401
     prunable_parameters,
     read_weight_masks,
 )
-from attnpatterns.prune.masks import (  # noqa: F401
-    HeadSet,
+from attnpatterns.prune.mask_algebra import (  # noqa: F401
     and_over_seeds,
-    discover_masks,
-    load_mask_npy,
     mask_size,
     mask_sizes,
     or_over_seeds,
-    read_head_set,
-    read_seed_dir,
     stack_seeds,
     survival_counts,
-    write_head_set,
 )
+from attnpatterns.prune.masks import discover_masks, load_mask_npy, read_seed_dir  # noqa: F401
 from attnpatterns.prune.structured import (  # noqa: F401
     Evaluation,
     SPruneConfig,

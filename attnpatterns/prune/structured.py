@@ -247,8 +247,8 @@ def s_prune(
     from attnpatterns.data import compute_metrics, main_metric
     from attnpatterns.finetune import collate, length_batches
     from attnpatterns.io import write_json
+    from attnpatterns.prune.head_set import HeadSet, write_head_set
     from attnpatterns.prune.importance import compute_importance
-    from attnpatterns.prune.masks import HeadSet, write_head_set
 
     cfg = cfg or SPruneConfig()
     seed_dir = Path(seed_dir)

@@ -186,7 +186,8 @@ def good_magnitude(run: Path, task: str, seed: int, rec: dict) -> Mask:
 
 def super_pools(run: Path, task: str, seeds: Sequence[int], rec: dict) -> tuple[Pools, Pools]:
     """Survival counts of heads and MLPs over the seeds' s-pruning masks in the run folder."""
-    from attnpatterns.prune.masks import discover_masks, stack_seeds, survival_counts
+    from attnpatterns.prune.mask_algebra import stack_seeds, survival_counts
+    from attnpatterns.prune.masks import discover_masks
 
     for s in seeds:
         where = RunLayout(run).seed(task, s).structured
@@ -210,7 +211,7 @@ def super_pools(run: Path, task: str, seeds: Sequence[int], rec: dict) -> tuple[
 def super_masks(run: Path, task: str, seeds: Sequence[int], rec: dict) -> dict[str, Mask]:
     """The super-survivor set and its random/bad counterparts, written once per task under TASK/super/."""
     from attnpatterns.io import read_json, write_json
-    from attnpatterns.prune.masks import HeadSet
+    from attnpatterns.prune.head_set import HeadSet
 
     seeds = sorted(int(s) for s in seeds)
     d = RunLayout(run).super_dir(task)
@@ -305,7 +306,7 @@ def _mask_path(d: Path, mask_kind: str) -> Path:
 
 def write_mask(d: Path, mask: Mask, meta: dict) -> None:
     from attnpatterns.io import save_safetensors, write_json
-    from attnpatterns.prune.masks import HeadSet
+    from attnpatterns.prune.head_set import HeadSet
 
     if mask.kind == "heads":
         hs = HeadSet.from_arrays(
@@ -325,7 +326,7 @@ def write_mask(d: Path, mask: Mask, meta: dict) -> None:
 def read_mask(d: Path, kind: str, rec: dict, good_digest: str) -> Mask:
     """A mask written by :func:`write_mask`, checked against the model and the good mask it was drawn from."""
     from attnpatterns.io import read_json
-    from attnpatterns.prune.masks import HeadSet
+    from attnpatterns.prune.head_set import HeadSet
 
     path = _mask_path(d, kind)
     if kind == "heads":

@@ -20,7 +20,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from attnpatterns.errors import UserError
-from attnpatterns.prune.masks import HeadSet, and_over_seeds, discover_masks, model_of, or_over_seeds, stack_seeds
+from attnpatterns.prune.head_set import HeadSet
+from attnpatterns.prune.mask_algebra import and_over_seeds, or_over_seeds, stack_seeds
+from attnpatterns.prune.masks import discover_masks, model_of
 
 
 @dataclass(frozen=True)
