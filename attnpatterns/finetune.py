@@ -22,18 +22,31 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import os
-import platform
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from attnpatterns.batching import Encoded, collate, encode, length_batches  # noqa: F401 (re-exported)
 from attnpatterns.errors import UserError
+from attnpatterns.evaluation import evaluate, predict  # noqa: F401 (re-exported)
+from attnpatterns.finetune_runs import (  # noqa: F401 (re-exported)
+    check_existing,
+    device_name,
+    load_finetuned,
+    provenance,
+    run_is_done,
+    save_model,
+)
+from attnpatterns.fixed_masks import (  # noqa: F401 (re-exported)
+    apply_weight_masks,
+    as_gate,
+    check_gate_shapes,
+    check_weight_masks,
+    mask_digest,
+)
 
 log = logging.getLogger("attnpatterns")
 
@@ -94,279 +107,6 @@ class FinetuneConfig:
         return d
 
 
-# ----------------------------------------------------------------------------- batching
-
-
-@dataclass
-class Encoded:
-    """Tokenised examples, unpadded."""
-
-    input_ids: list[list[int]]
-    token_type_ids: list[list[int]]
-    labels: list[Any]
-    pad_id: int = 0
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
-def encode(tok, examples: Sequence, max_length: int = 128) -> Encoded:
-    """Tokenise (text_a[, text_b]) with truncation to ``max_length``; no padding."""
-    a = [e.text_a for e in examples]
-    b = [e.text_b for e in examples]
-    if any(x is None for x in b):
-        enc = tok(a, truncation=True, max_length=max_length)
-    else:
-        enc = tok(a, b, truncation=True, max_length=max_length)
-    tt = enc.get("token_type_ids") or [[0] * len(ids) for ids in enc["input_ids"]]
-    return Encoded(list(enc["input_ids"]), list(tt), [e.label for e in examples], tok.pad_token_id or 0)
-
-
-def collate(enc: Encoded, idx: Sequence[int], device=None, regression: bool = False) -> dict:
-    """Pad the examples ``idx`` to the longest of them: input_ids, token_type_ids, attention_mask, labels."""
-    import torch
-
-    T = max(len(enc.input_ids[i]) for i in idx)
-    B = len(idx)
-    ids = torch.full((B, T), enc.pad_id, dtype=torch.long)  # (B, T)
-    tt = torch.zeros((B, T), dtype=torch.long)
-    am = torch.zeros((B, T), dtype=torch.long)
-    for r, i in enumerate(idx):
-        n = len(enc.input_ids[i])
-        ids[r, :n] = torch.tensor(enc.input_ids[i])
-        tt[r, :n] = torch.tensor(enc.token_type_ids[i])
-        am[r, :n] = 1
-    labels = torch.tensor([enc.labels[i] for i in idx], dtype=torch.float if regression else torch.long)
-    out = {"input_ids": ids, "token_type_ids": tt, "attention_mask": am, "labels": labels}
-    if device is not None:
-        out = {k: v.to(device) for k, v in out.items()}
-    return out
-
-
-def length_batches(enc: Encoded, batch_size: int) -> list[list[int]]:
-    """Batches of example indices ordered by length (for evaluation: less padding)."""
-    order = sorted(range(len(enc)), key=lambda i: (len(enc.input_ids[i]), i))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-# ----------------------------------------------------------------------------- masks
-
-
-def check_gate_shapes(model, head_mask=None, mlp_mask=None, where: str = "mask") -> None:
-    from attnpatterns.families import shape_of
-
-    L, H, _ = shape_of(model)
-    if head_mask is not None and tuple(head_mask.shape) != (L, H):
-        raise UserError(
-            f"{where}: head mask has shape {tuple(head_mask.shape)} but the model has {L} layers x {H} heads; "
-            "use masks made for this model."
-        )
-    if mlp_mask is not None and tuple(mlp_mask.shape) != (L,):
-        raise UserError(
-            f"{where}: MLP mask has shape {tuple(mlp_mask.shape)} but the model has {L} layers; "
-            "use masks made for this model."
-        )
-
-
-def _as_gate(x, device):
-    import torch
-
-    if x is None:
-        return None
-    return torch.as_tensor(x, dtype=torch.float32, device=device).detach().clone()
-
-
-def check_weight_masks(model, weight_masks: dict, where: str = "weight masks") -> dict:
-    """Validate ``name -> mask`` against the model's parameters; return bool masks on the model's device."""
-    import torch
-
-    params = dict(model.named_parameters())
-    out = {}
-    for name, m in weight_masks.items():
-        if name not in params:
-            raise UserError(f"{where}: '{name}' is not a parameter of this model; use masks made for this model.")
-        p = params[name]
-        if tuple(m.shape) != tuple(p.shape):
-            raise UserError(
-                f"{where}: '{name}' has shape {tuple(m.shape)} but the model's is {tuple(p.shape)}; "
-                "use masks made for this model."
-            )
-        out[name] = torch.as_tensor(m).to(device=p.device).bool()
-    return out
-
-
-def apply_weight_masks(model, weight_masks: dict) -> None:
-    """Multiply each masked parameter by its mask, in place (masked weights become exactly 0)."""
-    import torch
-
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, m in weight_masks.items():
-            params[name].mul_(m.to(params[name].dtype))
-
-
-def _digest(obj) -> str | None:
-    import numpy as np
-
-    if obj is None:
-        return None
-    h = hashlib.sha256()
-    if isinstance(obj, dict):
-        for k in sorted(obj):
-            h.update(k.encode())
-            h.update(np.ascontiguousarray(obj[k].detach().cpu().numpy().astype(np.uint8)).tobytes())
-    else:
-        h.update(
-            np.ascontiguousarray(
-                np.asarray(obj.detach().cpu() if hasattr(obj, "detach") else obj, dtype=np.float32)
-            ).tobytes()
-        )
-    return h.hexdigest()[:16]
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-def predict(
-    model,
-    enc: Encoded,
-    regression: bool,
-    head_mask=None,
-    mlp_mask=None,
-    batch_size: int = 64,
-    show_progress: bool = False,
-    description: str = "evaluate",
-):
-    """Predictions (class ids or scores) and labels, in the order of ``enc``."""
-    import numpy as np
-    import torch
-
-    from attnpatterns.gates import gated
-    from attnpatterns.progress import progress_iter
-
-    device = next(model.parameters()).device
-    hg, mg = _as_gate(head_mask, device), _as_gate(mlp_mask, device)
-    was_training = model.training
-    model.eval()
-    preds = np.zeros(len(enc), dtype=np.float64 if regression else np.int64)
-    batches = length_batches(enc, batch_size)
-    try:
-        with torch.no_grad(), gated(model, hg, mg):
-            for idx in progress_iter(batches, len(batches), description, show_progress):
-                b = collate(enc, idx, device, regression)
-                logits = model(
-                    input_ids=b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"]
-                ).logits
-                p = logits.squeeze(-1) if regression else logits.argmax(-1)
-                preds[idx] = p.cpu().numpy()
-    finally:
-        model.train(was_training)
-    return preds, np.asarray(enc.labels)
-
-
-def evaluate(
-    model,
-    tok,
-    task,
-    examples,
-    head_mask=None,
-    mlp_mask=None,
-    batch_size: int = 64,
-    max_length: int = 128,
-    show_progress: bool = False,
-) -> dict[str, float]:
-    """Dev metrics of ``model`` on ``examples`` (``data.compute_metrics``), with optional head/MLP masks."""
-    from attnpatterns.data import compute_metrics, get_task
-
-    spec = get_task(task) if isinstance(task, str) else task
-    check_gate_shapes(model, head_mask, mlp_mask)
-    enc = encode(tok, examples, max_length)
-    preds, labels = predict(model, enc, spec.is_regression, head_mask, mlp_mask, batch_size, show_progress)
-    return compute_metrics(spec, preds, labels)
-
-
-# ----------------------------------------------------------------------------- run folder
-
-
-def run_is_done(out_dir: str | os.PathLike) -> bool:
-    return (Path(out_dir) / "metrics.json").is_file()
-
-
-def _check_existing(out_dir: Path, record: dict) -> bool:
-    """True when ``out_dir`` holds a finished run of the same config; UserError when it holds another run."""
-    from attnpatterns.io import read_json
-
-    rj = out_dir / "run.json"
-    if not rj.is_file():
-        if run_is_done(out_dir):
-            raise UserError(
-                f"{out_dir / 'metrics.json'}: a finished run without run.json; delete the folder or choose another "
-                f"--out."
-            )
-        return False
-    old = read_json(rj)
-    want = {k: record[k] for k in ("config", "masks", "init_from")}
-    have = {k: old.get(k) for k in want}
-    if have != want:
-        diff = []
-        for k, v in want.items():
-            if isinstance(v, dict) and isinstance(have[k], dict):
-                diff += [f"{k}.{kk}" for kk in sorted(set(v) | set(have[k])) if v.get(kk) != have[k].get(kk)]
-            elif v != have[k]:
-                diff.append(k)
-        old_model = (old.get("config") or {}).get("model")
-        raise UserError(
-            f"{rj}: the folder holds a run of another model/config (model {old_model}; differs in "
-            f"{', '.join(diff) or 'its record'}); choose another --out or delete the folder."
-        )
-    return run_is_done(out_dir)
-
-
-def _provenance(device=None) -> dict:
-    import torch
-    import transformers
-
-    import attnpatterns
-
-    return {
-        "attnpatterns": attnpatterns.__version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "device": device_name(device),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def device_name(device) -> str:
-    """'cpu', or 'cuda' with the GPU's name (numerics differ between devices: bf16 autocast, kernels)."""
-    import torch
-
-    device = torch.device(device or "cpu")
-    if device.type == "cuda" and torch.cuda.is_available():
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
-
-
-def _save_model(model, tok, out_dir: Path) -> None:
-    """save_pretrained into a temporary folder beside the run, then rename each file into place. Temporary folders
-    left by a save that was killed (never read) are removed first."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".save.*"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix=".save.", dir=out_dir) as tmp:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        for f in Path(tmp).iterdir():
-            if f.is_file():
-                os.replace(f, out_dir / f.name)
-
-
-# ----------------------------------------------------------------------------- training
-
-
 @dataclass
 class FinetuneResult:
     out_dir: Path
@@ -407,14 +147,14 @@ def finetune(
 
     out_dir = Path(out_dir)
     spec = get_task(cfg.task)
-    wm_digest = _digest(weight_masks) if weight_masks else None
+    wm_digest = mask_digest(weight_masks) if weight_masks else None
     record: dict[str, Any] = {
         "kind": "finetune",
         "config": cfg.identity(),
-        "masks": {"head_mask": _digest(head_mask), "mlp_mask": _digest(mlp_mask), "weight_masks": wm_digest},
+        "masks": {"head_mask": mask_digest(head_mask), "mlp_mask": mask_digest(mlp_mask), "weight_masks": wm_digest},
         "init_from": None if init_from is None else model_id(init_from),
     }
-    if out_dir.exists() and _check_existing(out_dir, record):
+    if out_dir.exists() and check_existing(out_dir, record):
         from attnpatterns.io import read_json
 
         m = read_json(out_dir / "metrics.json")
@@ -437,12 +177,12 @@ def finetune(
     )
     device = next(model.parameters()).device
     check_gate_shapes(model, head_mask, mlp_mask)
-    hg, mg = _as_gate(head_mask, device), _as_gate(mlp_mask, device)
+    hg, mg = as_gate(head_mask, device), as_gate(mlp_mask, device)
     wmasks = check_weight_masks(model, weight_masks) if weight_masks else {}
     if wmasks:
         apply_weight_masks(model, wmasks)
 
-    record["provenance"] = _provenance(device)
+    record["provenance"] = provenance(device)
     record["provenance"]["model_ref"] = init_from if init_from is not None else (cfg.model or "minilm")
     record["data"] = {
         "train_examples": len(train),
@@ -527,7 +267,7 @@ def finetune(
     preds, labels = predict(model, dev_enc, spec.is_regression, hg, mg, cfg.eval_batch_size)
     metrics = compute_metrics(spec, preds, labels)
     score = float(main_metric(spec, metrics))
-    _save_model(model, tok, out_dir)
+    save_model(model, tok, out_dir)
     result = {
         "task": spec.name,
         "seed": cfg.seed,
@@ -547,24 +287,3 @@ def finetune(
         "%s seed %d: %s = %.4f (%d train examples, %.0f s)", spec.name, cfg.seed, spec.main_key, score, n, train_seconds
     )
     return FinetuneResult(out_dir, metrics, score, False, train_seconds)
-
-
-def load_finetuned(run_dir: str | os.PathLike, device: str = "cpu"):
-    """(model, tokenizer, run record) of a finished fine-tuning run folder, in eval mode."""
-    from attnpatterns.data import get_task
-    from attnpatterns.io import read_json
-    from attnpatterns.models import load_model
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run folder; run 'attn finetune' first or check --run.")
-    if not run_is_done(run_dir):
-        raise UserError(
-            f"{run_dir}: fine-tuning is not finished (no metrics.json); rerun 'attn finetune' with the same options."
-        )
-    rec = read_json(run_dir / "run.json")
-    metrics = read_json(run_dir / "metrics.json")
-    spec = get_task(rec["config"]["task"])
-    model, tok = load_model(str(run_dir), num_labels=spec.num_labels, device=device)
-    rec["metrics"] = metrics
-    return model, tok, rec

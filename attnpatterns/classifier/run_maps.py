@@ -42,7 +42,7 @@ def classify_run_maps(
 
     from attnpatterns.classifier.predict import classify_maps, get_classifier
     from attnpatterns.data import get_task, load_task
-    from attnpatterns.finetune import load_finetuned
+    from attnpatterns.finetune_runs import load_finetuned
     from attnpatterns.io import save_npz, write_json
     from attnpatterns.maps import extract_maps
     from attnpatterns.patterns import PATTERN_VALUES

@@ -46,7 +46,8 @@ def write_reference_scores(cfg: SubnetworkConfig, seed: int, rec: dict, dev_of) 
     """``subnetworks/full.json`` (the unmasked fine-tuned model) and ``subnetworks/majority.json`` of one seed,
     on the dev examples the subnetworks are evaluated on (the whole dev set: the fine-tuning run's own score)."""
     from attnpatterns.data import compute_metrics, get_task, main_metric
-    from attnpatterns.finetune import evaluate, load_finetuned
+    from attnpatterns.evaluation import evaluate
+    from attnpatterns.finetune_runs import load_finetuned
     from attnpatterns.io import read_json, write_json
 
     spec = get_task(cfg.task)

@@ -126,7 +126,7 @@ def evaluate_pruned(model, tok, dev, mask: Mask, task: str, batch_size: int, max
     """Dev metrics of the fine-tuned ``model`` with ``mask`` applied (weights restored afterwards)."""
     import torch
 
-    from attnpatterns.finetune import evaluate
+    from attnpatterns.evaluation import evaluate
 
     if mask.kind == "heads":
         return evaluate(
@@ -191,7 +191,8 @@ def _retrain_config(cfg: SubnetworkConfig, rec: dict, ref: str):
 def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[SubnetResult]:
     """Evaluate every asked-for (seed, subnetwork, setting) of ``cfg``; skip what is done."""
     from attnpatterns.data import get_task, load_task, main_metric
-    from attnpatterns.finetune import device_name, finetune, load_finetuned
+    from attnpatterns.finetune import finetune
+    from attnpatterns.finetune_runs import device_name, load_finetuned
     from attnpatterns.io import write_json
     from attnpatterns.progress import progress_iter
 

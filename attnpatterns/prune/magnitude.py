@@ -145,7 +145,7 @@ def read_weight_masks(path: str | os.PathLike, model=None) -> dict[str, Tensor]:
 
     masks, _ = read_file(path)
     if model is not None:
-        from attnpatterns.finetune import check_weight_masks
+        from attnpatterns.fixed_masks import check_weight_masks
 
         check_weight_masks(model, masks, where=str(path))
     return masks
@@ -190,7 +190,7 @@ def m_prune(
     import torch
 
     from attnpatterns.data import compute_metrics, main_metric
-    from attnpatterns.finetune import predict
+    from attnpatterns.evaluation import predict
     from attnpatterns.io import save_safetensors, write_json
     from attnpatterns.progress import progress_iter
     from attnpatterns.prune.stage_files import clear_iterations, done_already

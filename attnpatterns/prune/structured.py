@@ -215,8 +215,9 @@ def load_pruning_inputs(seed_dir: Path, cfg, device: str, data_dir: str | None):
 
     Shared by s-pruning and m-pruning: ``cfg`` needs ``max_dev_examples`` and ``max_length``.
     """
+    from attnpatterns.batching import encode
     from attnpatterns.data import get_task, load_task
-    from attnpatterns.finetune import encode, load_finetuned
+    from attnpatterns.finetune_runs import load_finetuned
 
     model, tok, rec = load_finetuned(SeedLayout(seed_dir).finetuned, device)
     spec = get_task(rec["config"]["task"])
@@ -244,8 +245,8 @@ def s_prune(
     """
     import torch
 
+    from attnpatterns.batching import collate, length_batches
     from attnpatterns.data import compute_metrics, main_metric
-    from attnpatterns.finetune import collate, length_batches
     from attnpatterns.io import write_json
     from attnpatterns.prune.head_set import HeadSet, write_head_set
     from attnpatterns.prune.importance import compute_importance

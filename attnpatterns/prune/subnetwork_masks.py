@@ -70,7 +70,7 @@ def subnet_dir(run: Path, task: str, seed: int, method: str, subnet: str) -> Pat
 
 def finetuned_record(run: Path, task: str, seed: int) -> dict:
     """run.json + metrics.json of the finished fine-tuning run, with ``dir`` and ``shape`` added."""
-    from attnpatterns.finetune import run_is_done
+    from attnpatterns.finetune_runs import run_is_done
     from attnpatterns.io import read_json
 
     d = RunLayout(run).seed(task, seed).finetuned
