@@ -207,7 +207,7 @@ def classify_heads(
             preds[k][s : s + len(chunk)] = arg.view(len(chunk), K).numpy()
             probs[k][s : s + len(chunk)] = best.view(len(chunk), K).numpy()
 
-    from attnpatterns.stats import bootstrap_fractions
+    from attnpatterns.bootstrap import bootstrap_fractions
 
     ids = [e.id for e in chosen]
     per_rows, pooled_rows, pred_frames = [], [], []

@@ -188,7 +188,7 @@ def write_distribution(heads_files: Sequence[Path], super_path: Path | None, out
         }
         out_d[kind]["per_head"] = c.tolist()
         if all("labels" in r for r in per_seed):  # 95% intervals: two-stage bootstrap over seeds, then examples
-            from attnpatterns.stats import bootstrap_fractions
+            from attnpatterns.bootstrap import bootstrap_fractions
 
             labs = [np.asarray(r["labels"][kind], dtype=np.int64) for r in per_seed]  # (examples, L, H) per seed
             seeds = np.concatenate([[j] * len(x) for j, x in enumerate(labs)])
