@@ -140,8 +140,8 @@ class PatternBackend:
 
     def predict(self, tasks: list[dict] | None) -> list[dict]:
         """One prediction per task, in order: the top class with its probability as the score."""
-        from attnpatterns.annotate.labelstudio import FROM_NAME, TO_NAME
         from attnpatterns.annotate.pull import task_map
+        from attnpatterns.annotate.task_data import FROM_NAME, TO_NAME
         from attnpatterns.classifier.predict import classify_maps
 
         if not isinstance(tasks, list):
@@ -282,7 +282,8 @@ def _recipe(name: str):
 
 def fetch_project_tasks(project_id: int) -> list[dict]:
     """The exported tasks of a project, through the SDK with the key from the environment."""
-    from attnpatterns.annotate.labelstudio import check_config, connect
+    from attnpatterns.annotate.labelstudio import connect  # looked up here: tests patch it
+    from attnpatterns.annotate.task_data import check_config
 
     conn = connect()
     proj = conn.call("read the project", conn.sdk.projects.get, id=int(project_id))
@@ -295,7 +296,7 @@ def make_app(backend: PatternBackend, fetch=fetch_project_tasks):
     from fastapi import Body, FastAPI, Request
     from fastapi.responses import JSONResponse
 
-    from attnpatterns.annotate.labelstudio import check_config
+    from attnpatterns.annotate.task_data import check_config
 
     app = FastAPI(title="attnpatterns ML backend", docs_url=None, redoc_url=None, openapi_url=None)
 

@@ -1,263 +1,34 @@
-"""Push maps to Label Studio as labeling tasks and pull the annotations into the dataset.
+"""Label Studio projects of this package: finding or creating one with the labeling config, pushing maps to it as
+tasks (in the chosen order, with pre-annotations), connecting the ML backend, the organisation's invite link.
 
-Connection: ``LABEL_STUDIO_URL`` (default ``http://127.0.0.1:8080``) and ``LABEL_STUDIO_API_KEY``, read
-from the environment only. The key is never written to a file, a log or an error message (every
-message is scrubbed of it). Connection errors, timeouts and HTTP 5xx/429 are retried a few times with
-exponential backoff, then reported in one line that names the URL.
-
-A task holds everything needed to rebuild the dataset row without this machine: the PNG as a
-``data:`` URI (shown by the Image tag; no file serving needed), the map itself (float32, zlib,
-base64), the tokens and the provenance. Pre-annotations are Label Studio predictions from the
-trained pattern CNN when ``models/pattern-cnn-<kind>.safetensors`` exists, else from the heuristic
-scores of :mod:`attnpatterns.patterns`.
+The connection (``annotate/connection.py``) and the task data and labeling config (``annotate/task_data.py``) are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
-import os
-import time
-import xml.etree.ElementTree as ET
-import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import numpy as np
-
+from attnpatterns.annotate.connection import DEFAULT_URL, Connection, connect  # noqa: F401 (re-exported)
+from attnpatterns.annotate.task_data import (  # noqa: F401 (re-exported)
+    FROM_NAME,
+    LABEL_CONFIG,
+    TO_NAME,
+    build_task,
+    check_config,
+    config_signature,
+    decode_map,
+    encode_map,
+    png_data_uri,
+    suggest_labels,
+)
 from attnpatterns.errors import UserError
-from attnpatterns.patterns import PATTERN_VALUES
 
 log = logging.getLogger("attnpatterns")
 
-DEFAULT_URL = "http://127.0.0.1:8080"
-FROM_NAME, TO_NAME = "pattern", "map"
 IMPORT_CHUNK = 50
-
-LABEL_CONFIG = f"""<View>
-  <Header value="$title" size="5"/>
-  <Image name="{TO_NAME}" value="$image" zoom="true" zoomControl="true"/>
-  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInline="true" required="true">
-{chr(10).join(f'    <Choice value="{p}" hotkey="{i + 1}"/>' for i, p in enumerate(PATTERN_VALUES))}
-  </Choices>
-</View>"""
-
-
-# ----------------------------------------------------------------------------- labeling config
-
-
-def config_signature(xml: str) -> tuple:
-    """What matters in a labeling config: the image tag, the choices tag and its ordered values."""
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as e:
-        return ("unparseable", str(e))
-    images = sorted((el.get("name"), el.get("value")) for el in root.iter("Image"))
-    choices = sorted(
-        (el.get("name"), el.get("toName"), el.get("choice", "single"), tuple(c.get("value") for c in el.iter("Choice")))
-        for el in root.iter("Choices")
-    )
-    others = sorted({el.tag for el in root.iter()} - {"View", "Header", "Image", "Choices", "Choice"})
-    return (tuple(images), tuple(choices), tuple(others))
-
-
-def check_config(xml: str, project: str) -> None:
-    want, got = config_signature(LABEL_CONFIG), config_signature(xml)
-    if want != got:
-        raise UserError(
-            f"Label Studio project '{project}' has a different labeling config (expected an Image '{TO_NAME}' and "
-            f"single Choices '{FROM_NAME}' with {', '.join(PATTERN_VALUES)}); pass another --project name or "
-            "restore the config in the project's settings."
-        )
-
-
-# ----------------------------------------------------------------------------- maps in task data
-
-
-def encode_map(attn: np.ndarray) -> str:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(attn, dtype=np.float32), allow_pickle=False)
-    return base64.b64encode(zlib.compress(buf.getvalue(), 6)).decode("ascii")
-
-
-def decode_map(text: str) -> np.ndarray:
-    raw = zlib.decompress(base64.b64decode(text.encode("ascii"), validate=True))
-    a = np.load(io.BytesIO(raw), allow_pickle=False)
-    if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise ValueError(f"shape {a.shape}")
-    return a.astype(np.float32, copy=False)
-
-
-def png_data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def suggest_labels(
-    kind: str, maps: Sequence[np.ndarray], tokens: Sequence[Sequence[str]]
-) -> list[tuple[str, float, str]]:
-    """(label, score, by) per map: the trained CNN when its file exists and loads, else the heuristic."""
-    from attnpatterns.patterns import suggest
-
-    cnn = _cnn_suggestions(kind, maps)
-    if cnn is not None:
-        return cnn
-    out = []
-    for m, t in zip(maps, tokens):
-        s = suggest(m, t)
-        out.append((s.label.value, round(float(s.confidence), 4), "heuristic"))
-    return out
-
-
-def _cnn_suggestions(kind: str, maps: Sequence[np.ndarray]) -> list[tuple[str, float, str]] | None:
-    try:
-        from attnpatterns.classifier.card import default_path
-        from attnpatterns.classifier.predict import classify_maps
-    except ImportError:
-        return None
-    path = default_path(kind)
-    if not path.is_file():
-        return None
-    try:
-        labels, probs = classify_maps(list(maps), kind, path)
-    except (UserError, ValueError, RuntimeError, OSError) as e:
-        log.warning("pattern classifier %s not used (%s); pre-annotating with the heuristic", path.name, e)
-        return None
-    return [(str(lab), round(float(p.max()), 4), f"cnn:{path.name}") for lab, p in zip(labels, probs)]
-
-
-def build_task(item, suggestion: tuple[str, float, str] | None) -> dict:
-    """One Label Studio task (data + optional prediction) for a :class:`~attnpatterns.annotate.sample.MapItem`."""
-    from attnpatterns.annotate.render import render_map_bytes, special_positions
-
-    title = (
-        f"{item.map_id}: {item.task} example {item.example}, layer {item.layer} head {item.head}, "
-        f"{item.kind} map, {item.model_state} model"
-    )
-    data = {
-        "image": png_data_uri(
-            render_map_bytes(item.attn, item.tokens, title=f"L{item.layer} H{item.head} ({item.kind})")
-        ),
-        "title": title,
-        "map_id": item.map_id,
-        "kind": item.kind,
-        "source_model": item.source_model,
-        "model_state": item.model_state,
-        "task": item.task,
-        "example": item.example,
-        "layer": int(item.layer),
-        "head": int(item.head),
-        "n_tokens": len(item.tokens),
-        "tokens": " ".join(item.tokens),
-        "special_positions": ",".join(str(i) for i in special_positions(item.tokens)),
-        "map": encode_map(item.attn),
-    }
-    task: dict[str, Any] = {"data": data}
-    if suggestion is not None:
-        label, score, by = suggestion
-        data["suggested_label"], data["suggested_by"] = label, by
-        task["predictions"] = [
-            {
-                "model_version": by,
-                "score": score,
-                "result": [
-                    {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [label]}}
-                ],
-            }
-        ]
-    return task
-
-
-# ----------------------------------------------------------------------------- connection
-
-
-@dataclass
-class Connection:
-    """An SDK client with bounded retries and key-free one-line errors."""
-
-    url: str
-    sdk: Any  # label_studio_sdk.LabelStudio
-    _key: str = field(repr=False)
-    retries: int = 3
-    backoff: float = 0.5
-    sleep: Callable[[float], None] = time.sleep
-
-    def scrub(self, text: str) -> str:
-        return text.replace(self._key, "<key>") if self._key else text
-
-    def call(self, what: str, fn: Callable, *args, **kwargs):
-        """``fn(*args, **kwargs)``, retried on connection errors, timeouts, 429 and 5xx."""
-        import httpx
-        from label_studio_sdk.core.api_error import ApiError
-
-        delay = self.backoff
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
-            try:
-                return fn(*args, **kwargs)
-            except ApiError as e:
-                code = e.status_code
-                if code == 403 and "reserved network address" in str(e.body):
-                    raise UserError(
-                        f"Label Studio at {self.url} refuses to {what}: it blocks ML backends on local addresses; "
-                        "start it with 'attn annotate serve' (which allows them) or set ML_BLOCK_LOCAL_IP=false in "
-                        "its environment."
-                    ) from None
-                if code in (401, 403):
-                    raise UserError(
-                        f"Label Studio at {self.url} rejected the API key (HTTP {code}) when trying to {what}; "
-                        "check LABEL_STUDIO_API_KEY (Account & Settings > Legacy Token)."
-                    ) from None
-                if code is not None and (code >= 500 or code == 429) and not last:
-                    log.warning("Label Studio at %s: HTTP %s on %s; retrying in %.1f s", self.url, code, what, delay)
-                    self.sleep(delay)
-                    delay *= 2
-                    continue
-                if code is not None and (code >= 500 or code == 429):
-                    raise UserError(
-                        f"Label Studio at {self.url} failed to {what} (HTTP {code}) after "
-                        f"{self.retries + 1} tries; see the server's log."
-                    ) from None
-                raise UserError(
-                    self.scrub(f"Label Studio at {self.url} refused to {what} (HTTP {code}): {_short(e.body)}")
-                ) from None
-            except (httpx.TransportError, ConnectionError) as e:
-                if not last:
-                    log.warning(
-                        "Label Studio at %s unreachable (%s); retrying in %.1f s", self.url, type(e).__name__, delay
-                    )
-                    self.sleep(delay)
-                    delay *= 2
-                    continue
-                raise UserError(
-                    f"cannot reach Label Studio at {self.url} ({type(e).__name__}) after {self.retries + 1} tries; "
-                    "start it with 'attn annotate serve' or set LABEL_STUDIO_URL."
-                ) from None
-
-
-def _short(body) -> str:
-    if isinstance(body, dict):
-        body = body.get("validation_errors") or body.get("detail") or body
-    return " ".join(str(body).split())[:300]
-
-
-def connect(retries: int = 3, backoff: float = 0.5, timeout: float = 120) -> Connection:
-    """A checked connection from ``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY`` (environment only)."""
-    from label_studio_sdk import LabelStudio
-
-    url = os.environ.get("LABEL_STUDIO_URL", DEFAULT_URL).strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise UserError(f"LABEL_STUDIO_URL '{url}' must start with http:// or https://, e.g. {DEFAULT_URL}.")
-    key = os.environ.get("LABEL_STUDIO_API_KEY", "").strip()
-    if not key:
-        raise UserError(
-            "LABEL_STUDIO_API_KEY is not set; export the token of your Label Studio user "
-            "(Account & Settings > Legacy Token, or the key 'attn annotate serve' was started with)."
-        )
-    sdk = LabelStudio(base_url=url, api_key=key, timeout=timeout)
-    conn = Connection(url=url, sdk=sdk, _key=key, retries=retries, backoff=backoff)
-    conn.call("check the API key", sdk.users.whoami)
-    return conn
 
 
 # ----------------------------------------------------------------------------- projects
@@ -458,7 +229,7 @@ def invite_link(conn: Connection | None = None) -> str:
     def fetch():
         import requests
 
-        r = requests.get(conn.url + "/api/invite", headers={"Authorization": f"Token {conn._key}"}, timeout=30)
+        r = requests.get(conn.url + "/api/invite", headers=conn.auth_header(), timeout=30)
         if r.status_code != 200:
             raise UserError(
                 f"Label Studio at {conn.url} refused the invite link (HTTP {r.status_code}); "

@@ -79,7 +79,7 @@ class Export:
 
 
 def annotation_label(ann: dict, where: str) -> str:
-    from attnpatterns.annotate.labelstudio import FROM_NAME
+    from attnpatterns.annotate.task_data import FROM_NAME
 
     labels = [
         v
@@ -99,7 +99,7 @@ def annotation_label(ann: dict, where: str) -> str:
 def task_map(t: dict, need_image: bool = True) -> TaskMap:
     """The validated map of one exported (or served) task; a one-line UserError naming the task otherwise."""
     from attnpatterns.annotate.dataset import check_id, check_kind
-    from attnpatterns.annotate.labelstudio import decode_map
+    from attnpatterns.annotate.task_data import decode_map
 
     d = t.get("data") or {}
     where = f"task {t.get('id')}"
@@ -230,7 +230,8 @@ def annotator_name(user: str) -> str:
 
 def fetch_export(project: str, conn=None):
     """(connection, project, exported tasks, {user id: e-mail}) of a project with this package's config."""
-    from attnpatterns.annotate.labelstudio import check_config, connect, find_project
+    from attnpatterns.annotate.labelstudio import connect, find_project  # connect looked up here: tests patch it
+    from attnpatterns.annotate.task_data import check_config
 
     conn = conn or connect()
     proj = find_project(conn, project)
