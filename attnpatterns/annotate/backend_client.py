@@ -18,13 +18,18 @@ def check_reachable(url: str, timeout: float = 3.0) -> dict:
     try:
         r = requests.get(url + "/health", timeout=timeout)
     except requests.RequestException as e:
-        raise UserError(
-            f"cannot reach the ML backend at {url} ({type(e).__name__}); start it with "
-            "'attn annotate backend' or fix --backend."
-        ) from None
+        raise _unreachable(url, e) from None
     if r.status_code != 200 or not isinstance(_json(r), dict) or _json(r).get("status") != "UP":
         raise UserError(f"{url} answered /health with HTTP {r.status_code}, not as an ML backend; check --backend.")
     return _json(r)
+
+
+def _unreachable(url: str, e: Exception) -> UserError:
+    """The one-line error for a backend that does not answer at ``url``."""
+    return UserError(
+        f"cannot reach the ML backend at {url} ({type(e).__name__}); start it with 'attn annotate backend' or fix "
+        "--backend."
+    )
 
 
 def _json(r):
@@ -42,10 +47,7 @@ def backend_predict(url: str, tasks: list[dict], timeout: float = 300) -> list[d
     try:
         r = requests.post(url + "/predict", json={"tasks": tasks}, timeout=timeout)
     except requests.RequestException as e:
-        raise UserError(
-            f"cannot reach the ML backend at {url} ({type(e).__name__}); start it with "
-            "'attn annotate backend' or fix --backend."
-        ) from None
+        raise _unreachable(url, e) from None
     body = _json(r)
     if r.status_code != 200:
         msg = body.get("error") if isinstance(body, dict) else r.text[:200]
