@@ -73,9 +73,11 @@ def evaluate_recipes(
     """Out-of-fold predictions of every recipe under each protocol, scored against held-out annotators."""
     from sklearn.metrics import cohen_kappa_score
 
+    from attnpatterns.classifier.data import load_data, stratified_folds, stratified_split
+    from attnpatterns.classifier.fit import fit
     from attnpatterns.classifier.labels import LABEL_INDEX, LABELS
+    from attnpatterns.classifier.recipes import TrainConfig
     from attnpatterns.classifier.scoring import predict_prepared, scores
-    from attnpatterns.classifier.train import TrainConfig, fit, load_data, stratified_folds, stratified_split
 
     data = load_data(root, kind)
     votes = _votes(root, kind).reindex(data.ids)

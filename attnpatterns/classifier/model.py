@@ -153,7 +153,7 @@ class PatternCNN(nn.Module):
 class PatternLinear(nn.Module):
     """Multinomial logistic regression on the standardised pattern features (:mod:`classifier.features`), no
     convolution: logits = W (f - mean) / std + b. The ``features`` recipe; the L2 strength is chosen on the
-    validation slice (:func:`attnpatterns.classifier.train.fit_linear`)."""
+    validation slice (:func:`attnpatterns.classifier.fit.fit_linear`)."""
 
     def __init__(self, num_classes: int = 5, num_features: int = 0):
         super().__init__()
