@@ -23,20 +23,23 @@ recorded in its marker, and the jobs that depend on a failed job are not submitt
 
 Executors: ``local`` runs the jobs one after the other in this process, in dependency order; ``ray`` connects to a
 running Ray cluster (``ray.init(address=...)``) and submits each ready job as a Ray task with its CPU/GPU request,
-so the cluster's own scheduler spreads them. The run folder must be on a file system every worker sees.
+so the cluster's own scheduler spreads them. ``processes`` runs ``workers`` jobs at once in processes of this
+machine (several training jobs sharing one GPU); with a cost table the jobs go longest remaining chain first, the
+order :mod:`attnpatterns.device_plan` plans. The run folder must be on a file system every worker sees.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from attnpatterns.errors import UserError
 from attnpatterns.layout import RunLayout
-from attnpatterns.sweep_executors import LocalExecutor, RayExecutor
+from attnpatterns.sweep_executors import LocalExecutor, ProcessExecutor, RayExecutor
 from attnpatterns.sweep_jobs import JOB_FUNCTIONS, _read_marker, _write_marker, is_done, run_job  # noqa: F401
 from attnpatterns.sweep_plan import EXECUTORS, KINDS, SWEEP_DIR, Job, SweepConfig, plan  # noqa: F401
 
@@ -81,9 +84,17 @@ def _prepare(cfg: SweepConfig) -> None:
 
 
 def run_sweep(
-    cfg: SweepConfig, executor: str = "local", address: str | None = None, show_progress: bool = True
+    cfg: SweepConfig,
+    executor: str = "local",
+    address: str | None = None,
+    show_progress: bool = True,
+    workers: int = 1,
+    costs: str | os.PathLike | None = None,
 ) -> SweepResult:
-    """Run every job that is not done, in dependency order, on ``executor``; retry failures; return what happened."""
+    """Run every job that is not done, in dependency order, on ``executor``; retry failures; return what happened.
+
+    ``workers``: processes of the ``processes`` executor. ``costs``: a cost table (:mod:`attnpatterns.device_plan`);
+    with it, jobs are submitted longest remaining chain first (the order of ``attn sweep --plan``)."""
     from attnpatterns.io import write_json
     from attnpatterns.progress import progress_iter
 
@@ -104,6 +115,10 @@ def run_sweep(
         if is_done(cfg, j, dig):
             status[j.id] = "done"
     todo = [j for j in jobs if j.id not in status]
+    if costs is not None:
+        from attnpatterns.device_plan import load_costs, priority_order
+
+        todo = priority_order(todo, load_costs(costs))
     log.info(
         "sweep %s: %d job(s), %d done already, %d to run on %s",
         cfg.out,
@@ -112,7 +127,13 @@ def run_sweep(
         len(todo),
         executor,
     )
-    ex = LocalExecutor(cfg) if executor == "local" else RayExecutor(cfg, address)
+    ex: Any
+    if executor == "local":
+        ex = LocalExecutor(cfg)
+    elif executor == "processes":
+        ex = ProcessExecutor(cfg, workers)
+    else:
+        ex = RayExecutor(cfg, address)
     max_attempts = 1 + int(cfg.retries)
 
     def finished(jid: str) -> bool:

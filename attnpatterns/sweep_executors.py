@@ -39,6 +39,44 @@ class LocalExecutor:
         pass
 
 
+class ProcessExecutor:
+    """Jobs in ``workers`` processes of this machine at once (spawned: each its own CUDA context), e.g. several
+    training jobs sharing one GPU; the driver gives a free process the next ready job."""
+
+    name = "processes"
+
+    def __init__(self, cfg: SweepConfig, workers: int):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        if workers < 1:
+            raise UserError(f"--workers must be at least 1 (got {workers}).")
+        self.cfg = cfg
+        self.capacity = int(workers)
+        self._pool = ProcessPoolExecutor(max_workers=self.capacity, mp_context=mp.get_context("spawn"))
+        self._futures: dict[Any, str] = {}
+
+    def submit(self, job: Job) -> None:
+        threads = self.cfg.threads if self.cfg.threads is not None else 1
+        self._futures[self._pool.submit(run_job, self.cfg, job, threads)] = job.id
+
+    def wait(self) -> list[tuple[str, dict]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
+        out = []
+        for f in done:
+            jid = self._futures.pop(f)
+            try:
+                out.append((jid, f.result()))
+            except Exception as e:  # noqa: BLE001 - a dead worker process is a failed attempt, retried
+                out.append((jid, {"ok": False, "error": f"worker process failed: {type(e).__name__}: {e}"}))
+        return out
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
     """A HOST:PORT or ray://HOST:PORT address must accept a TCP connection (Ray itself would retry for minutes)."""
     hostport = address.split("://", 1)[1] if "://" in address else address

@@ -15,7 +15,7 @@ log = logging.getLogger("attnpatterns")
 
 
 SWEEP_DIR = ".sweep"
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "processes", "ray")
 KINDS = ("pipeline", "survivors", "subnet", "classify", "distribution", "report")
 PIPELINE_STAGES = ("finetune", "structured", "magnitude")
 

@@ -32,9 +32,32 @@ def sweep_cmd(
             "--executor",
             "-x",
             help="local: the jobs one after the other in this "
-            "process. ray: each job a Ray task on the cluster at --address.",
+            "process. processes: --workers jobs at once in processes of this machine (e.g. sharing one GPU). "
+            "ray: each job a Ray task on the cluster at --address.",
         ),
     ] = "local",
+    workers: Annotated[
+        int, typer.Option("--workers", help="Processes at once with --executor processes (and in --plan).")
+    ] = 1,
+    costs: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--costs",
+            help="A cost table (JSON: measured seconds per job kind and task on the device, see "
+            "docs/scale.md): submit the jobs longest remaining chain first, and with --plan print the schedule.",
+        ),
+    ] = None,
+    plan_only: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print which jobs share the device in which order and how long the whole grid takes (needs "
+            "--costs; --workers processes; --budget seconds), then exit.",
+        ),
+    ] = False,
+    budget: Annotated[
+        Optional[float], typer.Option("--budget", help="With --plan: the device time available, in seconds.")
+    ] = None,
     address: Annotated[
         Optional[str],
         typer.Option(
@@ -147,6 +170,15 @@ def sweep_cmd(
         gpus_per_job=gpus_per_job,
         threads=threads,
     )
+    if plan_only:
+        from attnpatterns.device_plan import describe, load_costs, simulate
+
+        if costs is None:
+            raise UserError("--plan needs --costs (a cost table of measured seconds per job kind; docs/scale.md).")
+        table = load_costs(costs)
+        todo = [job for job, done in job_states(cfg, plan(cfg)) if not done]
+        typer.echo(describe(simulate(todo, table, workers), table, budget, todo))
+        return
     if dry_run:
         states = job_states(cfg, plan(cfg))
         for job, done in states:
@@ -160,7 +192,9 @@ def sweep_cmd(
         n_todo = sum(1 for _, d in states if not d)
         typer.echo(f"{len(states)} job(s): {n_todo} to run, {len(states) - n_todo} done ({cfg.out})")
         return
-    res = run_sweep(cfg, executor=executor, address=address, show_progress=progress)
+    if workers != 1 and executor != "processes":
+        raise UserError("--workers is for --executor processes; add --executor processes or leave --workers out.")
+    res = run_sweep(cfg, executor=executor, address=address, show_progress=progress, workers=workers, costs=costs)
     counts = {s: len(res.ids(s)) for s in ("ran", "done", "failed", "blocked")}
     typer.echo(
         f"{counts['ran']} ran, {counts['done']} done already, {counts['failed']} failed, "

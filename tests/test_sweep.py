@@ -524,3 +524,69 @@ def test_ray_sweep_matches_the_local_one(local_sweep, ray_head):
     assert compared > 150
     for name in ("mask.json", "head_mask.npy", "mask.safetensors", "retrained.json", "pruned.json", "metrics.json"):
         assert any(out.rglob(name)), name
+
+
+# ------------------------------------------------------------------------------------------------- one shared device
+
+
+def test_processes_executor_matches_the_local_one_and_follows_the_cost_order(local_sweep, tmp_path):
+    """--executor processes --workers 2 --costs F: two spawned processes at once (as jobs sharing one GPU), the
+    same results file for file (the order of submission: the next test)."""
+    from attnpatterns.sweep import run_sweep
+
+    cfg, _, tmp = local_sweep
+    costs = tmp_path / "costs.json"
+    costs.write_text(json.dumps({"slots": 2, "seconds": {"pipeline": 10, "survivors": 1, "subnet": {"MRPC": 4}}}))
+    pcfg = _cfg(tmp, tmp_path / "proc", analysis=False)
+    res = run_sweep(pcfg, "processes", show_progress=False, workers=2, costs=costs)
+    assert res.ok and len(res.ids("ran")) == 18, {j: a[-1].get("error") for j, a in res.attempts.items()}
+    pids = {a["pid"] for att in res.attempts.values() for a in att}
+    assert os.getpid() not in pids and len(pids) == 2
+    compared = 0
+    for f in sorted(pcfg.out.rglob("*")):
+        rel = f.relative_to(pcfg.out)
+        if not f.is_file() or rel.parts[0] in (".sweep", ".stages"):
+            continue
+        assert _same_file(f, cfg.out / rel, pcfg.out, cfg.out), rel
+        compared += 1
+    assert compared > 100
+
+
+def test_the_driver_submits_in_the_planned_order(local_sweep, tmp_path, monkeypatch):
+    """With a cost table the driver's submissions are device_plan.priority_order, the order --plan simulates."""
+    from attnpatterns import sweep
+    from attnpatterns.device_plan import load_costs, priority_order, simulate
+
+    cfg, _, tmp = local_sweep
+    costs = tmp_path / "costs.json"
+    costs.write_text(json.dumps({"seconds": {"pipeline": 30, "survivors": 1, "subnet": 5}}))
+    submitted: list[str] = []
+
+    class Recorder:
+        name, capacity = "local", 1
+
+        def __init__(self, c):
+            self.c, self.done = c, []
+
+        def submit(self, job):  # the job's outputs appear, as if it ran
+            submitted.append(job.id)
+            for o in job.outputs:
+                (self.c.out / o).parent.mkdir(parents=True, exist_ok=True)
+                (self.c.out / o).touch()
+            self.done.append((job.id, {"ok": True, "seconds": 0.0}))
+
+        def wait(self):
+            out, self.done = self.done, []
+            return out
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(sweep, "LocalExecutor", Recorder)
+    rcfg = _cfg(tmp, tmp_path / "rec", analysis=False)
+    sweep.run_sweep(rcfg, "local", show_progress=False, costs=costs)
+    order = [j.id for j in priority_order(sweep.plan(rcfg), load_costs(costs))]
+    assert submitted == order
+    # one process: the simulated schedule runs the jobs back to back in that order
+    sched = simulate(sweep.plan(rcfg), load_costs(costs), 1)
+    assert [p.job for p in sorted(sched.placed, key=lambda p: p.start)] == order
