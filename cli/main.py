@@ -44,6 +44,7 @@ COMMAND_MODULES = [
     "classify",  # 5. pattern distributions of any head set
     "run",  # all of it in one run folder, and its report
     "report",
+    "paper",  # the run beside the study's bert-base numbers
     "sweep",  # the same grid on a cluster
 ]
 

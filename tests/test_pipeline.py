@@ -391,3 +391,35 @@ def test_run_layout_names_every_file_of_a_finished_run(tiny_run):
     assert lay.stamp("finetune", "MRPC/seed_1").is_file()
     stray = [p for p in cfg.out.rglob("*") if p.is_file() and not any(p == o or o in p.parents for o in owned)]
     assert not stray, stray
+
+
+def test_paper_comparison_reads_both_sides_and_fails_loudly_on_a_missing_cell(tiny_run, tmp_path):
+    """attn paper: the authors' numbers beside ours; a run short of the study's cells is an error naming them."""
+    import shutil
+
+    from attnpatterns.errors import UserError
+    from attnpatterns.report.paper import compare_with_paper, to_markdown
+
+    AUTHORS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "bert-experiments"
+
+    cfg, _, _ = tiny_run
+    with pytest.raises(UserError, match=r"cell\(s\) of the comparison are missing, first: stability MRPC: 2 of 5"):
+        compare_with_paper(cfg.out, AUTHORS)
+    c = compare_with_paper(cfg.out, AUTHORS, allow_missing=True)
+    md = to_markdown(c)
+    assert c.missing == ["stability MRPC: 2 of 5 seeds"]
+    # the authors' MRPC cells as attn table --reference reads them, ours with their seed counts
+    assert "| MRPC | 2 |" in md and "/ 8 | 68.4 ± 6.9 / 144 |" in md
+    assert "| m-pruning good retrained | " in md and "(n=2) | 0.840 ± 0.009 |" in md
+    assert "| MRPC | raw heterogeneous |" in md and "not in the authors' files" in md
+    # a stage that has not run: every one of its cells is named, none is filled in
+    run = tmp_path / "run"
+    shutil.copytree(cfg.out, run)
+    for sd in (run / "MRPC").glob("seed_*"):
+        shutil.rmtree(sd / "subnetworks")
+    (run / "classify" / "MRPC" / "distribution.json").unlink()
+    c2 = compare_with_paper(run, AUTHORS, allow_missing=True)
+    assert sum(m.startswith("subnetworks MRPC") for m in c2.missing) >= 18
+    assert "patterns MRPC: no" in " ".join(c2.missing)
+    with pytest.raises(UserError, match="not the authors' folder"):
+        compare_with_paper(run, tmp_path)

@@ -433,7 +433,7 @@ def _reference_sizes(masks_dir: Path):
 # ----------------------------------------------------------------------------- layout and writing
 
 
-def _fmt(mean, std, digits: int) -> str:
+def fmt(mean, std, digits: int) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "n/a"
     if std is None or (isinstance(std, float) and math.isnan(std)):
@@ -441,7 +441,7 @@ def _fmt(mean, std, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _cell(cells, key, task):
+def cell(cells, key, task):
     if cells is None or cells.empty:
         return None
     m = cells[
@@ -461,13 +461,13 @@ def score_frame(table: Table, digits: int = 3):
     for key in row_keys(_has_full_retrained(table)):
         row = {}
         for task in table.tasks:
-            c = _cell(table.cells, key, task)
+            c = cell(table.cells, key, task)
             if c is None:
                 row[task] = "n/a"
             else:
                 n = int(c["n"])
                 single = n <= 1  # no spread to show
-                row[task] = _fmt(float(c["mean"]), None if single else float(c["std"]), digits)
+                row[task] = fmt(float(c["mean"]), None if single else float(c["std"]), digits)
                 if key[0] != "majority baseline" and n < _max_n(table, task):
                     row[task] += f" (n={n})"
         data[row_label(key)] = row
@@ -495,7 +495,7 @@ def size_frame(table: Table):
             for task in table.tasks:
                 c = None
                 for st in SETTINGS:
-                    c = _cell(table.cells, (m, s, st), task)
+                    c = cell(table.cells, (m, s, st), task)
                     if (
                         c is not None
                         and "kept_fraction" in c
@@ -567,7 +567,7 @@ def to_csv(table: Table) -> str:
     for key in row_keys(_has_full_retrained(table)):
         r: dict[str, Any] = {"setting": row_label(key), "method": key[0], "subnet": key[1], "eval": key[2]}
         for task in table.tasks:
-            c = _cell(table.cells, key, task)
+            c = cell(table.cells, key, task)
             r[f"{task}_mean"] = None if c is None else float(c["mean"])
             r[f"{task}_std"] = None if c is None else float(c["std"])
             r[f"{task}_n"] = None if c is None else int(c["n"])
