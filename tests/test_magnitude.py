@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,6 +111,14 @@ def test_m_prune_writes_the_run_folder(tiny_run):
     masks = read_weight_masks(out / "mask.safetensors", model)
     assert set(masks) == set(prunable_parameters(model))
     assert count_kept(masks) == (s["kept"], s["total"]) and s["kept"] == kept_target(s["total"], s["final_step"])
+    # the stage records each head's kept share of its weights (the report reads it); the same as from the mask
+    from attnpatterns.prune.head_weights import head_weight_survival, magnitude_head_survival
+
+    L, H = model.config.num_hidden_layers, model.config.num_attention_heads
+    rec = np.asarray(s["head_weight_kept"])
+    assert rec.shape == (L, H) and 0 < rec.mean() < 1
+    assert np.allclose(rec, head_weight_survival({n: m.numpy() for n, m in masks.items()}, L, H), atol=1e-6)
+    assert np.array_equal(magnitude_head_survival(seed_dir, L, H), rec)
     assert m_prune(seed_dir, MPruneConfig(max_dev_examples=16, max_steps=3, ratio=0.5), data_dir=str(glue))["skipped"]
 
     from attnpatterns.errors import UserError

@@ -154,7 +154,7 @@ def test_html_is_self_contained_and_markdown_is_its_twin():
 
 
 def test_head_weight_survival_reads_heads_out_of_weight_masks():
-    from attnpatterns.report.build import head_weight_survival
+    from attnpatterns.prune.head_weights import head_weight_survival
 
     L, H, d, hid = 1, 2, 3, 6
     q = np.ones((H * d, hid), dtype=bool)

@@ -305,8 +305,29 @@ def m_prune(
             "finetuned_score": rec["metrics"]["score"],
             "seconds": round(time.perf_counter() - t0, 2),
             "prunable": sorted(params),
+            "head_weight_kept": _head_weight_kept(model, best_masks),
         }
     )
     write_json(out / "summary.json", summary)  # last: marks m-pruning as done
     summary["skipped"] = False
     return summary
+
+
+def _head_weight_kept(model, masks: dict) -> list | None:
+    """(L, H) kept fraction of each head's weights, for the report; None for a model whose heads are not mapped."""
+    from attnpatterns.prune.head_weights import head_weight_survival
+
+    c = model.config
+    try:
+        return (
+            head_weight_survival(
+                {n: m.cpu().numpy() for n, m in masks.items()},
+                c.num_hidden_layers,
+                c.num_attention_heads,
+                getattr(c, "model_type", "bert"),
+            )
+            .round(6)
+            .tolist()
+        )
+    except (UserError, KeyError, AttributeError):
+        return None

@@ -36,7 +36,6 @@ from attnpatterns.report.sections_pruning import (  # noqa: F401 (re-exported)
     _sec_shared,
     _sec_subnetworks,
     _sec_survival,
-    head_weight_survival,
 )
 from attnpatterns.report.sections_run import _sec_about, _sec_findings, profile_line
 

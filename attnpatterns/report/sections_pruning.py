@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 
-from attnpatterns.errors import UserError
 from attnpatterns.layout import SeedLayout
 from attnpatterns.report.context import CLASSIFY_DIR, KINDS, METHODS, REPORT_DIR, _Ctx, _iter_files, _read  # noqa: F401
 from attnpatterns.report.html import Paragraph, Section, Table
@@ -69,54 +67,9 @@ def _structured_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Sectio
     return np.mean(stack, axis=0) if stack else None
 
 
-def head_weight_survival(
-    masks: dict[str, np.ndarray], num_layers: int, num_heads: int, model_type: str = "bert"
-) -> np.ndarray:
-    """Per head, the fraction of its prunable weights an m-pruning mask keeps: (L, H) in [0, 1].
-
-    A head's weights: its rows of the Q, K, V weights and biases (the nn.Linear output slice h*d:(h+1)*d) and
-    its columns of the attention output weight (the input slice). Names are the model's parameter names.
-    """
-    from attnpatterns.families import family_for
-
-    fam = family_for(model_type)
-    kept = np.zeros((num_layers, num_heads))
-    total = np.zeros((num_layers, num_heads))
-    pat = re.compile(r"(?:^|\.)" + re.escape(fam.layers) + r"\.(\d+)\.(.+)\.(weight|bias)$")
-    rows_of = {fam.query, fam.key, fam.value}
-    for name, m in masks.items():
-        mt = pat.search(name)
-        if not mt:
-            continue
-        layer, sub, what = int(mt.group(1)), mt.group(2), mt.group(3)
-        if layer >= num_layers:
-            raise UserError(f"m-pruning mask '{name}' names layer {layer}, but the model has {num_layers} layers.")
-        a = np.asarray(m).astype(bool)
-        if sub in rows_of:
-            d = a.shape[0] // num_heads
-            per = a.reshape(num_heads, d, -1) if what == "weight" else a.reshape(num_heads, d, 1)  # (H, d, in)
-            kept[layer] += per.reshape(num_heads, -1).sum(axis=1)
-            total[layer] += per.reshape(num_heads, -1).shape[1]
-        elif sub == fam.attn_out and what == "weight":
-            d = a.shape[1] // num_heads
-            per = a.reshape(a.shape[0], num_heads, d).transpose(1, 0, 2)  # (H, out, d)
-            kept[layer] += per.reshape(num_heads, -1).sum(axis=1)
-            total[layer] += per.reshape(num_heads, -1).shape[1]
-    if not total.any():
-        raise UserError(
-            "the m-pruning mask names no attention weights this report knows; "
-            f"expected names like '...{fam.layers}.0.{fam.query}.weight'."
-        )
-    return np.divide(kept, total, out=np.full_like(kept, np.nan), where=total > 0)
-
-
-def _load_weight_masks(path: Path) -> dict[str, np.ndarray]:
-    from attnpatterns.prune.masks import read_weight_masks
-
-    return {k: v.numpy() for k, v in read_weight_masks(path)[0].items()}
-
-
 def _magnitude_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
+    from attnpatterns.prune.head_weights import magnitude_head_survival
+
     mc = ctx.model_cfg
     if mc is None:
         s.note_missing(f"{task}: no fine-tuned config.json, so the m-pruning masks cannot be mapped to heads.")
@@ -124,16 +77,12 @@ def _magnitude_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section
     per = []
     for seed, sdir in seeds.items():
         sl = SeedLayout(sdir)
-        d = sl.magnitude
         if not sl.summary("magnitude").is_file() or not sl.mask("magnitude").is_file():
-            s.note_missing(f"{task} seed {seed}: m-pruning has not finished (no {ctx.rel(d / 'summary.json')}).")
+            s.note_missing(f"{task} seed {seed}: m-pruning has not finished (no {ctx.rel(sl.summary('magnitude'))}).")
             continue
         per.append(
-            head_weight_survival(
-                _load_weight_masks(sl.mask("magnitude")),
-                mc["num_hidden_layers"],
-                mc["num_attention_heads"],
-                mc.get("model_type", "bert"),
+            magnitude_head_survival(
+                sdir, mc["num_hidden_layers"], mc["num_attention_heads"], mc.get("model_type", "bert")
             )
         )
     return np.mean(per, axis=0) if per else None
