@@ -58,7 +58,12 @@ def table_cmd(
         raise UserError(f"--digits must be between 0 and 8 (got {digits}).")
     task_list = [t for t in tasks.split(",") if t.strip()] if tasks else None
     if run is not None:
-        table = run_table(run, task_list, data_dir)
+        from attnpatterns.layout import RunLayout
+        from attnpatterns.prune.baselines import ensure_majority
+
+        if run.is_dir():
+            ensure_majority(run, list(RunLayout(run).tasks()), data_dir)
+        table = run_table(run, task_list)
         out = out if out is not None else run
     else:
         table = collect_reference(reference)

@@ -98,3 +98,20 @@ def write_majority(run: Path, task: str, data_dir=None) -> dict:
     r = majority_baseline(task, data_dir)
     write_json(path, r)
     return r
+
+
+def ensure_majority(run: Path, tasks, data_dir=None) -> list[str]:
+    """``TASK/majority.json`` for every task of ``tasks`` that lacks it (the subnetworks stage writes it; a run
+    without that stage gets it here from the task's dev set). Returns the tasks whose data could not be read."""
+    from attnpatterns.errors import UserError
+
+    failed = []
+    for task in tasks:
+        if RunLayout(run).majority(task).is_file():
+            continue
+        try:
+            write_majority(Path(run), task, data_dir)
+        except UserError as e:
+            log.warning("%s: no majority baseline (%s)", task, e)
+            failed.append(task)
+    return failed

@@ -64,10 +64,13 @@ def build_report(
 ) -> ReportResult:
     """Write the report of ``run_dir`` into ``out_dir`` (default ``run_dir/report``); return what was written.
 
-    ``data_dir`` (else ``$ATTN_GLUE_DIR``) is read only for a task whose majority baseline the run folder lacks.
+    The sections only read the run folder. One record is completed first: ``TASK/majority.json`` of a task that has
+    none (the subnetworks stage writes it), from ``data_dir`` (else ``$ATTN_GLUE_DIR``) by
+    :func:`attnpatterns.prune.baselines.ensure_majority`; without data the table goes without that row.
     """
     from attnpatterns.io import write_json, write_text
     from attnpatterns.progress import progress_iter
+    from attnpatterns.prune.baselines import ensure_majority
     from attnpatterns.report.html import render_html, render_markdown
 
     t0 = time.perf_counter()
@@ -79,13 +82,13 @@ def build_report(
     cfg = _read(RunLayout(run_dir).config) if RunLayout(run_dir).config.is_file() else {}
     if not tasks:
         raise UserError(f"{run_dir}: no TASK/seed_S folders; this is not a run folder of 'attn run' (or it is empty).")
+    ensure_majority(run_dir, list(tasks), data_dir)
     ctx = _Ctx(
         run_dir=run_dir,
         out=out,
         tasks=tasks,
         cfg=cfg,
         model_cfg=_model_config(run_dir, tasks),
-        data_dir=str(data_dir) if data_dir is not None else None,
     )
 
     doc = Document(title=f"attnpatterns report: {run_dir.name}")

@@ -60,7 +60,6 @@ class _Ctx:
     tasks: dict[str, dict[int, Path]]
     cfg: dict
     model_cfg: dict | None
-    data_dir: str | None = None
     written: list[Path] = field(default_factory=list)
     settings: Any = None  # the run's recorded settings (report.sections_run.settings_of), read once
 

@@ -273,7 +273,7 @@ def _sec_subnetworks(ctx: _Ctx) -> Section:
     except ImportError:
         s.note_missing("the results-table module (attnpatterns.report.tables) is not installed in this checkout.")
         return s
-    table = tables.run_table(ctx.run_dir, data_dir=ctx.data_dir)
+    table = tables.run_table(ctx.run_dir)
     scores = tables.score_frame(table)
     if table.cells.empty or not (table.cells["method"].isin(list(tables.METHOD_LABELS))).any():
         s.note_missing("the subnetworks folders hold no finished evaluation (pruned.json / retrained.json).")

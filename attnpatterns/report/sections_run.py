@@ -117,7 +117,7 @@ def _sec_findings(ctx: _Ctx) -> Section:
     for task in ctx.tasks:
         rows.append(F.stability_finding(task, stacks.get(task)))
     if any(SeedLayout(sd).subnetworks.is_dir() for seeds in ctx.tasks.values() for sd in seeds.values()):
-        per_seed, _ = tables.collect_run(ctx.run_dir, data_dir=ctx.data_dir)
+        per_seed, _ = tables.collect_run(ctx.run_dir)
         rows += F.subnetwork_findings(per_seed, tables.METHOD_LABELS)
     dists = _load_distributions(ctx)
     for task in ctx.tasks:

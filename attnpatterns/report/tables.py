@@ -111,7 +111,7 @@ class Table:
 # ----------------------------------------------------------------------------- reading a run
 
 
-def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data_dir=None):
+def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None):
     """Per-seed scores of a run folder as a long DataFrame:
     columns method, subnet, setting, task, seed, score, kept_fraction, heads_kept, heads_total, mlps_kept,
     mlps_total."""
@@ -200,16 +200,8 @@ def collect_run(run: str | os.PathLike, tasks: Iterable[str] | None = None, data
         maj = RunLayout(run).majority(tdir.name)
         if any(x["method"] == "majority baseline" and x["task"] == task for x in rows):
             r = None  # per-seed majority scores on the subnetworks' dev examples are there
-        elif maj.is_file():
-            r = read_json(maj)
         else:
-            try:
-                from attnpatterns.prune.evaluate_subnetworks import majority_baseline
-
-                r = majority_baseline(task, data_dir)
-            except UserError as e:
-                log.warning("%s: no majority baseline (%s)", task, e)
-                r = None
+            r = read_json(maj) if maj.is_file() else None
         if r is not None:
             rows.append(
                 dict(
@@ -283,8 +275,10 @@ def summarise(per_seed) -> "object":
     return out
 
 
-def run_table(run: str | os.PathLike, tasks: Iterable[str] | None = None, data_dir=None) -> Table:
-    per_seed, found = collect_run(run, tasks, data_dir)
+def run_table(run: str | os.PathLike, tasks: Iterable[str] | None = None) -> Table:
+    """The table of a run folder, read only (``TASK/majority.json``:
+    :func:`attnpatterns.prune.baselines.ensure_majority` writes it where the subnetworks stage did not)."""
+    per_seed, found = collect_run(run, tasks)
     cells = summarise(per_seed)
     dev = {}
     for task in found:
