@@ -149,6 +149,11 @@ def simulate(jobs: Sequence[Job], cost: CostTable, slots: int | None = None) -> 
     return sched
 
 
+def duration(s: float) -> str:
+    """Seconds as a reader wants them: 95 s, 12.5 min, 39.5 h."""
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
 def describe(sched: Schedule, cost: CostTable, budget: float | None = None, jobs: Sequence[Job] = ()) -> str:
     """The plan in words: makespan, the critical chain, each process's load, the first jobs of each process."""
     busy = sched.busy()
@@ -156,14 +161,19 @@ def describe(sched: Schedule, cost: CostTable, budget: float | None = None, jobs
     chain = max(chain_lengths(jobs, cost).values(), default=0.0) if jobs else 0.0
     lines = [
         f"{len(sched.placed)} job(s) on {sched.slots} process(es) sharing {cost.device or 'the device'}: "
-        f"{sched.makespan:.0f} s from start to end (work {total:.0f} s; the longest chain {chain:.0f} s; "
-        f"lower bound {max(chain, total / sched.slots):.0f} s)",
+        f"{duration(sched.makespan)} from start to end (work {duration(total)}; the longest chain "
+        f"{duration(chain)}; lower bound {duration(max(chain, total / sched.slots))})",
     ]
+    if cost.slots and cost.slots != sched.slots:
+        lines.append(
+            f"note: the costs were measured with {cost.slots} process(es) sharing the device; with {sched.slots} each "
+            f"job's time differs (measure with bench/bench_sweep.py --share {sched.slots} --costs-out F)"
+        )
     if budget is not None:
         verdict = "fits" if sched.makespan <= budget else "does not fit"
-        lines.append(f"budget {budget:.0f} s: {verdict}")
+        lines.append(f"budget {duration(budget)}: {verdict}")
     for s in range(sched.slots):
         mine = sorted((p for p in sched.placed if p.slot == s), key=lambda p: p.start)
         head = ", ".join(p.job for p in mine[:3]) + (f", ... ({len(mine)} jobs)" if len(mine) > 3 else "")
-        lines.append(f"  process {s}: busy {busy[s]:.0f} s: {head}")
+        lines.append(f"  process {s}: busy {duration(busy[s])}: {head}")
     return "\n".join(lines)

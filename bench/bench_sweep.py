@@ -18,8 +18,15 @@ magnitude and super subnetworks, each pruned and re-fine-tuned) is extrapolated 
     subnetworks         9 x (a fine-tune) + 9 x N_dev x t_eval      (3 methods x 3 subnetworks, both settings)
 
 The ratio printed against the fine-tuning baseline is the share of each stage in a (task, seed).
+
+C. with ``--share K``: measurement A of ``--task`` again in K processes at once (as K sweep jobs sharing one GPU);
+   the slowdown of each process against A is the factor a job's cost takes when K jobs share the device.
+   ``--costs-out F`` writes the cost table of ``attn sweep --plan --costs F --workers K`` (attnpatterns/device_plan.py):
+   per task, the seconds of a pipeline job (fine-tune + both prunings) and of a subnetwork job at the paper's sizes
+   (``--max-train-examples`` to plan a subsampled run), times the slowdown.
+
 Usage: ATTN_GLUE_DIR=../shared/glue .venv/bin/python bench/bench_sweep.py [--n 64] [--threads 1] [--device cuda]
-[--model M]
+[--model M] [--share 8 --costs-out costs.json]
 """
 
 from __future__ import annotations
@@ -122,6 +129,56 @@ def measure_pipeline(task: str, n: int, device: str, out: Path, threads: int | N
     }
 
 
+def _measure_in_child(args: tuple) -> dict | None:
+    task, n, device, out, model, threads = args
+    import torch
+
+    torch.set_num_threads(threads)
+    return measure_task(task, n, device, Path(out), model)
+
+
+def measure_shared(task: str, n: int, device: str, out: Path, model: str | None, threads: int, k: int) -> list[dict]:
+    """Measurement A of ``task`` in ``k`` spawned processes at once."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=k, mp_context=mp.get_context("spawn")) as pool:
+        jobs = [(task, n, device, str(out / f"share_{i}"), model, threads) for i in range(k)]
+        return [r for r in pool.map(_measure_in_child, jobs) if r is not None]
+
+
+CLASSIFY_OVER_FORWARD = 2.15  # attn classify --kind both over the bare forward pass (bench/RESULTS.md, bench_classify)
+CLASSIFY_EXAMPLES = 100  # dev examples per (task, seed) whose maps are classified (the paper profile)
+
+
+def cost_table(rows, t_eval: dict, slowdown: float, slots: int, device: str, max_train: int | None) -> dict:
+    """The device plan's cost table (attnpatterns/device_plan.py) from the extrapolated rows; ``t_eval``: seconds
+    per dev example of each task."""
+    pipeline, subnet = {}, {}
+    for task, ntr, ndev, src, ft, sp, mp_, sub, _ in rows:
+        if max_train is not None and ntr > max_train:
+            scale = max_train / ntr
+            ft, sub = ft * scale, sub * scale  # training dominates both; the dev part is small
+        pipeline[task] = round((ft + sp + mp_) * slowdown, 2)
+        subnet[task] = round(sub / SUBNETS_PER_SEED * slowdown, 2)
+    return {
+        "device": device,
+        "slots": slots,
+        "slowdown": round(slowdown, 3),
+        "source": "bench/bench_sweep.py: measured per-example costs extrapolated to the paper's sizes",
+        "seconds": {
+            "pipeline": pipeline,
+            "subnet": subnet,
+            "survivors": 1.0,
+            "classify": {
+                t: round(CLASSIFY_EXAMPLES * t_eval[t] * CLASSIFY_OVER_FORWARD * slowdown, 2) for t in pipeline
+            },
+            "distribution": 2.0,
+            "report": 60.0,
+        },
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=64, help="training and dev examples per measurement")
@@ -137,6 +194,11 @@ def main() -> None:
         "with --threads 1 (a shared machine stretches wall time, not CPU time); wall: as measured",
     )
     ap.add_argument("--json", type=Path, default=None, help="write the measurements and the estimate here")
+    ap.add_argument("--share", type=int, default=1, help="C: measure --task in this many processes at once")
+    ap.add_argument("--costs-out", type=Path, default=None, help="write the cost table of attn sweep --plan here")
+    ap.add_argument(
+        "--max-train-examples", type=int, default=None, help="plan a run subsampled to this many training examples"
+    )
     args = ap.parse_args()
     import torch
 
@@ -157,6 +219,18 @@ def main() -> None:
                     flush=True,
                 )
         pipe = measure_pipeline(args.task, args.n, args.device, tmp / "sweep", args.threads, args.model)
+        slowdown = 1.0
+        if args.share > 1:
+            shared = measure_shared(args.task, args.n, args.device, tmp / "share", args.model, args.threads, args.share)
+            alone = per_task[args.task]["t_train"]
+            slowdown = max(1.0, sum(r["t_train"] for r in shared) / len(shared) / alone)
+            print(
+                f"C {args.task} in {args.share} processes at once: t_train "
+                + ", ".join(f"{r['t_train'] * 1000:.1f}" for r in shared)
+                + f" ms/example against {alone * 1000:.1f} alone: slowdown {slowdown:.2f}x per process, "
+                f"throughput {args.share / slowdown:.2f}x",
+                flush=True,
+            )
     if args.clock == "cpu":  # the idle-core equivalent of each wall-clock figure (one thread: CPU time = busy time)
         for r in per_task.values():
             r["t_train"] *= min(1.0, r["busy"] / args.threads)
@@ -228,6 +302,11 @@ def main() -> None:
         f"{total / 3600:.0f} h = {total / 86400:.1f} days; longest job chain {longest / 3600:.1f} h "
         f"(the floor with unlimited workers); N workers: max(total / N, chain). Load average at start: {load:.1f}."
     )
+    if args.costs_out:
+        t_eval = {task: cost(task)[0]["t_eval"] for task in GLUE_SIZES}
+        table = cost_table(rows, t_eval, slowdown, args.share, args.device, args.max_train_examples)
+        args.costs_out.write_text(json.dumps(table, indent=2))
+        print(f"wrote {args.costs_out}: attn sweep --plan --costs {args.costs_out} --workers {args.share}")
     if args.json:
         args.json.write_text(
             json.dumps(

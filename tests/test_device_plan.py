@@ -65,12 +65,13 @@ def test_the_longest_chain_goes_first():
 
 def test_more_processes_never_take_longer_and_the_budget_is_judged():
     jobs = _grid(tasks=("A", "B", "C"), seeds=(1, 2, 3))
-    costs = CostTable({"pipeline": 50.0, "survivors": 1.0, "subnet": 10.0})
+    costs = CostTable({"pipeline": 50.0, "survivors": 1.0, "subnet": 10.0}, slots=8)
     spans = [simulate(jobs, costs, n).makespan for n in (1, 2, 4, 8, 16)]
     assert spans == sorted(spans, reverse=True) and spans[0] == sum(costs.of(j) for j in jobs)
     text = describe(simulate(jobs, costs, 8), costs, budget=spans[3] - 1, jobs=jobs)
-    assert "does not fit" in text and "process 7" in text
-    assert "budget" in describe(simulate(jobs, costs, 8), costs, budget=spans[3], jobs=jobs).split("\n")[1]
+    assert "does not fit" in text and "process 7" in text and "note:" not in text
+    costs.slots = 4
+    assert "measured with 4 process(es) sharing the device; with 8" in describe(simulate(jobs, costs, 8), costs)
     assert ": fits" in describe(simulate(jobs, costs, 8), costs, budget=spans[3], jobs=jobs)
 
 

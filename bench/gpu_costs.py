@@ -1,0 +1,70 @@
+"""A cost table for planning a GPU run before a GPU is at hand: the CPU's measured per-example costs
+(``bench/bench_sweep.py --json``) scaled by the one like-for-like GPU figure this project has, the re-fine-tunings
+of the committed subnetwork table that ran on a lent H200 with 8 processes sharing it (``train_seconds`` and
+``device`` of ``results/minilm/subnetworks/*/seed_*/subnetworks/*/*/retrained.json``).
+
+    .venv/bin/python bench/bench_sweep.py --n 32 --json cpu.json
+    .venv/bin/python bench/gpu_costs.py cpu.json bench/costs-h200-estimated.json
+    attn sweep --plan --costs bench/costs-h200-estimated.json --workers 8 --profile paper --budget 600
+
+The scale is per training example (3 epochs of 1280 MRPC examples, train_seconds only), applied to every stage of
+every task: an estimate, replaced by ``bench/bench_sweep.py --device cuda --clock wall --share 8 --costs-out F`` on
+the GPU itself.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_sweep import SUBNETS_PER_SEED, cost_table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gpu_seconds_per_train_example(task: str = "MRPC", epochs: int = 3) -> tuple[float, int, str]:
+    """Median train seconds per training example of the GPU re-fine-tunings of ``task``, their count and device."""
+    per, device = [], ""
+    for p in sorted((ROOT / "results/minilm/subnetworks" / task).glob("seed_*/subnetworks/*/*/retrained.json")):
+        r = json.loads(p.read_text())
+        if str(r.get("device", "")).startswith("cuda") and r.get("train_seconds") and r.get("max_train_examples"):
+            per.append(r["train_seconds"] / (epochs * r["max_train_examples"]))
+            device = r["device"]
+    if not per:
+        raise SystemExit(f"no GPU re-fine-tunings of {task} under results/minilm/subnetworks")
+    return statistics.median(per), len(per), device
+
+
+def main() -> None:
+    cpu = json.loads(Path(sys.argv[1]).read_text())
+    out = Path(sys.argv[2])
+    g, n, device = gpu_seconds_per_train_example()
+    c = cpu["per_task"]["MRPC"]["t_train"]
+    scale = g / c
+    rows = cpu["rows"]
+    t_eval = {r[0]: cpu["per_task"].get(r[0], cpu["per_task"]["MRPC"])["t_eval"] for r in rows}
+    table = cost_table(rows, t_eval, scale, 8, device, None)
+    table["source"] = (
+        f"estimate: CPU per-example costs (bench_sweep.py, {cpu['device']}, n={cpu['n']}) x {scale:.4f}, the median "
+        f"GPU/CPU ratio per MRPC training example ({g * 1000:.2f} ms on {device} with 8 processes sharing, {n} "
+        f"re-fine-tunings, against {c * 1000:.1f} ms on one CPU core)"
+    )
+    out.write_text(json.dumps(table, indent=2) + "\n")
+    sub = table["seconds"]["subnet"]
+    print(table["source"])
+    print(
+        "per job on the GPU: "
+        + ", ".join(
+            f"{t} pipeline {table['seconds']['pipeline'][t]:.0f} s / subnet {sub[t]:.0f} s"
+            for t in ("CoLA", "SST-2", "MRPC", "STS-B", "RTE")
+        )
+    )
+    print(f"wrote {out} ({SUBNETS_PER_SEED} subnetwork jobs per (task, seed))")
+
+
+if __name__ == "__main__":
+    main()
