@@ -40,7 +40,7 @@ from typing import Any, Iterator, Sequence
 from attnpatterns.errors import UserError
 from attnpatterns.layout import RunLayout
 from attnpatterns.sweep_executors import LocalExecutor, ProcessExecutor, RayExecutor
-from attnpatterns.sweep_jobs import JOB_FUNCTIONS, _read_marker, _write_marker, is_done, run_job  # noqa: F401
+from attnpatterns.sweep_jobs import JOB_FUNCTIONS, is_done, read_marker, run_job, write_marker  # noqa: F401
 from attnpatterns.sweep_plan import EXECUTORS, KINDS, SWEEP_DIR, Job, SweepConfig, plan  # noqa: F401
 
 log = logging.getLogger("attnpatterns")
@@ -176,7 +176,7 @@ def run_sweep(
                     missing = [o for o in job.outputs if not (cfg.out / o).exists()]
                     if not missing:
                         status[jid] = "ran"
-                        _write_marker(cfg, job, "done", tries, dig, ex.name)
+                        write_marker(cfg, job, "done", tries, dig, ex.name)
                         log.info("  %s done in %.1f s", jid, outcome.get("seconds", 0.0))
                         yield jid
                         continue
@@ -188,12 +188,12 @@ def run_sweep(
                 err = tries[-1].get("error", "")
                 if outcome.get("user_error") or len(tries) >= max_attempts:
                     status[jid] = "failed"
-                    _write_marker(cfg, job, "failed", tries, dig, ex.name)
+                    write_marker(cfg, job, "failed", tries, dig, ex.name)
                     log.error("  %s failed after %d attempt(s): %s", jid, len(tries), err)
                     block_dependants(jid)
                     yield jid
                 else:
-                    _write_marker(cfg, job, "retrying", tries, dig, ex.name)
+                    write_marker(cfg, job, "retrying", tries, dig, ex.name)
                     log.warning("  %s failed (attempt %d of %d), retrying: %s", jid, len(tries), max_attempts, err)
                     pending.insert(0, job)
 

@@ -133,14 +133,14 @@ def is_done(cfg: SweepConfig, job: Job, digest: str | None = None) -> bool:
     return rec.get("status") == "done" and rec.get("settings_digest") == (digest or cfg.settings_digest())
 
 
-def _read_marker(path: Path) -> dict:
+def read_marker(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
 
 
-def _write_marker(cfg: SweepConfig, job: Job, status: str, attempts: list[dict], digest: str, executor: str) -> None:
+def write_marker(cfg: SweepConfig, job: Job, status: str, attempts: list[dict], digest: str, executor: str) -> None:
     from attnpatterns.io import write_json
 
     write_json(

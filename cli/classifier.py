@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(sub, name="classifier")
 
 
-def _fmt(rows: list[list], header: list[str]) -> str:
+def format_rows(rows: list[list], header: list[str]) -> str:
     cells = [header] + [[f"{x:.3f}" if isinstance(x, float) else str(x) for x in r] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
     lines = [
@@ -62,7 +62,7 @@ def _confusion_text(cm) -> str:
     from attnpatterns.classifier.labels import LABELS
 
     short = ["vert", "diag", "v+d", "block", "het"]
-    return _fmt([[lab] + [int(x) for x in row] for lab, row in zip(LABELS, cm)], ["true \\ predicted"] + short)
+    return format_rows([[lab] + [int(x) for x in row] for lab, row in zip(LABELS, cm)], ["true \\ predicted"] + short)
 
 
 @handle_errors
@@ -242,14 +242,14 @@ def train_cmd(
         rows.append(
             ["heuristic scorer", main.heuristic["weighted_f1"], main.heuristic["macro_f1"], main.heuristic["accuracy"]]
         )
-        typer.echo(_fmt(rows, ["recipe (same split)", "weighted F1", "macro F1", "accuracy"]))
+        typer.echo(format_rows(rows, ["recipe (same split)", "weighted F1", "macro F1", "accuracy"]))
     if cv:
         rows = [
             [name, v["weighted_f1_mean"], v["weighted_f1_std"], v["macro_f1_mean"]] for name, v in cv["recipes"].items()
         ]
         h = cv["heuristic"]
         rows.append(["heuristic scorer", h["weighted_f1_mean"], h["weighted_f1_std"], h["macro_f1_mean"]])
-        typer.echo(_fmt(rows, [f"{folds}-fold CV", "weighted F1", "std", "macro F1"]))
+        typer.echo(format_rows(rows, [f"{folds}-fold CV", "weighted F1", "std", "macro F1"]))
 
 
 def _command(
@@ -337,7 +337,7 @@ def evaluate_cmd(
     which = "all annotated" if all_maps else "held-out"
     typer.echo(f"{rep.n} {which} {kind.value} maps; classifier {rep.classifier}")
     typer.echo(
-        _fmt(
+        format_rows(
             [
                 ["classifier", rep.cnn["weighted_f1"], rep.cnn["macro_f1"], rep.cnn["accuracy"]],
                 [
@@ -352,7 +352,7 @@ def evaluate_cmd(
     )
     typer.echo("")
     typer.echo(
-        _fmt(
+        format_rows(
             per_class_table(rep.cnn, rep.heuristic),
             ["label", "clf prec", "clf rec", "clf F1", "support", "heur prec", "heur rec", "heur F1"],
         )

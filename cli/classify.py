@@ -71,7 +71,7 @@ def classify_cmd(
     and prints the pooled table.
     """
     from attnpatterns.classifier.heads import classify_heads, pooled_table, write_outputs
-    from cli.classifier import _fmt
+    from cli.classifier import format_rows
 
     classifiers = {k: v for k, v in (("raw", classifier_raw), ("normed", classifier_normed)) if v is not None}
     if heads is not None:
@@ -101,7 +101,7 @@ def classify_cmd(
     header = ["pattern"]
     for k in res.kinds:
         header += [f"{k} maps", f"{k} share", f"{k} 95% CI (examples)"]
-    typer.echo(_fmt(pooled_table(res), header))
+    typer.echo(format_rows(pooled_table(res), header))
     typer.echo(f"wrote {', '.join(str(f) for f in files)}")
 
 

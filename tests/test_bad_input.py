@@ -177,6 +177,9 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 # ------------------------------------------------------------------------------------------- the table
 
 
+AUTHORS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "bert-experiments"
+
+
 @dataclass
 class Case:
     id: str
@@ -476,6 +479,18 @@ CASES = [
         "table-malformed-json",
         lambda w: ["table", "--run", str(w / "run_badjson"), "--out", O(w, "t")],
         r"pruned\.json",
+    ),
+    # ---- attn paper
+    Case("paper-missing-run", lambda w: ["paper", "--run", str(w / "norun"), "--out", O(w, "p.md")], r"norun"),
+    Case(
+        "paper-not-the-authors-folder",
+        lambda w: ["paper", "--run", str(w / "run_empty"), "--reference", str(w / "json"), "--out", O(w, "p.md")],
+        r"not the authors' folder",
+    ),
+    Case(
+        "paper-missing-cells",
+        lambda w: ["paper", "--run", str(w / "run_empty"), "--reference", str(AUTHORS), "--out", O(w, "p.md")],
+        r"missing|TASK/seed_S",
     ),
     # ---- attn classify
     Case(

@@ -187,7 +187,8 @@ def test_chromium_screenshot_of_the_report_shows_the_plots(tmp_path):
     html = res.html.read_text()
     assert html.count("data:image/png;base64,") >= 8
 
-    shot = screenshot(res.html, tmp_path / "shot.png", tmp_path)
+    # tall enough to reach past the opening text sections (findings, what this run is) into the plots
+    shot = screenshot(res.html, tmp_path / "shot.png", tmp_path, height=4800)
     assert shot.shape[0] >= 1000 and shot.shape[1] >= 1000
     assert shot.std() > 0.05  # not a blank page
     with_plots = colourful_share(shot)
@@ -197,7 +198,7 @@ def test_chromium_screenshot_of_the_report_shows_the_plots(tmp_path):
     import re
 
     bare.write_text(re.sub(r'src="data:image/png;base64,[^"]+"', 'src=""', html))
-    without = colourful_share(screenshot(bare, tmp_path / "bare.png", tmp_path))
+    without = colourful_share(screenshot(bare, tmp_path / "bare.png", tmp_path, height=4800))
     # measured: about 0.05 with the plots, 0.004 without (the links and the yellow "missing" boxes)
     assert with_plots > 0.02 and with_plots > 5 * max(without, 1e-4), (with_plots, without)
 

@@ -36,7 +36,7 @@ def majority_baseline(task: str, data_dir: str | os.PathLike | None = None) -> d
     }
 
 
-def _dev_count(run_dir: Path) -> int | None:
+def dev_count(run_dir: Path) -> int | None:
     from attnpatterns.io import read_json
 
     return read_json(run_dir / "metrics.json").get("dev_examples")

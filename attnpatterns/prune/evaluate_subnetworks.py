@@ -32,7 +32,7 @@ from typing import Any
 from attnpatterns.errors import UserError
 from attnpatterns.layout import RunLayout
 from attnpatterns.prune.baselines import (  # noqa: F401 (re-exported)
-    _dev_count,
+    dev_count,
     majority_baseline,
     write_majority,
     write_reference_scores,
@@ -40,18 +40,18 @@ from attnpatterns.prune.baselines import (  # noqa: F401 (re-exported)
 from attnpatterns.prune.subnetwork_config import SETTINGS, SubnetworkConfig  # noqa: F401 (re-exported)
 from attnpatterns.prune.subnetwork_masks import (  # noqa: F401 (re-exported)
     Mask,
-    _check_heads_shape,
-    _check_model_name,
-    _fine_tuned_weights,
-    _heads_mask,
-    _mask_path,
-    _match_weight_names,
-    _model_of,
+    check_heads_shape,
+    check_model_name,
     draw_counterpart,
+    fine_tuned_weights,
     finetuned_record,
     good_magnitude,
     good_structured,
+    heads_mask,
+    mask_path,
     masks_for_seed,
+    match_weight_names,
+    model_of,
     read_mask,
     seed_dir,
     subnet_dir,
@@ -89,7 +89,7 @@ def _result_json(cfg, seed, subnet, setting, mask: Mask, metrics, score, rec, ex
         "method": cfg.method,
         "subnet": subnet,
         "setting": setting,
-        "model": _model_of(rec),
+        "model": model_of(rec),
         "metrics": metrics,
         "score": float(score),
         "main_metric": get_task(cfg.task).main_key,
@@ -199,7 +199,7 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
     cfg.check_run()
     spec = get_task(cfg.task)
     recs = {s: finetuned_record(cfg.run, cfg.task, s) for s in cfg.seeds}
-    models = {_model_of(r) for r in recs.values()}
+    models = {model_of(r) for r in recs.values()}
     if len(models) > 1:
         raise UserError(
             f"{cfg.run}/{cfg.task}: the seeds were fine-tuned from different models ({', '.join(sorted(models))}); "
@@ -321,7 +321,7 @@ def run_subnetworks(cfg: SubnetworkConfig, show_progress: bool = True) -> list[S
                     {
                         "max_train_examples": max_train,
                         "max_dev_examples": cfg.max_dev_examples,
-                        "dev_examples": _dev_count(d / "retrained"),
+                        "dev_examples": dev_count(d / "retrained"),
                         "pretrained": refs[s],
                         "run_dir": str(d / "retrained"),
                         "train_seconds": round(fr.train_seconds, 2),
@@ -383,7 +383,7 @@ def full_retrained(cfg: SubnetworkConfig, seed: int, rec: dict, ref: str, max_tr
             "score": fr.score,
             "max_train_examples": max_train,
             "max_dev_examples": cfg.max_dev_examples,
-            "dev_examples": _dev_count(base / "full_retrained"),
+            "dev_examples": dev_count(base / "full_retrained"),
             "train_seconds": round(fr.train_seconds, 2),
         }
         if not lock.held:  # the lease was lost (expired and taken over): the new holder writes the file

@@ -96,14 +96,14 @@ def finetuned_record(run: Path, task: str, seed: int) -> dict:
     return rec
 
 
-def _model_of(rec: dict) -> str:
+def model_of(rec: dict) -> str:
     return rec["config"]["model"]
 
 
 # ----------------------------------------------------------------------------- good masks
 
 
-def _check_heads_shape(hm: np.ndarray, mm: np.ndarray | None, rec: dict, where: Path) -> None:
+def check_heads_shape(hm: np.ndarray, mm: np.ndarray | None, rec: dict, where: Path) -> None:
     L, H = rec["shape"]["num_layers"], rec["shape"]["num_heads"]
     if hm.shape != (L, H) or (mm is not None and mm.shape != (L,)):
         raise UserError(
@@ -112,10 +112,10 @@ def _check_heads_shape(hm: np.ndarray, mm: np.ndarray | None, rec: dict, where: 
         )
 
 
-def _check_model_name(file_model: str | None, rec: dict, where: Path) -> None:
-    if file_model is not None and file_model != _model_of(rec):
+def check_model_name(file_model: str | None, rec: dict, where: Path) -> None:
+    if file_model is not None and file_model != model_of(rec):
         raise UserError(
-            f"{where}: mask of model '{file_model}', but {rec['dir']} fine-tuned '{_model_of(rec)}'; "
+            f"{where}: mask of model '{file_model}', but {rec['dir']} fine-tuned '{model_of(rec)}'; "
             "the mask is from another model, use masks of this run."
         )
 
@@ -133,20 +133,20 @@ def good_structured(run: Path, task: str, seed: int, rec: dict) -> Mask:
     hm, mm, file_model = read_seed_dir(sd)
     if hm is None:
         raise UserError(f"{where}: no head mask; s-pruning writes mask.json or head_mask.npy.")
-    _check_model_name(file_model, rec, where)
+    check_model_name(file_model, rec, where)
     mm = np.ones(hm.shape[0], dtype=np.float32) if mm is None else mm
-    _check_heads_shape(hm, mm, rec, where)
-    return _heads_mask(hm, mm, rec)
+    check_heads_shape(hm, mm, rec, where)
+    return heads_mask(hm, mm, rec)
 
 
-def _heads_mask(hm, mm, rec: dict, info: dict | None = None) -> Mask:
+def heads_mask(hm, mm, rec: dict, info: dict | None = None) -> Mask:
     hm = np.asarray(hm, dtype=np.float32)
     mm = np.asarray(mm, dtype=np.float32)
     size = structured_size(hm, mm, rec["shape"]["hidden"], rec["shape"]["intermediate"])
     return Mask("heads", head_mask=hm, mlp_mask=mm, size=size, info=info or {})
 
 
-def _match_weight_names(masks: dict, rec: dict, where: Path) -> dict:
+def match_weight_names(masks: dict, rec: dict, where: Path) -> dict:
     """Check mask names and shapes against the fine-tuned model's parameters (read from its safetensors)."""
     from safetensors import safe_open
 
@@ -179,8 +179,8 @@ def good_magnitude(run: Path, task: str, seed: int, rec: dict) -> Mask:
             f"'attn prune magnitude --task {task} --seeds {seed}' first."
         )
     masks, meta = read_weight_masks(sl.mask("magnitude"))
-    _check_model_name(meta.get("model"), rec, sl.mask("magnitude"))
-    masks = _match_weight_names(masks, rec, sl.mask("magnitude"))
+    check_model_name(meta.get("model"), rec, sl.mask("magnitude"))
+    masks = match_weight_names(masks, rec, sl.mask("magnitude"))
     return Mask("weights", weights=masks, size=unstructured_size(masks))
 
 
@@ -196,7 +196,7 @@ def super_pools(run: Path, task: str, seeds: Sequence[int], rec: dict) -> tuple[
                 f"{where}: s-pruning of {task} seed {s} has not finished (no summary.json); super-survivors "
                 f"need every seed: run 'attn prune structured --task {task} --seeds {s}' first."
             )
-    table = discover_masks(run, seeds=seeds, tasks=[task], model=_model_of(rec))
+    table = discover_masks(run, seeds=seeds, tasks=[task], model=model_of(rec))
     ((_, per_seed),) = table.items()
     _, hs, ms = stack_seeds(per_seed)
     if hs is None:
@@ -204,7 +204,7 @@ def super_pools(run: Path, task: str, seeds: Sequence[int], rec: dict) -> tuple[
     L = hs.shape[1]
     if ms is None:
         ms = np.ones((hs.shape[0], L), dtype=bool)
-    _check_heads_shape(hs[0].astype(np.float32), ms[0].astype(np.float32), rec, Path(run) / task)
+    check_heads_shape(hs[0].astype(np.float32), ms[0].astype(np.float32), rec, Path(run) / task)
     return Pools(survival_counts(hs), hs.shape[0]), Pools(survival_counts(ms), ms.shape[0])
 
 
@@ -216,7 +216,7 @@ def super_masks(run: Path, task: str, seeds: Sequence[int], rec: dict) -> dict[s
     seeds = sorted(int(s) for s in seeds)
     d = RunLayout(run).super_dir(task)
     hp, mp = super_pools(run, task, seeds, rec)
-    model = _model_of(rec)
+    model = model_of(rec)
     want_super = HeadSet.from_arrays(hp.super, mp.super, model=model, task=task, seeds=seeds)
     out: dict[str, Mask] = {}
     key = ",".join(map(str, seeds))
@@ -230,7 +230,7 @@ def super_masks(run: Path, task: str, seeds: Sequence[int], rec: dict) -> dict[s
                     f"{path}: made from seeds {hs.seeds}, but seeds {seeds} were asked for; pass --seeds "
                     f"{','.join(map(str, hs.seeds or []))} or delete {d} (and the super results) to redraw."
                 )
-            _check_model_name(hs.model, rec, path)
+            check_model_name(hs.model, rec, path)
             if subnet == "good" and (hs.heads != want_super.heads or (hs.mlps or []) != (want_super.mlps or [])):
                 raise UserError(
                     f"{path}: differs from the super-survivors of the s-pruning masks in {run}/{task} "
@@ -270,14 +270,14 @@ def super_masks(run: Path, task: str, seeds: Sequence[int], rec: dict) -> dict[s
                     }
                 },
             )
-        out[subnet] = _heads_mask(hm, mm, rec, info)
+        out[subnet] = heads_mask(hm, mm, rec, info)
     return out
 
 
 # ----------------------------------------------------------------------------- counterparts and mask files
 
 
-def _fine_tuned_weights(rec: dict, names: Iterable[str]) -> dict:
+def fine_tuned_weights(rec: dict, names: Iterable[str]) -> dict:
     from safetensors import safe_open
 
     with safe_open(str(Path(rec["dir"]) / "model.safetensors"), framework="pt") as f:
@@ -290,17 +290,17 @@ def draw_counterpart(method: str, subnet: str, good: Mask, task: str, seed: int,
         rng = rng_for(seed, task, method, subnet)
         fn = random_structured if subnet == "random" else bad_structured
         hm, mm = fn(good.head_mask, good.mlp_mask, rng)
-        return _heads_mask(hm, mm, rec, {"draw": f"numpy default_rng from ({seed}, '{task}', '{method}', '{subnet}')"})
+        return heads_mask(hm, mm, rec, {"draw": f"numpy default_rng from ({seed}, '{task}', '{method}', '{subnet}')"})
     if subnet == "random":
         w = random_unstructured(good.weights, torch_generator_for(seed, task, method, subnet))
         info = {"draw": f"torch randperm, generator from ({seed}, '{task}', '{method}', '{subnet}')"}
     else:
-        w = bad_unstructured(good.weights, _fine_tuned_weights(rec, good.weights))
+        w = bad_unstructured(good.weights, fine_tuned_weights(rec, good.weights))
         info = {"draw": "keep the smallest |w| of the fine-tuned weights (the largest are removed)"}
     return Mask("weights", weights=w, size=unstructured_size(w), info=info)
 
 
-def _mask_path(d: Path, mask_kind: str) -> Path:
+def mask_path(d: Path, mask_kind: str) -> Path:
     return d / (layout.HEAD_MASK if mask_kind == "heads" else layout.WEIGHT_MASK)
 
 
@@ -313,14 +313,14 @@ def write_mask(d: Path, mask: Mask, meta: dict) -> None:
             mask.head_mask, mask.mlp_mask, model=meta["model"], task=meta["task"], seed=meta["seed"]
         )
         write_json(
-            _mask_path(d, "heads"),
+            mask_path(d, "heads"),
             hs.to_json() | {k: v for k, v in meta.items() if k not in hs.to_json()} | {"size": mask.size} | mask.info,
         )
     else:
         import torch
 
         md = {k: str(v) for k, v in meta.items()} | {k: str(v) for k, v in mask.info.items()}
-        save_safetensors(_mask_path(d, "weights"), {k: v.to(torch.uint8) for k, v in mask.weights.items()}, metadata=md)
+        save_safetensors(mask_path(d, "weights"), {k: v.to(torch.uint8) for k, v in mask.weights.items()}, metadata=md)
 
 
 def read_mask(d: Path, kind: str, rec: dict, good_digest: str) -> Mask:
@@ -328,19 +328,19 @@ def read_mask(d: Path, kind: str, rec: dict, good_digest: str) -> Mask:
     from attnpatterns.io import read_json
     from attnpatterns.prune.head_set import HeadSet
 
-    path = _mask_path(d, kind)
+    path = mask_path(d, kind)
     if kind == "heads":
         obj = read_json(path)
         hs = HeadSet.from_json(obj, source=str(path))
-        _check_model_name(hs.model, rec, path)
+        check_model_name(hs.model, rec, path)
         hm, mm = hs.to_arrays()
-        _check_heads_shape(hm, mm, rec, path)
-        mask = _heads_mask(hm, mm, rec, {k: obj[k] for k in ("draw", "drawn_from") if k in obj})
+        check_heads_shape(hm, mm, rec, path)
+        mask = heads_mask(hm, mm, rec, {k: obj[k] for k in ("draw", "drawn_from") if k in obj})
         got = obj.get("good_digest")
     else:
         w, meta = read_weight_masks(path)
-        _check_model_name(meta.get("model"), rec, path)
-        w = _match_weight_names(w, rec, path)
+        check_model_name(meta.get("model"), rec, path)
+        w = match_weight_names(w, rec, path)
         mask = Mask("weights", weights=w, size=unstructured_size(w))
         got = meta.get("good_digest")
     if got is not None and got != good_digest:
@@ -365,11 +365,11 @@ def masks_for_seed(cfg: SubnetworkConfig, seed: int, rec: dict, supers: dict[str
     out = {}
     for subnet in cfg.subnets:
         d = subnet_dir(cfg.run, cfg.task, seed, cfg.method, subnet)
-        if _mask_path(d, good.kind).is_file():
+        if mask_path(d, good.kind).is_file():
             out[subnet] = read_mask(d, good.kind, rec, gd)
             if subnet == "good" and out[subnet].digest() != gd:
                 raise UserError(
-                    f"{_mask_path(d, good.kind)}: differs from the pruning result in the run now (pruning was "
+                    f"{mask_path(d, good.kind)}: differs from the pruning result in the run now (pruning was "
                     f"rerun?); delete {d.parent} to re-evaluate."
                 )
             continue
@@ -380,7 +380,7 @@ def masks_for_seed(cfg: SubnetworkConfig, seed: int, rec: dict, supers: dict[str
         else:
             m = draw_counterpart(cfg.method, subnet, good, cfg.task, seed, rec)
         meta = {
-            "model": _model_of(rec),
+            "model": model_of(rec),
             "task": cfg.task,
             "seed": seed,
             "method": cfg.method,

@@ -23,21 +23,21 @@ from attnpatterns.report.context import (  # noqa: F401 (re-exported)
     KINDS,
     METHODS,
     REPORT_DIR,
-    _Ctx,
-    _model_config,
-    _read,
+    ReportContext,
     find_tasks,
+    model_config,
+    read_record,
 )
 from attnpatterns.report.html import Document
-from attnpatterns.report.sections_patterns import _sec_examples, _sec_patterns
+from attnpatterns.report.sections_patterns import section_examples, section_patterns
 from attnpatterns.report.sections_pruning import (  # noqa: F401 (re-exported)
-    _sec_finetune,
-    _sec_importance,
-    _sec_shared,
-    _sec_subnetworks,
-    _sec_survival,
+    section_finetune,
+    section_importance,
+    section_shared,
+    section_subnetworks,
+    section_survival,
 )
-from attnpatterns.report.sections_run import _sec_about, _sec_findings, profile_line
+from attnpatterns.report.sections_run import profile_line, section_about, section_findings
 
 log = logging.getLogger("attnpatterns")
 
@@ -79,33 +79,33 @@ def build_report(
         raise UserError(f"{run_dir}: no such run folder; pass the --out folder of 'attn run'.")
     out = Path(out_dir) if out_dir is not None else run_dir / REPORT_DIR
     tasks = find_tasks(run_dir)
-    cfg = _read(RunLayout(run_dir).config) if RunLayout(run_dir).config.is_file() else {}
+    cfg = read_record(RunLayout(run_dir).config) if RunLayout(run_dir).config.is_file() else {}
     if not tasks:
         raise UserError(f"{run_dir}: no TASK/seed_S folders; this is not a run folder of 'attn run' (or it is empty).")
     ensure_majority(run_dir, list(tasks), data_dir)
-    ctx = _Ctx(
+    ctx = ReportContext(
         run_dir=run_dir,
         out=out,
         tasks=tasks,
         cfg=cfg,
-        model_cfg=_model_config(run_dir, tasks),
+        model_cfg=model_config(run_dir, tasks),
     )
 
     doc = Document(title=f"attnpatterns report: {run_dir.name}")
     doc.meta = _meta(ctx)
     builders = [
-        _sec_findings,
-        _sec_about,
-        _sec_finetune,
-        _sec_patterns,
-        _sec_survival,
-        _sec_importance,
-        _sec_shared,
-        _sec_subnetworks,
-        _sec_examples,
+        section_findings,
+        section_about,
+        section_finetune,
+        section_patterns,
+        section_survival,
+        section_importance,
+        section_shared,
+        section_subnetworks,
+        section_examples,
     ]
     for b in progress_iter(builders, len(builders), "report sections", show_progress):
-        kw = {"examples_per_type": examples_per_type} if b is _sec_examples else {}
+        kw = {"examples_per_type": examples_per_type} if b is section_examples else {}
         doc.sections.append(b(ctx, **kw))
 
     out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,7 @@ def _remove_stale(out: Path, written: list[Path]) -> None:
     if not man.is_file():
         return
     try:
-        old = set(_read(man).get("files", []))
+        old = set(read_record(man).get("files", []))
     except UserError:
         return
     keep = {p.name for p in written}
@@ -146,7 +146,7 @@ def _remove_stale(out: Path, written: list[Path]) -> None:
             p.unlink()
 
 
-def _meta(ctx: _Ctx) -> list[tuple[str, str]]:
+def _meta(ctx: ReportContext) -> list[tuple[str, str]]:
     cfg = ctx.cfg
     seeds = sorted({s for t in ctx.tasks.values() for s in t})
     meta = [
@@ -171,12 +171,12 @@ def _meta(ctx: _Ctx) -> list[tuple[str, str]]:
     return meta
 
 
-def _model_from_runs(ctx: _Ctx) -> str | None:
+def _model_from_runs(ctx: ReportContext) -> str | None:
     for seeds in ctx.tasks.values():
         for sdir in seeds.values():
             p = SeedLayout(sdir).finetuned / "metrics.json"
             if p.is_file():
-                return _read(p).get("model")
+                return read_record(p).get("model")
     return None
 
 

@@ -27,7 +27,7 @@ def find_tasks(run_dir: Path) -> dict[str, dict[int, Path]]:
     return RunLayout(run_dir).tasks()
 
 
-def _iter_files(d: Path) -> list[tuple[int, Path]]:
+def iter_files(d: Path) -> list[tuple[int, Path]]:
     if not d.is_dir():
         return []
     out = []
@@ -38,23 +38,23 @@ def _iter_files(d: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def _read(path: Path) -> Any:
+def read_record(path: Path) -> Any:
     from attnpatterns.io import read_json
 
     return read_json(path)
 
 
-def _model_config(run_dir: Path, tasks: dict[str, dict[int, Path]]) -> dict | None:
+def model_config(run_dir: Path, tasks: dict[str, dict[int, Path]]) -> dict | None:
     for seeds in tasks.values():
         for sdir in seeds.values():
             p = SeedLayout(sdir).finetuned / "config.json"
             if p.is_file():
-                return _read(p)
+                return read_record(p)
     return None
 
 
 @dataclass
-class _Ctx:
+class ReportContext:
     run_dir: Path
     out: Path
     tasks: dict[str, dict[int, Path]]

@@ -8,28 +8,28 @@ import logging
 import numpy as np
 
 from attnpatterns.layout import RunLayout
-from attnpatterns.report.context import CLASSIFY_DIR, KINDS, METHODS, REPORT_DIR, _Ctx, _iter_files, _read  # noqa: F401
+from attnpatterns.report.context import CLASSIFY_DIR, KINDS, METHODS, REPORT_DIR, ReportContext, iter_files, read_record  # noqa: F401
 from attnpatterns.report.html import Paragraph, Section, Table
-from attnpatterns.report.sections_pruning import _frame_table  # noqa: F401
+from attnpatterns.report.sections_pruning import frame_table  # noqa: F401
 
 log = logging.getLogger("attnpatterns")
 
 
-def _load_distributions(ctx: _Ctx) -> dict[str, dict]:
+def load_distributions(ctx: ReportContext) -> dict[str, dict]:
     out = {}
     for task in ctx.tasks:
         p = RunLayout(ctx.run_dir).classify_dir(task) / "distribution.json"
         if p.is_file():
-            out[task] = _read(p)
+            out[task] = read_record(p)
     return out
 
 
-def _sec_patterns(ctx: _Ctx) -> Section:
+def section_patterns(ctx: ReportContext) -> Section:
     from attnpatterns.report.distributions import chi_square
     from attnpatterns.report.plots import stacked_bars
 
     s = Section("patterns", "Pattern distributions: super-survivors vs all heads")
-    dists = _load_distributions(ctx)
+    dists = load_distributions(ctx)
     for task in ctx.tasks:
         if task not in dists:
             s.note_missing(
@@ -97,14 +97,14 @@ def _sec_patterns(ctx: _Ctx) -> Section:
     return s
 
 
-def _annotator_sensitivity(ctx: _Ctx, s: Section) -> None:
+def _annotator_sensitivity(ctx: ReportContext, s: Section) -> None:
     """The super-survivor vs all-heads contrast under classifiers trained on each annotator's own labels
     (``classify/TASK/annotators/<variant>.json``, written by ``results/minilm/patterns_by_annotator.py``)."""
     for task in ctx.tasks:
         files = sorted((RunLayout(ctx.run_dir).classify_dir(task) / "annotators").glob("*.json"))
         if not files:
             continue
-        variants = [(p.stem, _read(p)) for p in files]
+        variants = [(p.stem, read_record(p)) for p in files]
         variants.sort(key=lambda v: (v[0] != "consensus", v[0]))
         types = variants[0][1]["types"]
         rows = []
@@ -141,7 +141,7 @@ def _annotator_sensitivity(ctx: _Ctx, s: Section) -> None:
             )
 
 
-def _sec_examples(ctx: _Ctx, examples_per_type: int = 6) -> Section:
+def section_examples(ctx: ReportContext, examples_per_type: int = 6) -> Section:
     from attnpatterns.patterns import PATTERN_VALUES
     from attnpatterns.report.plots import example_grid
 
@@ -159,7 +159,7 @@ def _sec_examples(ctx: _Ctx, examples_per_type: int = 6) -> Section:
                 d = RunLayout(ctx.run_dir).classify_dir(task, seed)
                 if not (d / "examples.npz").is_file():
                     continue
-                captions = _read(d / "examples.json") if (d / "examples.json").is_file() else {}
+                captions = read_record(d / "examples.json") if (d / "examples.json").is_file() else {}
                 with np.load(d / "examples.npz", allow_pickle=False) as z:
                     for key in z.files:
                         parts = key.split("__")

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from attnpatterns.layout import SeedLayout
-from attnpatterns.report.context import CLASSIFY_DIR, KINDS, METHODS, REPORT_DIR, _Ctx, _iter_files, _read  # noqa: F401
+from attnpatterns.report.context import CLASSIFY_DIR, KINDS, METHODS, REPORT_DIR, ReportContext, iter_files, read_record  # noqa: F401
 from attnpatterns.report.html import Paragraph, Section, Table
 from attnpatterns.report.run_settings import majority_score
 
 log = logging.getLogger("attnpatterns")
 
 
-def _sec_finetune(ctx: _Ctx) -> Section:
+def section_finetune(ctx: ReportContext) -> Section:
     s = Section("finetune", "Fine-tuned models")
     rows = []
     for task, seeds in ctx.tasks.items():
@@ -26,7 +26,7 @@ def _sec_finetune(ctx: _Ctx) -> Section:
             if not p.is_file():
                 s.note_missing(f"{task} seed {seed}: no {ctx.rel(p)} (the fine-tune stage has not finished).")
                 continue
-            m = _read(p)
+            m = read_record(p)
             maj = majority_score(ctx.run_dir, task)
             flag = "" if maj is None else ("at or below" if float(m.get("score", 0.0)) <= maj + 1e-9 else "above")
             rows.append(
@@ -52,7 +52,7 @@ def _sec_finetune(ctx: _Ctx) -> Section:
     return s
 
 
-def _structured_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
+def _structured_survival(ctx: ReportContext, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
     from attnpatterns.prune.masks import read_seed_dir
 
     stack = []
@@ -67,7 +67,7 @@ def _structured_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Sectio
     return np.mean(stack, axis=0) if stack else None
 
 
-def _magnitude_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
+def _magnitude_survival(ctx: ReportContext, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
     from attnpatterns.prune.head_weights import magnitude_head_survival
 
     mc = ctx.model_cfg
@@ -88,7 +88,7 @@ def _magnitude_survival(ctx: _Ctx, task: str, seeds: dict[int, Path], s: Section
     return np.mean(per, axis=0) if per else None
 
 
-def _sec_survival(ctx: _Ctx) -> Section:
+def section_survival(ctx: ReportContext) -> Section:
     from attnpatterns.report.plots import survival_heatmap
 
     s = Section("survival", "Head survival (layer x head)")
@@ -122,7 +122,7 @@ def _sec_survival(ctx: _Ctx) -> Section:
     return s
 
 
-def _sec_importance(ctx: _Ctx) -> Section:
+def section_importance(ctx: ReportContext) -> Section:
     from attnpatterns.report.plots import importance_distributions, score_curve
 
     s = Section("importance", "Importance scores per pruning iteration")
@@ -136,13 +136,13 @@ def _sec_importance(ctx: _Ctx) -> Section:
     for task, seeds in ctx.tasks.items():
         per_iter: dict[int, list[np.ndarray]] = {}
         for seed, sdir in seeds.items():
-            files = _iter_files(SeedLayout(sdir).structured)
+            files = iter_files(SeedLayout(sdir).structured)
             if not files:
                 s.note_missing(
                     f"{task} seed {seed}: no s-pruning iterations ({ctx.rel(sdir / 'structured')}/iter_KK.json)."
                 )
             for k, p in files:
-                it = _read(p)
+                it = read_record(p)
                 imp = it.get("head_importance")
                 if imp is None:
                     s.note_missing(f"{ctx.rel(p)}: no head_importance.")
@@ -160,18 +160,18 @@ def _sec_importance(ctx: _Ctx) -> Section:
             s.add(ctx.figure(fig, f"importance-{task}-structured", f"{task}, s-pruning: head importance per iteration"))
         xs, ys, thr = {}, {}, []
         for seed, sdir in seeds.items():
-            files = _iter_files(SeedLayout(sdir).magnitude)
+            files = iter_files(SeedLayout(sdir).magnitude)
             if not files:
                 s.note_missing(
                     f"{task} seed {seed}: no m-pruning iterations ({ctx.rel(sdir / 'magnitude')}/iter_KK.json)."
                 )
                 continue
-            its = [_read(p) for _, p in files]
+            its = [read_record(p) for _, p in files]
             xs[seed] = [float(_first(it, "kept_fraction", "kept", default=math.nan)) for it in its]
             ys[seed] = [float(_first(it, "score", default=math.nan)) for it in its]
             summ = SeedLayout(sdir).summary("magnitude")
             if summ.is_file():
-                t = _first(_read(summ), "threshold", default=None)
+                t = _first(read_record(summ), "threshold", default=None)
                 if t is not None:
                     thr.append(float(t))
         if xs:
@@ -189,7 +189,7 @@ def _first(d: dict, *keys: str, default=None):
     return default
 
 
-def _sec_shared(ctx: _Ctx) -> Section:
+def section_shared(ctx: ReportContext) -> Section:
     from attnpatterns.prune.masks import discover_masks
     from attnpatterns.report.plots import shared_heads_heatmap
     from attnpatterns.stats import compute_stats
@@ -262,7 +262,7 @@ def _sec_shared(ctx: _Ctx) -> Section:
     return s
 
 
-def _sec_subnetworks(ctx: _Ctx) -> Section:
+def section_subnetworks(ctx: ReportContext) -> Section:
     s = Section("subnetworks", "Subnetworks: good, random and bad, pruned and re-fine-tuned")
     have = any(SeedLayout(sdir).subnetworks.is_dir() for seeds in ctx.tasks.values() for sdir in seeds.values())
     if not have:
@@ -285,11 +285,11 @@ def _sec_subnetworks(ctx: _Ctx) -> Section:
             "on the pre-trained weights, fine-tuned again). " + tables.score_caption(table)
         )
     )
-    s.add(_frame_table(scores, "setting", "Dev scores of the subnetworks"))
+    s.add(frame_table(scores, "setting", "Dev scores of the subnetworks"))
     for note in table.notes:
         s.add(Paragraph(note, kind="note"))
     s.add(
-        _frame_table(
+        frame_table(
             tables.size_frame(table),
             "subnetwork",
             "Subnetwork sizes: fraction of the prunable encoder "
@@ -306,7 +306,7 @@ def _sec_subnetworks(ctx: _Ctx) -> Section:
     return s
 
 
-def _frame_table(df, first: str, caption: str) -> Table:
+def frame_table(df, first: str, caption: str) -> Table:
     return Table(
         [first] + [str(c) for c in df.columns],
         [[str(i)] + [str(v) for v in r] for i, r in zip(df.index, df.values.tolist())],

@@ -9,21 +9,21 @@ import logging
 import numpy as np
 
 from attnpatterns.layout import SeedLayout
-from attnpatterns.report.context import _Ctx
+from attnpatterns.report.context import ReportContext
 from attnpatterns.report.html import Paragraph, Section, Table
 from attnpatterns.report.run_settings import RunSettings, collect_settings
 
 log = logging.getLogger("attnpatterns")
 
 
-def settings_of(ctx: _Ctx) -> RunSettings:
+def settings_of(ctx: ReportContext) -> RunSettings:
     """The run's recorded settings, read once per report."""
     if ctx.settings is None:
         ctx.settings = collect_settings(ctx.run_dir, ctx.tasks, ctx.cfg)
     return ctx.settings
 
 
-def profile_line(ctx: _Ctx) -> str | None:
+def profile_line(ctx: ReportContext) -> str | None:
     """The header's profile entry: the profile name, and what it means for reading the numbers."""
     rs = settings_of(ctx)
     if rs.profile is None:
@@ -37,7 +37,7 @@ def profile_line(ctx: _Ctx) -> str | None:
     return f"{rs.profile}: the study's settings"
 
 
-def _sec_about(ctx: _Ctx) -> Section:
+def section_about(ctx: ReportContext) -> Section:
     rs = settings_of(ctx)
     s = Section("about", "What this run is")
     if rs.smoke:
@@ -88,7 +88,7 @@ def _sec_about(ctx: _Ctx) -> Section:
     return s
 
 
-def _stacks(ctx: _Ctx) -> dict[str, np.ndarray]:
+def _stacks(ctx: ReportContext) -> dict[str, np.ndarray]:
     from attnpatterns.prune.masks import read_seed_dir
 
     out = {}
@@ -105,10 +105,10 @@ def _stacks(ctx: _Ctx) -> dict[str, np.ndarray]:
     return out
 
 
-def _sec_findings(ctx: _Ctx) -> Section:
+def section_findings(ctx: ReportContext) -> Section:
     from attnpatterns.report import findings as F
     from attnpatterns.report import tables
-    from attnpatterns.report.sections_patterns import _load_distributions
+    from attnpatterns.report.sections_patterns import load_distributions
 
     s = Section("findings", "Findings: the study's three, on this run's numbers")
     rs = settings_of(ctx)
@@ -119,7 +119,7 @@ def _sec_findings(ctx: _Ctx) -> Section:
     if any(SeedLayout(sd).subnetworks.is_dir() for seeds in ctx.tasks.values() for sd in seeds.values()):
         per_seed, _ = tables.collect_run(ctx.run_dir)
         rows += F.subnetwork_findings(per_seed, tables.METHOD_LABELS)
-    dists = _load_distributions(ctx)
+    dists = load_distributions(ctx)
     for task in ctx.tasks:
         rows += F.pattern_findings(task, dists.get(task))
     s.add(
