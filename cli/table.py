@@ -48,7 +48,8 @@ def table_cmd(
     The Markdown is also printed. --reference reads the authors' results.json files instead.
     """
     from attnpatterns.errors import UserError
-    from attnpatterns.report.tables import collect_reference, run_table, to_markdown, write_tables
+    from attnpatterns.report.table_format import to_markdown, write_tables
+    from attnpatterns.report.tables import collect_reference, run_table
 
     if (run is None) == (reference is None):
         raise UserError(

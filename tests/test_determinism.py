@@ -27,7 +27,8 @@ def test_same_seed_same_masks_scores_and_tables(tmp_path):
     import torch
 
     from attnpatterns.pipeline import RunConfig, run_pipeline
-    from attnpatterns.report.tables import run_table, to_csv, to_markdown
+    from attnpatterns.report.table_format import to_csv, to_markdown
+    from attnpatterns.report.tables import run_table
 
     glue = write_glue_mrpc(tmp_path / "glue")
     model = write_tiny_model(tmp_path / "tiny-bert")

@@ -626,7 +626,8 @@ def test_smaller_training_budget_adds_the_full_model_control(tiny_run, tmp_path)
     """With fewer training examples than the fine-tuning run, the unmasked model is re-fine-tuned under that budget."""
     from attnpatterns.io import read_json
     from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
-    from attnpatterns.report.tables import run_table, score_frame
+    from attnpatterns.report.table_format import score_frame
+    from attnpatterns.report.tables import run_table
 
     run, pre, glue = tiny_run
     run2 = _copy_seed(run, tmp_path / "run", seeds=[1])

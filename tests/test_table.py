@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from attnpatterns.errors import UserError
-from attnpatterns.report import tables
+from attnpatterns.report import table_format, tables
 
 
 def _write(path: Path, obj) -> None:
@@ -61,7 +61,7 @@ def test_run_table_means_stds_and_layout(tmp_path):
     run = _fake_run(tmp_path)
     t = tables.run_table(run)
     assert t.tasks == ["MRPC", "RTE"]
-    frame = tables.score_frame(t, digits=3)
+    frame = table_format.score_frame(t, digits=3)
     assert list(frame.index)[:2] == ["full model", "majority baseline"]
     assert len(frame) == 2 + 3 * 3 * 2
     full = np.array([0.80, 0.84, 0.82])
@@ -72,7 +72,7 @@ def test_run_table_means_stds_and_layout(tmp_path):
     # the missing seed shows as n=1 in that cell only
     assert frame.loc["m-pruning bad retrained", "RTE"].endswith("(n=1)")
     assert "(n=" not in frame.loc["m-pruning bad pruned", "RTE"]
-    sizes = tables.size_frame(t)
+    sizes = table_format.size_frame(t)
     assert sizes.loc["m-pruning good", "MRPC"] == "0.400"
     assert sizes.loc["s-pruning random", "MRPC"].startswith("0.520 (12.0/72 h, 5.0/6 m)")
 
@@ -81,7 +81,7 @@ def test_write_md_csv_tex(tmp_path):
     import pandas as pd
 
     run = _fake_run(tmp_path)
-    paths = tables.write_tables(tables.run_table(run), tmp_path / "out")
+    paths = table_format.write_tables(tables.run_table(run), tmp_path / "out")
     assert [p.name for p in paths] == ["table.md", "table.csv", "table.tex"]
     md = paths[0].read_text()
     assert "| s-pruning good pruned |" in md and "Subnetwork sizes" in md
@@ -97,7 +97,7 @@ def test_write_md_csv_tex(tmp_path):
 def test_reference_table(authors_dir):
     t = tables.collect_reference(authors_dir / "evaluate_masked")
     assert set(["CoLA", "MRPC", "RTE", "STS-B", "MNLI"]) <= set(t.tasks)
-    frame = tables.score_frame(t)
+    frame = table_format.score_frame(t)
     raw = json.loads((authors_dir / "evaluate_masked" / "head_mlp_retrained" / "baseline" / "results.json").read_text())
     mean, std = raw["CoLA"]["mcc"]
     assert frame.loc["s-pruning good retrained", "CoLA"] == f"{mean:.3f} ± {std:.3f}"
@@ -106,7 +106,7 @@ def test_reference_table(authors_dir):
     raw = json.loads((authors_dir / "evaluate_masked" / "freq_baseline" / "results.json").read_text())
     assert frame.loc["majority baseline", "MRPC"] == f"{raw['MRPC']['acc'][0]:.3f}"
     # sizes from their masks: super random/bad are size-matched to the super set
-    sizes = tables.size_frame(t)
+    sizes = table_format.size_frame(t)
     assert sizes.loc["super-survivors good", "RTE"] == sizes.loc["super-survivors bad", "RTE"]
     assert sizes.loc["m-pruning good", "RTE"] == "n/a"
 

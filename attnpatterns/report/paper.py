@@ -109,6 +109,7 @@ def _stability(run: Path, reference: Path, tasks: list[str], missing: list[str])
 
 
 def _subnetworks(run: Path, reference: Path, tasks: list[str], missing: list[str]) -> Comparison:
+    from attnpatterns.report import table_format as F
     from attnpatterns.report import tables as T
 
     authors = T.collect_reference(reference / "evaluate_masked")
@@ -123,15 +124,15 @@ def _subnetworks(run: Path, reference: Path, tasks: list[str], missing: list[str
     for key in T.row_keys():
         row = [T.row_label(key)]
         for t in tasks:
-            c = T.cell(ours.cells, key, t) if ours is not None else None
+            c = F.cell(ours.cells, key, t) if ours is not None else None
             if c is None:
                 missing.append(f"subnetworks {t}: {T.row_label(key)}")
                 row.append(MISSING)
             else:
                 n = int(c["n"])
-                row.append(T.fmt(float(c["mean"]), None if n <= 1 else float(c["std"]), 3) + f" (n={n})")
-            a = T.cell(authors.cells, key, t)
-            row.append(MISSING if a is None else T.fmt(float(a["mean"]), float(a["std"]), 3))
+                row.append(F.fmt(float(c["mean"]), None if n <= 1 else float(c["std"]), 3) + f" (n={n})")
+            a = F.cell(authors.cells, key, t)
+            row.append(MISSING if a is None else F.fmt(float(a["mean"]), float(a["std"]), 3))
             if a is None:
                 missing.append(f"subnetworks {t}: the authors' {T.row_label(key)}")
         rows.append(row)

@@ -269,12 +269,12 @@ def section_subnetworks(ctx: ReportContext) -> Section:
         s.note_missing("no TASK/seed_S/subnetworks/ results (the subnetworks stage has not run).")
         return s
     try:
-        from attnpatterns.report import tables
+        from attnpatterns.report import table_format, tables
     except ImportError:
         s.note_missing("the results-table module (attnpatterns.report.tables) is not installed in this checkout.")
         return s
     table = tables.run_table(ctx.run_dir)
-    scores = tables.score_frame(table)
+    scores = table_format.score_frame(table)
     if table.cells.empty or not (table.cells["method"].isin(list(tables.METHOD_LABELS))).any():
         s.note_missing("the subnetworks folders hold no finished evaluation (pruned.json / retrained.json).")
         return s
@@ -282,7 +282,7 @@ def section_subnetworks(ctx: ReportContext) -> Section:
         Paragraph(
             "Rows: the full fine-tuned model, the majority-class baseline, and for each pruning method its good, "
             "random and bad subnetworks, evaluated as pruned (mask on the fine-tuned model) and retrained (mask "
-            "on the pre-trained weights, fine-tuned again). " + tables.score_caption(table)
+            "on the pre-trained weights, fine-tuned again). " + table_format.score_caption(table)
         )
     )
     s.add(frame_table(scores, "setting", "Dev scores of the subnetworks"))
@@ -290,13 +290,13 @@ def section_subnetworks(ctx: ReportContext) -> Section:
         s.add(Paragraph(note, kind="note"))
     s.add(
         frame_table(
-            tables.size_frame(table),
+            table_format.size_frame(table),
             "subnetwork",
             "Subnetwork sizes: fraction of the prunable encoder "
             "weights kept (kept heads h and MLPs m for s-pruning and super sets)",
         )
     )
-    for p in tables.write_tables(table, ctx.out, stem="subnetworks-table"):
+    for p in table_format.write_tables(table, ctx.out, stem="subnetworks-table"):
         ctx.written.append(p)
     s.add(
         Paragraph(
