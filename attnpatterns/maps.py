@@ -149,6 +149,18 @@ def extract_maps(
     return results
 
 
+def extract_example_maps(model, tokenizer, examples: Sequence, pair: bool, **kwargs):
+    """:func:`extract_maps` of task examples (``text_a``, ``text_b`` when ``pair``, ``id``), the same keywords."""
+    return extract_maps(
+        model,
+        tokenizer,
+        [e.text_a for e in examples],
+        [e.text_b for e in examples] if pair else None,
+        ids=[e.id for e in examples],
+        **kwargs,
+    )
+
+
 def check_text(tokenizer, text: str, pair: str | None, max_length: int) -> int:
     """Number of tokens of one input; a UserError when it is empty or past ``max_length``."""
     from attnpatterns.errors import UserError

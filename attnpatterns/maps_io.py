@@ -49,7 +49,7 @@ def maps_for_task(
     show_progress: bool = True,
 ) -> int:
     from attnpatterns.data import get_task, load_task
-    from attnpatterns.maps import extract_maps
+    from attnpatterns.maps import extract_example_maps
     from attnpatterns.models import load_model, model_id
 
     spec = get_task(task)
@@ -57,12 +57,11 @@ def maps_for_task(
         raise UserError(f"--n must be positive, got {n}.")
     examples = load_task(spec, split, data_dir)[:n]
     m, tok = load_model(model, device=device)
-    maps = extract_maps(
+    maps = extract_example_maps(
         m,
         tok,
-        [e.text_a for e in examples],
-        [e.text_b for e in examples] if spec.text_b else None,
-        ids=[e.id for e in examples],
+        examples,
+        bool(spec.text_b),
         max_length=max_length,
         batch_size=batch_size,
         show_progress=show_progress,

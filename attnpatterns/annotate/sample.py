@@ -97,7 +97,7 @@ def sample_maps(cfg: SampleConfig, show_progress: bool = False) -> list[MapItem]
     from attnpatterns.annotate.dataset import make_id
     from attnpatterns.data import get_task, load_task
     from attnpatterns.families import shape_of
-    from attnpatterns.maps import extract_maps
+    from attnpatterns.maps import extract_example_maps
     from attnpatterns.models import load_model, model_id
 
     spec = get_task(cfg.task)
@@ -125,12 +125,11 @@ def sample_maps(cfg: SampleConfig, show_progress: bool = False) -> list[MapItem]
         )
     if len(chosen) < n_examples:  # few long examples: more heads per example
         per = int(math.ceil(cfg.n / len(chosen)))
-    ex_maps = extract_maps(
+    ex_maps = extract_example_maps(
         model,
         tok,
-        [e.text_a for e in chosen],
-        [e.text_b for e in chosen] if spec.text_b else None,
-        ids=[e.id for e in chosen],
+        chosen,
+        bool(spec.text_b),
         normed=cfg.kind == "normed",
         max_length=cfg.max_length,
         show_progress=show_progress,

@@ -44,7 +44,7 @@ def classify_run_maps(
     from attnpatterns.data import get_task, load_task
     from attnpatterns.finetune_runs import load_finetuned
     from attnpatterns.io import save_npz, write_json
-    from attnpatterns.maps import extract_maps
+    from attnpatterns.maps import extract_example_maps
     from attnpatterns.patterns import PATTERN_VALUES
     from attnpatterns.progress import progress_iter
 
@@ -81,12 +81,11 @@ def classify_run_maps(
     starts = list(range(0, len(examples), chunk))
     for s0 in progress_iter(starts, len(starts), f"classify maps {task} seed {seed}", show_progress):
         part = examples[s0 : s0 + chunk]
-        exs = extract_maps(
+        exs = extract_example_maps(
             model,
             tok,
-            [e.text_a for e in part],
-            [e.text_b for e in part] if spec.text_b else None,
-            ids=[e.id for e in part],
+            part,
+            bool(spec.text_b),
             normed=True,
             max_length=max_length,
             batch_size=chunk,
