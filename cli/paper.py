@@ -37,8 +37,8 @@ def paper_cmd(
         ),
     ] = False,
 ) -> None:
-    """Compare a run with the study (Prasanna et al. 2020, bert-base): stability of s-pruning, good / random / bad
-    subnetworks, pattern shares of the super-survivors vs all heads, our numbers beside the authors'."""
+    """Put a run beside the study's bert-base numbers, one table per finding: stability of s-pruning, good / random /
+    bad subnetworks, pattern shares of the super-survivors vs all heads (Prasanna, Rogers and Rumshisky 2020)."""
     from attnpatterns.io import write_text
     from attnpatterns.report.paper import compare_with_paper, to_markdown
 
