@@ -32,17 +32,18 @@ LR=${LR:-1e-4}
 # 0.9 x full lies below MRPC's majority share (0.684 on dev); in the first try without the floor, s-pruning of MRPC
 # seed 42 went down to 0 heads and 0 MLPs (a model that predicts the majority class "kept" 0.9 x full).
 FLOOR=${FLOOR:-majority}
-declare -A NTRAIN=([MRPC]=${N_MRPC:-1280} [RTE]=${N_RTE:-640} [CoLA]=${N_COLA:-1600})
-declare -A NDEV=([MRPC]=${D_MRPC:-128} [RTE]=${D_RTE:-128} [CoLA]=${D_COLA:-256})
+# An empty size (e.g. N_MRPC= D_MRPC=) means the whole set: results/minilm-full/run_pruning.sh.
+declare -A NTRAIN=([MRPC]=${N_MRPC-1280} [RTE]=${N_RTE-640} [CoLA]=${N_COLA-1600} [STS-B]=${N_STSB-} [SST-2]=${N_SST2-})
+declare -A NDEV=([MRPC]=${D_MRPC-128} [RTE]=${D_RTE-128} [CoLA]=${D_COLA-256} [STS-B]=${D_STSB-} [SST-2]=${D_SST2-})
 for seed in $SEEDS; do          # seed by seed, so complete (task, seed) units appear early
   for task in $TASKS; do
     echo "== $(date -u +%H:%M:%S) $task seed $seed"
-    $ATTN finetune --task $task --seeds $seed --out $RUN --max-train-examples ${NTRAIN[$task]} --lr $LR --threads $THREADS
-    $ATTN prune structured --task $task --seeds $seed --run $RUN --max-dev-examples ${NDEV[$task]} --floor $FLOOR --threads $THREADS
-    $ATTN prune magnitude --task $task --seeds $seed --run $RUN --max-dev-examples ${NDEV[$task]} --floor $FLOOR --threads $THREADS
+    $ATTN finetune --task $task --seeds $seed --out $RUN ${NTRAIN[$task]:+--max-train-examples ${NTRAIN[$task]}} --lr $LR --threads $THREADS
+    $ATTN prune structured --task $task --seeds $seed --run $RUN ${NDEV[$task]:+--max-dev-examples ${NDEV[$task]}} --floor $FLOOR --threads $THREADS
+    $ATTN prune magnitude --task $task --seeds $seed --run $RUN ${NDEV[$task]:+--max-dev-examples ${NDEV[$task]}} --floor $FLOOR --threads $THREADS
   done
 done
 [[ ${COLLECT:-1} == 1 ]] || { echo "== $(date -u +%H:%M:%S) done (COLLECT=0: not copying)"; exit 0; }
-echo "== $(date -u +%H:%M:%S) copying the small outputs to results/minilm/masks"
-bash results/minilm/collect.sh "$RUN" results/minilm/masks
+echo "== $(date -u +%H:%M:%S) copying the small outputs to ${MASKS_OUT:-results/minilm/masks}"
+bash results/minilm/collect.sh "$RUN" "${MASKS_OUT:-results/minilm/masks}"
 echo "== $(date -u +%H:%M:%S) done"
