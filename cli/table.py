@@ -48,8 +48,9 @@ def table_cmd(
     The Markdown is also printed. --reference reads the authors' results.json files instead.
     """
     from attnpatterns.errors import UserError
+    from attnpatterns.report.reference_table import collect_reference
     from attnpatterns.report.table_format import to_markdown, write_tables
-    from attnpatterns.report.tables import collect_reference, run_table
+    from attnpatterns.report.tables import run_table
 
     if (run is None) == (reference is None):
         raise UserError(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from attnpatterns.errors import UserError
-from attnpatterns.report import table_format, tables
+from attnpatterns.report import reference_table, table_format, tables
 
 
 def _write(path: Path, obj) -> None:
@@ -95,7 +95,7 @@ def test_write_md_csv_tex(tmp_path):
 
 
 def test_reference_table(authors_dir):
-    t = tables.collect_reference(authors_dir / "evaluate_masked")
+    t = reference_table.collect_reference(authors_dir / "evaluate_masked")
     assert set(["CoLA", "MRPC", "RTE", "STS-B", "MNLI"]) <= set(t.tasks)
     frame = table_format.score_frame(t)
     raw = json.loads((authors_dir / "evaluate_masked" / "head_mlp_retrained" / "baseline" / "results.json").read_text())

@@ -111,8 +111,9 @@ def _stability(run: Path, reference: Path, tasks: list[str], missing: list[str])
 def _subnetworks(run: Path, reference: Path, tasks: list[str], missing: list[str]) -> Comparison:
     from attnpatterns.report import table_format as F
     from attnpatterns.report import tables as T
+    from attnpatterns.report.reference_table import collect_reference
 
-    authors = T.collect_reference(reference / "evaluate_masked")
+    authors = collect_reference(reference / "evaluate_masked")
     try:
         ours = T.run_table(run)
     except UserError:
