@@ -107,3 +107,23 @@ def test_metrics():
     assert compute_metrics("CoLA", [1, 0, 1, 0], [1, 0, 1, 0])["mcc"] == 1.0
     s = compute_metrics("STS-B", [0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 2.0, 3.5])
     assert s["pearson"] > 0.99 and s["spearmanr"] == 1.0 and main_metric("STS-B", s) == s["corr"]
+
+
+def test_a_constant_sts_b_prediction_scores_zero_and_the_majority_floor_is_a_number(glue_dir):
+    """The mean guess of STS-B (the majority floor of a regression task) is a constant: correlation 0, not NaN,
+    even where np.std of the identical floats comes out at 1e-16 (a NaN floor fails every pruning step)."""
+    import math
+    import warnings
+
+    import numpy as np
+
+    from attnpatterns.prune.structured import floor_score, meets
+
+    labels = list(np.linspace(0, 5, 1500))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConstantInputWarning from scipy
+        m = compute_metrics("STS-B", [2.7] * 1500, labels)
+    assert m == {"pearson": 0.0, "spearmanr": 0.0, "corr": 0.0}
+    floor = floor_score("majority", get_task("STS-B"), labels, str(glue_dir))
+    assert floor == 0.0 and not math.isnan(floor)
+    assert meets(0.86, 0.9 * 0.86, floor)

@@ -16,7 +16,9 @@ def compute_metrics(task: TaskSpec | str, preds, labels) -> dict[str, float]:
     preds = np.asarray(preds)
     labels = np.asarray(labels)
     if spec.metric == "pearson_spearman":
-        if len(labels) < 2 or np.std(preds) == 0 or np.std(labels) == 0:
+        # a constant prediction (the mean guess, a collapsed model) has no correlation with the labels: 0, not NaN
+        # (np.ptp, not np.std: the std of identical floats can come out at 1e-16)
+        if len(labels) < 2 or np.ptp(preds) == 0 or np.ptp(labels) == 0:
             p = s = 0.0
         else:
             p = float(pearsonr(preds, labels)[0])
