@@ -17,7 +17,8 @@ from attnpatterns.models import TinySpec, load_tokenizer, tiny_bert  # noqa: E40
 
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/bert-base-random")
-    model = tiny_bert(TinySpec(layers=12, heads=12, hidden=768, intermediate=3072, max_position=512), num_labels=2)
+    spec = TinySpec(layers=12, heads=12, hidden=768, intermediate=3072, max_position=512)
+    model = tiny_bert(spec)  # the encoder only: each task puts its own head on it, as on a pre-trained model
     model.save_pretrained(out)
     load_tokenizer(None).save_pretrained(out)
     n = sum(p.numel() for p in model.parameters())
