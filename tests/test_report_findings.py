@@ -105,6 +105,11 @@ def test_deviations_name_every_setting_that_differs_from_the_study():
     assert "MRPC 1280 examples" in d[1] and "MRPC 128 of 408" in d[2] and "floor 'majority'" in d[3]
     assert d[4] == "subnetworks (re-fine-tuned): MRPC 3 seeds (the study: 5)" and "MRPC 32 dev examples" in d[5]
     assert len(d) == 6
+    # a table no seed has reached yet is a deviation too (0 seeds), named for every task of the run
+    rs.tasks = ["MRPC", "STS-B"]
+    rs.seeds["subnetworks (re-fine-tuned)"] = {}
+    assert "subnetworks (re-fine-tuned): MRPC 0, STS-B 0 seeds (the study: 5)" in deviations(rs)
+    assert "fine-tuned models: STS-B 0 seeds (the study: 5)" in deviations(rs)
 
 
 def test_example_grid_takes_turns_over_the_tasks():

@@ -34,6 +34,7 @@ class RunSettings:
 
     profile: str | None
     profile_description: str | None
+    tasks: list[str] = field(default_factory=list)
     finetune: dict[str, dict[Any, list[str]]] = field(default_factory=dict)
     train_subsample: dict[str, int] = field(default_factory=dict)  # task -> training examples, where subsampled
     pruning_dev: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (used, full dev) where smaller
@@ -71,7 +72,7 @@ def majority_score(run: Path, task: str) -> float | None:
 def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) -> RunSettings:
     """Everything :class:`RunSettings` holds, read from the run folder."""
     prof = cfg.get("settings") or {}
-    rs = RunSettings(profile=cfg.get("profile"), profile_description=prof.get("description"))
+    rs = RunSettings(profile=cfg.get("profile"), profile_description=prof.get("description"), tasks=list(tasks))
     seeds_ft: dict[str, int] = {}
     seeds_s: dict[str, int] = {}
     seeds_m: dict[str, int] = {}
@@ -173,7 +174,7 @@ def deviations(rs: RunSettings) -> list[str]:
             f"pruning floor '{', '.join(floors)}': a mask must also score above the majority class (not in the study)"
         )
     for table, per_task in rs.seeds.items():
-        few = {t: n for t, n in per_task.items() if n < STUDY["seeds"]}
+        few = {t: per_task.get(t, 0) for t in (rs.tasks or per_task) if per_task.get(t, 0) < STUDY["seeds"]}
         if few:
             out.append(
                 f"{table}: "

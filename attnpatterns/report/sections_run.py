@@ -66,7 +66,7 @@ def section_about(ctx: ReportContext) -> Section:
                 "whole training and dev sets, no floor, 5 seeds)."
             )
         )
-    tables = [t for t, per in rs.seeds.items() if per]
+    tables = list(rs.seeds)
     tasks = list(ctx.tasks)
     if tables:
         s.add(
@@ -119,6 +119,16 @@ def section_findings(ctx: ReportContext) -> Section:
     if any(SeedLayout(sd).subnetworks.is_dir() for seeds in ctx.tasks.values() for sd in seeds.values()):
         per_seed, _ = tables.collect_run(ctx.run_dir)
         rows += F.subnetwork_findings(per_seed, tables.METHOD_LABELS)
+    else:
+        rows += [
+            F.Finding(
+                "good subnetworks re-fine-tune better than random and bad",
+                task,
+                F.MISSING,
+                "no subnetwork results (the subnetworks stage has not run)",
+            )
+            for task in ctx.tasks
+        ]
     dists = load_distributions(ctx)
     for task in ctx.tasks:
         rows += F.pattern_findings(task, dists.get(task))
