@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copy the small outputs of runs/minilm-full into results/minilm-full and tabulate them (rerun as cells finish):
 #   bash results/minilm-full/collect.sh
-# masks/ (fine-tuning records, s-pruning masks and iterations, m-pruning summaries), summary.{md,json} (one row per
+# masks/ (fine-tuning records, s-pruning masks and iterations, m-pruning summaries, the pattern distributions),
+# report/ (the run's report), summary.{md,json} (one row per
 # task and seed), stats/ (stability over seeds, tasks with at least two finished seeds) and paper.md (beside the
 # authors' bert-base numbers; cells the run has not made yet are listed as missing).
 set -euo pipefail
@@ -9,6 +10,12 @@ RUN=${RUN:-runs/minilm-full}
 OUT=results/minilm-full
 ATTN=${ATTN:-.venv/bin/attn}
 bash results/minilm/collect.sh "$RUN" "$OUT/masks"
+for d in "$RUN"/classify/*/; do  # the pattern distributions, for attn paper
+  [ -f "$d/distribution.json" ] || continue
+  mkdir -p "$OUT/masks/classify/$(basename "$d")"
+  cp "$d/distribution.json" "$OUT/masks/classify/$(basename "$d")/"
+done
+[ -d "$RUN/report" ] && { rm -rf "$OUT/report"; cp -r "$RUN/report" "$OUT/report"; }
 .venv/bin/python results/minilm/summarize.py "$OUT/masks" --out "$OUT/summary"
 mkdir -p "$OUT/stats"
 $ATTN stats --masks "$OUT/masks" --skip-unfinished --json "$OUT/stats/stats.json" --markdown "$OUT/stats/stats.md" > /dev/null || echo "stats: not enough finished seeds yet"
