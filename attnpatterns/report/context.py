@@ -61,6 +61,7 @@ class ReportContext:
     cfg: dict
     model_cfg: dict | None
     written: list[Path] = field(default_factory=list)
+    table: Any = None  # the run's results table (report.sections_pruning.subnetwork_table), read once
     settings: Any = None  # the run's recorded settings (report.sections_run.settings_of), read once
 
     def figure(self, fig, stem: str, caption: str) -> Figure:

@@ -45,16 +45,13 @@ class PaperComparison:
     missing: list[str]
 
 
-def _pm(mean: float, std: float, digits: int) -> str:
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
 def _kappa(k: float) -> str:
     return "undefined" if math.isnan(k) else f"{k:.2f}"
 
 
 def _stability(run: Path, reference: Path, tasks: list[str], missing: list[str]) -> Comparison:
     from attnpatterns.prune.masks import discover_masks
+    from attnpatterns.report.table_format import fmt
     from attnpatterns.stats import compute_stats
 
     authors = compute_stats(discover_masks(reference / "masks" / "heads", tasks=tasks))
@@ -80,8 +77,8 @@ def _stability(run: Path, reference: Path, tasks: list[str], missing: list[str])
             [
                 t,
                 str(len(ours.seeds)),
-                f"{_pm(h.mean_kept, h.std_kept, 1)} / {h.total}",
-                f"{_pm(a.mean_kept, a.std_kept, 1)} / {a.total}",
+                f"{fmt(h.mean_kept, h.std_kept, 1)} / {h.total}",
+                f"{fmt(a.mean_kept, a.std_kept, 1)} / {a.total}",
                 _kappa(h.fleiss_kappa),
                 _kappa(a.fleiss_kappa),
                 f"{h.super_survivors} ({100 * h.super_survivors / h.total:.0f}%)",

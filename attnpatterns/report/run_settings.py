@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from attnpatterns.layout import RunLayout, SeedLayout
+from attnpatterns.report.context import read_record
 
 # The study's settings (Prasanna et al. 2020; ../shared/REFERENCE.md), the yardstick of every deviation.
 STUDY: dict[str, Any] = {
@@ -49,12 +50,6 @@ class RunSettings:
         return self.profile == "quick"
 
 
-def _read(p: Path) -> Any:
-    from attnpatterns.io import read_json
-
-    return read_json(p)
-
-
 def _note(d: dict, key: Any, where: str) -> None:
     d.setdefault(key, []).append(where)
 
@@ -64,7 +59,7 @@ def majority_score(run: Path, task: str) -> float | None:
     p = RunLayout(run).majority(task)
     if not p.is_file():
         return None
-    r = _read(p)
+    r = read_record(p)
     s = r.get("score") if isinstance(r, dict) else None
     return float(s) if s is not None else None
 
@@ -85,7 +80,7 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
             where = f"{task} seed {seed}"
             rec = sl.finetuned / "run.json"
             if rec.is_file():
-                r = _read(rec)
+                r = read_record(rec)
                 c = r.get("config", {})
                 for k in ("lr", "epochs", "batch_size", "max_length"):
                     if k in c:
@@ -94,9 +89,10 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
                 if data.get("subsampled") and data.get("train_examples"):
                     rs.train_subsample[task] = int(data["train_examples"])
             met = sl.finetuned / "metrics.json"
-            if met.is_file():
+            m = read_record(met) if met.is_file() else {}
+            full_dev = int(m.get("dev_examples") or 0)  # the fine-tune scores the whole dev set
+            if m:
                 seeds_ft[task] = seeds_ft.get(task, 0) + 1
-                m = _read(met)
                 if maj is not None and m.get("score") is not None and float(m["score"]) <= maj + 1e-9:
                     rs.at_majority.append(f"{where} (dev score {float(m['score']):.3f} <= majority class {maj:.3f})")
             for method, count in (("structured", seeds_s), ("magnitude", seeds_m)):
@@ -104,11 +100,11 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
                 if not summ.is_file():
                     continue
                 count[task] = count.get(task, 0) + 1
-                s = _read(summ)
+                s = read_record(summ)
                 _note(rs.floors, s.get("floor", "none"), f"{where} {method}")
-                used, full = s.get("dev_examples"), _full_dev(task, sl)
-                if used and full and int(used) < full:
-                    rs.pruning_dev[task] = (int(used), full)
+                used = s.get("dev_examples")
+                if used and full_dev and int(used) < full_dev:
+                    rs.pruning_dev[task] = (int(used), full_dev)
                 if method == "magnitude" and "max_steps" in s:
                     _note(rs.finetune.setdefault("magnitude_max_steps", {}), s["max_steps"], where)
             if sl.subnetworks.is_dir() and any(sl.subnetworks.rglob("retrained.json")):
@@ -116,7 +112,7 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
             heads = RunLayout(run).classify_dir(task, seed) / "heads.json"
             if heads.is_file():
                 seeds_cls[task] = seeds_cls.get(task, 0) + 1
-                h = _read(heads)
+                h = read_record(heads)
                 n = h.get("n_examples") or len(h.get("examples", []) or [])
                 if n:
                     rs.classify_examples[task] = int(n)
@@ -129,12 +125,6 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
     }
     rs.deviations = deviations(rs)
     return rs
-
-
-def _full_dev(task: str, sl: SeedLayout) -> int:
-    m = sl.finetuned / "metrics.json"
-    r = _read(m) if m.is_file() else {}
-    return int(r.get("dev_examples") or 0)
 
 
 def _fmt_value(v: Any) -> str:

@@ -52,19 +52,37 @@ def section_finetune(ctx: ReportContext) -> Section:
     return s
 
 
-def _structured_survival(ctx: ReportContext, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
+def structured_stack(
+    ctx: ReportContext, task: str, seeds: dict[int, Path], s: Section | None = None
+) -> np.ndarray | None:
+    """(seeds, L, H) head masks of the seeds whose s-pruning has finished (the others noted as missing in ``s``)."""
     from attnpatterns.prune.masks import read_seed_dir
 
     stack = []
     for seed, sdir in seeds.items():
         d = SeedLayout(sdir).structured
         if not (d / "summary.json").is_file():
-            s.note_missing(f"{task} seed {seed}: s-pruning has not finished (no {ctx.rel(d / 'summary.json')}).")
+            if s is not None:
+                s.note_missing(f"{task} seed {seed}: s-pruning has not finished (no {ctx.rel(d / 'summary.json')}).")
             continue
         hm, _, _ = read_seed_dir(sdir)
         if hm is not None:
-            stack.append(hm)
-    return np.mean(stack, axis=0) if stack else None
+            stack.append(np.asarray(hm))
+    return np.stack(stack) if stack else None
+
+
+def subnetwork_table(ctx: ReportContext):
+    """The run's results table (:func:`attnpatterns.report.tables.run_table`), read once per report."""
+    from attnpatterns.report import tables
+
+    if ctx.table is None:
+        ctx.table = tables.run_table(ctx.run_dir)
+    return ctx.table
+
+
+def _structured_survival(ctx: ReportContext, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
+    stack = structured_stack(ctx, task, seeds, s)
+    return None if stack is None else stack.mean(axis=0)
 
 
 def _magnitude_survival(ctx: ReportContext, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
@@ -273,7 +291,7 @@ def section_subnetworks(ctx: ReportContext) -> Section:
     except ImportError:
         s.note_missing("the results-table module (attnpatterns.report.tables) is not installed in this checkout.")
         return s
-    table = tables.run_table(ctx.run_dir)
+    table = subnetwork_table(ctx)
     scores = table_format.score_frame(table)
     if table.cells.empty or not (table.cells["method"].isin(list(tables.METHOD_LABELS))).any():
         s.note_missing("the subnetworks folders hold no finished evaluation (pruned.json / retrained.json).")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from attnpatterns.layout import SeedLayout
 from attnpatterns.report.context import ReportContext
 from attnpatterns.report.html import Paragraph, Section, Table
@@ -88,37 +86,20 @@ def section_about(ctx: ReportContext) -> Section:
     return s
 
 
-def _stacks(ctx: ReportContext) -> dict[str, np.ndarray]:
-    from attnpatterns.prune.masks import read_seed_dir
-
-    out = {}
-    for task, seeds in ctx.tasks.items():
-        rows = []
-        for sdir in seeds.values():
-            if not SeedLayout(sdir).summary("structured").is_file():
-                continue
-            hm, _, _ = read_seed_dir(sdir)
-            if hm is not None:
-                rows.append(np.asarray(hm).reshape(-1))
-        if rows:
-            out[task] = np.stack(rows)
-    return out
-
-
 def section_findings(ctx: ReportContext) -> Section:
     from attnpatterns.report import findings as F
     from attnpatterns.report import tables
     from attnpatterns.report.sections_patterns import load_distributions
+    from attnpatterns.report.sections_pruning import structured_stack, subnetwork_table
 
     s = Section("findings", "Findings: the study's three, on this run's numbers")
     rs = settings_of(ctx)
     rows: list[F.Finding] = []
-    stacks = _stacks(ctx)
-    for task in ctx.tasks:
-        rows.append(F.stability_finding(task, stacks.get(task)))
+    for task, seeds in ctx.tasks.items():
+        stack = structured_stack(ctx, task, seeds)
+        rows.append(F.stability_finding(task, None if stack is None else stack.reshape(len(stack), -1)))
     if any(SeedLayout(sd).subnetworks.is_dir() for seeds in ctx.tasks.values() for sd in seeds.values()):
-        per_seed, _ = tables.collect_run(ctx.run_dir)
-        rows += F.subnetwork_findings(per_seed, tables.METHOD_LABELS)
+        rows += F.subnetwork_findings(subnetwork_table(ctx).per_seed, tables.METHOD_LABELS)
     else:
         rows += [
             F.Finding(

@@ -83,6 +83,7 @@ class Table:
     source: str
     tasks: list[str]
     notes: list[str] = field(default_factory=list)  # computed remarks printed under the scores
+    per_seed: Any = None  # a run's table: the long per-seed frame of collect_run it summarises
 
 
 # ----------------------------------------------------------------------------- reading a run
@@ -263,7 +264,7 @@ def run_table(run: str | os.PathLike, tasks: Iterable[str] | None = None) -> Tab
         if n:
             dev[task] = "/".join(map(str, n))
     note = ("; dev examples per evaluation: " + ", ".join(f"{t} {v}" for t, v in dev.items())) if dev else ""
-    return Table(cells, f"run {run}{note}", [t for t in TASK_ORDER if t in found], unpruned_notes(per_seed))
+    return Table(cells, f"run {run}{note}", [t for t in TASK_ORDER if t in found], unpruned_notes(per_seed), per_seed)
 
 
 def unpruned_notes(per_seed) -> list[str]:
