@@ -37,17 +37,18 @@ def test_size_and_provenance(annotated):
     assert {r["status"] for r in rows} <= {"unanimous", "majority", "adjudicated", "tie-rule"}
     # every one of MiniLM's 6 x 12 heads is represented
     assert {(r["layer"], r["head"]) for r in rows} == {(l, h) for l in range(6) for h in range(12)}
-    # all five types occur
-    assert {r["label"] for r in rows} == {"vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous"}
+    # the types: at least four occur in each kind (under the revised guidelines no raw map of MiniLM in the set is
+    # block, annotations/README.md), all five over the two kinds
+    assert len({r["label"] for r in rows}) >= 4
 
 
 def test_consensus_follows_the_documented_rule(annotated):
     """Each label is recomputed from the annotators' own files by the rule of annotations/tools/consensus.py."""
     from attnpatterns.annotate.agreement import consensus_one, parse_votes
-    from attnpatterns.annotate.dataset import read_annotators
+    from attnpatterns.annotate.dataset import read_by_guidelines
 
-    r1 = read_annotators(ANN, annotated.kind, rounds=["1"])
-    r2 = read_annotators(ANN, annotated.kind, rounds=["2"])
+    both = read_by_guidelines(ANN, annotated.kind)
+    r1, r2 = both["1"], both["2"]  # under the first guidelines; under the revised ones (rounds 2 and 3)
     assert len(r1) >= 3, "at least three independent full passes"
     for r in annotated.rows:
         v1 = [lab[r["id"]] for lab in r1.values() if r["id"] in lab]
@@ -84,6 +85,23 @@ def test_annotators_are_independent_full_passes(annotated):
                 assert r["id"] not in r["anon_id"] and r["label"] not in r["anon_id"]
 
 
+def test_revised_full_passes_cover_every_map(annotated):
+    """Round 3: at least two full blind passes under the revised guidelines, each over every map of the set,
+    and the agreement report's round-3 figures recomputed from their files."""
+    from attnpatterns.annotate.agreement import fleiss, pairwise, vote_table
+    from attnpatterns.annotate.dataset import read_annotators
+
+    third = read_annotators(ANN, annotated.kind, rounds=["3"])
+    assert len(third) >= 2
+    ids = {r["id"] for r in annotated.rows}
+    for name, labels in third.items():
+        assert set(labels) == ids, f"{name} did not label every map"
+    rep = json.loads((ANN / "agreement.json").read_text())["kinds"][annotated.kind]["round3"]
+    votes = vote_table(third)
+    assert rep["all"]["fleiss"]["kappa"] == pytest.approx(fleiss(votes)["kappa"])
+    assert [p["kappa"] for p in rep["all"]["pairwise"]] == pytest.approx([p["kappa"] for p in pairwise(votes)])
+
+
 def test_first_annotator_traceable_to_a_sheet(annotated):
     """agent-annotator-1 labelled on pass-1 contact sheets whose manifests name each map, with a label file."""
     from attnpatterns.annotate.dataset import read_annotator
@@ -110,6 +128,13 @@ def test_agreement_report_is_recomputable(annotated):
     assert rep["round1"]["fleiss"]["kappa"] == pytest.approx(fleiss(votes)["kappa"])
     assert [p["kappa"] for p in rep["round1"]["pairwise"]] == pytest.approx([p["kappa"] for p in pairwise(votes)])
     assert rep["n"] == len(annotated.rows)
+
+
+def test_all_five_types_over_both_kinds():
+    from attnpatterns.annotate.dataset import load
+
+    seen = {r["label"] for kind in KINDS for r in load(ANN, kind, with_maps=False).rows}
+    assert seen == {"vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous"}
 
 
 def test_maps_match_rows(annotated):

@@ -2,12 +2,13 @@
 
 Reads every annotator's file ``annotations/<kind>/annotators/<name>.tsv``. Round 1 (``round`` = 1) are
 the full blind passes under the first guidelines; round 2 (``round`` = 2) the blind relabel, under the
-revised GUIDELINES.md, of the maps round 1 disputed (not unanimous) and of the targeted thin-class maps.
+revised GUIDELINES.md, of the maps round 1 disputed (not unanimous) and of the targeted thin-class maps;
+round 3 (``round`` = 3) full blind passes over every map under the revised GUIDELINES.md.
 
 The final label of a map (``attnpatterns.annotate.agreement.consensus_one``):
-- a map with round-2 votes: the majority of the round-2 votes (the revised guidelines decide); a tie is
-  adjudicated by the round-1 votes, else by the tie rule (GUIDELINES.md rule 10);
-- any other map: the round-1 votes (then unanimous).
+- a map with votes under the revised guidelines (rounds 2 and 3): their majority (the revised guidelines
+  decide); a tie is adjudicated by the round-1 votes, else by the tie rule (GUIDELINES.md rule 10);
+- any other map: the round-1 votes.
 
 Writes ``annotations/<kind>/labels.tsv`` (+ ``maps.npz``, with the thin-class maps added) with the columns
 ``label`` (consensus), ``status`` (unanimous / majority / adjudicated / tie-rule), ``votes`` (the deciding
@@ -37,9 +38,10 @@ def read_tsv(path: Path) -> list[dict]:
 
 
 def rounds_of(kind: str) -> dict[str, dict[str, dict[str, str]]]:
-    from attnpatterns.annotate.dataset import read_annotators
+    """``{"1": first guidelines, "2": revised guidelines (rounds 2 and 3)}``: the consensus rule's two tables."""
+    from attnpatterns.annotate.dataset import read_by_guidelines
 
-    return {r: read_annotators(ANN, kind, rounds=[r]) for r in ("1", "2")}
+    return read_by_guidelines(ANN, kind)
 
 
 def disputed_ids(kind: str) -> list[str]:
@@ -72,10 +74,13 @@ def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
         with np.load(pool / f"{kind}.npz") as z:
             for k in z.files:
                 maps.setdefault(k, z[k])
+    from attnpatterns.annotate.dataset import read_annotators
+
     rounds = rounds_of(kind)
     r1 = vote_table(rounds["1"])
-    r2 = vote_table(rounds["2"]) if len(rounds["2"]) >= 2 else None
-    names1, names2 = list(r1.columns), (list(r2.columns) if r2 is not None else [])
+    r2 = vote_table(rounds["2"]) if len(rounds["2"]) >= 2 else None  # every vote under the revised guidelines
+    by_round = {r: read_annotators(ANN, kind, rounds=[r]) for r in ("2", "3")}
+    names1 = list(r1.columns)
     ids = sorted(set(r1.index) | (set(r2.index) if r2 is not None else set()))
     unknown = [i for i in ids if i not in meta or i not in maps]
     if unknown:
@@ -85,9 +90,10 @@ def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
     for mid in ids:
         c = cons.loc[mid]
         v1 = [v for v in (r1.loc[mid].tolist() if mid in r1.index else []) if isinstance(v, str)]
-        in2 = r2 is not None and mid in r2.index and r2.loc[mid].notna().any()
-        if in2:
-            who = f"consensus of round 2 ({', '.join(names2)}; revised GUIDELINES.md)" + (
+        present = [r for r in ("2", "3") if any(mid in lab for lab in by_round[r].values())]
+        if present:
+            names = [n for r in present for n, lab in by_round[r].items() if mid in lab]
+            who = f"consensus of round {'+'.join(present)} ({', '.join(names)}; revised GUIDELINES.md)" + (
                 f", ties adjudicated by round 1 ({', '.join(names1)})" if v1 else ""
             )
         else:
@@ -102,7 +108,7 @@ def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
                 "votes": c["votes"],
                 "share": f"{c['share']:.3f}",
                 "votes_round1": consensus_one(v1)[2] if v1 else "",
-                "rounds": "1+2" if v1 and in2 else ("2" if in2 else "1"),
+                "rounds": "+".join((["1"] if v1 else []) + present),
             }
         )
     # agreement
@@ -116,10 +122,11 @@ def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
     }
     dis = sorted(full1.index[full1.nunique(axis=1) > 1])
     info["round1"]["disputed"] = len(dis)
-    if r2 is not None:
-        on = r2.loc[[i for i in dis if i in r2.index]]
+    if len(by_round["2"]) >= 2:  # the relabel of the disputed and thin-class maps, two annotators per map
+        rr = vote_table(by_round["2"])
+        on = rr.loc[[i for i in dis if i in rr.index]]
         info["round2"] = {
-            "annotators": names2,
+            "annotators": list(rr.columns),
             "maps": int(len(on)),
             "before": {"pairwise": pairwise(r1.loc[on.index]), "fleiss": fleiss(r1.loc[on.index])},
             "after": {
@@ -128,13 +135,37 @@ def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
                 "specific_agreement": per_class_agreement(on),
             },
         }
-        thin = r2.loc[[i for i in r2.index if i not in r1.index]]
+        thin = rr.loc[[i for i in rr.index if i not in r1.index]]
         if len(thin):
             info["round2"]["thin"] = {
                 "maps": int(len(thin)),
                 "pairwise": pairwise(thin, skip_disjoint=True),
                 "fleiss": fleiss(thin, by_count=True),
             }
+    if len(by_round["3"]) >= 2:  # full passes under the revised guidelines: before and after on the same maps
+        r3 = vote_table(by_round["3"]).dropna()
+        same = [i for i in r3.index if i in full1.index]
+        info["round3"] = {
+            "annotators": list(r3.columns),
+            "maps": int(len(r3)),
+            "all": {
+                "pairwise": pairwise(r3),
+                "fleiss": fleiss(r3),
+                "specific_agreement": per_class_agreement(r3),
+            },
+            "round1_maps": {
+                "maps": len(same),
+                "before": {"fleiss": fleiss(full1.loc[same])},
+                "after": {"fleiss": fleiss(r3.loc[same])},
+            },
+            "disputed": {
+                "maps": len([i for i in dis if i in r3.index]),
+                "before": {"fleiss": fleiss(full1.loc[[i for i in dis if i in r3.index]])},
+                "after": {"fleiss": fleiss(r3.loc[[i for i in dis if i in r3.index]])},
+            },
+        }
+        everyone = vote_table({**rounds["1"], **rounds["2"]})
+        info["all_pairs"] = pairwise(everyone, skip_disjoint=True)
     from attnpatterns.annotate.dataset import class_balance
 
     info["status"] = {
@@ -204,6 +235,22 @@ def markdown(report: dict) -> str:
                     f"| {kind} | 2 (revised), thin-class maps | {t['fleiss']['raters']} per map | {t['fleiss']['n']} "
                     f"| {pk} | {t['fleiss']['kappa']:.3f} | {t['fleiss']['unanimous']:.0%} |"
                 )
+        if "round3" in info:
+            r3 = info["round3"]
+            pk = ", ".join(
+                f"{p['a'].split('-')[-1]}-{p['b'].split('-')[-1]} {p['kappa']:.2f}" for p in r3["all"]["pairwise"]
+            )
+            f3 = r3["all"]["fleiss"]
+            L.append(
+                f"| {kind} | 3 (revised), all maps | {f3['raters']} | {f3['n']} | {pk} | {f3['kappa']:.3f} | "
+                f"{f3['unanimous']:.0%} |"
+            )
+            for part, tag in (("round1_maps", "round-1 maps"), ("disputed", "the disputed maps")):
+                x = r3[part]["after"]["fleiss"]
+                L.append(
+                    f"| {kind} | 3 (revised), {tag} | {x['raters']} | {x['n']} | | {x['kappa']:.3f} | "
+                    f"{x['unanimous']:.0%} |"
+                )
     L.append("")
     L.append("| kind | round | " + " | ".join(PATTERN_VALUES) + " |")
     L.append("|---|---|" + "---|" * len(PATTERN_VALUES))
@@ -213,6 +260,9 @@ def markdown(report: dict) -> str:
         if "round2" in info:
             pc = info["round2"]["after"]["fleiss"]["per_class"]
             L.append(f"| {kind} | 2 (disputed maps) | " + " | ".join(f"{pc[c]:.2f}" for c in PATTERN_VALUES) + " |")
+        if "round3" in info:
+            pc = info["round3"]["all"]["fleiss"]["per_class"]
+            L.append(f"| {kind} | 3 (all maps) | " + " | ".join(f"{pc[c]:.2f}" for c in PATTERN_VALUES) + " |")
     L.append("")
     L.append("| kind | maps | " + " | ".join(PATTERN_VALUES) + " | unanimous | majority | adjudicated | tie rule |")
     L.append("|---|---|" + "---|" * (len(PATTERN_VALUES) + 4))
@@ -226,9 +276,13 @@ def markdown(report: dict) -> str:
             + " |"
         )
     for kind, info in report["kinds"].items():
-        for p in info["round1"]["pairwise"]:
+        pairs = [("1", p) for p in info["round1"]["pairwise"]]
+        pairs += [("3", p) for p in info.get("round3", {}).get("all", {}).get("pairwise", [])]
+        for rnd, p in pairs:
             L.append("")
-            L.append(f"{kind}, round 1: {p['a']} (rows) vs {p['b']} (columns), {p['n']} maps, kappa {p['kappa']:.3f}")
+            L.append(
+                f"{kind}, round {rnd}: {p['a']} (rows) vs {p['b']} (columns), {p['n']} maps, kappa {p['kappa']:.3f}"
+            )
             L.append("")
             L.append("| | " + " | ".join(SHORT[c] for c in PATTERN_VALUES) + " |")
             L.append("|---" * 6 + "|")

@@ -364,6 +364,23 @@ def read_annotators(
     return out
 
 
+# Rounds of annotation (the ``round`` column) by the guidelines they were made under: round 1, the full blind passes
+# under the first GUIDELINES.md; under the revised guidelines (version 2) round 2, the blind relabel of the maps round 1
+# disputed and of the thin-class candidates, and round 3, full blind passes over every map.
+FIRST_GUIDELINES_ROUNDS = ("1",)
+REVISED_GUIDELINES_ROUNDS = ("2", "3")
+
+
+def read_by_guidelines(root: str | os.PathLike, kind: str) -> dict[str, dict[str, dict[str, str]]]:
+    """``{"1": labels under the first guidelines, "2": labels under the revised ones}``, each as
+    :func:`read_annotators` gives it: the two vote tables of the project's consensus rule
+    (:func:`attnpatterns.annotate.agreement.consensus_rounds`)."""
+    return {
+        "1": read_annotators(root, kind, rounds=FIRST_GUIDELINES_ROUNDS),
+        "2": read_annotators(root, kind, rounds=REVISED_GUIDELINES_ROUNDS),
+    }
+
+
 def write_annotator(root: str | os.PathLike, kind: str, name: str, rows: Sequence[Mapping]) -> Path:
     """Write one annotator's file atomically (rows validated first; the columns of the first row, the
     required ones first)."""

@@ -36,9 +36,9 @@ def _votes(root, kind: str):
 
 
 def _rounds(root, kind: str) -> dict:
-    from attnpatterns.annotate.dataset import read_annotators
+    from attnpatterns.annotate.dataset import read_by_guidelines
 
-    return {r: read_annotators(root, kind, rounds=[r]) for r in ("1", "2")}
+    return read_by_guidelines(root, kind)
 
 
 def consensus_without(r: dict[str, dict[str, dict[str, str]]], who: str):
@@ -58,6 +58,14 @@ def consensus_without(r: dict[str, dict[str, dict[str, str]]], who: str):
 def full_annotators(votes, coverage: float = 0.5) -> list[str]:
     """Annotators who labelled at least ``coverage`` of the maps (a full pass, not a relabel of a few)."""
     return [c for c in votes.columns if votes[c].notna().mean() >= coverage]
+
+
+def full_revised_annotators(root, kind: str, full: Sequence[str]) -> list[str]:
+    """Of the full-pass annotators ``full``, those whose labels were made under the revised guidelines (round 3)."""
+    from attnpatterns.annotate.dataset import read_annotators
+
+    third = read_annotators(root, kind, rounds=["3"])
+    return [x for x in full if x in third]
 
 
 def evaluate_recipes(
@@ -83,6 +91,7 @@ def evaluate_recipes(
     votes = _votes(root, kind).reindex(data.ids)
     heldout = list(annotators) if annotators else full_annotators(votes)  # left out in turn (loao)
     everyone = list(votes.columns)  # scored against under the consensus protocol
+    revised = full_revised_annotators(root, kind, heldout)
     if not heldout:
         raise UserError(f"{root}/{kind}: no annotator labelled every map; leave-one-annotator-out needs one.")
     parts = stratified_folds(data.y, folds, seed)
@@ -104,6 +113,7 @@ def evaluate_recipes(
         "maps": len(data),
         "annotators": everyone,
         "left_out": heldout,
+        "revised_full_passes": revised,
         "protocols": list(protocols),
         "recipes": {},
     }
@@ -145,6 +155,14 @@ def evaluate_recipes(
                 "kappa_mean": float(np.mean([per_ann[x]["kappa"] for x in full])),
                 "noise": float(np.mean([per_ann[x]["fold_std"] for x in full])),
             }
+            rev = [x for x in full if x in revised]
+            if rev:  # the full passes made under the revised guidelines, the conventions the consensus follows
+                entry["revised"] = {
+                    "annotators": rev,
+                    "weighted_f1_mean": float(np.mean([per_ann[x]["weighted_f1"] for x in rev])),
+                    "kappa_mean": float(np.mean([per_ann[x]["kappa"] for x in rev])),
+                    "noise": float(np.mean([per_ann[x]["fold_std"] for x in rev])),
+                }
             if proto == "consensus":
                 sc = scores(data.y, preds["consensus"])
                 entry["vs_consensus"] = {

@@ -43,15 +43,22 @@ def table(out: Path) -> str:
             f"### {kind} ({d['maps']} maps, {d['folds']} folds, seed {d['seed']})",
             "",
             "| recipe | protocol | weighted F1 (mean over full passes) | Cohen's kappa (mean) | fold-to-fold std | "
-            "kappa with each annotator |",
-            "|---|---|---|---|---|---|",
+            "weighted F1 / kappa, full passes under the revised guidelines | kappa with each annotator |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, r in d["recipes"].items():
             for proto, e in r.items():
                 each = ", ".join(f"{a.split('-')[-1]} {v['kappa']:.2f}" for a, v in e["per_annotator"].items())
+                rv = e.get("revised")
+                rev = (
+                    f"{rv['weighted_f1_mean']:.3f} / {rv['kappa_mean']:.3f} "
+                    f"({', '.join(a.split('-')[-1] for a in rv['annotators'])})"
+                    if rv
+                    else "-"
+                )
                 lines.append(
                     f"| {name} | {proto} | {e['weighted_f1_mean']:.3f} | {e['kappa_mean']:.3f} | "
-                    f"{e['noise']:.3f} | {each} |"
+                    f"{e['noise']:.3f} | {rev} | {each} |"
                 )
         hv = d.get("annotators_vs_others", {})
         if hv:
@@ -112,7 +119,7 @@ def main(argv=None) -> int:
     res["annotators_vs_others"] = annotators_vs_others(ROOT / "annotations", args.kind)
     path = args.out / f"crossannot-{args.kind}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
-    if old.get("recipes") and old.get("maps") == res["maps"]:
+    if old.get("recipes") and old.get("maps") == res["maps"] and old.get("annotators") == res["annotators"]:
         old["recipes"].update(res["recipes"])
         res["recipes"] = old["recipes"]
     write_json(path, res)
