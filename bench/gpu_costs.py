@@ -10,10 +10,18 @@ of the committed subnetwork table that ran on a lent H200 with 8 processes shari
 The scale is per training example (3 epochs of 1280 MRPC examples, train_seconds only), applied to every stage of
 every task: an estimate, replaced by ``bench/bench_sweep.py --device cuda --clock wall --share 8 --costs-out F`` on
 the GPU itself.
+
+For another model (the bert-base-sized one of ``bench/make_bert_base.py``), pass the CPU cost per MRPC training
+example of the model the GPU figure was measured with (the packaged MiniLM) as ``--reference-cpu-ms``: the GPU/CPU
+ratio is then MiniLM's, applied to the other model's CPU costs. A larger model uses the GPU better, so that
+estimate errs on the slow side.
+
+    .venv/bin/python bench/gpu_costs.py bert-cpu.json bench/costs-h200-bert-base-estimated.json --reference-cpu-ms 103.7
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -40,10 +48,20 @@ def gpu_seconds_per_train_example(task: str = "MRPC", epochs: int = 3) -> tuple[
 
 
 def main() -> None:
-    cpu = json.loads(Path(sys.argv[1]).read_text())
-    out = Path(sys.argv[2])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cpu_json", type=Path, help="bench_sweep.py --json output (CPU)")
+    ap.add_argument("out", type=Path, help="the cost table to write")
+    ap.add_argument(
+        "--reference-cpu-ms",
+        type=float,
+        default=None,
+        help="CPU ms per MRPC training example of the model the GPU figure was measured with (default: cpu_json's)",
+    )
+    args = ap.parse_args()
+    cpu = json.loads(args.cpu_json.read_text())
+    out = args.out
     g, n, device = gpu_seconds_per_train_example()
-    c = cpu["per_task"]["MRPC"]["t_train"]
+    c = args.reference_cpu_ms / 1000 if args.reference_cpu_ms else cpu["per_task"]["MRPC"]["t_train"]
     scale = g / c
     rows = cpu["rows"]
     t_eval = {r[0]: cpu["per_task"].get(r[0], cpu["per_task"]["MRPC"])["t_eval"] for r in rows}
@@ -51,7 +69,7 @@ def main() -> None:
     table["source"] = (
         f"estimate: CPU per-example costs (bench_sweep.py, {cpu['device']}, n={cpu['n']}) x {scale:.4f}, the median "
         f"GPU/CPU ratio per MRPC training example ({g * 1000:.2f} ms on {device} with 8 processes sharing, {n} "
-        f"re-fine-tunings, against {c * 1000:.1f} ms on one CPU core)"
+        f"re-fine-tunings, against {c * 1000:.1f} ms on one CPU core{' for the packaged MiniLM' if args.reference_cpu_ms else ''})"
     )
     out.write_text(json.dumps(table, indent=2) + "\n")
     sub = table["seconds"]["subnet"]
