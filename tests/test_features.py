@@ -134,3 +134,34 @@ def test_argmax_features_on_a_diagonal_and_a_column():
     assert float(fe[ix["argmax_diag0"]]) == pytest.approx(1.0) and float(fe[ix["argmax_diag1"]]) == pytest.approx(1.0)
     assert float(fc[ix["argmax_mode"]]) == pytest.approx(1.0) and float(fe[ix["argmax_mode"]]) == pytest.approx(1 / n)
     assert float(fc[ix["col_inner_top1"]]) > 0.7  # column 5 is between the first and the last token
+
+
+def test_anchor_features_are_the_guidelines_measures():
+    """The anchor_* features equal annotations/tools/measures.py (the numbers behind GUIDELINES.md's operational
+    anchors) on hand-made maps: a [CLS] column beside a previous-token line, a column over noise, a flat map."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "measures", Path(__file__).resolve().parents[1] / "annotations" / "tools" / "measures.py"
+    )
+    assert spec is not None and spec.loader is not None
+    measures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measures)
+    rng = np.random.default_rng(0)
+    n = 20
+    vd = np.full((n, n), 0.01)
+    vd[:, 0] = 0.5
+    vd[np.arange(1, n), np.arange(n - 1)] = 0.45
+    col = rng.random((n, n)) * 0.1
+    col[: n // 2, 3] = 1.0  # bright in half the rows only
+    flat = np.ones((n, n))
+    names = ("anchor_cls", "anchor_column", "anchor_diagonal", "anchor_bright_on")
+    for m in (vd, col, flat):
+        f = map_features(torch.as_tensor(m[None], dtype=torch.float32))[0]
+        got = [float(f[FEATURE_NAMES.index(k)]) for k in names]
+        ref = measures.measures(m)
+        assert got == pytest.approx([ref["cls"], ref["column"], ref["diagonal"], ref["bright_on"]], abs=1e-6)
+    f = map_features(torch.as_tensor(vd[None], dtype=torch.float32))[0]
+    assert float(f[FEATURE_NAMES.index("anchor_cls")]) == pytest.approx(1.0)  # [CLS] bright in every other row
+    assert float(f[FEATURE_NAMES.index("anchor_diagonal")]) == pytest.approx(1.0)  # the previous-token line

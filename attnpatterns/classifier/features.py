@@ -41,9 +41,19 @@ feature                      meaning
 ``argmax_diag0``             share of rows whose largest entry is on the diagonal
 ``col_inner_top1``           the largest key share among the tokens between the first and the last
 ``row_max_off``              mean row maximum with the 2 largest columns removed
+``anchor_cls``               share of rows (its own cell left out) whose [CLS] cell reaches a quarter of the map's
+                             maximum: the colour scale an annotator sees (GUIDELINES.md, operational anchors)
+``anchor_column``            the same share for the brightest column (a column "bright in most rows")
+``anchor_diagonal``          over the lines -1, 0, +1, the largest share of cells reaching a quarter of the maximum
+                             (a "clearly visible" diagonal line)
+``anchor_bright_on``         share of the bright cells (at least a quarter of the maximum) that lie on the columns
+                             bright in at least half of the rows or on that best line (most of the colour)
+``anchor_bright``            share of the map's cells that are bright
 ===========================  ==================================================================================
 
-The first 23 features are those of the version-1 models (a model stores how many it takes; see ``NUM_FEATURES_V1``).
+The first 23 features are those of the version-1 models, the first 38 those of the models before the anchor
+features (a model stores how many it takes; see ``NUM_FEATURES_V1``). The ``anchor_*`` features are
+``annotations/tools/measures.py``'s measures, the numbers behind the guidelines' operational anchors.
 """
 
 from __future__ import annotations
@@ -93,6 +103,11 @@ FEATURE_NAMES = (
     "argmax_diag0",
     "col_inner_top1",
     "row_max_off",
+    "anchor_cls",
+    "anchor_column",
+    "anchor_diagonal",
+    "anchor_bright_on",
+    "anchor_bright",
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 NUM_FEATURES_V1 = 23  # the features of the first feature-branch models; later features are appended, never inserted
@@ -197,6 +212,35 @@ def _spread_features(R: Tensor, sp: _Splits, sums: Tensor) -> list[Tensor]:
     return out + [leak, ratio, far_within / n]
 
 
+def _anchor_features(A: Tensor) -> list[Tensor]:
+    """(K, n, n) maps as given -> anchor_cls, anchor_column, anchor_diagonal, anchor_bright_on, anchor_bright, each
+    (K,): the guidelines' measures on each map's own colour scale (``annotations/tools/measures.py``), from one
+    comparison pass and one column count."""
+    K, n, _ = A.shape
+    mx = A.amax((-1, -2)).clamp_min(1e-30)
+    B = A >= 0.25 * mx[:, None, None]  # bright cells
+    own = torch.diagonal(B, dim1=-2, dim2=-1)  # (K, n): each column's own cell
+    per_col = B.sum(1).to(A.dtype)  # (K, n): bright cells per column
+    share = (per_col - own.to(A.dtype)) / max(n - 1, 1)  # rows bright in the column, its own cell left out
+    lines = []
+    for k in (-1, 0, 1):
+        d = torch.diagonal(B, offset=k, dim1=-2, dim2=-1)
+        lines.append(d.to(A.dtype).mean(-1) if d.shape[-1] else A.new_zeros(K))
+    dshare, best = torch.stack(lines, 1).max(1)  # (K,), offset index 0..2 (ties: the first, as measures.py)
+    cols = share >= 0.5  # (K, n): the bright columns
+    nb = per_col.sum(-1)
+    on_cols = (per_col * cols.to(A.dtype)).sum(-1)
+    # bright cells of the best line outside the bright columns: line k holds cells (i, i + k)
+    i = torch.arange(n)
+    on_line = A.new_zeros(K)
+    for j, k in enumerate((-1, 0, 1)):
+        rows = i[(i + k >= 0) & (i + k < n)]
+        cell = B[:, rows, rows + k] & ~cols[:, rows + k]  # (K, len)
+        on_line = torch.where(best == j, cell.to(A.dtype).sum(-1), on_line)
+    bright_on = torch.where(nb > 0, (on_cols + on_line) / nb.clamp_min(1), A.new_zeros(K))
+    return [share[:, 0], share.amax(-1), dshare, bright_on, nb / (n * n)]
+
+
 def map_features(maps: Tensor) -> Tensor:
     """(K, n, n) non-negative maps of one length -> (K, NUM_FEATURES) float32 features."""
     if maps.dim() != 3 or maps.shape[-1] != maps.shape[-2]:
@@ -266,6 +310,7 @@ def map_features(maps: Tensor) -> Tensor:
             (off == 0).to(A.dtype).mean(-1),
             c[:, 1:-1].amax(-1) if n > 2 else torch.zeros(K, dtype=A.dtype),
             Rm.amax(-1).mean(-1),
+            *_anchor_features(A),
         ],
         dim=1,
     )

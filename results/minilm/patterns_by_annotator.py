@@ -30,12 +30,15 @@ RUN = ROOT / "runs" / "minilm"
 LAYOUT = RunLayout(RUN)
 WORK = ROOT / "runs" / "minilm-patterns"
 CLF = ROOT / "runs" / "annotator-classifiers"
-# the three independent full passes of each kind, paired by position (agent-annotator-1 did both kinds)
+# the independent full passes of each kind, paired by position (agent-annotator-1 did both kinds): A-C under the first
+# guidelines (round 1), D and E under the revised ones (round 3)
 VARIANTS = {
     "consensus": {"raw": None, "normed": None},
     "annotator-A": {"raw": "agent-annotator-1", "normed": "agent-annotator-1"},
     "annotator-B": {"raw": "agent-annotator-2", "normed": "agent-annotator-4"},
     "annotator-C": {"raw": "agent-annotator-3", "normed": "agent-annotator-5"},
+    "annotator-D": {"raw": "agent-annotator-12", "normed": "agent-annotator-14"},
+    "annotator-E": {"raw": "agent-annotator-13", "normed": "agent-annotator-15"},
 }
 SEEDS = (1337, 42, 86, 71, 166)
 
@@ -82,8 +85,17 @@ def main(argv=None) -> int:
     ap.add_argument("--task", default="MRPC")
     ap.add_argument("--n", type=int, default=100, help="dev examples per seed")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument(
+        "--redo",
+        default="",
+        help="comma-separated variants to classify again (e.g. consensus after the shipped classifiers changed)",
+    )
     args = ap.parse_args(argv)
     task = args.task
+    redo = {v for v in args.redo.split(",") if v}
+    unknown = redo - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"error: --redo {','.join(sorted(unknown))}: not a variant; choose from {', '.join(VARIANTS)}.")
     seeds = [s for s in SEEDS if (LAYOUT.seed(task, s).finetuned / "metrics.json").exists()]
     if not seeds:
         raise SystemExit(f"error: no fine-tuned {task} checkpoint under {RUN}; see this script's docstring.")
@@ -112,7 +124,7 @@ def main(argv=None) -> int:
         heads = []
         for s in seeds:
             out = RunLayout(WORK / variant).seed_dir(task, s)
-            if not (out / "heads.json").exists():
+            if variant in redo or not (out / "heads.json").exists():
                 out.mkdir(parents=True, exist_ok=True)
                 classify_run_maps(
                     LAYOUT.seed(task, s).finetuned,
