@@ -46,7 +46,7 @@ IMPROVED = Recipe(
     features=True,
     dropout=0.3,
 )
-# The features alone: a logistic regression on the 38 pattern features, its L2 strength chosen on the validation
+# The features alone: a logistic regression on the 43 pattern features, its L2 strength chosen on the validation
 # slice, with 40 synthetic maps per type. Scored against annotators it was not trained on, it is within the
 # split-to-split noise of the CNNs (results/classifier/crossannot.md), so the shipped model is the CNN (CNN8).
 FEATURES = replace(IMPROVED, name="features", dropout=0.0, cnn=False)
