@@ -63,13 +63,14 @@ def main() -> None:
     g, n, device = gpu_seconds_per_train_example()
     c = args.reference_cpu_ms / 1000 if args.reference_cpu_ms else cpu["per_task"]["MRPC"]["t_train"]
     scale = g / c
+    of = " for the packaged MiniLM" if args.reference_cpu_ms else ""
     rows = cpu["rows"]
     t_eval = {r[0]: cpu["per_task"].get(r[0], cpu["per_task"]["MRPC"])["t_eval"] for r in rows}
     table = cost_table(rows, t_eval, scale, 8, device, None)
     table["source"] = (
         f"estimate: CPU per-example costs (bench_sweep.py, {cpu['device']}, n={cpu['n']}) x {scale:.4f}, the median "
         f"GPU/CPU ratio per MRPC training example ({g * 1000:.2f} ms on {device} with 8 processes sharing, {n} "
-        f"re-fine-tunings, against {c * 1000:.1f} ms on one CPU core{' for the packaged MiniLM' if args.reference_cpu_ms else ''})"
+        f"re-fine-tunings, against {c * 1000:.1f} ms on one CPU core{of})"
     )
     out.write_text(json.dumps(table, indent=2) + "\n")
     sub = table["seconds"]["subnet"]

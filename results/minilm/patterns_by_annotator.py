@@ -95,7 +95,8 @@ def main(argv=None) -> int:
     redo = {v for v in args.redo.split(",") if v}
     unknown = redo - set(VARIANTS)
     if unknown:
-        raise SystemExit(f"error: --redo {','.join(sorted(unknown))}: not a variant; choose from {', '.join(VARIANTS)}.")
+        bad = ",".join(sorted(unknown))
+        raise SystemExit(f"error: --redo {bad}: not a variant; choose from {', '.join(VARIANTS)}.")
     seeds = [s for s in SEEDS if (LAYOUT.seed(task, s).finetuned / "metrics.json").exists()]
     if not seeds:
         raise SystemExit(f"error: no fine-tuned {task} checkpoint under {RUN}; see this script's docstring.")
