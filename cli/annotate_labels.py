@@ -231,7 +231,9 @@ def agreement_cmd(
     rounds: Annotated[
         Optional[str],
         typer.Option(
-            "--rounds", help="Only these rounds of labels, e.g. 1 (the full passes); default all. With --data only."
+            "--rounds",
+            help="Only these rounds of labels, e.g. 1,3 (the full passes; 2 is the relabel of disputed maps); "
+            "default all. With --data only.",
         ),
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Also write the whole report as JSON here.")] = None,
