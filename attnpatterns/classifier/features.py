@@ -222,21 +222,16 @@ def _anchor_features(A: Tensor) -> list[Tensor]:
     own = torch.diagonal(B, dim1=-2, dim2=-1)  # (K, n): each column's own cell
     per_col = B.sum(1).to(A.dtype)  # (K, n): bright cells per column
     share = (per_col - own.to(A.dtype)) / max(n - 1, 1)  # rows bright in the column, its own cell left out
-    lines = []
-    for k in (-1, 0, 1):
-        d = torch.diagonal(B, offset=k, dim1=-2, dim2=-1)
-        lines.append(d.to(A.dtype).mean(-1) if d.shape[-1] else A.new_zeros(K))
-    dshare, best = torch.stack(lines, 1).max(1)  # (K,), offset index 0..2 (ties: the first, as measures.py)
     cols = share >= 0.5  # (K, n): the bright columns
+    lines, off_cols = [], []
+    for k in (-1, 0, 1):
+        d = torch.diagonal(B, offset=k, dim1=-2, dim2=-1)  # cells (i, i + k): columns max(k, 0) .. n - 1 + min(k, 0)
+        lines.append(d.to(A.dtype).mean(-1) if d.shape[-1] else A.new_zeros(K))
+        off_cols.append((d & ~cols[:, max(k, 0) : n + min(k, 0)]).to(A.dtype).sum(-1))
+    dshare, best = torch.stack(lines, 1).max(1)  # (K,), offset index 0..2 (ties: the first, as measures.py)
     nb = per_col.sum(-1)
     on_cols = (per_col * cols.to(A.dtype)).sum(-1)
-    # bright cells of the best line outside the bright columns: line k holds cells (i, i + k)
-    i = torch.arange(n)
-    on_line = A.new_zeros(K)
-    for j, k in enumerate((-1, 0, 1)):
-        rows = i[(i + k >= 0) & (i + k < n)]
-        cell = B[:, rows, rows + k] & ~cols[:, rows + k]  # (K, len)
-        on_line = torch.where(best == j, cell.to(A.dtype).sum(-1), on_line)
+    on_line = torch.stack(off_cols, 1).gather(1, best[:, None]).squeeze(1)  # the best line's bright cells off them
     bright_on = torch.where(nb > 0, (on_cols + on_line) / nb.clamp_min(1), A.new_zeros(K))
     return [share[:, 0], share.amax(-1), dshare, bright_on, nb / (n * n)]
 
