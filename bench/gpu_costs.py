@@ -58,12 +58,15 @@ def main() -> None:
         help="CPU ms per MRPC training example of the model the GPU figure was measured with (default: cpu_json's)",
     )
     args = ap.parse_args()
+    if args.reference_cpu_ms is not None and not args.reference_cpu_ms > 0:
+        ap.error(f"--reference-cpu-ms must be a positive number of milliseconds, got {args.reference_cpu_ms}")
     cpu = json.loads(args.cpu_json.read_text())
     out = args.out
     g, n, device = gpu_seconds_per_train_example()
-    c = args.reference_cpu_ms / 1000 if args.reference_cpu_ms else cpu["per_task"]["MRPC"]["t_train"]
+    given = args.reference_cpu_ms is not None
+    c = args.reference_cpu_ms / 1000 if given else cpu["per_task"]["MRPC"]["t_train"]
     scale = g / c
-    of = " for the packaged MiniLM" if args.reference_cpu_ms else ""
+    of = " for the packaged MiniLM" if given else ""
     rows = cpu["rows"]
     t_eval = {r[0]: cpu["per_task"].get(r[0], cpu["per_task"]["MRPC"])["t_eval"] for r in rows}
     table = cost_table(rows, t_eval, scale, 8, device, None)

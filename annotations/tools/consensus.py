@@ -145,6 +145,7 @@ def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
     if len(by_round["3"]) >= 2:  # full passes under the revised guidelines: before and after on the same maps
         r3 = vote_table(by_round["3"]).dropna()
         same = [i for i in r3.index if i in full1.index]
+        dis3 = [i for i in dis if i in r3.index]
         info["round3"] = {
             "annotators": list(r3.columns),
             "maps": int(len(r3)),
@@ -159,9 +160,9 @@ def build(kind: str, pool: Path | None) -> tuple[list[dict], dict, dict]:
                 "after": {"fleiss": fleiss(r3.loc[same])},
             },
             "disputed": {
-                "maps": len([i for i in dis if i in r3.index]),
-                "before": {"fleiss": fleiss(full1.loc[[i for i in dis if i in r3.index]])},
-                "after": {"fleiss": fleiss(r3.loc[[i for i in dis if i in r3.index]])},
+                "maps": len(dis3),
+                "before": {"fleiss": fleiss(full1.loc[dis3])},
+                "after": {"fleiss": fleiss(r3.loc[dis3])},
             },
         }
         everyone = vote_table({**rounds["1"], **rounds["2"]})
