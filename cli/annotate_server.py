@@ -153,8 +153,10 @@ def backend_cmd(
     ] = True,
     recipe: Annotated[
         str,
-        typer.Option("--recipe", help="Recipe of retraining: cnn8 (the shipped one), features, improved or original."),
-    ] = "cnn8",
+        typer.Option(
+            "--recipe", help="Recipe of retraining: cnn8wide (the shipped one), cnn8, features, improved or original."
+        ),
+    ] = "cnn8wide",
     resume: Annotated[
         bool,
         typer.Option(

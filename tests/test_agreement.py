@@ -155,3 +155,19 @@ def test_cli_agreement_table_and_json(tmp_path):
     # no annotators at all: one line, nothing written
     r = CliRunner().invoke(app, ["annotate", "agreement", "--kind", "normed", "--data", str(tmp_path)])
     assert r.exit_code != 0 and "no annotator" in r.output
+
+
+def test_consensus_without_one_annotator_and_its_votes():
+    """Leaving annotator 'e' out: round 2's remaining vote decides, and its deciding votes come out as soft labels."""
+    from attnpatterns.classifier.crossannot import consensus_without
+
+    r = {
+        "1": {"a": {"m1": V, "m2": VD}, "b": {"m1": V, "m2": VD}},
+        "2": {"d": {"m2": D}, "e": {"m1": H, "m2": VD}},
+    }
+    assert consensus_without(r, "e").to_dict() == {"m1": V, "m2": D}
+    votes = consensus_without(r, "e", "votes")
+    assert votes.to_dict() == {"m1": "vertical=2", "m2": "diagonal=1"}
+    assert consensus_without(r, "d", "votes").to_dict() == {"m1": "heterogeneous=1", "m2": "vertical+diagonal=1"}
+    soft = A.soft_labels(list(votes))
+    assert soft.tolist() == [[1, 0, 0, 0, 0], [0, 1, 0, 0, 0]]

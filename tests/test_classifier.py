@@ -239,18 +239,18 @@ def test_train_writes_weights_and_matching_card(tiny_trained, tiny_annotations):
         assert fh.metadata()["format"] == "attnpatterns.pattern-cnn"
 
 
-@pytest.mark.parametrize("recipe", ["features", "improved", "cnn8"])
+@pytest.mark.parametrize("recipe", ["features", "improved", "cnn8", "cnn8wide"])
 def test_training_is_deterministic(tiny_annotations, tmp_path, recipe):
     from attnpatterns.classifier import train as tr
 
-    rec = {"features": tr.FEATURES, "improved": tr.IMPROVED, "cnn8": tr.CNN8}[recipe]
+    rec = tr.RECIPES[recipe]
     cfg = tr.TrainConfig(kind="raw", data=str(tiny_annotations), epochs=3, threads=1, recipe=rec)
     a, b = tr.train(cfg), tr.train(cfg)
     assert a.test_ids == b.test_ids
     for (k, v), (_, w) in zip(a.fit.model.state_dict().items(), b.fit.model.state_dict().items()):
         assert torch.equal(v, w), k
     assert a.recipe == rec
-    assert tr.TrainConfig().recipe == tr.CNN8  # the shipped recipe is the default
+    assert tr.TrainConfig().recipe == tr.CNN8WIDE == tr.RECIPES[tr.SHIPPED]  # the shipped recipe is the default
 
 
 def test_linear_recipe_chooses_l2_on_validation(tiny_annotations):
@@ -449,3 +449,91 @@ def test_classifier_file_not_ours_is_refused(tmp_path, tiny_trained):
         app, ["classifier", "predict", "--kind", "normed", str(tmp_path / "m.npy"), "--classifier", str(tiny_trained)]
     )
     assert "for raw maps" in _err_line(r)
+
+
+def _tiny_parts(tiny_annotations):
+    from attnpatterns.classifier.data import load_data, stratified_split
+
+    d = load_data(tiny_annotations, "raw")
+    tr_idx, va_idx = stratified_split(d.y, 0.25, 0)
+    return d.subset(tr_idx), d.subset(va_idx)
+
+
+def test_wide_head_is_the_features_regression_plus_the_cnn(tiny_annotations):
+    """cnn8wide: the logistic regression of the features recipe, fitted on the same part and held fixed, plus the
+    CNN head, whose output layer starts at zero (so before training the model is that regression)."""
+    from dataclasses import replace
+
+    from attnpatterns.classifier import train as tr
+    from attnpatterns.classifier.predict import logits_of, prepared_batches, prepared_features
+
+    train, val = _tiny_parts(tiny_annotations)
+    cfg = tr.TrainConfig(kind="raw", data=str(tiny_annotations), epochs=2, threads=1)
+    lin = tr.fit_linear(train, val, replace(tr.CNN8WIDE, cnn=False), cfg).model
+    wide = tr.fit(train, val, tr.CNN8WIDE, cfg).model
+    assert wide.head_kind == "wide"
+    assert torch.equal(wide.lin.weight, lin.out.weight) and torch.equal(wide.lin.bias, lin.out.bias)
+    assert torch.equal(wide.feat_mean, lin.feat_mean) and torch.equal(wide.feat_std, lin.feat_std)
+    with torch.no_grad():
+        wide.out.weight.zero_()
+        wide.out.bias.zero_()
+    pre = tr.preprocess_for(tr.CNN8WIDE, train)
+    x, f = prepared_batches(val.maps, pre), prepared_features(val.maps, pre)
+    assert torch.allclose(logits_of(wide, x, feats=f), logits_of(lin, None, feats=f), atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["wide", "linear"])
+def test_each_head_saves_and_loads(tmp_path, head):
+    from attnpatterns.classifier import card as card_mod
+    from attnpatterns.classifier.features import NUM_FEATURES, map_features
+
+    torch.manual_seed(0)
+    m = PatternCNN(num_features=NUM_FEATURES, head=head).eval()
+    m.set_feature_scaling(torch.rand(10, NUM_FEATURES))
+    pre = Preprocess(size=8, mode="resize", scale="mass", features=True)
+    path = tmp_path / f"{head}.safetensors"
+    card_mod.save(path, m, card_mod.Card(kind="raw", labels=list(LABELS), preprocess=pre.to_dict(), min_tokens=8))
+    loaded = card_mod.load(path, kind="raw")
+    assert loaded.model.head_kind == head
+    maps = torch.stack([torch.as_tensor(synthetic_map(t, 20, np.random.default_rng(1))) for t in LABELS])
+    x, f = prepare(maps, pre), map_features(maps)
+    assert torch.allclose(loaded.model(x.contiguous(), f), m(x, f), atol=1e-5)
+    with pytest.raises(ValueError, match="head must be one of"):
+        PatternCNN(num_features=3, head="deep")
+
+
+def test_soft_labels_of_unanimous_votes_train_as_the_hard_labels(tiny_annotations):
+    """Training on vote shares that are all one-hot gives the model that training on the labels gives; a contested
+    map's shares change it."""
+    from dataclasses import replace
+
+    from attnpatterns.classifier import train as tr
+
+    train, val = _tiny_parts(tiny_annotations)
+    cfg = tr.TrainConfig(kind="raw", data=str(tiny_annotations), epochs=2, threads=1)
+    rec = replace(tr.CNN8, synthetic_per_class=2)
+    hard = tr.fit(train, val, rec, cfg).model.state_dict()
+    train.soft = np.eye(len(LABELS), dtype=np.float32)[train.y]
+    soft = tr.fit(train, val, replace(rec, soft=True), cfg).model.state_dict()
+    for k in hard:
+        assert torch.allclose(hard[k], soft[k], atol=1e-5), k
+    train.soft[0] = 1 / len(LABELS)
+    other = tr.fit(train, val, replace(rec, soft=True), cfg).model.state_dict()
+    assert not all(torch.allclose(hard[k], other[k], atol=1e-5) for k in hard)
+
+
+def test_consensus_maps_carry_their_vote_shares():
+    from pathlib import Path
+
+    from attnpatterns.classifier.data import load_data
+
+    ann = Path(__file__).resolve().parents[1] / "annotations"
+    for kind in ("raw", "normed"):
+        d = load_data(ann, kind)
+        assert d.soft is not None and d.soft.shape == (len(d), len(LABELS))
+        assert np.allclose(d.soft.sum(1), 1)
+        # the consensus label has the most votes (a tie is adjudicated to one of the tied types)
+        assert np.all(d.soft[np.arange(len(d)), d.y] >= d.soft.max(1) - 1e-6)
+        assert d.subset([0, 2]).soft.tolist() == d.soft[[0, 2]].tolist()
+        one = "agent-annotator-12" if kind == "raw" else "agent-annotator-14"
+        assert load_data(ann, kind, annotator=one).soft is None

@@ -73,7 +73,7 @@ class PatternBackend:
         self,
         models_dir: str | os.PathLike | None = None,
         data: str | os.PathLike | None = "annotations",
-        recipe: str = "cnn8",
+        recipe: str = "cnn8wide",
         seed: int = 0,
         threads: int = 2,
         resume: bool = False,
@@ -269,12 +269,9 @@ class PatternBackend:
 
 
 def _recipe(name: str):
-    from attnpatterns.classifier import train as tr
+    from attnpatterns.classifier.recipes import recipe_named
 
-    recipes = {"cnn8": tr.CNN8, "features": tr.FEATURES, "improved": tr.IMPROVED, "original": tr.ORIGINAL}
-    if name not in recipes:
-        raise UserError(f"--recipe '{name}' is not known; use one of {', '.join(recipes)}.")
-    return recipes[name]
+    return recipe_named(name)
 
 
 # ----------------------------------------------------------------------------- HTTP

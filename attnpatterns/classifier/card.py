@@ -223,7 +223,8 @@ def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = Tr
             "retrain it with 'attn classifier train'."
         )
     try:
-        model = build_model(len(labels), pre, nf)
+        head = "wide" if "lin.weight" in tensors else "mlp" if "mix.weight" in tensors else "linear"
+        model = build_model(len(labels), pre, nf, head=head)
         model.load_state_dict({k: v.float() for k, v in tensors.items()})
     except (RuntimeError, ValueError):
         raise UserError(

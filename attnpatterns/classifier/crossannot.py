@@ -41,9 +41,10 @@ def _rounds(root, kind: str) -> dict:
     return read_by_guidelines(root, kind)
 
 
-def consensus_without(r: dict[str, dict[str, dict[str, str]]], who: str):
-    """The consensus labels by the project's two-round rule with annotator ``who``'s votes removed; ``r`` is
-    ``{round: {annotator: {map id: label}}}`` as :func:`_rounds` reads it."""
+def consensus_without(r: dict[str, dict[str, dict[str, str]]], who: str, column: str = "label"):
+    """The consensus labels by the project's two-round rule with annotator ``who``'s votes removed (``column``
+    "votes": their deciding votes); ``r`` is ``{round: {annotator: {map id: label}}}`` as :func:`_rounds` reads
+    it."""
     from attnpatterns.annotate.agreement import consensus_rounds, vote_table
 
     tables = [
@@ -52,7 +53,7 @@ def consensus_without(r: dict[str, dict[str, dict[str, str]]], who: str):
         else None
         for key in ("1", "2")
     ]
-    return consensus_rounds(tables[0], tables[1])["label"]
+    return consensus_rounds(tables[0], tables[1])[column]
 
 
 def full_annotators(votes, coverage: float = 0.5) -> list[str]:
@@ -97,6 +98,7 @@ def evaluate_recipes(
     parts = stratified_folds(data.y, folds, seed)
     cfg = TrainConfig(kind=kind, data=str(root), seed=seed, threads=threads)
     targets: dict[str, np.ndarray] = {"consensus": data.y}
+    soft: dict[str, np.ndarray | None] = {"consensus": data.soft}
     if "loao" in protocols:
         rounds = _rounds(root, kind)
         for x in heldout:
@@ -106,6 +108,10 @@ def evaluate_recipes(
                     f"{kind}: some maps have no vote once '{x}' is left out; every map needs two annotators."
                 )
             targets[f"without:{x}"] = np.array([LABEL_INDEX[v] for v in lab], dtype=np.int64)
+            if any(getattr(r, "soft", False) for r in recipes):
+                from attnpatterns.annotate.agreement import soft_labels
+
+                soft[f"without:{x}"] = soft_labels(list(consensus_without(rounds, x, "votes").reindex(data.ids)))
     out: dict = {
         "kind": kind,
         "folds": folds,
@@ -128,6 +134,8 @@ def evaluate_recipes(
                     rest_idx = np.setdiff1d(np.arange(len(data)), test_idx)
                     part = data.subset(rest_idx)
                     part.y = y_all[rest_idx]
+                    s_all = soft.get(k)
+                    part.soft = s_all[rest_idx] if s_all is not None else None
                     tr, va = stratified_split(part.y, cfg.val_fraction, seed + 1 + f_i)
                     fr = fit(part.subset(tr), part.subset(va), r, replace(cfg, seed=seed + f_i))
                     test = data.subset(test_idx)

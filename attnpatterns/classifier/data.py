@@ -19,7 +19,8 @@ log = logging.getLogger("attnpatterns")
 
 @dataclass
 class MapData:
-    """Annotated maps of one kind: ``maps[i]`` (n_i, n_i) float32 with label index ``y[i]``."""
+    """Annotated maps of one kind: ``maps[i]`` (n_i, n_i) float32 with label index ``y[i]``, and for consensus
+    labels ``soft[i]`` the share of the votes for each type (the ``votes`` column; None without votes)."""
 
     kind: str
     ids: list[str]
@@ -27,6 +28,7 @@ class MapData:
     y: np.ndarray
     rows: list[dict] = field(default_factory=list)
     source: str = ""
+    soft: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -40,6 +42,7 @@ class MapData:
             self.y[idx],
             [self.rows[i] for i in idx] if self.rows else [],
             self.source,
+            self.soft[idx] if self.soft is not None else None,
         )
 
     def counts(self) -> dict[str, int]:
@@ -92,7 +95,12 @@ def load_data(root: str | os.PathLike, kind: str, annotator: str | None = None) 
             )
         maps.append(np.asarray(m, dtype=np.float32))
     y = np.array([LABEL_INDEX[r["label"]] for r in s.rows], dtype=np.int64)
-    return MapData(kind, [r["id"] for r in s.rows], maps, y, list(s.rows), str(root / kind))
+    soft = None
+    if annotator is None and all(str(r.get("votes") or "").strip() for r in s.rows):
+        from attnpatterns.annotate.agreement import soft_labels
+
+        soft = soft_labels([str(r["votes"]) for r in s.rows])
+    return MapData(kind, [r["id"] for r in s.rows], maps, y, list(s.rows), str(root / kind), soft)
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -54,7 +54,7 @@ class FitResult:
 
 
 def _training_maps(train: MapData, recipe: Recipe, cfg: TrainConfig) -> tuple[list, np.ndarray]:
-    """The training part's maps and labels, with the recipe's synthetic maps added."""
+    """The training part's maps and labels, with the recipe's synthetic maps added (after the real ones)."""
     from attnpatterns.classifier.labels import LABEL_INDEX
 
     maps, y = list(train.maps), train.y.copy()
@@ -165,6 +165,11 @@ def fit(
     x_tr = prepared_batches(maps, pre)
     f_tr = prepared_features(maps, pre)  # None without the feature branch
     y_tr = torch.as_tensor(y)
+    if recipe.soft and train.soft is not None:  # vote shares for the real maps, one-hot for the synthetic ones
+        t_tr = F.one_hot(y_tr, len(LABELS)).float()
+        t_tr[: len(train)] = torch.as_tensor(train.soft, dtype=torch.float32)
+    else:
+        t_tr = y_tr
     x_va = prepared_batches(val.maps, pre) if val is not None and len(val) else None
     f_va = prepared_features(val.maps, pre) if val is not None and x_va is not None else None
     y_va = torch.as_tensor(val.y) if val is not None and x_va is not None else None
@@ -173,10 +178,23 @@ def fit(
         num_classes=len(LABELS),
         num_features=NUM_FEATURES if pre.features else 0,
         dropout=recipe.dropout if pre.features else 0.0,
+        head=recipe.head,
     )
     if f_tr is not None:
         model.set_feature_scaling(f_tr)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if recipe.head == "wide":  # start from the logistic regression on the features, held fixed; the CNN head adds
+        from dataclasses import replace
+
+        linear = fit_linear(train, val, replace(recipe, cnn=False), cfg).model
+        with torch.no_grad():
+            model.lin.weight.copy_(linear.out.weight)
+            model.lin.bias.copy_(linear.out.bias)
+            model.out.weight.zero_()
+        model.lin.requires_grad_(False)
+        set_seed(cfg.seed)
+    opt = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=recipe.weight_decay
+    )
     weight = None
     if recipe.class_weights:
         counts = np.bincount(y, minlength=len(LABELS)).astype(np.float64)
@@ -197,7 +215,7 @@ def fit(
             xb = x_tr[idx]
             if recipe.augment:
                 xb = _augment(xb, gen, pre.scale)
-            loss = F.cross_entropy(model(xb, f_tr[idx] if f_tr is not None else None), y_tr[idx], weight=weight)
+            loss = F.cross_entropy(model(xb, f_tr[idx] if f_tr is not None else None), t_tr[idx], weight=weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -209,7 +227,7 @@ def fit(
             vloss = float(F.cross_entropy(logits, y_va))
             sc = scores(y_va.numpy(), logits.argmax(1).numpy())
             rec.update(val_loss=vloss, val_weighted_f1=sc["weighted_f1"], val_macro_f1=sc["macro_f1"])
-            key = (sc["weighted_f1"], -vloss)
+            key = (sc["weighted_f1"], -vloss) if recipe.select == "f1" else (-vloss, sc["weighted_f1"])
         else:
             key = (0.0, -rec["train_loss"])
         history.append(rec)

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 MODES = ("pad", "resize")
+HEADS = ("mlp", "linear", "wide")  # PatternCNN's feature-branch head: Linear-ReLU-Linear, one Linear, or
+# "wide": a logistic regression on the features plus the Linear-ReLU-Linear head (the CNN learns what the features miss)
 SCALES = ("none", "max", "mass")
 
 
@@ -99,12 +101,17 @@ class PatternCNN(nn.Module):
 
     With ``num_features > 0`` (the improved recipe) the 1x1 head is replaced by a feature branch: the 16
     pooled CNN channels and the standardised pattern features of the map (:mod:`classifier.features`,
-    computed on the map at its own size) go through Linear(16 + F, 32), ReLU, Linear(32, classes). The
-    standardisation (training-set mean and std of each feature) is stored with the weights.
+    computed on the map at its own size) go through Linear(16 + F, 32), ReLU, Linear(32, classes) (``head="mlp"``),
+    or one Linear(16 + F, classes) (``"linear"``); ``"wide"`` adds Linear(F, classes) of the standardised features
+    alone to the ``"mlp"`` head's output (the shipped recipe fits it as a logistic regression first and holds it
+    fixed). The standardisation (training-set mean and std of each feature) is stored with the weights; the head
+    is read back from the weights' names.
     """
 
-    def __init__(self, num_classes: int = 5, num_features: int = 0, dropout: float = 0.0):
+    def __init__(self, num_classes: int = 5, num_features: int = 0, dropout: float = 0.0, head: str = "mlp"):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         c = [1, 16, 16, 32, 32, 64, 64]
         convs = []
         for i in range(6):
@@ -117,8 +124,14 @@ class PatternCNN(nn.Module):
             self.register_buffer("feat_mean", torch.zeros(num_features))
             self.register_buffer("feat_std", torch.ones(num_features))
             self.drop = nn.Dropout(dropout)  # training only; no weights
-            self.mix = nn.Linear(16 + num_features, 32)
-            self.out = nn.Linear(32, num_classes)
+            self.head_kind = head
+            if head in ("mlp", "wide"):
+                self.mix = nn.Linear(16 + num_features, 32)
+                self.out = nn.Linear(32, num_classes)
+            if head == "wide":
+                self.lin = nn.Linear(num_features, num_classes)
+            elif head == "linear":  # the pooled channels and the features straight to the classes
+                self.out = nn.Linear(16 + num_features, num_classes)
         else:
             self.head = nn.Conv2d(16, num_classes, kernel_size=1)
         self.reset_parameters()
@@ -146,8 +159,12 @@ class PatternCNN(nn.Module):
             return self.head(x).flatten(1)  # (B, classes)
         if feats is None:
             raise ValueError("this classifier has a feature branch: pass the map features")
-        z = torch.cat([x.flatten(1), _standardise(self, feats)], dim=1)  # (B, 16 + F)
-        return self.out(F.relu(self.mix(self.drop(z))))  # (B, classes)
+        f = _standardise(self, feats)  # (B, F)
+        z = self.drop(torch.cat([x.flatten(1), f], dim=1))  # (B, 16 + F)
+        if self.head_kind == "linear":
+            return self.out(z)  # (B, classes)
+        y = self.out(F.relu(self.mix(z)))  # (B, classes)
+        return y + self.lin(f) if self.head_kind == "wide" else y
 
 
 class PatternLinear(nn.Module):
@@ -180,8 +197,9 @@ class PatternLinear(nn.Module):
         return self.out(self.standardised(feats))
 
 
-def build_model(num_classes: int, pre: dict, num_features: int) -> nn.Module:
-    """The classifier a preprocessing dict describes: PatternLinear without the CNN, else PatternCNN."""
+def build_model(num_classes: int, pre: dict, num_features: int, head: str = "mlp") -> nn.Module:
+    """The classifier a preprocessing dict describes: PatternLinear without the CNN, else PatternCNN with the
+    given feature-branch head."""
     if not pre.get("cnn", True):
         return PatternLinear(num_classes, num_features)
-    return PatternCNN(num_classes, num_features if pre.get("features") else 0)
+    return PatternCNN(num_classes, num_features if pre.get("features") else 0, head=head)

@@ -41,13 +41,17 @@ from attnpatterns.classifier.fit import (  # noqa: F401 (re-exported)
 )
 from attnpatterns.classifier.recipes import (  # noqa: F401 (re-exported)
     CNN8,
+    CNN8WIDE,
     FEATURES,
     IMPROVED,
     L2_GRID,
     ORIGINAL,
+    RECIPES,
+    SHIPPED,
     Recipe,
     TrainConfig,
     recipe_grid,
+    recipe_named,
 )
 from attnpatterns.errors import UserError
 

@@ -4,7 +4,7 @@ For each recipe and kind: leave-one-annotator-out and consensus-trained scores o
 (``attnpatterns.classifier.crossannot``), beside the annotators' own pairwise kappas. Writes
 ``results/classifier/crossannot-<kind>.json``.
 
-    .venv/bin/python results/classifier/crossannot.py --kind raw [--recipes features,cnn8,improved]
+    .venv/bin/python results/classifier/crossannot.py --kind raw [--recipes features,cnn8,cnn8wide,improved]
     .venv/bin/python results/classifier/crossannot.py --table      # crossannot.md from both JSON files
 """
 
@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def recipes_by_name():
-    from attnpatterns.classifier.train import CNN8, FEATURES, IMPROVED, ORIGINAL
+    from attnpatterns.classifier.recipes import RECIPES
 
-    return {"features": FEATURES, "improved": IMPROVED, "original": ORIGINAL, "cnn8": CNN8}
+    return RECIPES
 
 
 def table(out: Path) -> str:
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--kind", choices=("raw", "normed"))
     ap.add_argument("--table", action="store_true", help="only write crossannot.md from the JSON files")
-    ap.add_argument("--recipes", default="features,cnn8")
+    ap.add_argument("--recipes", default="features,cnn8,cnn8wide")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--protocols", default="loao,consensus")

@@ -60,7 +60,7 @@ def classifier_for(kind: str, name: str | None) -> Path | None:
                 "--annotator",
                 name,
                 "--recipe",
-                "cnn8",
+                "cnn8wide",
                 "--seed",
                 "0",
                 "--threads",
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
         f"Fine-tuned MiniLM, seeds {', '.join(map(str, seeds))}, {results['consensus']['n_examples_per_seed']} dev "
         f"examples per seed, every head; super-survivors: {len(results['consensus']['super_heads'])} heads kept by "
         "s-pruning in every seed. Intervals: " + results["consensus"].get("interval", "") + ". Classifiers: the "
-        "cnn8 recipe trained on the consensus labels (shipped) or on one annotator's own labels.",
+        "cnn8wide recipe trained on the consensus labels (shipped) or on one annotator's own labels.",
         "",
     ]
     for kind in ("raw", "normed"):
