@@ -108,7 +108,7 @@ def evaluate_recipes(
                     f"{kind}: some maps have no vote once '{x}' is left out; every map needs two annotators."
                 )
             targets[f"without:{x}"] = np.array([LABEL_INDEX[v] for v in lab], dtype=np.int64)
-            if any(getattr(r, "soft", False) for r in recipes):
+            if any(r.soft for r in recipes):
                 from attnpatterns.annotate.agreement import soft_labels
 
                 soft[f"without:{x}"] = soft_labels(list(consensus_without(rounds, x, "votes").reindex(data.ids)))

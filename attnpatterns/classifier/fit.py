@@ -78,20 +78,32 @@ def fit_linear(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainCo
     Deterministic: no random initialisation (zeros) and no batches. Without a validation slice: C = 1.
     """
     import torch
-    import torch.nn.functional as F
 
-    from attnpatterns.classifier.labels import LABELS
-    from attnpatterns.classifier.model import PatternLinear
-    from attnpatterns.classifier.predict import logits_of, prepared_features
-    from attnpatterns.classifier.scoring import scores
+    from attnpatterns.classifier.predict import prepared_features
 
     torch.set_num_threads(max(1, cfg.threads))
     maps, y = _training_maps(train, recipe, cfg)
     pre = preprocess_for(recipe, train)
     f_tr = prepared_features(maps, pre)
+    with_val = val if val is not None and len(val) > 0 else None
+    f_va = prepared_features(with_val.maps, pre) if with_val is not None else None
+    best, best_i, best_rec, history = _linear_on_features(f_tr, y, f_va, with_val.y if with_val is not None else None)
+    return FitResult(model=best, preprocess=pre, best_epoch=best_i, best_val=best_rec, history=history)
+
+
+def _linear_on_features(f_tr, y: np.ndarray, f_va=None, y_va: np.ndarray | None = None):
+    """:func:`fit_linear` on computed features: training features (N, F) with labels ``y``, validation features
+    and labels (or None) -> (best PatternLinear, its index in the history, its record, the history over C)."""
+    import torch
+    import torch.nn.functional as F
+
+    from attnpatterns.classifier.labels import LABELS
+    from attnpatterns.classifier.model import PatternLinear
+    from attnpatterns.classifier.predict import logits_of
+    from attnpatterns.classifier.scoring import scores
+
     y_tr = torch.as_tensor(y)
-    has_val = val is not None and len(val) > 0
-    f_va = prepared_features(val.maps, pre) if val is not None and has_val else None
+    has_val = f_va is not None and y_va is not None
     base = PatternLinear(len(LABELS), f_tr.shape[1])
     base.set_feature_scaling(f_tr)
     z = base.standardised(f_tr).double()  # (N, F)
@@ -123,11 +135,11 @@ def fit_linear(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainCo
             model.out.bias.copy_(b.detach().float())
         model.eval()
         rec = {"C": C, "train_loss": float(closure().detach())}
-        if val is not None and has_val:
+        if f_va is not None and y_va is not None:
             logits = logits_of(model, None, feats=f_va)
-            sc = scores(val.y, logits.argmax(1).numpy())
+            sc = scores(y_va, logits.argmax(1).numpy())
             rec.update(
-                val_loss=float(F.cross_entropy(logits, torch.as_tensor(val.y))),
+                val_loss=float(F.cross_entropy(logits, torch.as_tensor(y_va))),
                 val_weighted_f1=sc["weighted_f1"],
                 val_macro_f1=sc["macro_f1"],
             )
@@ -137,7 +149,7 @@ def fit_linear(train: MapData, val: MapData | None, recipe: Recipe, cfg: TrainCo
         history.append(rec)
         if best_key is None or key > best_key:
             best_key, best, best_rec, best_i = key, model, rec, len(history) - 1
-    return FitResult(model=best, preprocess=pre, best_epoch=best_i, best_val=best_rec, history=history)
+    return best, best_i, best_rec, history
 
 
 def fit(
@@ -183,9 +195,7 @@ def fit(
     if f_tr is not None:
         model.set_feature_scaling(f_tr)
     if recipe.head == "wide":  # start from the logistic regression on the features, held fixed; the CNN head adds
-        from dataclasses import replace
-
-        linear = fit_linear(train, val, replace(recipe, cnn=False), cfg).model
+        linear = _linear_on_features(f_tr, y, f_va, y_va.numpy() if y_va is not None else None)[0]
         with torch.no_grad():
             model.lin.weight.copy_(linear.out.weight)
             model.lin.bias.copy_(linear.out.bias)

@@ -53,7 +53,7 @@ IMPROVED = Recipe(
 )
 # The features alone: a logistic regression on the 43 pattern features, its L2 strength chosen on the validation
 # slice, with 40 synthetic maps per type. Scored against annotators it was not trained on, it is within the
-# split-to-split noise of the CNNs (results/classifier/crossannot.md), so the shipped model is the CNN (CNN8).
+# split-to-split noise of the CNNs (results/classifier/crossannot.md), so the shipped model is a CNN (CNN8WIDE).
 FEATURES = replace(IMPROVED, name="features", dropout=0.0, cnn=False)
 # The CNN of the improved recipe on maps area-resized to 8 x 8, with the pattern features beside it: the
 # cheapest CNN input that keeps the structure (two 2x2 poolings leave 2 x 2), chosen by agreement with
