@@ -165,3 +165,67 @@ def test_anchor_features_are_the_guidelines_measures():
     f = map_features(torch.as_tensor(vd[None], dtype=torch.float32))[0]
     assert float(f[FEATURE_NAMES.index("anchor_cls")]) == pytest.approx(1.0)  # [CLS] bright in every other row
     assert float(f[FEATURE_NAMES.index("anchor_diagonal")]) == pytest.approx(1.0)  # the previous-token line
+
+
+def _both(maps) -> tuple[np.ndarray, np.ndarray]:
+    from attnpatterns.classifier.features import map_features_torch
+
+    t = torch.as_tensor(np.asarray(maps), dtype=torch.float32)
+    return map_features(t).numpy(), map_features_torch(t).numpy()
+
+
+def _assert_same(fused: np.ndarray, ref: np.ndarray, what: str) -> None:
+    scale = np.maximum(1.0, np.abs(ref))  # log_scale and peak_ratio of weight-normed maps exceed 1
+    bad = np.abs(fused - ref) > 2e-5 * scale
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise AssertionError(f"{what}: map {i}, {FEATURE_NAMES[j]}: fused {fused[i, j]} vs tensor {ref[i, j]}")
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 9, 16, 33, 64])
+def test_fused_features_equal_the_tensor_version(n):
+    """The compiled loop that map_features runs computes every feature as map_features_torch states it: smooth,
+    peaked and weight-normed maps, rows of zeros, one dominant column, and the five synthetic types. (Maps with
+    exact ties between columns are left to the next test: torch's topk breaks them in no stated order.)"""
+    from attnpatterns.classifier.labels import LABELS
+    from attnpatterns.classifier.synthetic import synthetic_map
+
+    rng = np.random.default_rng(n)
+    soft = rng.random((6, n, n)).astype(np.float32)
+    peaked = soft**8 * rng.random((6, n, 1)).astype(np.float32) * 5  # rows of any total, as weight-normed maps
+    holes = soft.copy()
+    holes[:, n // 2] = 0.0  # a row of zeros
+    holes[:, :, 0] *= 20  # one dominant column: the top columns and the map without them
+    _assert_same(*_both(np.concatenate([soft, peaked, holes])), f"random maps of {n} tokens")
+    if n >= 4:
+        maps = [synthetic_map(lab, n, rng, noise=0.1, kind=kind) for lab in LABELS for kind in ("raw", "normed")]
+        _assert_same(*_both(maps), f"synthetic maps of {n} tokens")
+
+
+def test_fused_features_equal_the_tensor_version_on_the_annotated_maps():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "annotations"
+    for kind in ("raw", "normed"):
+        with np.load(root / kind / "maps.npz") as z:
+            maps = [z[k] for k in z.files]
+        by_len: dict[int, list[np.ndarray]] = {}
+        for m in maps:
+            by_len.setdefault(m.shape[0], []).append(m)
+        for n, group in by_len.items():
+            _assert_same(*_both(np.stack(group)), f"annotations/{kind} maps of {n} tokens")
+
+
+def test_fused_features_break_exact_ties_by_the_first_column():
+    """A clean map whose columns tie exactly (a shifted diagonal: every column but the first gets one row, the last
+    two): the two largest columns are the last (2 rows) and then the first of the tied ones, column 1."""
+    n = 6
+    m = np.zeros((n, n), dtype=np.float32)
+    for i in range(n):
+        m[i, min(i + 1, n - 1)] = 1.0
+    r = f([m])
+    assert r["col_top1"][0] == pytest.approx(2 / n) and r["col_top2"][0] == pytest.approx(3 / n)
+    # removing columns 5 and 1 leaves rows 1, 2, 3 (on columns 2, 3, 4) and rows 0, 4, 5 empty
+    assert r["mass_off_top"][0] == pytest.approx(3 / n)
+    assert r["row_max_off"][0] == pytest.approx(3 / n)
+    assert r["argmax_diag0"][0] == pytest.approx(1 / n)  # only the last row's maximum is on the diagonal

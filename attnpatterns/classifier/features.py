@@ -237,9 +237,24 @@ def _anchor_features(A: Tensor) -> list[Tensor]:
 
 
 def map_features(maps: Tensor) -> Tensor:
-    """(K, n, n) non-negative maps of one length -> (K, NUM_FEATURES) float32 features."""
+    """(K, n, n) non-negative maps of one length -> (K, NUM_FEATURES) float32 features, on the CPU.
+
+    Runs the compiled loop of :mod:`attnpatterns.classifier.features_fused`; :func:`map_features_torch` is the
+    same computation as tensor operations (the statement of each feature, and the check in the tests)."""
+    from attnpatterns.classifier.features_fused import fused_features
+
+    _check_shape(maps)
+    return torch.from_numpy(fused_features(maps.detach().float().cpu().numpy()))
+
+
+def _check_shape(maps: Tensor) -> None:
     if maps.dim() != 3 or maps.shape[-1] != maps.shape[-2]:
         raise ValueError(f"expected (K, n, n) maps, got shape {tuple(maps.shape)}")
+
+
+def map_features_torch(maps: Tensor) -> Tensor:
+    """:func:`map_features` as tensor operations, on any device."""
+    _check_shape(maps)
     A = maps.float()  # float32: features need no more, and it halves the cost of the (K, n, n) passes
     K, n, _ = A.shape
     eps = 1e-20
