@@ -51,6 +51,9 @@ feature                      meaning
 ``anchor_bright``            share of the map's cells that are bright
 ===========================  ==================================================================================
 
+:func:`map_features` runs the compiled loop of :mod:`attnpatterns.classifier.features_fused`;
+:func:`map_features_torch` below is the same computation as tensor operations, the statement of each feature.
+
 The first 23 features are those of the version-1 models, the first 38 those of the models before the anchor
 features (a model stores how many it takes; see ``NUM_FEATURES_V1``). The ``anchor_*`` features are
 ``annotations/tools/measures.py``'s measures, the numbers behind the guidelines' operational anchors.
