@@ -7,6 +7,9 @@ Goal: at most 1.5x.
 
     .venv/bin/python bench/bench_classify.py [--task MRPC] [--n 100] [--reps 3] [--kinds raw,both]
 
+A kind with ``:torch`` (e.g. ``--kinds raw,both,both:torch``) runs the same with the pattern features computed as
+tensor operations (``map_features_torch``) instead of the compiled loop, beside it in the same run.
+
 The baseline tokenises each batch and runs the model with ``output_attentions=True`` (eager attention), nothing
 else. ``classify`` is :func:`attnpatterns.classifier.classify_heads` with the model already loaded (as
 ``attn classify`` runs it after loading): example selection, the forward pass, the normed maps when asked for,
@@ -78,7 +81,15 @@ def main() -> None:
                 model(**enc, output_attentions=True)
         return time.perf_counter() - t, time.process_time() - c
 
+    import attnpatterns.classifier.features as features_mod
+
+    fused = features_mod.map_features
+
     def ours(kind: str) -> tuple[float, float]:
+        # "<kind>:torch": the same with the pattern features as tensor operations (map_features_torch), the
+        # implementation before the compiled loop, for a side-by-side in one run
+        kind, _, impl = kind.partition(":")
+        features_mod.map_features = features_mod.map_features_torch if impl == "torch" else fused
         t, c = time.perf_counter(), time.process_time()
         res = classify_heads(
             args.task,
@@ -91,6 +102,7 @@ def main() -> None:
             classifiers=clfs,
         )
         dt, dc = time.perf_counter() - t, time.process_time() - c
+        features_mod.map_features = fused
         assert len(res.example_ids) == len(examples)
         return dt, dc
 
@@ -124,7 +136,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for k in kinds:
-        maps = len(examples) * L * H * (2 if k == "both" else 1)
+        maps = len(examples) * L * H * (2 if k.startswith("both") else 1)
         for what, d in (("CPU time", cpu), ("wall time", wall)):
             b, o = statistics.median(d["baseline"]), statistics.median(d[k])
             rr = per_rep[k][what]
