@@ -36,22 +36,25 @@ def _scale_rows(M: np.ndarray, inv: np.ndarray, R: np.ndarray, cols: np.ndarray,
         cols[j] = 0.0
         g[j] = 0.0
     dist = np.float64(0.0)
-    for i in range(n):
+    for i in range(n):  # short loops over one row each (it stays in L1), simpler to compile than one fused loop
         f = inv[i]
+        src = M[i]
+        row = R[i]
+        for j in range(n):
+            row[j] = np.float32(src[j] * f)
+        for j in range(n):
+            cols[j] += row[j]
         low = np.float64(0.0)  # float64 accumulators (sums of float32 cells)
+        dl = np.float64(0.0)
         for j in range(i + 1):
-            v = np.float32(M[i, j] * f)
-            R[i, j] = v
-            cols[j] += v
-            low += v
-            dist += (i - j) * v
+            low += row[j]
+            dl += (i - j) * row[j]
+        du = np.float64(0.0)
         for j in range(i + 1, n):
-            v = np.float32(M[i, j] * f)
-            R[i, j] = v
-            cols[j] += v
-            g[j] += v
-            dist += (j - i) * v
+            g[j] += row[j]
+            du += (j - i) * row[j]
         g[i] += low
+        dist += dl + du
     total = 0.0
     for j in range(n):
         total += cols[j]
