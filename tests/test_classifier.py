@@ -537,3 +537,26 @@ def test_consensus_maps_carry_their_vote_shares():
         assert d.subset([0, 2]).soft.tolist() == d.soft[[0, 2]].tolist()
         one = "agent-annotator-12" if kind == "raw" else "agent-annotator-14"
         assert load_data(ann, kind, annotator=one).soft is None
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (dict(head="wdie"), "head must be one of"),
+        (dict(select="accuracy"), "select must be one of"),
+        (dict(mode="crop"), "mode must be one of"),
+        (dict(scale="log"), "scale must be one of"),
+        (dict(size=0), "needs mode 'pad'"),
+        (dict(cnn=False, features=False), "needs the features"),
+        (dict(features=False), "feature branch"),  # CNN8WIDE's wide head without the features
+        (dict(dropout=1.0), "dropout"),
+    ],
+)
+def test_a_recipe_that_cannot_train_fails_when_made(change, words):
+    from dataclasses import replace
+
+    from attnpatterns.classifier.recipes import CNN8WIDE, RECIPES, recipe_grid
+
+    with pytest.raises(ValueError, match=words):
+        replace(CNN8WIDE, **change)
+    assert len(recipe_grid()) == 12 and set(RECIPES) >= {"cnn8wide", "original"}  # the shipped grid still builds

@@ -11,6 +11,9 @@ from attnpatterns.errors import UserError
 log = logging.getLogger("attnpatterns")
 
 
+SELECTS = ("f1", "loss")  # how the CNN's checkpoint is chosen on the validation slice
+
+
 @dataclass(frozen=True)
 class Recipe:
     """What is done beyond the bare CNN. ``size=0`` with mode ``pad`` means: the largest training map."""
@@ -30,6 +33,27 @@ class Recipe:
     weight_decay: float = 0.0  # L2 on the CNN's weights (Adam's weight_decay)
     soft: bool = False  # train on the vote shares of each map (MapData.soft) instead of its consensus label
     select: str = "f1"  # the checkpoint kept: best validation weighted F1 (ties: lower loss), or "loss"
+
+    def __post_init__(self) -> None:
+        """A recipe that cannot be trained fails here, where it is made, not epochs into a training."""
+        from attnpatterns.classifier.model import HEADS, MODES, SCALES
+
+        for field, value, allowed in (
+            ("mode", self.mode, MODES),
+            ("scale", self.scale, SCALES),
+            ("head", self.head, HEADS),
+            ("select", self.select, SELECTS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"recipe {self.name!r}: {field} must be one of {allowed}, got {value!r}")
+        if self.size < 0 or (self.size == 0 and self.mode != "pad"):
+            raise ValueError(f"recipe {self.name!r}: size 0 (the largest training map) needs mode 'pad'")
+        if not self.cnn and not self.features:
+            raise ValueError(f"recipe {self.name!r}: without the CNN the recipe needs the features")
+        if self.head != "mlp" and not self.features:
+            raise ValueError(f"recipe {self.name!r}: head {self.head!r} is the feature branch's; set features=True")
+        if not 0 <= self.dropout < 1 or self.weight_decay < 0 or self.synthetic_per_class < 0:
+            raise ValueError(f"recipe {self.name!r}: dropout in [0, 1), weight decay and synthetic maps >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
