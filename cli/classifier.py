@@ -8,6 +8,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from attnpatterns.classifier.recipes import RECIPES, SHIPPED
 from cli.common import handle_errors
 
 
@@ -16,12 +17,8 @@ class Kind(str, Enum):
     normed = "normed"
 
 
-class RecipeName(str, Enum):
-    cnn8wide = "cnn8wide"
-    features = "features"
-    improved = "improved"
-    original = "original"
-    cnn8 = "cnn8"
+# --recipe's choices: the names of attnpatterns.classifier.recipes.RECIPES, the shipped one first
+RecipeName = Enum("RecipeName", {name: name for name in RECIPES}, type=str)  # type: ignore[misc]
 
 
 KindOpt = Annotated[Kind, typer.Option("--kind", help="Map kind: raw attention maps or weight-normed maps.")]
@@ -82,6 +79,8 @@ def train_cmd(
             "--recipe",
             help="cnn8wide (shipped, the default): the features' logistic regression (fitted first, then held fixed) "
             "plus the cnn8 network, whose output starts at zero; checkpoint by validation loss. "
+            "cnn8soft: cnn8wide trained on each map's vote shares (soft labels), no dropout, 80 synthetic maps "
+            "per type. "
             "cnn8: the CNN on maps area-resized to 8x8 (mass scaling) with the 43 pattern "
             "features beside it, 40 synthetic maps per type. features: logistic regression on the 43 pattern "
             "features of each map, L2 strength chosen on the validation slice, no CNN. improved: the CNN on maps "
@@ -89,7 +88,7 @@ def train_cmd(
             "added to the training part. original: the study's CNN recipe (zero-pad to the largest map, no "
             "scaling, no augmentation).",
         ),
-    ] = RecipeName.cnn8wide,
+    ] = RecipeName[SHIPPED],  # type: ignore[valid-type]
     compare: Annotated[
         bool,
         typer.Option(

@@ -32,10 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-MODES = ("pad", "resize")
-HEADS = ("mlp", "linear", "wide")  # PatternCNN's feature-branch head: Linear-ReLU-Linear, one Linear, or
-# "wide": a logistic regression on the features plus the Linear-ReLU-Linear head (the CNN learns what the features miss)
-SCALES = ("none", "max", "mass")
+from attnpatterns.classifier.choices import HEADS, MODES, SCALES
 
 
 @dataclass(frozen=True)
