@@ -152,11 +152,12 @@ def backend_cmd(
         bool, typer.Option("--base/--no-base", help="--no-base: retrain on the project's labels alone.")
     ] = True,
     recipe: Annotated[
-        str,
+        Optional[str],
         typer.Option(
-            "--recipe", help="Recipe of retraining: cnn8wide (the shipped one), cnn8, features, improved or original."
+            "--recipe",
+            help="Recipe of retraining: one of attn classifier train's --recipe choices. Default: the shipped one.",
         ),
-    ] = "cnn8wide",
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(

@@ -77,10 +77,9 @@ def train_cmd(
         RecipeName,
         typer.Option(
             "--recipe",
-            help="cnn8wide (shipped, the default): the features' logistic regression (fitted first, then held fixed) "
-            "plus the cnn8 network, whose output starts at zero; checkpoint by validation loss. "
-            "cnn8soft: cnn8wide trained on each map's vote shares (soft labels), no dropout, 80 synthetic maps "
-            "per type. "
+            help="cnn8soft (shipped, the default): cnn8wide trained on each map's vote shares (soft labels), no "
+            "dropout, 80 synthetic maps per type. cnn8wide: the features' logistic regression (fitted first, then "
+            "held fixed) plus the cnn8 network, whose output starts at zero; checkpoint by validation loss. "
             "cnn8: the CNN on maps area-resized to 8x8 (mass scaling) with the 43 pattern "
             "features beside it, 40 synthetic maps per type. features: logistic regression on the 43 pattern "
             "features of each map, L2 strength chosen on the validation slice, no CNN. improved: the CNN on maps "
@@ -110,7 +109,7 @@ def train_cmd(
         typer.Option(
             "--synthetic",
             help="Synthetic maps per type added to the training part (never to validation or test); overrides the "
-            "recipe's number (cnn8wide, cnn8, improved, features: 40; original: 0).",
+            "recipe's number (cnn8soft: 80; cnn8wide, cnn8, improved, features: 40; original: 0).",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split, the initialisation and the batches.")] = 0,

@@ -73,7 +73,7 @@ class PatternBackend:
         self,
         models_dir: str | os.PathLike | None = None,
         data: str | os.PathLike | None = "annotations",
-        recipe: str = "cnn8wide",
+        recipe: str | None = None,  # None: the shipped recipe (classifier.recipes.SHIPPED)
         seed: int = 0,
         threads: int = 2,
         resume: bool = False,
@@ -268,10 +268,10 @@ class PatternBackend:
         return w
 
 
-def _recipe(name: str):
-    from attnpatterns.classifier.recipes import recipe_named
+def _recipe(name: str | None):
+    from attnpatterns.classifier.recipes import SHIPPED, recipe_named
 
-    return recipe_named(name)
+    return recipe_named(SHIPPED if name is None else name)
 
 
 # ----------------------------------------------------------------------------- HTTP

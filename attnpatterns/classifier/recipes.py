@@ -85,8 +85,10 @@ CNN8 = replace(IMPROVED, name="cnn8", size=8)
 # Chosen by agreement with annotators the model was not trained on (results/classifier/crossannot.md): it beats
 # CNN8 by 0.02 (raw) and 0.01 (normed) weighted F1 against the revised-guideline full passes.
 CNN8WIDE = replace(CNN8, name="cnn8wide", head="wide", select="loss")
-# CNN8WIDE trained on each map's vote shares (soft labels) with no dropout on the feature branch and 80 synthetic
-# maps per type: a contested map counts for what the annotators said, not for the majority alone.
+# The shipped recipe: CNN8WIDE trained on each map's vote shares (soft labels) with no dropout on the feature branch
+# and 80 synthetic maps per type, so a contested map counts for what the annotators said, not for the majority alone.
+# Against annotators it was not trained on (results/classifier/crossannot.md) it is level with CNN8WIDE on raw maps
+# and ahead on normed maps under both protocols (0.017 weighted F1 consensus-trained, on two draws of the folds).
 CNN8SOFT = replace(CNN8WIDE, name="cnn8soft", soft=True, dropout=0.0, synthetic_per_class=80)
 L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # C of scikit-learn's LogisticRegression: larger = weaker L2
 
@@ -109,13 +111,13 @@ def recipe_grid() -> list[Recipe]:
         CNN8,  # the same on 8 x 8 inputs
         FEATURES,  # the features alone, logistic regression
         CNN8WIDE,  # CNN8 added to the features' logistic regression
+        CNN8SOFT,  # CNN8WIDE on vote shares (shipped)
     ]
 
 
-RECIPES = {
-    r.name: r for r in (CNN8WIDE, CNN8SOFT, CNN8, FEATURES, IMPROVED, ORIGINAL)
-}  # by name; the shipped one first
-SHIPPED = CNN8WIDE.name
+# by name; the shipped one first
+RECIPES = {r.name: r for r in (CNN8SOFT, CNN8WIDE, CNN8, FEATURES, IMPROVED, ORIGINAL)}
+SHIPPED = CNN8SOFT.name
 
 
 def recipe_named(name: str) -> Recipe:
@@ -136,7 +138,7 @@ class TrainConfig:
     lr: float = 1e-3
     test_fraction: float = 0.2
     val_fraction: float = 0.15
-    recipe: Recipe = CNN8WIDE
+    recipe: Recipe = CNN8SOFT
     threads: int = 2
 
     def __post_init__(self) -> None:

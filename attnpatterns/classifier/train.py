@@ -41,6 +41,7 @@ from attnpatterns.classifier.fit import (  # noqa: F401 (re-exported)
 )
 from attnpatterns.classifier.recipes import (  # noqa: F401 (re-exported)
     CNN8,
+    CNN8SOFT,
     CNN8WIDE,
     FEATURES,
     IMPROVED,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from attnpatterns.classifier.recipes import SHIPPED  # noqa: E402
 from attnpatterns.layout import RunLayout  # noqa: E402
 
 OUT = ROOT / "results" / "minilm" / "patterns"
@@ -60,7 +61,7 @@ def classifier_for(kind: str, name: str | None) -> Path | None:
                 "--annotator",
                 name,
                 "--recipe",
-                "cnn8wide",
+                SHIPPED,
                 "--seed",
                 "0",
                 "--threads",
@@ -158,7 +159,7 @@ def main(argv=None) -> int:
         f"Fine-tuned MiniLM, seeds {', '.join(map(str, seeds))}, {results['consensus']['n_examples_per_seed']} dev "
         f"examples per seed, every head; super-survivors: {len(results['consensus']['super_heads'])} heads kept by "
         "s-pruning in every seed. Intervals: " + results["consensus"].get("interval", "") + ". Classifiers: the "
-        "cnn8wide recipe trained on the consensus labels (shipped) or on one annotator's own labels.",
+        f"{SHIPPED} recipe trained on the consensus labels (shipped) or on one annotator's own labels.",
         "",
     ]
     for kind in ("raw", "normed"):
