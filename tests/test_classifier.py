@@ -547,6 +547,7 @@ def test_consensus_maps_carry_their_vote_shares():
         (dict(mode="crop"), "mode must be one of"),
         (dict(scale="log"), "scale must be one of"),
         (dict(size=0), "needs mode 'pad'"),
+        (dict(size=-1), "at least 0"),
         (dict(cnn=False, features=False), "needs the features"),
         (dict(features=False), "feature branch"),  # CNN8WIDE's wide head without the features
         (dict(dropout=1.0), "dropout"),

@@ -169,6 +169,9 @@ def test_anchor_features_are_the_guidelines_measures():
 
 def _both(maps) -> tuple[np.ndarray, np.ndarray]:
     from attnpatterns.classifier.features import map_features_torch
+    from attnpatterns.classifier.features_fused import NF
+
+    assert NF == NUM_FEATURES  # the compiled loop writes every feature the names list
 
     t = torch.as_tensor(np.asarray(maps), dtype=torch.float32)
     return map_features(t).numpy(), map_features_torch(t).numpy()

@@ -7,8 +7,9 @@ module computes the same numbers in a handful of passes over each map, with no t
 beyond the row-normalised maps, and is what :func:`~attnpatterns.classifier.features.map_features` runs.
 
 Equal to the tensor version up to float32 rounding (``tests/test_features.py`` checks every feature on random,
-structured and annotated maps); where the tensor version breaks a tie between equal values (the two largest
-columns, a row's largest entry, the best split or line) this one takes the first, as ``torch`` does on the CPU.
+structured and annotated maps). Where values tie exactly (the two largest columns, a row's largest entry, the best
+split or line) this one takes the first; torch's ``topk`` breaks ties between columns in no stated order, so on maps
+with exactly equal columns the two versions may remove different ones.
 Compiled on first use and cached beside the module (``NUMBA_CACHE_DIR`` elsewhere when that is read-only).
 """
 
@@ -19,7 +20,7 @@ import math
 import numba
 import numpy as np
 
-NF = 43  # features per map; features.NUM_FEATURES, checked at import there
+NF = 43  # features per map: features.NUM_FEATURES (tests/test_features.py holds the two equal)
 EPS = 1e-20  # the row-sum floor of features.map_features_torch
 # sums may be reassociated (vectorised) and divisions contracted: float rounding only, no change to infinities or NaN
 _FAST = {"reassoc", "contract", "arcp"}

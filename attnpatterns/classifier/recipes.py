@@ -42,7 +42,9 @@ class Recipe:
         ):
             if value not in allowed:
                 raise ValueError(f"recipe {self.name!r}: {field} must be one of {allowed}, got {value!r}")
-        if self.size < 0 or (self.size == 0 and self.mode != "pad"):
+        if self.size < 0:
+            raise ValueError(f"recipe {self.name!r}: size must be at least 0 (0: the largest map), got {self.size}")
+        if self.size == 0 and self.mode != "pad":
             raise ValueError(f"recipe {self.name!r}: size 0 (the largest training map) needs mode 'pad'")
         if not self.cnn and not self.features:
             raise ValueError(f"recipe {self.name!r}: without the CNN the recipe needs the features")
