@@ -62,6 +62,23 @@ def test_xavier_init_and_zero_bias():
     assert float(c.bias.detach().abs().max()) == 0.0
 
 
+@pytest.mark.parametrize("scale", ["none", "max", "mass"])
+def test_compiled_resize_equals_torch_interpolate(scale):
+    """prepare's compiled resize gives torch's area / nearest-exact interpolation, at lengths below, at, above and at
+    non-multiples of the CNN's side, on peaked maps, a zero map included."""
+    from attnpatterns.classifier.model import prepare_torch
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 5, 8, 9, 13, 16, 17, 31, 55, 64, 129):
+        for S in (8, 16):
+            maps = torch.from_numpy(rng.random((6, n, n), dtype=np.float32) ** 6)
+            maps[0] = 0.0
+            pre = Preprocess(size=S, mode="resize", scale=scale)
+            got, want = prepare(maps, pre), prepare_torch(maps, pre)
+            assert got.shape == want.shape == (6, 1, S, S) and got.dtype == torch.float32
+            assert torch.allclose(got, want, rtol=1e-5, atol=1e-7), (n, S)
+
+
 def test_prepare_resize_pad_and_scale():
     x = torch.rand(2, 40, 40)
     assert prepare(x, Preprocess(size=16, mode="resize", scale="none")).shape == (2, 1, 16, 16)
@@ -498,6 +515,10 @@ def test_each_head_saves_and_loads(tmp_path, head):
     maps = torch.stack([torch.as_tensor(synthetic_map(t, 20, np.random.default_rng(1))) for t in LABELS])
     x, f = prepare(maps, pre), map_features(maps)
     assert torch.allclose(loaded.model(x.contiguous(), f), m(x, f), atol=1e-5)
+    # the inference graph attn classify calls is the same function as the model, at any batch size
+    assert loaded.infer is not None and loaded.forward is loaded.infer
+    for b in (1, 3, 5):
+        assert torch.allclose(loaded.forward(x[:b].contiguous(), f[:b]), m(x[:b], f[:b]), atol=1e-5)
     with pytest.raises(ValueError, match="head must be one of"):
         PatternCNN(num_features=3, head="deep")
 

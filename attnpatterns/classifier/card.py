@@ -165,6 +165,12 @@ class Loaded:
     min_tokens: int
     card: dict
     path: Path
+    infer: object = None  # the model's forward for CPU inference (model.inference_graph); None: the model itself
+
+    @property
+    def forward(self):
+        """What to call on prepared maps (and features) for logits: the inference graph, else the model."""
+        return self.infer if self.infer is not None else self.model
 
 
 def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = True) -> Loaded:
@@ -236,6 +242,15 @@ def load(path: str | os.PathLike, kind: str | None = None, check_card: bool = Tr
     # channels-last convolution weights: about 1.6x faster inference on CPU for these small maps (bench_classify);
     # the values are the same, and save() writes contiguous copies
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
+    from attnpatterns.classifier.model import inference_graph
+
     return Loaded(
-        model=model, kind=file_kind, labels=list(labels), preprocess=pre, min_tokens=min_tokens, card=card, path=path
+        model=model,
+        kind=file_kind,
+        labels=list(labels),
+        preprocess=pre,
+        min_tokens=min_tokens,
+        card=card,
+        path=path,
+        infer=inference_graph(model, int(pre.get("size", 8))) if pre.get("cnn", True) else None,
     )

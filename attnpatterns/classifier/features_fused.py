@@ -367,6 +367,70 @@ def _all(maps: np.ndarray, logs: np.ndarray, out: np.ndarray) -> None:
         _one(maps[k], logs[k], out[k])
 
 
+@numba.njit(cache=True, nogil=True)
+def _resize_all(maps: np.ndarray, size: int, scale: int, out: np.ndarray) -> None:
+    """(K, n, n) -> out (K, S, S): torch's ``interpolate`` of model.prepare, "area" (block means, the blocks of
+    adaptive average pooling) when n > S, "nearest-exact" when n < S, a copy when n = S; then scale 1 divides each
+    map by its maximum and scale 2 multiplies it to a total of S (0: as it is)."""
+    K, n, S = maps.shape[0], maps.shape[1], size
+    lo = np.empty(S, dtype=np.int64)
+    hi = np.empty(S, dtype=np.int64)
+    for o in range(S):
+        if n > S:
+            lo[o] = (o * n) // S
+            hi[o] = -((-(o + 1) * n) // S)
+        else:
+            lo[o] = min(int(math.floor((o + 0.5) * (n / S))), n - 1) if n < S else o
+            hi[o] = lo[o] + 1
+    rows = np.empty((S, n), dtype=np.float32)
+    for k in range(K):
+        A = maps[k]
+        for a in range(S):  # the sum of output row a's block of rows
+            for j in range(n):
+                rows[a, j] = 0.0
+            for i in range(lo[a], hi[a]):
+                for j in range(n):
+                    rows[a, j] += A[i, j]
+        o = out[k]
+        for a in range(S):
+            h = hi[a] - lo[a]
+            for b in range(S):
+                s = np.float32(0.0)
+                for j in range(lo[b], hi[b]):
+                    s += rows[a, j]
+                o[a, b] = s / np.float32(h * (hi[b] - lo[b]))
+        if scale == 1:
+            m = np.float32(0.0)
+            for a in range(S):
+                for b in range(S):
+                    m = max(m, o[a, b])
+            m = max(m, np.float32(1e-12))
+            for a in range(S):
+                for b in range(S):
+                    o[a, b] = o[a, b] / m
+        elif scale == 2:
+            t = np.float32(0.0)
+            for a in range(S):
+                for b in range(S):
+                    t += o[a, b]
+            f = np.float32(S) / max(t, np.float32(1e-12))
+            for a in range(S):
+                for b in range(S):
+                    o[a, b] = o[a, b] * f
+
+
+_SCALES = {"none": 0, "max": 1, "mass": 2}
+
+
+def resize_maps(maps: np.ndarray, size: int, scale: str) -> np.ndarray:
+    """(K, n, n) maps -> (K, S, S) float32, as model.prepare's mode "resize" with the given scale (none, max, mass);
+    equal to its torch version up to float32 rounding (tests/test_classifier.py)."""
+    a = np.ascontiguousarray(maps, dtype=np.float32)
+    out = np.empty((a.shape[0], size, size), dtype=np.float32)
+    _resize_all(a, size, _SCALES[scale], out)
+    return out
+
+
 def fused_features(maps: np.ndarray) -> np.ndarray:
     """(K, n, n) non-negative float32 maps of one length -> (K, NF) float32 features."""
     a = np.ascontiguousarray(maps, dtype=np.float32)

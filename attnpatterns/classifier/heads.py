@@ -202,7 +202,7 @@ def classify_heads(
             fk, xk = feats[k], x[k]
             f = fk.view(-1, NUM_FEATURES) if fk is not None else None
             xs = xk.view(-1, 1, S[k], S[k]) if xk is not None else None
-            p = torch.softmax(logits_of(clfs[k].model, xs, cnn_batch_size, f), dim=1)  # (B*K, 5)
+            p = torch.softmax(logits_of(clfs[k].forward, xs, cnn_batch_size, f), dim=1)  # (B*K, 5)
             best, arg = p.max(dim=1)
             preds[k][s : s + len(chunk)] = arg.view(len(chunk), K).numpy()
             probs[k][s : s + len(chunk)] = best.view(len(chunk), K).numpy()

@@ -71,9 +71,11 @@ def prepared_features(maps: Sequence, pre):
 
 
 def logits_of(model, x, batch_size: int = 512, feats=None):
-    """Run the classifier on prepared inputs (N, 1, S, S) [and features (N, F)] in batches; (N, classes) logits.
-    ``x`` is None for a features-only model."""
+    """Run the classifier (a model, or a loaded classifier's ``forward``) on prepared inputs (N, 1, S, S) [and
+    features (N, F)] in batches; (N, classes) logits. ``x`` is None for a features-only model."""
     import torch
+
+    from attnpatterns.classifier.labels import LABELS
 
     outs = []
     n = x.shape[0] if x is not None else (feats.shape[0] if feats is not None else 0)
@@ -85,7 +87,7 @@ def logits_of(model, x, batch_size: int = 512, feats=None):
                     feats[s : s + batch_size] if feats is not None else None,
                 )
             )
-    return torch.cat(outs) if outs else torch.empty(0, model.num_classes)
+    return torch.cat(outs) if outs else torch.empty(0, len(LABELS))
 
 
 def check_maps(maps: Sequence, where: str = "map") -> list[np.ndarray]:
@@ -122,7 +124,7 @@ def classify_maps(
         return [], np.zeros((0, len(clf.labels)), dtype=np.float32)
     x = prepared_batches(arrays, clf.preprocess)
     f = prepared_features(arrays, clf.preprocess)
-    probs = torch.softmax(logits_of(clf.model, x, batch_size, f), dim=1).numpy()
+    probs = torch.softmax(logits_of(clf.forward, x, batch_size, f), dim=1).numpy()
     return [clf.labels[i] for i in probs.argmax(1)], probs
 
 
