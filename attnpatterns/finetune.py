@@ -16,12 +16,18 @@ zeroed, and the masks are re-applied after every optimizer step, so masked weigh
 
 A run folder holds ``model.safetensors`` + ``config.json`` + tokenizer files, ``run.json`` (config,
 masks' digests, provenance) and ``metrics.json``, written last: its presence means the run is done.
+
+Long runs are resumable within a fine-tuning: every ``checkpoint_minutes`` of training the model, optimiser,
+schedule, random state, step and losses go to ``checkpoint.pt`` in the run folder (written to a temporary file and
+renamed, so an interruption never leaves half of one). A rerun of the same config continues from it and ends with
+the weights an uninterrupted run gives (tests/test_finetune.py); the file is deleted when the run is done.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import time
@@ -74,6 +80,7 @@ class FinetuneConfig:
     data_dir: str | None = None
     max_dev_examples: int | None = None  # seeded dev subsample (as attn prune's); None = the whole dev set
     bf16: bool = True  # bf16 autocast for the training forward pass, only on cuda (a no-op on CPU); eval stays fp32
+    checkpoint_minutes: float = 10.0  # training time between resumable checkpoints (0: after every step)
 
     def __post_init__(self) -> None:
         from attnpatterns.data import get_task
@@ -91,13 +98,15 @@ class FinetuneConfig:
             raise UserError(f"max_train_examples must be at least 1 or left out (got {self.max_train_examples}).")
         if self.max_dev_examples is not None and int(self.max_dev_examples) < 1:
             raise UserError(f"max_dev_examples must be at least 1 or left out (got {self.max_dev_examples}).")
+        if self.checkpoint_minutes < 0:
+            raise UserError(f"checkpoint_minutes must be 0 or more (got {self.checkpoint_minutes}).")
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the result (device, data folder and eval batch size do not)."""
         from attnpatterns.models import model_id
 
         d = dataclasses.asdict(self)
-        for k in ("device", "data_dir", "eval_batch_size"):
+        for k in ("device", "data_dir", "eval_batch_size", "checkpoint_minutes"):
             d.pop(k)
         if d["max_dev_examples"] is None:  # records written before the field existed stay equal
             d.pop("max_dev_examples")
@@ -235,15 +244,23 @@ def finetune(
             for i in range(0, n, cfg.batch_size):
                 yield perm[i : i + cfg.batch_size]
 
+    ckpt = out_dir / CHECKPOINT
+    key = _resume_key(record, total_steps)
+    start, done_seconds, losses = _resume(ckpt, key, model, opt, sched)
+    if start:
+        log.info("%s: resuming at step %d of %d (%.0f s trained)", out_dir, start, total_steps, done_seconds)
     model.train()
     t0 = time.perf_counter()
-    losses = []
+    last_save = t0
     # bf16 autocast only on cuda (weights, gradients and the optimiser stay fp32; no loss scaling needed for bf16)
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and device.type == "cuda" else contextlib.nullcontext()
     )
+    todo = itertools.islice(batches(), start, None)  # the batches of a resumed run: the same order, from its step
     with gated(model, hg, mg):
-        for idx in progress_iter(batches(), total_steps, f"fine-tune {spec.name} seed {cfg.seed}", show_progress):
+        for step, idx in enumerate(
+            progress_iter(todo, total_steps - start, f"fine-tune {spec.name} seed {cfg.seed}", show_progress), start
+        ):
             b = collate(enc, idx, device, spec.is_regression)
             with amp:
                 out = model(**b)
@@ -259,7 +276,11 @@ def finetune(
             if wmasks:
                 apply_weight_masks(model, wmasks)
             losses.append(float(out.loss.detach()))
-    train_seconds = time.perf_counter() - t0
+            now = time.perf_counter()
+            if step + 1 < total_steps and now - last_save >= 60 * cfg.checkpoint_minutes:
+                _save_checkpoint(ckpt, key, step + 1, done_seconds + now - t0, losses, model, opt, sched)
+                last_save = time.perf_counter()
+    train_seconds = done_seconds + time.perf_counter() - t0
     model.eval()
 
     dev_enc = encode(tok, dev, cfg.max_length)
@@ -283,7 +304,60 @@ def finetune(
         "final_train_loss": float(np.mean(losses[-steps_per_epoch:])) if losses else None,
     }
     write_json(out_dir / "metrics.json", result)  # last: marks the run as done
+    ckpt.unlink(missing_ok=True)
     log.info(
         "%s seed %d: %s = %.4f (%d train examples, %.0f s)", spec.name, cfg.seed, spec.main_key, score, n, train_seconds
     )
     return FinetuneResult(out_dir, metrics, score, False, train_seconds)
+
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def _resume_key(record: dict, total_steps: int) -> dict:
+    """What a checkpoint must share with the run that reads it: the config, masks, starting weights and steps."""
+    return {"run": {k: record[k] for k in ("config", "masks", "init_from")}, "total_steps": total_steps}
+
+
+def _save_checkpoint(path: Path, key: dict, step: int, seconds: float, losses: list, model, opt, sched) -> None:
+    """Everything a rerun needs to continue after ``step`` optimiser steps, written atomically."""
+    import torch
+
+    state = {
+        "key": key,
+        "step": step,
+        "seconds": seconds,
+        "losses": list(losses),
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path: Path, key: dict, model, opt, sched) -> tuple[int, float, list]:
+    """(steps done, seconds trained, losses) from the checkpoint at ``path``, with the model, optimiser, schedule and
+    random state restored; (0, 0.0, []) when there is none or it belongs to another run (it is then replaced)."""
+    import torch
+
+    if not path.is_file():
+        return 0, 0.0, []
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: start over, the run is still correct
+        log.warning("%s: unreadable (%s); training from the start", path, type(e).__name__)
+        return 0, 0.0, []
+    if state.get("key") != key:
+        log.warning("%s: from another run of this folder; training from the start", path)
+        return 0, 0.0, []
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["step"]), float(state["seconds"]), list(state["losses"])

@@ -40,13 +40,21 @@ def finetune_cmd(
     data_dir: DataDirOpt = None,
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
+    checkpoint_minutes: Annotated[
+        float,
+        typer.Option(
+            "--checkpoint-minutes",
+            help="Minutes of training between resumable checkpoints (checkpoint.pt in the run folder, deleted when "
+            "the run is done); rerun the same command after an interruption to continue. 0: after every step.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Fine-tune with the study's hyperparameters (AdamW eps 1e-8, no decay on bias/LayerNorm, linear
     schedule, no warmup, grad clip 1.0), once per seed.
 
     Each run writes OUT/TASK/seed_S/finetuned/ (model.safetensors, config, tokenizer, run.json,
-    metrics.json). A finished run with the same options is skipped; a folder holding a run of another
-    model or config is an error.
+    metrics.json). A finished run with the same options is skipped; an interrupted one continues from its
+    last checkpoint; a folder holding a run of another model or config is an error.
     """
     from attnpatterns.data import get_task
     from attnpatterns.data.loaders import require_data
@@ -72,6 +80,7 @@ def finetune_cmd(
             max_train_examples=max_train_examples,
             device=device,
             data_dir=str(data_dir) if data_dir else None,
+            checkpoint_minutes=checkpoint_minutes,
         )
         res = finetune(cfg, RunLayout(out).seed(spec.name, seed).finetuned)
         state = "skipped (done)" if res.skipped else f"{res.train_seconds:.0f} s"

@@ -191,3 +191,49 @@ def test_cli_finetune_and_prune(setup, tmp_path):
         app, ["prune", "structured", "--task", "RTE", "--seeds", "3,4", "--run", str(run), "--data-dir", str(glue)]
     )
     assert r.exit_code == 2 and "seed_4" in r.output and "attn finetune" in r.output
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(setup, tmp_path, monkeypatch, caplog):
+    """Stopped after two of six steps, a rerun of the same config continues from the checkpoint and ends with the
+    weights, metrics and losses of a run that was never stopped; the checkpoint goes when the run is done. An
+    unreadable checkpoint is set aside: the run starts over and still ends the same."""
+    import attnpatterns.finetune as ft
+
+    cfg = _cfg(setup, checkpoint_minutes=0)  # a checkpoint after every step
+    whole = ft.finetune(cfg, tmp_path / "whole", show_progress=False)
+    assert not (tmp_path / "whole" / ft.CHECKPOINT).exists()
+
+    real = ft.collate
+    calls = {"n": 0}
+
+    def stop_at_third(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ft, "collate", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        ft.finetune(cfg, tmp_path / "cut", show_progress=False)
+    monkeypatch.setattr(ft, "collate", real)
+    ck = torch.load(tmp_path / "cut" / ft.CHECKPOINT, weights_only=True)
+    assert ck["step"] == 2 and len(ck["losses"]) == 2
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+
+    with caplog.at_level("INFO", logger="attnpatterns"):
+        resumed = ft.finetune(cfg, tmp_path / "cut", show_progress=False)
+    assert "resuming at step 2 of 6" in caplog.text
+    assert not resumed.skipped and resumed.metrics == whole.metrics
+    w1, w2 = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    m1, m2 = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "cut"))
+    assert m1["final_train_loss"] == m2["final_train_loss"] and m1["steps"] == m2["steps"]
+    assert not (tmp_path / "cut" / ft.CHECKPOINT).exists()
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / ft.CHECKPOINT).write_bytes(b"not a checkpoint")
+    ft.finetune(cfg, bad, show_progress=False)
+    assert "unreadable" in caplog.text
+    w3 = _weights(bad)
+    assert all(torch.equal(w1[k], w3[k]) for k in w1)
