@@ -18,7 +18,7 @@ A run folder holds ``model.safetensors`` + ``config.json`` + tokenizer files, ``
 masks' digests, provenance) and ``metrics.json``, written last: its presence means the run is done.
 
 Long runs are resumable within a fine-tuning: every ``checkpoint_minutes`` of training the model, optimiser,
-schedule, random state, step and losses go to ``checkpoint.pt`` in the run folder (written to a temporary file and
+schedule, random state, step and losses go to ``.checkpoint.pt`` in the run folder (written to a temporary file and
 renamed, so an interruption never leaves half of one). A rerun of the same config continues from it and ends with
 the weights an uninterrupted run gives (tests/test_finetune.py); the file is deleted when the run is done.
 """
@@ -167,6 +167,7 @@ def finetune(
         from attnpatterns.io import read_json
 
         m = read_json(out_dir / "metrics.json")
+        (out_dir / CHECKPOINT).unlink(missing_ok=True)  # left by a run stopped between its last two writes
         log.info("%s: done already, skipped", out_dir)
         return FinetuneResult(out_dir, m["metrics"], m["score"], True, m.get("train_seconds", 0.0))
 
@@ -311,7 +312,7 @@ def finetune(
     return FinetuneResult(out_dir, metrics, score, False, train_seconds)
 
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = ".checkpoint.pt"  # hidden: bookkeeping, left out of the stamps' digests of the run folder
 
 
 def _resume_key(record: dict, total_steps: int) -> dict:

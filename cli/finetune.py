@@ -44,7 +44,7 @@ def finetune_cmd(
         float,
         typer.Option(
             "--checkpoint-minutes",
-            help="Minutes of training between resumable checkpoints (checkpoint.pt in the run folder, deleted when "
+            help="Minutes of training between resumable checkpoints (.checkpoint.pt in the run folder, deleted when "
             "the run is done); rerun the same command after an interruption to continue. 0: after every step.",
         ),
     ] = 10.0,
