@@ -178,7 +178,7 @@ def inference_graph(model: nn.Module, size: int):
     convolutions (weights prepacked once, activations kept in oneDNN's layout from layer to layer), about 1.5x faster
     than the eager channels-last model on batches of 8 x 8 maps (bench/bench_classify.py) and equal to it up to float
     rounding (tests/test_classifier.py). ``size`` is the CNN input's side. Anything else, or a torch without
-    TorchScript (deprecated since torch 2.10), gets the model itself back."""
+    TorchScript (deprecated in recent torch releases), gets the model itself back."""
     import warnings
 
     if not isinstance(model, PatternCNN) or not torch.backends.mkldnn.is_available():
