@@ -43,6 +43,7 @@ from attnpatterns.finetune_runs import (  # noqa: F401 (re-exported)
     device_name,
     load_finetuned,
     provenance,
+    run_identity,
     run_is_done,
     save_model,
 )
@@ -317,7 +318,7 @@ CHECKPOINT = ".checkpoint.pt"  # hidden: bookkeeping, left out of the stamps' di
 
 def _resume_key(record: dict, total_steps: int) -> dict:
     """What a checkpoint must share with the run that reads it: the config, masks, starting weights and steps."""
-    return {"run": {k: record[k] for k in ("config", "masks", "init_from")}, "total_steps": total_steps}
+    return {"run": run_identity(record), "total_steps": total_steps}
 
 
 def _save_checkpoint(path: Path, key: dict, step: int, seconds: float, losses: list, model, opt, sched) -> None:
@@ -335,9 +336,10 @@ def _save_checkpoint(path: Path, key: dict, step: int, seconds: float, losses: l
         "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    from attnpatterns.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _resume(path: Path, key: dict, model, opt, sched) -> tuple[int, float, list]:

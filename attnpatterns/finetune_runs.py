@@ -22,6 +22,11 @@ def run_is_done(out_dir: str | os.PathLike) -> bool:
     return (Path(out_dir) / "metrics.json").is_file()
 
 
+def run_identity(record: dict) -> dict:
+    """The parts of a run record that define its result: config, masks' digests and starting weights."""
+    return {k: record[k] for k in ("config", "masks", "init_from")}
+
+
 def check_existing(out_dir: Path, record: dict) -> bool:
     """True when ``out_dir`` holds a finished run of the same config; UserError when it holds another run."""
     from attnpatterns.io import read_json
@@ -35,7 +40,7 @@ def check_existing(out_dir: Path, record: dict) -> bool:
             )
         return False
     old = read_json(rj)
-    want = {k: record[k] for k in ("config", "masks", "init_from")}
+    want = run_identity(record)
     have = {k: old.get(k) for k in want}
     if have != want:
         diff = []
