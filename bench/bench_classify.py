@@ -3,7 +3,7 @@
 Both run in this process on the same examples, the same model and the same batches; each rep runs the baseline
 right before each kind. Figures: the ratio of the medians and the median of the per-rep ratios (each against the
 baseline run just before it), of process CPU time (robust to other jobs on a shared machine) and of wall time.
-Goal: at most 1.5x.
+Goal: ``--kind both`` at most 1.3x (and ``--kind raw`` at most 1.5x, the goal it was first held to).
 
     .venv/bin/python bench/bench_classify.py [--task MRPC] [--n 100] [--reps 3] [--kinds raw,both]
 
@@ -137,13 +137,14 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for k in kinds:
         maps = len(examples) * L * H * (2 if k.startswith("both") else 1)
+        goal = "<= 1.3x" if k.startswith("both") else "<= 1.5x"
         for what, d in (("CPU time", cpu), ("wall time", wall)):
             b, o = statistics.median(d["baseline"]), statistics.median(d[k])
             rr = per_rep[k][what]
             print(
                 f"| classify --kind {k} ({maps} maps), median {what} | {b * 1000:.0f} ms | {o * 1000:.0f} ms | "
                 f"{o / b:.2f}x "
-                f"| {statistics.median(rr):.2f}x ({min(rr):.2f}-{max(rr):.2f}) | <= 1.5x |"
+                f"| {statistics.median(rr):.2f}x ({min(rr):.2f}-{max(rr):.2f}) | {goal} |"
             )
 
 

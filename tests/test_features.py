@@ -232,3 +232,23 @@ def test_fused_features_break_exact_ties_by_the_first_column():
     assert r["mass_off_top"][0] == pytest.approx(3 / n)
     assert r["row_max_off"][0] == pytest.approx(3 / n)
     assert r["argmax_diag0"][0] == pytest.approx(1 / n)  # only the last row's maximum is on the diagonal
+
+
+def test_fused_features_do_not_depend_on_the_previous_call():
+    """The log scratch array is reused between calls: a call's features are the same after a larger stack, a
+    smaller one and a stack past the size that is kept (its own array) have been through it."""
+    from attnpatterns.classifier import features_fused
+
+    rng = np.random.default_rng(5)
+    x = rng.random((8, 12, 12), dtype=np.float32) ** 4
+    first = features_fused.fused_features(x)
+    features_fused.fused_features(rng.random((40, 30, 30), dtype=np.float32))
+    features_fused.fused_features(rng.random((2, 3, 3), dtype=np.float32))
+    keep = features_fused._KEEP_AT_MOST
+    try:
+        features_fused._KEEP_AT_MOST = 100  # x (1152 entries) now gets an array of its own
+        past = features_fused.fused_features(x)
+    finally:
+        features_fused._KEEP_AT_MOST = keep
+    np.testing.assert_array_equal(features_fused.fused_features(x), first)
+    np.testing.assert_array_equal(past, first)

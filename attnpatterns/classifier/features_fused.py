@@ -16,6 +16,7 @@ Compiled on first use and cached beside the module (``NUMBA_CACHE_DIR`` elsewher
 from __future__ import annotations
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -431,10 +432,29 @@ def resize_maps(maps: np.ndarray, size: int, scale: str) -> np.ndarray:
     return out
 
 
+_scratch = threading.local()
+_KEEP_AT_MOST = 8 << 20  # float32 entries: 32 MB
+
+
+def _log_buffer(size: int) -> np.ndarray:
+    """A float32 scratch array of at least ``size`` entries, kept per thread and reused between calls: a fresh
+    array of a stack's size would be new pages from the system on every call, and faulting them in cost about as
+    much as the log itself (each call's stack is hundreds of kB). Stacks past 32 MB get an array of their own,
+    not kept."""
+    if size > _KEEP_AT_MOST:
+        return np.empty(size, dtype=np.float32)
+    buf = getattr(_scratch, "logs", None)
+    if buf is None or buf.size < size:
+        buf = _scratch.logs = np.empty(max(size, 1 << 16), dtype=np.float32)
+    return buf[:size]
+
+
 def fused_features(maps: np.ndarray) -> np.ndarray:
     """(K, n, n) non-negative float32 maps of one length -> (K, NF) float32 features."""
     a = np.ascontiguousarray(maps, dtype=np.float32)
     out = np.empty((a.shape[0], NF), dtype=np.float64)
-    logs = np.log(np.maximum(a, np.float32(1e-30)))  # numpy's vectorised log: log(0) taken as log(1e-30), times 0
+    logs = _log_buffer(a.size).reshape(a.shape)
+    # numpy's vectorised log, in place: log(0) taken as log(1e-30), times 0
+    np.log(np.maximum(a, np.float32(1e-30), out=logs), out=logs)
     _all(a, logs, out)
     return out.astype(np.float32)
