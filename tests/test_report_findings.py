@@ -63,6 +63,21 @@ def test_subnetwork_verdicts_follow_the_paired_intervals():
     assert noisy[0].verdict == F.OPEN
 
 
+def test_pruned_only_subnetworks_are_not_measured_and_show_the_pruned_gaps():
+    """Before any re-fine-tuning, a task with pruned evaluations gets a 'not measured' row whose evidence gives the
+    pruned gaps (the finding itself is about the re-fine-tuned scores)."""
+    ps = _per_seed([0.80, 0.82], [0.70, 0.71], [0.68, 0.69])
+    ps.loc[ps.setting == "pruned", "score"] = ps.loc[ps.setting == "pruned", "subnet"].map(
+        {"good": 0.75, "random": 0.70, "bad": 0.65}
+    )
+    only_pruned = ps[ps.setting == "pruned"]
+    (f,) = F.subnetwork_findings(only_pruned, {"magnitude": "m-pruning"})
+    assert f.verdict == F.MISSING and f.task == "MRPC"
+    assert "not re-fine-tuned yet" in f.evidence
+    assert "good - random +0.050 (2 seeds)" in f.evidence and "good - bad +0.100 (2 seeds)" in f.evidence
+    assert F.subnetwork_findings(only_pruned, {"structured": "s-pruning"}) == []  # no rows of that method
+
+
 def _dist(super_counts, all_counts, lo_hi_super, lo_hi_all):
     types = ["vertical", "diagonal", "vertical+diagonal", "block", "heterogeneous"]
 

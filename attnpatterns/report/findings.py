@@ -118,6 +118,20 @@ def paired_interval(diffs: Sequence[float]) -> tuple[float, float, float]:
     return m, m - q * se, m + q * se
 
 
+def _pruned_gaps(before: Any) -> str:
+    """'before re-fine-tuning: good - random +x, good - bad +y (n seeds)': the mean per-seed gaps of the pruned
+    evaluations, shown while the re-fine-tuned ones are missing (the study's finding is about those)."""
+    by = {s: g.set_index("seed")["score"] for s, g in before.groupby("subnet")}
+    parts = []
+    for other in ("random", "bad"):
+        if "good" in by and other in by:
+            common = sorted(set(by["good"].index) & set(by[other].index))
+            if common:
+                gap = float(np.mean([by["good"][s] - by[other][s] for s in common]))
+                parts.append(f"good - {other} {gap:+.3f} ({len(common)} seed{'s' if len(common) > 1 else ''})")
+    return "pruned, before re-fine-tuning: " + (", ".join(parts) if parts else "no good/random/bad pair")
+
+
 def subnetwork_findings(per_seed: Any, method_labels: dict[str, str]) -> list[Finding]:
     """From the long per-seed frame of :func:`attnpatterns.report.tables.collect_run`: for each task and pruning
     method, good vs random and good vs bad after re-fine-tuning."""
@@ -125,12 +139,16 @@ def subnetwork_findings(per_seed: Any, method_labels: dict[str, str]) -> list[Fi
     if per_seed is None or per_seed.empty:
         return out
     r = per_seed[per_seed["setting"] == "retrained"]
-    for task in sorted(r["task"].unique()):
+    pruned = per_seed[per_seed["setting"] == "pruned"]
+    for task in sorted(per_seed["task"].unique()):
         for method, label in method_labels.items():
             sub = r[(r["task"] == task) & (r["method"] == method)]
-            if sub.empty:
-                continue
             name = f"{label}: good subnetworks re-fine-tune better than random and bad"
+            if sub.empty:
+                before = pruned[(pruned["task"] == task) & (pruned["method"] == method)]
+                if not before.empty:
+                    out.append(Finding(name, task, MISSING, "not re-fine-tuned yet; " + _pruned_gaps(before)))
+                continue
             by = {s: g.set_index("seed")["score"] for s, g in sub.groupby("subnet")}
             parts, verdicts = [], []
             for other in ("random", "bad"):

@@ -98,18 +98,20 @@ def section_findings(ctx: ReportContext) -> Section:
     for task, seeds in ctx.tasks.items():
         stack = structured_stack(ctx, task, seeds)
         rows.append(F.stability_finding(task, None if stack is None else stack.reshape(len(stack), -1)))
+    sub_rows: list[F.Finding] = []
     if any(SeedLayout(sd).subnetworks.is_dir() for seeds in ctx.tasks.values() for sd in seeds.values()):
-        rows += F.subnetwork_findings(subnetwork_table(ctx).per_seed, tables.METHOD_LABELS)
-    else:
-        rows += [
-            F.Finding(
-                "good subnetworks re-fine-tune better than random and bad",
-                task,
-                F.MISSING,
-                "no subnetwork results (the subnetworks stage has not run)",
-            )
-            for task in ctx.tasks
-        ]
+        sub_rows = F.subnetwork_findings(subnetwork_table(ctx).per_seed, tables.METHOD_LABELS)
+    covered = {f.task for f in sub_rows}
+    rows += sub_rows + [
+        F.Finding(
+            "good subnetworks re-fine-tune better than random and bad",
+            task,
+            F.MISSING,
+            "no subnetwork results (the subnetworks stage has not run)",
+        )
+        for task in ctx.tasks
+        if task not in covered
+    ]
     dists = load_distributions(ctx)
     for task in ctx.tasks:
         rows += F.pattern_findings(task, dists.get(task))

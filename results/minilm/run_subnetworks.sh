@@ -29,9 +29,11 @@ TASKS=${TASKS:-"MRPC RTE CoLA"}
 WORKERS=${WORKERS:-2}
 DEVICE=${DEVICE:-cpu}   # cuda: every job on the GPU (WORKERS processes share it)
 TABLE=${TABLE:-1}      # 0: leave out the table and the copy into results/ at the end
+OUT=${OUT:-results/minilm}  # where the table and the copied outputs go
+SETTINGS=${SETTINGS:-"pruned retrained"}  # "pruned": only the cheap evaluations of the masks on the fine-tuned models
 STOP_AT=${STOP_AT:-"23:59"}
-declare -A NTRAIN=([MRPC]=${N_MRPC:-} [RTE]=${N_RTE:-} [CoLA]=${N_COLA:-})  # empty: the fine-tuning run's
-declare -A NDEV=([MRPC]=${D_MRPC:-} [RTE]=${D_RTE:-} [CoLA]=${D_COLA:-})  # empty: the whole dev set
+declare -A NTRAIN=([MRPC]=${N_MRPC:-} [RTE]=${N_RTE:-} [CoLA]=${N_COLA:-} [STS-B]=${N_STSB:-} [SST-2]=${N_SST2:-})  # empty: the fine-tuning run's
+declare -A NDEV=([MRPC]=${D_MRPC:-} [RTE]=${D_RTE:-} [CoLA]=${D_COLA:-} [STS-B]=${D_STSB:-} [SST-2]=${D_SST2:-})  # empty: the whole dev set
 SEEDS_CSV=$(echo $SEEDS | tr ' ' ',')
 SUPER_CSV=$(echo $SUPER_FROM | tr ' ' ',')
 LOCKS=$RUN/.subnetwork-locks
@@ -40,7 +42,7 @@ rm -rf "$LOCKS"; mkdir -p "$LOCKS"
 # one job per line: setting task method seeds (comma-separated); seed-major, so that if the time runs out
 # every task has its first seeds complete rather than some tasks all seeds and others none
 jobs() {
-  for setting in pruned retrained; do
+  for setting in $SETTINGS; do
     # SUPER_FIRST=1: the super-survivor jobs of a setting before the per-seed ones (the study's key comparison)
     if [[ ${SUPER_FIRST:-0} == 1 ]]; then for task in $TASKS; do echo "$setting $task super $SEEDS_CSV"; done; fi
     for seed in $SEEDS; do
@@ -109,6 +111,6 @@ for w in $(seq 1 $WORKERS); do worker $w & sleep ${STAGGER:-5}; done
 wait
 [[ $TABLE == 1 ]] || { echo "== $(date -u +%H:%M:%S) done (no table: TABLE=0)"; exit 0; }
 echo "== $(date -u +%H:%M:%S) writing the table"
-$ATTN table --run $RUN --out results/minilm
-bash results/minilm/collect_subnetworks.sh "$RUN" results/minilm/subnetworks
+$ATTN table --run $RUN --out "$OUT"
+bash results/minilm/collect_subnetworks.sh "$RUN" "$OUT/subnetworks"
 echo "== $(date -u +%H:%M:%S) done"
