@@ -2,7 +2,8 @@
 # Copy the small outputs of runs/minilm-full into results/minilm-full and tabulate them (rerun as cells finish):
 #   bash results/minilm-full/collect.sh
 # masks/ (fine-tuning records, s-pruning masks and iterations, m-pruning summaries, the pattern distributions),
-# report/ (the run's report), summary.{md,json} (one row per
+# the subnetworks' results (in masks/ too) and their table (table.{md,csv,tex}), report/ (the run's report),
+# summary.{md,json} (one row per
 # task and seed), stats/ (stability over seeds, tasks with at least two finished seeds) and paper.md (beside the
 # authors' bert-base numbers; cells the run has not made yet are listed as missing).
 set -euo pipefail
@@ -10,6 +11,11 @@ RUN=${RUN:-runs/minilm-full}
 OUT=results/minilm-full
 ATTN=${ATTN:-.venv/bin/attn}
 bash results/minilm/collect.sh "$RUN" "$OUT/masks"
+# the subnetworks' results (pruned.json, retrained.json, the head-set masks), beside the masks they come from
+bash results/minilm/collect_subnetworks.sh "$RUN" "$OUT/masks" > /dev/null
+if compgen -G "$OUT/masks/*/seed_*/subnetworks" > /dev/null; then
+  $ATTN table --run "$OUT/masks" --out "$OUT" > /dev/null
+fi
 for d in "$RUN"/classify/*/; do  # the pattern distributions, for attn paper
   [ -f "$d/distribution.json" ] || continue
   mkdir -p "$OUT/masks/classify/$(basename "$d")"
