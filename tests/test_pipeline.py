@@ -158,7 +158,8 @@ def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
     # the report says what it is: a smoke run, its deviations from the study, the seeds behind each table
     assert "**profile**: quick: a smoke run of every stage, not a result" in md
     assert "This is a smoke run" in md and "epochs 1 (the study: 3)" in md
-    assert "| subnetworks (re-fine-tuned) | 2 |" in md and "seeds per task: MRPC 2" in md
+    assert "| subnetworks (pruned) | 2 |" in md and "| subnetworks (re-fine-tuned) | 2 |" in md
+    assert "seeds per task: MRPC 2" in md
     # and its findings, one verdict per (finding, task) computed from its own numbers
     assert md.count("| s-pruning masks vary over seeds") == 1
     assert md.count("good subnetworks re-fine-tune better than random and bad | MRPC |") == 3

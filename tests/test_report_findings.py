@@ -135,3 +135,19 @@ def test_example_grid_takes_turns_over_the_tasks():
     order = [(t, i) for i, t, *_ in balanced(items)]
     assert order[:3] == [("CoLA", 0), ("MRPC", 0), ("RTE", 1)]
     assert len(order) == len(items)
+
+
+def test_the_seeds_line_names_tasks_with_other_seeds_and_unfinished_fine_tunes(tmp_path):
+    from attnpatterns.report.build import seeds_line
+
+    def seed(task, s, finished=True):
+        d = tmp_path / task / f"seed_{s}"
+        (d / "finetuned").mkdir(parents=True)
+        if finished:
+            (d / "finetuned" / "metrics.json").write_text("{}")
+        return d
+
+    same = {t: {s: seed(t, s) for s in (42, 1337)} for t in ("MRPC", "RTE")}
+    assert seeds_line(same) == "42, 1337"
+    mixed = {**same, "SST-2": {1337: seed("SST-2", 1337), 42: seed("SST-2", 42, finished=False)}}
+    assert seeds_line(mixed) == "42, 1337 (SST-2: 1337; 42 still fine-tuning)"

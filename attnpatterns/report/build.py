@@ -148,12 +148,11 @@ def _remove_stale(out: Path, written: list[Path]) -> None:
 
 def _meta(ctx: ReportContext) -> list[tuple[str, str]]:
     cfg = ctx.cfg
-    seeds = sorted({s for t in ctx.tasks.values() for s in t})
     meta = [
         ("run folder", str(ctx.run_dir)),
         ("model", str(cfg.get("model_id") or cfg.get("model") or _model_from_runs(ctx) or "unknown")),
         ("tasks", ", ".join(ctx.tasks)),
-        ("seeds", ", ".join(map(str, seeds))),
+        ("seeds", seeds_line(ctx.tasks)),
     ]
     prof = profile_line(ctx)
     if prof:
@@ -169,6 +168,27 @@ def _meta(ctx: ReportContext) -> list[tuple[str, str]]:
         )
     meta.append(("written", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
     return meta
+
+
+def seeds_line(tasks: dict[str, dict[int, Path]]) -> str:
+    """The seeds of the run: "42, 1337" when every task has the same finished fine-tunes, else the seeds of all
+    tasks and, in brackets, each task that differs and the seeds whose fine-tuning has not finished (a seed folder
+    without finetuned/metrics.json), e.g. "42, 71, 1337 (SST-2: 1337; 42 still fine-tuning)"."""
+    done = {
+        t: sorted(s for s, d in seeds.items() if (SeedLayout(d).finetuned / "metrics.json").is_file())
+        for t, seeds in tasks.items()
+    }
+    running = {t: sorted(set(seeds) - set(done[t])) for t, seeds in tasks.items()}
+    every = sorted({s for ss in done.values() for s in ss})
+    notes = []
+    for t in tasks:
+        if done[t] == every and not running[t]:
+            continue
+        part = f"{t}: " + (", ".join(map(str, done[t])) or "none finished")
+        if running[t]:
+            part += "; " + ", ".join(map(str, running[t])) + " still fine-tuning"
+        notes.append(part)
+    return ", ".join(map(str, every)) + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _model_from_runs(ctx: ReportContext) -> str | None:

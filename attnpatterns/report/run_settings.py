@@ -72,6 +72,7 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
     seeds_s: dict[str, int] = {}
     seeds_m: dict[str, int] = {}
     seeds_sub: dict[str, int] = {}
+    seeds_pruned: dict[str, int] = {}
     seeds_cls: dict[str, int] = {}
     for task, seeds in tasks.items():
         maj = majority_score(run, task)
@@ -107,6 +108,8 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
                     rs.pruning_dev[task] = (int(used), full_dev)
                 if method == "magnitude" and "max_steps" in s:
                     _note(rs.finetune.setdefault("magnitude_max_steps", {}), s["max_steps"], where)
+            if sl.subnetworks.is_dir() and any(sl.subnetworks.rglob("pruned.json")):
+                seeds_pruned[task] = seeds_pruned.get(task, 0) + 1
             if sl.subnetworks.is_dir() and any(sl.subnetworks.rglob("retrained.json")):
                 seeds_sub[task] = seeds_sub.get(task, 0) + 1
             heads = RunLayout(run).classify_dir(task, seed) / "heads.json"
@@ -120,6 +123,7 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
         "fine-tuned models": seeds_ft,
         "s-pruning, stability and super-survivors": seeds_s,
         "m-pruning": seeds_m,
+        "subnetworks (pruned)": seeds_pruned,
         "subnetworks (re-fine-tuned)": seeds_sub,
         "pattern distributions": seeds_cls,
     }
