@@ -118,17 +118,26 @@ def paired_interval(diffs: Sequence[float]) -> tuple[float, float, float]:
     return m, m - q * se, m + q * se
 
 
-def _pruned_gaps(before: Any) -> str:
-    """'before re-fine-tuning: good - random +x, good - bad +y (n seeds)': the mean per-seed gaps of the pruned
-    evaluations, shown while the re-fine-tuned ones are missing (the study's finding is about those)."""
-    by = {s: g.set_index("seed")["score"] for s, g in before.groupby("subnet")}
-    parts = []
+def _paired_diffs(frame: Any) -> dict[str, list[float]]:
+    """Per-seed score differences good - random and good - bad of one (task, method, setting) frame, over the
+    seeds both subnetworks have: {"random": [...], "bad": [...]} (a pair without common seeds left out)."""
+    by = {s: g.set_index("seed")["score"] for s, g in frame.groupby("subnet")}
+    out = {}
     for other in ("random", "bad"):
         if "good" in by and other in by:
             common = sorted(set(by["good"].index) & set(by[other].index))
             if common:
-                gap = float(np.mean([by["good"][s] - by[other][s] for s in common]))
-                parts.append(f"good - {other} {gap:+.3f} ({len(common)} seed{'s' if len(common) > 1 else ''})")
+                out[other] = [float(by["good"][s] - by[other][s]) for s in common]
+    return out
+
+
+def _pruned_gaps(before: Any) -> str:
+    """'pruned, before re-fine-tuning: good - random +x (n seeds), good - bad +y (n seeds)': the mean per-seed gaps
+    of the pruned evaluations, shown while the re-fine-tuned ones are missing (the study's finding is about those)."""
+    parts = [
+        f"good - {other} {np.mean(d):+.3f} ({len(d)} seed{'s' if len(d) > 1 else ''})"
+        for other, d in _paired_diffs(before).items()
+    ]
     return "pruned, before re-fine-tuning: " + (", ".join(parts) if parts else "no good/random/bad pair")
 
 
@@ -149,21 +158,14 @@ def subnetwork_findings(per_seed: Any, method_labels: dict[str, str]) -> list[Fi
                 if not before.empty:
                     out.append(Finding(name, task, MISSING, "not re-fine-tuned yet; " + _pruned_gaps(before)))
                 continue
-            by = {s: g.set_index("seed")["score"] for s, g in sub.groupby("subnet")}
             parts, verdicts = [], []
-            for other in ("random", "bad"):
-                if "good" not in by or other not in by:
-                    continue
-                common = sorted(set(by["good"].index) & set(by[other].index))
-                if not common:
-                    continue
-                diffs = [float(by["good"][s] - by[other][s]) for s in common]
+            for other, diffs in _paired_diffs(sub).items():
                 m, lo, hi = paired_interval(diffs)
                 if math.isnan(lo):
                     parts.append(f"good - {other} {m:+.3f} (1 seed, no interval)")
                     verdicts.append(OPEN)
                     continue
-                parts.append(f"good - {other} {m:+.3f} (95% t-interval {lo:+.3f} to {hi:+.3f}, {len(common)} seeds)")
+                parts.append(f"good - {other} {m:+.3f} (95% t-interval {lo:+.3f} to {hi:+.3f}, {len(diffs)} seeds)")
                 verdicts.append(HOLDS if lo > 0 else FAILS if hi < 0 else OPEN)
             if not verdicts:
                 out.append(Finding(name, task, MISSING, "no good/random/bad re-fine-tuned results"))
