@@ -58,27 +58,80 @@ def _capture_values(model) -> Iterator[list]:
             h.remove()
 
 
+class _Enough(Exception):
+    """Raised by the hook on the last layer a caller needs: the rest of the forward pass is not computed."""
+
+
+def _self_attention_path(fam) -> str:
+    return fam.query.rsplit(".", 1)[0]  # the module whose output is (context, attention weights)
+
+
+def _attentions_upto(model, batch: dict, upto: int) -> tuple[Tensor, ...] | None:
+    """The raw maps of layers 0..upto-1, from hooks on their self-attention modules; the forward pass stops inside
+    layer ``upto - 1`` right after its attention weights (its attention output, MLP and every later layer are not
+    computed). None when the attention module returns no weights (a non-eager attention implementation)."""
+    fam = family_of(model)
+    got: list[Tensor | None] = []
+
+    def hook(module, args, out, last: bool) -> None:
+        got.append(out[1] if isinstance(out, tuple) and len(out) > 1 else None)
+        if last:
+            raise _Enough
+
+    layers = get_layers(model)[:upto]
+    handles = [
+        get_submodule(layer, _self_attention_path(fam)).register_forward_hook(
+            lambda m, a, o, last=(i == len(layers) - 1): hook(m, a, o, last)
+        )
+        for i, layer in enumerate(layers)
+    ]
+    try:
+        getattr(model, "base_model", model)(**batch, return_dict=True)
+    except _Enough:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    if len(got) != upto or any(a is None for a in got):
+        return None
+    return tuple(a for a in got if a is not None)
+
+
 @torch.no_grad()
-def attention_parts(model, batch: dict, normed: bool = True) -> tuple[tuple[Tensor, ...], Tensor | None]:
+def attention_parts(
+    model, batch: dict, normed: bool = True, upto: int | None = None
+) -> tuple[tuple[Tensor, ...], Tensor | None]:
     """The parts of the maps of a padded batch, uncopied: the model's per-layer raw maps (L tensors (B, H, T, T))
     and, with ``normed``, the value-vector norms ``||f_h(x_j)||`` (B, L, H, T), so that the normed map of layer l
     is ``raw[l] * norms[:, l, :, None, :]``. For callers that only need some maps (e.g. cut to the real tokens),
-    this skips stacking and multiplying the whole padded (B, L, H, T, T) tensors (:func:`attention_maps`)."""
+    this skips stacking and multiplying the whole padded (B, L, H, T, T) tensors (:func:`attention_maps`).
+
+    With ``upto``, only layers 0..upto-1 are returned and the forward pass stops right after the attention weights
+    of layer ``upto - 1``: what follows them (that layer's attention output and MLP, the later layers, the pooler)
+    does not change any map, so it is not computed. The maps are the same as those of the whole forward pass."""
     n_layers, n_heads, d = shape_of(model)
     base = getattr(model, "base_model", model)
     ctx: Any = _capture_values(model) if normed else contextlib.nullcontext([])
+    attentions: tuple[Tensor, ...] | None = None
+    if upto is not None and not 1 <= upto <= n_layers:
+        raise ValueError(f"upto must be in 1..{n_layers} (got {upto})")
     with ctx as values:
-        out = base(**batch, output_attentions=True, return_dict=True)
+        if upto is not None:
+            attentions = _attentions_upto(model, batch, upto)
+            if attentions is None:  # weights not returned by the attention modules: the whole forward pass
+                values.clear()
+        if attentions is None:
+            attentions = tuple(base(**batch, output_attentions=True, return_dict=True).attentions)[:upto]
     if not normed:
-        return tuple(out.attentions), None
+        return attentions, None
     grams = head_output_gram(model)
     norms = []
-    for li, v in enumerate(values):
+    for li, v in enumerate(values[: len(attentions)]):
         B, T, _ = v.shape
         vh = v.view(B, T, n_heads, d).transpose(1, 2)  # (B, H, T, d)
         sq = torch.einsum("bhtd,hde,bhte->bht", vh, grams[li], vh)  # (B, H, T) = ||f_h(x_t)||^2
         norms.append(sq.clamp_min(0).sqrt())
-    return tuple(out.attentions), torch.stack(norms, dim=1)  # (B, L, H, T)
+    return attentions, torch.stack(norms, dim=1)  # (B, L or upto, H, T)
 
 
 @torch.no_grad()

@@ -8,7 +8,9 @@ Goal: ``--kind both`` at most 1.3x (and ``--kind raw`` at most 1.5x, the goal it
     .venv/bin/python bench/bench_classify.py [--task MRPC] [--n 100] [--reps 3] [--kinds raw,both]
 
 A kind with ``:torch`` (e.g. ``--kinds raw,both,both:torch``) runs the same with the pattern features computed as
-tensor operations (``map_features_torch``) instead of the compiled loop, beside it in the same run.
+tensor operations (``map_features_torch``) instead of the compiled loop, beside it in the same run. A kind with
+``:full`` (e.g. ``both:full``) runs the whole forward pass, as the baseline does, instead of stopping after the last
+attention weights the maps need (``attention_parts(..., upto=)``): what the early stop is worth, in the same run.
 
 The baseline tokenises each batch and runs the model with ``output_attentions=True`` (eager attention), nothing
 else. ``classify`` is :func:`attnpatterns.classifier.classify_heads` with the model already loaded (as
@@ -82,14 +84,21 @@ def main() -> None:
         return time.perf_counter() - t, time.process_time() - c
 
     import attnpatterns.classifier.features as features_mod
+    import attnpatterns.maps as maps_mod
 
     fused = features_mod.map_features
+    parts = maps_mod.attention_parts
+
+    def whole_forward(model, batch, normed=True, upto=None):  # ":full": the maps of the whole forward pass
+        layers, norms = parts(model, batch, normed)
+        return layers[:upto], (None if norms is None else norms[:, :upto])
 
     def ours(kind: str) -> tuple[float, float]:
         # "<kind>:torch": the same with the pattern features as tensor operations (map_features_torch), the
-        # implementation before the compiled loop, for a side-by-side in one run
+        # implementation before the compiled loop, for a side-by-side in one run; "<kind>:full": the whole forward
         kind, _, impl = kind.partition(":")
         features_mod.map_features = features_mod.map_features_torch if impl == "torch" else fused
+        maps_mod.attention_parts = whole_forward if impl == "full" else parts
         t, c = time.perf_counter(), time.process_time()
         res = classify_heads(
             args.task,
@@ -102,7 +111,7 @@ def main() -> None:
             classifiers=clfs,
         )
         dt, dc = time.perf_counter() - t, time.process_time() - c
-        features_mod.map_features = fused
+        features_mod.map_features, maps_mod.attention_parts = fused, parts
         assert len(res.example_ids) == len(examples)
         return dt, dc
 

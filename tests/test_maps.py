@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from attnpatterns.families import get_layers, shape_of
-from attnpatterns.maps import attention_maps, cut_maps, extract_maps
+from attnpatterns.maps import attention_maps, attention_parts, cut_maps, extract_maps
 
 TEXTS = [
     "The cat sat on the mat.",
@@ -117,3 +117,29 @@ def test_minilm_maps_real_pretrained(minilm):
     # pretrained BERTs send much raw attention to [SEP]/[CLS]/punctuation: the column mass there is large
     special = [i for i, t in enumerate(ex.tokens) if t in ("[CLS]", "[SEP]", ".")]
     assert ex.raw[:, :, :, special].sum(-1).mean() > 0.3
+
+
+def test_attention_parts_upto_stops_after_the_last_needed_attention(tiny_model, tokenizer):
+    """upto=k returns the first k layers' maps and norms, equal to the whole forward pass's, and runs nothing after
+    layer k-1's attention weights (no later layer, no MLP of layer k-1); its hooks are removed afterwards."""
+    batch = _batch(tokenizer, TEXTS, PAIRS)
+    full_raw, full_norms = attention_parts(tiny_model, batch, normed=True)
+    layers = get_layers(tiny_model)
+    hooks_before = sum(len(m._forward_hooks) for m in tiny_model.modules())
+    for upto in range(1, len(layers) + 1):
+        calls: list[str] = []
+        spies = [layers[upto - 1].output.register_forward_hook(lambda m, a, o: calls.append("mlp"))]
+        spies += [layer.register_forward_hook(lambda m, a, o: calls.append("layer")) for layer in layers[upto:]]
+        raw, norms = attention_parts(tiny_model, batch, normed=True, upto=upto)
+        for s in spies:
+            s.remove()
+        assert calls == []
+        assert len(raw) == upto and norms is not None and norms.shape[1] == upto
+        for a, b in zip(raw, full_raw):
+            assert torch.equal(a, b)
+        assert full_norms is not None and torch.equal(norms, full_norms[:, :upto])
+        raw_only, none = attention_parts(tiny_model, batch, normed=False, upto=upto)
+        assert none is None and all(torch.equal(a, b) for a, b in zip(raw_only, full_raw))
+    assert sum(len(m._forward_hooks) for m in tiny_model.modules()) == hooks_before
+    with pytest.raises(ValueError, match="upto"):
+        attention_parts(tiny_model, batch, upto=len(layers) + 1)

@@ -156,6 +156,7 @@ def classify_heads(
         in_layer = [p[1] for p in pairs if p[0] == li]
         by_layer.append((li, None if in_layer == list(range(H)) else torch.tensor(in_layer, device=dev)))
     flat_idx = torch.tensor([p[0] * H + p[1] for p in pairs], device=dev)
+    upto = max(p[0] for p in pairs) + 1
     preds = {k: np.zeros((len(chosen), K), dtype=np.int64) for k in kinds}
     probs = {k: np.zeros((len(chosen), K), dtype=np.float32) for k in kinds}
     starts = range(0, len(chosen), batch_size)
@@ -170,7 +171,8 @@ def classify_heads(
             return_tensors="pt",
         )
         batch = {k: v.to(dev) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        layers, fnorm = attention_parts(mdl, batch, normed="normed" in kinds)  # L x (B, H, T, T); (B, L, H, T)
+        # L' x (B, H, T, T) and (B, L', H, T), L' = the last chosen layer + 1: the forward pass stops there
+        layers, fnorm = attention_parts(mdl, batch, normed="normed" in kinds, upto=upto)
         mask = batch["attention_mask"].bool().cpu()
         S = {k: pres[k].size for k in kinds}
         # per kind: the resized maps (CNN recipes only) and the features of every (example, head)
@@ -190,7 +192,7 @@ def classify_heads(
                     m = raw_b
                 else:  # alpha_ij * ||f_h(x_j)||, on the real tokens only
                     assert fnorm is not None  # asked for whenever "normed" is among the kinds
-                    norms = fnorm[b].reshape(L * H, -1)[flat_idx]  # (K, T)
+                    norms = fnorm[b].reshape(upto * H, -1)[flat_idx]  # (K, T)
                     norms = norms[:, :n_real] if right else norms[:, idx]
                     m = raw_b * norms.float().cpu()[:, None, :]
                 xk, fk = x[k], feats[k]
