@@ -74,7 +74,10 @@ done_() {  # setting task method seeds
   done
 }
 
-past_stop() { [[ $(date -u +%H:%M) > $STOP_AT || $(date -u +%H:%M) == "$STOP_AT" ]]; }
+# STOP_AT is the next time the UTC clock reads HH:MM (tomorrow's when today's has passed at the start)
+STOP_EPOCH=$(date -u -d "$STOP_AT" +%s)
+(( STOP_EPOCH > $(date -u +%s) )) || STOP_EPOCH=$((STOP_EPOCH + 86400))
+past_stop() { (( $(date -u +%s) >= STOP_EPOCH )); }
 
 worker() {
   local w=$1 setting task method seeds left key extra
