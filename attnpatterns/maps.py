@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from attnpatterns.families import family_of, get_layers, get_submodule, shape_of
+from attnpatterns.families import base_model, family_of, get_layers, get_submodule, shape_of
 
 
 @dataclass
@@ -66,7 +66,7 @@ def _self_attention_path(fam) -> str:
     return fam.query.rsplit(".", 1)[0]  # the module whose output is (context, attention weights)
 
 
-def _attentions_upto(model, batch: dict, upto: int) -> tuple[Tensor, ...] | None:
+def _attentions_upto(model, base, batch: dict, upto: int) -> tuple[Tensor, ...] | None:
     """The raw maps of layers 0..upto-1, from hooks on their self-attention modules; the forward pass stops inside
     layer ``upto - 1`` right after its attention weights (its attention output, MLP and every later layer are not
     computed). None when the attention module returns no weights (a non-eager attention implementation)."""
@@ -86,7 +86,7 @@ def _attentions_upto(model, batch: dict, upto: int) -> tuple[Tensor, ...] | None
         for i, layer in enumerate(layers)
     ]
     try:
-        getattr(model, "base_model", model)(**batch, return_dict=True)
+        base(**batch, return_dict=True)
     except _Enough:
         pass
     finally:
@@ -110,14 +110,14 @@ def attention_parts(
     of layer ``upto - 1``: what follows them (that layer's attention output and MLP, the later layers, the pooler)
     does not change any map, so it is not computed. The maps are the same as those of the whole forward pass."""
     n_layers, n_heads, d = shape_of(model)
-    base = getattr(model, "base_model", model)
+    base = base_model(model)
     ctx: Any = _capture_values(model) if normed else contextlib.nullcontext([])
     attentions: tuple[Tensor, ...] | None = None
     if upto is not None and not 1 <= upto <= n_layers:
         raise ValueError(f"upto must be in 1..{n_layers} (got {upto})")
     with ctx as values:
         if upto is not None:
-            attentions = _attentions_upto(model, batch, upto)
+            attentions = _attentions_upto(model, base, batch, upto)
             if attentions is None:  # weights not returned by the attention modules: the whole forward pass
                 values.clear()
         if attentions is None:
