@@ -29,6 +29,14 @@ def report_cmd(
         int, typer.Option("--examples-per-type", help="Example maps per pattern type in the grid.")
     ] = 6,
     data_dir: DataDirOpt = None,
+    title: Annotated[
+        Optional[str],
+        typer.Option(
+            "--title",
+            help="The report's name, in its heading (default: the run folder's name; e.g. the study's name for a "
+            "folder of committed results such as results/minilm-full/masks).",
+        ),
+    ] = None,
 ) -> None:
     """Write OUT/index.html (one self-contained page, no network assets) and OUT/report.md, with the plots as
     PNG and SVG beside them: pattern distributions (raw and normed, super-survivors vs all heads, chi-square per
@@ -40,7 +48,7 @@ def report_cmd(
 
     if examples_per_type < 1:
         raise UserError(f"--examples-per-type must be at least 1 (got {examples_per_type}).")
-    res = build_report(run, out, examples_per_type=examples_per_type, data_dir=data_dir)
+    res = build_report(run, out, examples_per_type=examples_per_type, data_dir=data_dir, title=title)
     typer.echo(f"wrote {res.html} and {res.markdown} ({len(res.figures)} files beside them, {res.seconds:.1f} s)")
     for sec, what in res.missing.items():
         for w in what:

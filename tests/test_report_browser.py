@@ -231,3 +231,49 @@ def test_report_of_a_complete_run_has_every_section_and_figure(tmp_path):
     res2 = build_report(run)
     assert "patterns" in res2.missing and "examples" in res2.missing
     assert not (res2.out_dir / "patterns-raw.png").exists()
+
+
+def test_report_of_committed_results_reads_the_records_instead_of_weights(tmp_path):
+    """A folder of committed results (results/minilm-full/masks) keeps no weights: no fine-tuned config.json, no
+    m-pruning mask, one seed's classify files. The report takes m-pruning survival from each summary's per-head
+    record, the pattern seeds from distribution.json, and its name from ``title``."""
+    from attnpatterns.io import read_json, write_json
+    from attnpatterns.prune.head_weights import head_weight_survival
+    from attnpatterns.prune.masks import read_weight_masks
+    from attnpatterns.report.build import build_report
+
+    run = make_run(tmp_path / "run")
+    per_seed = []
+    for seed in (1, 2):
+        sd = run / "MRPC" / f"seed_{seed}"
+        masks = {k: v.numpy() for k, v in read_weight_masks(sd / "magnitude" / "mask.safetensors")[0].items()}
+        rec = head_weight_survival(masks, L, H)
+        per_seed.append(rec)
+        summ = read_json(sd / "magnitude" / "summary.json")
+        write_json(sd / "magnitude" / "summary.json", {**summ, "head_weight_kept": rec.tolist()})
+        (sd / "magnitude" / "mask.safetensors").unlink()
+        (sd / "finetuned" / "config.json").unlink()
+    (run / "classify" / "MRPC" / "seed_2" / "heads.json").unlink()
+
+    res = build_report(run, tmp_path / "rep", title="minilm-full")
+    assert "survival" not in res.missing, res.missing
+    assert (res.out_dir / "survival-MRPC-magnitude.png").is_file()
+    md = res.markdown.read_text()
+    assert md.startswith("# attnpatterns report: minilm-full")
+    assert "pattern distributions: MRPC 2 seeds (the study: 5)" in md  # the distribution's seeds, not heads.json's
+
+    from attnpatterns.report.context import ReportContext
+    from attnpatterns.report.html import Section
+    from attnpatterns.report.sections_pruning import _magnitude_survival
+
+    seeds = {s: run / "MRPC" / f"seed_{s}" for s in (1, 2)}
+    ctx = ReportContext(run_dir=run, out=tmp_path / "o", tasks={"MRPC": seeds}, cfg={}, model_cfg=None)
+    sec = Section("survival", "s")
+    assert np.allclose(_magnitude_survival(ctx, "MRPC", seeds, sec), np.mean(per_seed, axis=0))
+    # a summary without the record, and no mask or config to compute it: said, not guessed
+    summ = read_json(seeds[2] / "magnitude" / "summary.json")
+    del summ["head_weight_kept"]
+    write_json(seeds[2] / "magnitude" / "summary.json", summ)
+    sec = Section("survival", "s")
+    assert np.allclose(_magnitude_survival(ctx, "MRPC", seeds, sec), per_seed[0])
+    assert any("no per-head record" in m for m in sec.missing), sec.missing

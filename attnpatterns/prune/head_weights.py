@@ -66,18 +66,27 @@ def _load_weight_masks(path: Path) -> dict[str, np.ndarray]:
 
 
 def magnitude_head_survival(
-    seed_dir: str | os.PathLike, num_layers: int, num_heads: int, model_type: str = "bert"
+    seed_dir: str | os.PathLike,
+    num_layers: int | None = None,
+    num_heads: int | None = None,
+    model_type: str = "bert",
 ) -> np.ndarray:
-    """(L, H) kept fraction of each head's weights under a seed's m-pruning mask (the stage's record, else the mask)."""
+    """(L, H) kept fraction of each head's weights under a seed's m-pruning mask: the stage's record, else the mask.
+
+    Without a shape the record alone is read (enough in a folder of committed results, which keeps no masks).
+    Raises :class:`FileNotFoundError` naming what is missing when neither answers."""
     from attnpatterns.io import read_json
-    from attnpatterns.prune.masks import read_weight_masks
 
     sl = SeedLayout(Path(seed_dir))
-    summ = read_json(sl.summary("magnitude"))
-    rec = summ.get("head_weight_kept")
+    rec = read_json(sl.summary("magnitude")).get("head_weight_kept")
     if rec is not None:
         a = np.asarray(rec, dtype=float)
-        if a.shape == (num_layers, num_heads):
+        if num_layers is None or a.shape == (num_layers, num_heads):
             return a
-    masks = {k: v.numpy() for k, v in read_weight_masks(sl.mask("magnitude"))[0].items()}
-    return head_weight_survival(masks, num_layers, num_heads, model_type)
+    if num_layers is None or num_heads is None:
+        raise FileNotFoundError(
+            f"{sl.summary('magnitude')}: no per-head record (head_weight_kept), and no model shape to map the mask with"
+        )
+    if not sl.mask("magnitude").is_file():
+        raise FileNotFoundError(f"{sl.mask('magnitude')}: no m-pruning mask and no per-head record in its summary")
+    return head_weight_survival(_load_weight_masks(sl.mask("magnitude")), num_layers, num_heads, model_type)

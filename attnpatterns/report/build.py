@@ -61,8 +61,11 @@ def build_report(
     examples_per_type: int = 6,
     data_dir: str | os.PathLike | None = None,
     show_progress: bool = False,
+    title: str | None = None,
 ) -> ReportResult:
     """Write the report of ``run_dir`` into ``out_dir`` (default ``run_dir/report``); return what was written.
+
+    ``title`` names the report in its heading (default: the run folder's name).
 
     The sections only read the run folder. One record is completed first: ``TASK/majority.json`` of a task that has
     none (the subnetworks stage writes it), from ``data_dir`` (else ``$ATTN_GLUE_DIR``) by
@@ -91,7 +94,7 @@ def build_report(
         model_cfg=model_config(run_dir, tasks),
     )
 
-    doc = Document(title=f"attnpatterns report: {run_dir.name}")
+    doc = Document(title=f"attnpatterns report: {title or run_dir.name}")
     doc.meta = _meta(ctx)
     builders = [
         section_findings,

@@ -2,9 +2,9 @@
 
 Read from the run folder only (docs/CONTRACTS.md): ``config.json`` (the profile of ``attn run``), each seed's
 ``finetuned/run.json`` and ``metrics.json``, ``structured/summary.json``, ``magnitude/summary.json``,
-``subnetworks/``, the classify stage's ``heads.json``, and ``TASK/majority.json``. A run assembled by hand (stage
-commands with their own options, then ``attn run --stages classify,report``) is described by what its stages
-recorded, not by the profile name in ``config.json``.
+``subnetworks/``, the classify stage's ``heads.json`` and ``distribution.json``, and ``TASK/majority.json``. A run
+assembled by hand (stage commands with their own options, then ``attn run --stages classify,report``) is described
+by what its stages recorded, not by the profile name in ``config.json``.
 """
 
 from __future__ import annotations
@@ -125,10 +125,27 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
         "m-pruning": seeds_m,
         "subnetworks (pruned)": seeds_pruned,
         "subnetworks (re-fine-tuned)": seeds_sub,
-        "pattern distributions": seeds_cls,
+        "pattern distributions": _distribution_seeds(run, list(tasks), seeds_cls, rs),
     }
     rs.deviations = deviations(rs)
     return rs
+
+
+def _distribution_seeds(run: Path, tasks: list[str], per_seed: dict[str, int], rs: RunSettings) -> dict[str, int]:
+    """Seeds behind each task's reported pattern distribution: the ones its ``distribution.json`` pooled (a run
+    folder rebuilt from committed results may hold the distribution without every seed's ``heads.json``), else the
+    seeds with a ``heads.json``. Its examples per seed fill ``rs.classify_examples`` where no ``heads.json`` did."""
+    out = dict(per_seed)
+    for task in tasks:
+        p = RunLayout(run).classify_dir(task) / "distribution.json"
+        if not p.is_file():
+            continue
+        d = read_record(p)
+        if d.get("seeds"):
+            out[task] = len(d["seeds"])
+        if d.get("n_examples_per_seed") and task not in rs.classify_examples:
+            rs.classify_examples[task] = int(d["n_examples_per_seed"])
+    return out
 
 
 def _fmt_value(v: Any) -> str:

@@ -86,23 +86,26 @@ def _structured_survival(ctx: ReportContext, task: str, seeds: dict[int, Path], 
 
 
 def _magnitude_survival(ctx: ReportContext, task: str, seeds: dict[int, Path], s: Section) -> np.ndarray | None:
+    """Mean over seeds of each head's kept weight fraction under m-pruning: the stage's record in ``summary.json``
+    (enough on its own, e.g. in a folder of committed results), else the mask mapped to heads through the fine-tuned
+    ``config.json``."""
     from attnpatterns.prune.head_weights import magnitude_head_survival
 
-    mc = ctx.model_cfg
-    if mc is None:
-        s.note_missing(f"{task}: no fine-tuned config.json, so the m-pruning masks cannot be mapped to heads.")
-        return None
+    mc = ctx.model_cfg or {}
+    shape = (mc.get("num_hidden_layers"), mc.get("num_attention_heads"))
     per = []
     for seed, sdir in seeds.items():
         sl = SeedLayout(sdir)
-        if not sl.summary("magnitude").is_file() or not sl.mask("magnitude").is_file():
+        if not sl.summary("magnitude").is_file():
             s.note_missing(f"{task} seed {seed}: m-pruning has not finished (no {ctx.rel(sl.summary('magnitude'))}).")
             continue
-        per.append(
-            magnitude_head_survival(
-                sdir, mc["num_hidden_layers"], mc["num_attention_heads"], mc.get("model_type", "bert")
-            )
-        )
+        try:
+            per.append(magnitude_head_survival(sdir, *shape, mc.get("model_type", "bert")))
+        except FileNotFoundError as e:
+            s.note_missing(f"{task} seed {seed}: {e}.")
+    if len({a.shape for a in per}) > 1:
+        s.note_missing(f"{task}: the seeds' m-pruning records disagree on the model's shape.")
+        return None
     return np.mean(per, axis=0) if per else None
 
 

@@ -2,7 +2,8 @@
 # Copy the small outputs of runs/minilm-full into results/minilm-full and tabulate them (rerun as cells finish):
 #   bash results/minilm-full/collect.sh
 # masks/ (fine-tuning records, s-pruning masks and iterations, m-pruning summaries, the pattern distributions),
-# the subnetworks' results (in masks/ too) and their table (table.{md,csv,tex}), report/ (the run's report),
+# the subnetworks' results (in masks/ too) and their table (table.{md,csv,tex}), the profile record and one seed's
+# example maps per task (masks/config.json, masks/classify/TASK/seed_S/examples.*), report/ (built from masks/),
 # summary.{md,json} (one row per
 # task and seed), stats/ (stability over seeds, tasks with at least two finished seeds) and paper.md (beside the
 # authors' bert-base numbers; cells the run has not made yet are listed as missing).
@@ -16,12 +17,23 @@ bash results/minilm/collect_subnetworks.sh "$RUN" "$OUT/masks" > /dev/null
 if compgen -G "$OUT/masks/*/seed_*/subnetworks" > /dev/null; then
   $ATTN table --run "$OUT/masks" --out "$OUT" > /dev/null
 fi
-for d in "$RUN"/classify/*/; do  # the pattern distributions, for attn paper
+[ -f "$RUN/config.json" ] && cp "$RUN/config.json" "$OUT/masks/"  # the profile record of attn run / attn sweep
+for d in "$RUN"/classify/*/; do  # the pattern distributions (attn paper, the report) and one seed's example maps
+  task=$(basename "$d")
   [ -f "$d/distribution.json" ] || continue
-  mkdir -p "$OUT/masks/classify/$(basename "$d")"
-  cp "$d/distribution.json" "$OUT/masks/classify/$(basename "$d")/"
+  mkdir -p "$OUT/masks/classify/$task"
+  cp "$d/distribution.json" "$OUT/masks/classify/$task/"
+  compgen -G "$OUT/masks/classify/$task/seed_*/examples.npz" > /dev/null && continue  # one seed's are enough
+  for seed in 1337 42 86 71 166; do
+    e=$d/seed_$seed
+    [ -f "$e/examples.npz" ] || continue
+    mkdir -p "$OUT/masks/classify/$task/seed_$seed"
+    cp "$e/examples.npz" "$e/examples.json" "$OUT/masks/classify/$task/seed_$seed/"
+    break
+  done
 done
-[ -d "$RUN/report" ] && { rm -rf "$OUT/report"; cp -r "$RUN/report" "$OUT/report"; }
+# the report, from the committed files alone (so anyone can rebuild it from a clone)
+$ATTN report --run "$OUT/masks" --out "$OUT/report" --title minilm-full > /dev/null
 .venv/bin/python results/minilm/summarize.py "$OUT/masks" --out "$OUT/summary"
 mkdir -p "$OUT/stats"
 $ATTN stats --masks "$OUT/masks" --skip-unfinished --json "$OUT/stats/stats.json" --markdown "$OUT/stats/stats.md" > /dev/null || echo "stats: not enough finished seeds yet"
