@@ -34,7 +34,6 @@ SETTINGS=${SETTINGS:-"pruned retrained"}  # "pruned": only the cheap evaluations
 STOP_AT=${STOP_AT:-"23:59"}
 declare -A NTRAIN=([MRPC]=${N_MRPC:-} [RTE]=${N_RTE:-} [CoLA]=${N_COLA:-} [STS-B]=${N_STSB:-} [SST-2]=${N_SST2:-})  # empty: the fine-tuning run's
 declare -A NDEV=([MRPC]=${D_MRPC:-} [RTE]=${D_RTE:-} [CoLA]=${D_COLA:-} [STS-B]=${D_STSB:-} [SST-2]=${D_SST2:-})  # empty: the whole dev set
-SEEDS_CSV=$(echo $SEEDS | tr ' ' ',')
 SUPER_CSV=$(echo $SUPER_FROM | tr ' ' ',')
 LOCKS=$RUN/.subnetwork-locks
 rm -rf "$LOCKS"; mkdir -p "$LOCKS"
@@ -44,13 +43,18 @@ rm -rf "$LOCKS"; mkdir -p "$LOCKS"
 jobs() {
   for setting in $SETTINGS; do
     # SUPER_FIRST=1: the super-survivor jobs of a setting before the per-seed ones (the study's key comparison)
-    if [[ ${SUPER_FIRST:-0} == 1 ]]; then for task in $TASKS; do echo "$setting $task super $SEEDS_CSV"; done; fi
+    # the super-survivor set is one per task (TASK/super/), its evaluation one job per seed so that workers share it
+    if [[ ${SUPER_FIRST:-0} == 1 ]]; then
+      for seed in $SEEDS; do for task in $TASKS; do echo "$setting $task super $seed"; done; done
+    fi
     for seed in $SEEDS; do
       for task in $TASKS; do
         for method in structured magnitude; do echo "$setting $task $method $seed"; done
       done
     done
-    if [[ ${SUPER_FIRST:-0} != 1 ]]; then for task in $TASKS; do echo "$setting $task super $SEEDS_CSV"; done; fi
+    if [[ ${SUPER_FIRST:-0} != 1 ]]; then
+      for seed in $SEEDS; do for task in $TASKS; do echo "$setting $task super $seed"; done; done
+    fi
   done
 }
 
