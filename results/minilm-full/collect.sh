@@ -2,8 +2,9 @@
 # Copy the small outputs of runs/minilm-full into results/minilm-full and tabulate them (rerun as cells finish):
 #   bash results/minilm-full/collect.sh
 # masks/ (fine-tuning records, s-pruning masks and iterations, m-pruning summaries, the pattern distributions),
-# the subnetworks' results (in masks/ too) and their table (table.{md,csv,tex}), the profile record and one seed's
-# example maps per task (masks/config.json, masks/classify/TASK/seed_S/examples.*), report/ (built from masks/),
+# the subnetworks' results (in masks/ too) and their table (table.{md,csv,tex}), the profile record, each classified
+# seed's heads.json and one seed's example maps per task (masks/config.json, masks/classify/TASK/seed_S/),
+# report/ (built from masks/ alone),
 # summary.{md,json} (one row per
 # task and seed), stats/ (stability over seeds, tasks with at least two finished seeds) and paper.md (beside the
 # authors' bert-base numbers; cells the run has not made yet are listed as missing).
@@ -23,6 +24,11 @@ for d in "$RUN"/classify/*/; do  # the pattern distributions (attn paper, the re
   [ -f "$d/distribution.json" ] || continue
   mkdir -p "$OUT/masks/classify/$task"
   cp "$d/distribution.json" "$OUT/masks/classify/$task/"
+  for h in "$d"/seed_*/heads.json; do  # every seed's per-head counts and labels (~230 KB): a later pooling needs them
+    [ -f "$h" ] || continue
+    mkdir -p "$OUT/masks/classify/$task/$(basename "$(dirname "$h")")"
+    cp "$h" "$OUT/masks/classify/$task/$(basename "$(dirname "$h")")/"
+  done
   compgen -G "$OUT/masks/classify/$task/seed_*/examples.npz" > /dev/null && continue  # one seed's are enough
   for seed in 1337 42 86 71 166; do
     e=$d/seed_$seed
