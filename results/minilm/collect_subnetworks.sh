@@ -16,6 +16,8 @@ find . \( -path '*/subnetworks/*' \( -name mask.json -o -name pruned.json -o -na
 cd - > /dev/null
 mkdir -p "$OUT"
 while read -r f; do
+  # a re-fine-tuning still running has its run.json but no metrics.json yet: left for the next collect
+  [[ $f == */retrained/run.json && ! -f $RUN/$(dirname "$f")/metrics.json ]] && continue
   mkdir -p "$OUT/$(dirname "$f")"
   cp "$RUN/$f" "$OUT/$f"
 done < /tmp/collect_subnetworks.$$
