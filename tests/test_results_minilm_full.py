@@ -1,0 +1,67 @@
+"""The committed full-size study (results/minilm-full): its report is what its committed files make, and its
+restore script puts back what the later stages need without pretending that weights are there."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FULL = ROOT / "results" / "minilm-full"
+
+pytestmark = pytest.mark.skipif(not (FULL / "masks").is_dir(), reason="results/minilm-full is not in this checkout")
+
+
+def _without_date(md: str) -> str:
+    return re.sub(r"^- \*\*written\*\*: .*$", "", md, flags=re.M)
+
+
+def test_the_committed_report_is_what_the_committed_files_make(tmp_path, monkeypatch):
+    from attnpatterns.report.build import build_report
+
+    monkeypatch.chdir(ROOT)  # the report names its run folder as given: results/minilm-full/masks
+    res = build_report(Path("results/minilm-full/masks"), tmp_path / "report", title="minilm-full")
+    committed = (FULL / "report" / "report.md").read_text()
+    assert _without_date(res.markdown.read_text()) == _without_date(committed)
+    assert committed.startswith("# attnpatterns report: minilm-full")
+    # the sections a folder without weights can still fill, m-pruning survival included
+    names = {p.name for p in res.figures}
+    assert {"survival-MRPC-magnitude.png", "examples-raw.png", "patterns-normed.png"} <= names
+
+
+def test_restore_with_records_brings_back_the_fine_tuning_records_and_no_weights(tmp_path):
+    run = tmp_path / "run"
+    subprocess.run(
+        ["bash", "results/minilm-full/restore.sh"],
+        cwd=ROOT,
+        env={"RUN": str(run), "RECORDS": "1", "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+    )
+    seeds_with_config = sorted(p.parent.parent for p in (FULL / "masks").glob("*/seed_*/finetuned/config.json"))
+    assert seeds_with_config, "no committed fine-tuned config.json"
+    for sd in seeds_with_config:
+        ft = run / sd.parent.name / sd.name / "finetuned"
+        assert sorted(p.name for p in ft.iterdir()) == ["config.json", "metrics.json", "run.json"], ft
+        assert json.loads((ft / "metrics.json").read_text()) == json.loads(
+            (sd / "finetuned" / "metrics.json").read_text()
+        )
+    # a seed whose config.json is not committed gets no records (the subnetworks stage could not read its shape)
+    for sd in (FULL / "masks").glob("*/seed_*"):
+        if not (sd / "finetuned" / "config.json").is_file():
+            assert not (run / sd.parent.name / sd.name / "finetuned").exists(), sd
+    assert not list(run.glob("*/seed_*/magnitude"))  # m-pruning's weight masks are rebuilt, never restored
+    # without RECORDS nothing of finetuned/ comes back (run_pruning.sh re-fine-tunes)
+    bare = tmp_path / "bare"
+    subprocess.run(
+        ["bash", "results/minilm-full/restore.sh"],
+        cwd=ROOT,
+        env={"RUN": str(bare), "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+    )
+    assert not list(bare.glob("*/seed_*/finetuned")) and list(bare.glob("*/seed_*/structured/mask.json"))
