@@ -4,14 +4,19 @@ restore script puts back what the later stages need without pretending that weig
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = ROOT / "results" / "minilm-full"
+
+# the scripts run with this interpreter's folder first on PATH (collect.sh calls python3)
+PATH = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")])}
 
 pytestmark = pytest.mark.skipif(not (FULL / "masks").is_dir(), reason="results/minilm-full is not in this checkout")
 
@@ -38,7 +43,7 @@ def test_restore_with_records_brings_back_the_fine_tuning_records_and_no_weights
     subprocess.run(
         ["bash", "results/minilm-full/restore.sh"],
         cwd=ROOT,
-        env={"RUN": str(run), "RECORDS": "1", "PATH": "/usr/bin:/bin"},
+        env={"RUN": str(run), "RECORDS": "1", **PATH},
         check=True,
         capture_output=True,
     )
@@ -60,8 +65,42 @@ def test_restore_with_records_brings_back_the_fine_tuning_records_and_no_weights
     subprocess.run(
         ["bash", "results/minilm-full/restore.sh"],
         cwd=ROOT,
-        env={"RUN": str(bare), "PATH": "/usr/bin:/bin"},
+        env={"RUN": str(bare), **PATH},
         check=True,
         capture_output=True,
     )
     assert not list(bare.glob("*/seed_*/finetuned")) and list(bare.glob("*/seed_*/structured/mask.json"))
+
+
+def test_collect_keeps_reproduced_records_and_replaces_a_differing_one(tmp_path):
+    import shutil
+
+    env = dict(PATH)
+    run, dest = tmp_path / "run", tmp_path / "masks"
+    subprocess.run(
+        ["bash", "results/minilm-full/restore.sh"],
+        cwd=ROOT,
+        env={**env, "RUN": str(run), "RECORDS": "1"},
+        check=True,
+        capture_output=True,
+    )
+    seed = sorted(run.glob("*/seed_*/finetuned/metrics.json"))[0].parent.parent
+    rel = seed.relative_to(run)
+    shutil.copytree(FULL / "masks" / rel.parts[0], dest / rel.parts[0])
+    committed = json.loads((dest / rel / "finetuned" / "metrics.json").read_text())
+    # the same result with other timings (a rebuild): the committed record stays
+    rerun = {**committed, "train_seconds": 1.0}
+    (seed / "finetuned" / "metrics.json").write_text(json.dumps(rerun))
+    out = subprocess.run(
+        ["bash", "results/minilm/collect.sh", str(run), str(dest)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "warning" not in out.stderr, out.stderr
+    assert json.loads((dest / rel / "finetuned" / "metrics.json").read_text()) == committed
+    # another result: copied over it, and said
+    other = {**committed, "metrics": {k: 0.0 for k in committed["metrics"]}}
+    (seed / "finetuned" / "metrics.json").write_text(json.dumps(other))
+    out = subprocess.run(
+        ["bash", "results/minilm/collect.sh", str(run), str(dest)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "differs from the committed one" in out.stderr
+    assert json.loads((dest / rel / "finetuned" / "metrics.json").read_text()) == other
