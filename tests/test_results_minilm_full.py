@@ -104,3 +104,45 @@ def test_collect_keeps_reproduced_records_and_replaces_a_differing_one(tmp_path)
     )
     assert out.returncode == 0 and "differs from the committed one" in out.stderr
     assert json.loads((dest / rel / "finetuned" / "metrics.json").read_text()) == other
+
+
+def test_collect_subnetworks_keeps_the_records_and_leaves_the_models_behind(tmp_path):
+    """A re-fine-tuned super-survivor subnetwork's folder holds a model (tokenizer, config, weights) beside its
+    records; only the records, the head sets and the majority baseline are copied."""
+    run, dest = tmp_path / "run", tmp_path / "out"
+    files = {
+        "MRPC/majority.json": "{}",
+        "MRPC/super/super-survivors.json": "{}",
+        "MRPC/super/random.json": "{}",
+        "MRPC/seed_1/subnetworks/super/good/retrained.json": "{}",
+        "MRPC/seed_1/subnetworks/super/good/retrained/run.json": "{}",
+        "MRPC/seed_1/subnetworks/super/good/retrained/metrics.json": "{}",
+        "MRPC/seed_1/subnetworks/super/good/retrained/config.json": "{}",
+        "MRPC/seed_1/subnetworks/super/good/retrained/tokenizer.json": "{}",
+        "MRPC/seed_1/subnetworks/super/good/retrained/model.safetensors": "",
+        "MRPC/seed_1/subnetworks/structured/good/mask.json": "{}",
+        # a re-fine-tuning still running: its run.json waits for its metrics
+        "MRPC/seed_1/subnetworks/super/bad/retrained/run.json": "{}",
+    }
+    for rel, text in files.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text(text)
+    subprocess.run(
+        ["bash", "results/minilm/collect_subnetworks.sh", str(run), str(dest)],
+        cwd=ROOT,
+        env=dict(PATH),
+        check=True,
+        capture_output=True,
+    )
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert copied == sorted(
+        [
+            "MRPC/majority.json",
+            "MRPC/super/super-survivors.json",
+            "MRPC/super/random.json",
+            "MRPC/seed_1/subnetworks/super/good/retrained.json",
+            "MRPC/seed_1/subnetworks/super/good/retrained/run.json",
+            "MRPC/seed_1/subnetworks/super/good/retrained/metrics.json",
+            "MRPC/seed_1/subnetworks/structured/good/mask.json",
+        ]
+    )

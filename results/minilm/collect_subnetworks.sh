@@ -11,7 +11,7 @@ OUT=${2:?destination}
 cd "$RUN"
 find . \( -path '*/subnetworks/*' \( -name mask.json -o -name pruned.json -o -name retrained.json -o -name full.json -o -name full_retrained.json \
           -o -path '*/retrained/run.json' -o -path '*/retrained/metrics.json' \) \) \
-       -o -path './*/super/*.json' -o -path './*/majority.json' \
+       -o -regex '\./[^/]*/super/[^/]*\.json' -o -regex '\./[^/]*/majority\.json' \
   | grep -v '/\.' | sort > /tmp/collect_subnetworks.$$
 cd - > /dev/null
 mkdir -p "$OUT"
