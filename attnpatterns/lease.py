@@ -2,9 +2,11 @@
 
 The lock is a small JSON file ``{"host", "pid", "token", "expires"}`` created with ``O_CREAT | O_EXCL`` (atomic on
 local filesystems and on NFSv3+). Its holder rewrites it (write a temporary file, then ``os.replace``) every
-``lease / 3`` seconds from a background thread, pushing ``expires`` forward. Another process, on this host or any
-other, breaks the lock only when its lease has **expired**: whether the holder's process still exists is never
-asked (``os.kill(pid, 0)`` sees only the local host, so a live holder on another node would look dead).
+``lease / 3`` seconds from a background thread, pushing ``expires`` forward. Another process breaks the lock when its
+lease has **expired**, or at once when the holder ran on **this host** and its process is gone (killed, crashed): a
+rerun right after a crash then takes over instead of skipping the work for the rest of the lease. A holder on another
+host is never judged by its PID (``os.kill(pid, 0)`` sees only the local host, so a live holder on another node
+would look dead); there only the lease counts.
 
 Breaking is itself race-free: the breaker renames the expired file to a name of its own (only one rename of a file
 succeeds), reads what it renamed, and puts it back (``os.link``, which fails if a new lock exists) when it turns out
@@ -111,7 +113,8 @@ class LeaseLock:
                 return True
             if age < self.lease:
                 return False
-        elif float(info["expires"]) > self.clock():
+        gone = info is not None and self._holder_is_gone(info)
+        if info is not None and float(info["expires"]) > self.clock() and not gone:
             return False
         aside = self.path.with_name(f"{self.path.name}.broken-{self.token}")
         try:
@@ -120,7 +123,9 @@ class LeaseLock:
             return True  # someone else broke or released it
         taken = _read_json(aside)
         renewed = taken is not None and (
-            info is None or taken.get("token") != info.get("token") or float(taken.get("expires", 0)) > self.clock()
+            info is None
+            or taken.get("token") != info.get("token")
+            or (float(taken.get("expires", 0)) > self.clock() and not gone)
         )
         if renewed:  # renewed (or replaced) between our read and our rename: put it back unless a new lock exists
             try:
@@ -131,6 +136,18 @@ class LeaseLock:
             return False
         aside.unlink(missing_ok=True)
         return True
+
+    def _holder_is_gone(self, info: dict) -> bool:
+        """True when the lock was taken on this host by a process that no longer exists (its lease is void)."""
+        if info.get("host") != self.host or not isinstance(info.get("pid"), int) or info["pid"] == os.getpid():
+            return False
+        try:
+            os.kill(info["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists but is not ours to signal (another user): alive
+            return False
+        return False
 
     def renew(self) -> bool:
         """Push the lease forward; False (and :attr:`held` False) when the lock is no longer ours."""

@@ -650,6 +650,73 @@ def test_smaller_training_budget_adds_the_full_model_control(tiny_run, tmp_path)
     assert frame.loc["full model re-fine-tuned (subnetworks' budget)", TASK] == f"{r['score']:.3f}"
 
 
+def test_lock_left_by_a_killed_run_does_not_skip_the_full_model_control(tiny_run, tmp_path):
+    """A run killed while re-fine-tuning the full-model control leaves its lock with a live lease; the rerun takes it
+    over (the holder's process is gone) and writes full_retrained.json instead of stamping the stage without it."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from attnpatterns.io import read_json
+    from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
+
+    run, pre, glue = tiny_run
+    run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
+    base = run2 / TASK / "seed_1" / "subnetworks"
+    base.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = {"host": socket.gethostname(), "pid": dead.pid, "token": "killed", "expires": time.time() + 600}
+    (base / ".full_retrained.lock").write_text(json.dumps(lock))
+    cfg = SubnetworkConfig(
+        run=run2,
+        task=TASK,
+        seeds=[1],
+        method="structured",
+        subnets=("good",),
+        data_dir=str(glue),
+        max_train_examples=16,
+    )
+    run_subnetworks(cfg, show_progress=False)
+    assert read_json(base / "full_retrained.json")["max_train_examples"] == 16
+    assert not (base / ".full_retrained.lock").exists()
+
+
+def test_waiting_process_gets_the_holders_full_model_control(tiny_run, tmp_path, monkeypatch):
+    """While another live process holds the lock, full_retrained waits and returns what that process wrote."""
+    import json
+    import threading
+    import time
+
+    from attnpatterns.io import write_json
+    from attnpatterns.lease import LeaseLock
+    from attnpatterns.prune import evaluate_subnetworks as es
+
+    run, pre, glue = tiny_run
+    run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
+    base = run2 / TASK / "seed_1" / "subnetworks"
+    holder = LeaseLock(base / ".full_retrained.lock", lease=60)
+    assert holder.acquire()
+    made = {"task": TASK, "seed": 1, "score": 0.5, "max_train_examples": 16, "max_dev_examples": None}
+
+    def other_process_finishes():
+        time.sleep(0.3)
+        write_json(base / "full_retrained.json", made)
+        holder.release()
+
+    monkeypatch.setattr(es, "WAIT_FOR_OTHER_S", 0.05)
+    cfg = es.SubnetworkConfig(run=run2, task=TASK, seeds=[1], method="structured", data_dir=str(glue))
+    rec = es.finetuned_record(run2, TASK, 1)
+    t = threading.Thread(target=other_process_finishes)
+    t.start()
+    got = es.full_retrained(cfg, 1, rec, "unused: the holder does the work", 16)
+    t.join()
+    assert got == json.loads((base / "full_retrained.json").read_text())
+    assert not (base / "full_retrained").exists()  # nothing re-fine-tuned by the waiter
+
+
 def test_super_from_more_seeds_than_evaluated(tiny_run, tmp_path):
     """--super-from: the super set comes from every listed seed's s-pruning masks; only --seeds are evaluated."""
     from attnpatterns.io import read_json

@@ -61,6 +61,7 @@ from attnpatterns.prune.subnetwork_masks import (  # noqa: F401 (re-exported)
 )
 
 log = logging.getLogger("attnpatterns")
+WAIT_FOR_OTHER_S = 2.0  # how often a process waiting for another's full_retrained.json looks again
 
 
 @dataclass
@@ -350,27 +351,34 @@ def full_retrained(cfg: SubnetworkConfig, seed: int, rec: dict, ref: str, max_tr
     """The unmasked model re-fine-tuned under the same budget as the subnetworks (``subnetworks/full_retrained.json``).
 
     Only written when the re-fine-tuning budget differs from the fine-tuning run's (otherwise that run is this
-    control). Returns None when another process holds the lock (it writes the file).
+    control). While another live process holds its lock, waits for that process's file (or takes the work over when
+    the holder dies or its lease runs out), so the file exists when this returns; None only when the lease was lost
+    mid-run to a process that now writes it.
     """
     from attnpatterns.finetune import finetune
     from attnpatterns.io import read_json, write_json
 
     base = RunLayout(cfg.run).seed(cfg.task, seed).subnetworks
     path = base / "full_retrained.json"
-    if path.is_file():
-        r = read_json(path)
-        if r.get("max_train_examples") != max_train or r.get("max_dev_examples") != cfg.max_dev_examples:
-            raise UserError(
-                f"{path}: made with {r.get('max_train_examples')} training / {r.get('max_dev_examples')} dev "
-                f"examples, but {max_train} / {cfg.max_dev_examples} were asked for; delete it to redo it."
-            )
-        return r
     from attnpatterns.lease import LeaseLock
 
     base.mkdir(parents=True, exist_ok=True)
     lock = LeaseLock(base / ".full_retrained.lock")
-    if not lock.acquire():
-        return None  # another process, on this host or another, holds a live lease: it writes the file
+    while True:
+        if path.is_file():
+            r = read_json(path)
+            if r.get("max_train_examples") != max_train or r.get("max_dev_examples") != cfg.max_dev_examples:
+                raise UserError(
+                    f"{path}: made with {r.get('max_train_examples')} training / {r.get('max_dev_examples')} dev "
+                    f"examples, but {max_train} / {cfg.max_dev_examples} were asked for; delete it to redo it."
+                )
+            return r
+        if lock.acquire():
+            if path.is_file():  # written between the look and the lock
+                lock.release()
+                continue
+            break
+        time.sleep(WAIT_FOR_OTHER_S)  # a live holder, on this host or another, writes it
     try:
         fr = finetune(_retrain_config(cfg, rec, ref), base / "full_retrained", show_progress=False)
         if not cfg.keep_checkpoints:
