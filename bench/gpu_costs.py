@@ -17,6 +17,9 @@ ratio is then MiniLM's, applied to the other model's CPU costs. A larger model u
 estimate errs on the slow side.
 
     .venv/bin/python bench/gpu_costs.py bert-cpu.json bench/costs-h200-bert-base-estimated.json --reference-cpu-ms 103.7
+
+``--cells`` prints every committed GPU re-fine-tuning's cost per training example by task and sharing, and the
+five-task grid projected from the full-size ones: ``.venv/bin/python bench/gpu_costs.py --cells``.
 """
 
 from __future__ import annotations
@@ -34,23 +37,72 @@ from bench.bench_sweep import SUBNETS_PER_SEED, cost_table  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# the committed re-fine-tunings: results/minilm (MRPC, RTE, CoLA subsampled; 8 processes shared the H200) and
+# results/minilm-full (RTE and CoLA on every training example; 12 processes)
+CELL_FOLDERS = {"results/minilm/subnetworks": 8, "results/minilm-full/masks": 12}
+
+
+def gpu_cells(task: str, folders: dict[str, int] | None = None, epochs: int = 3) -> list[tuple[float, int, str]]:
+    """(train seconds per training example, processes sharing the device, device) of every committed GPU
+    re-fine-tuning of ``task``."""
+    out = []
+    for folder, sharing in (folders or CELL_FOLDERS).items():
+        for p in sorted((ROOT / folder / task).glob("seed_*/subnetworks/*/*/retrained.json")):
+            r = json.loads(p.read_text())
+            n = r.get("max_train_examples") or json.loads((p.parent / "retrained" / "metrics.json").read_text()).get(
+                "train_examples"
+            )
+            if str(r.get("device", "")).startswith("cuda") and r.get("train_seconds") and n:
+                out.append((r["train_seconds"] / (epochs * n), sharing, r["device"]))
+    return out
+
+
 def gpu_seconds_per_train_example(task: str = "MRPC", epochs: int = 3) -> tuple[float, int, str]:
-    """Median train seconds per training example of the GPU re-fine-tunings of ``task``, their count and device."""
-    per, device = [], ""
-    for p in sorted((ROOT / "results/minilm/subnetworks" / task).glob("seed_*/subnetworks/*/*/retrained.json")):
-        r = json.loads(p.read_text())
-        if str(r.get("device", "")).startswith("cuda") and r.get("train_seconds") and r.get("max_train_examples"):
-            per.append(r["train_seconds"] / (epochs * r["max_train_examples"]))
-            device = r["device"]
-    if not per:
+    """Median train seconds per training example of the GPU re-fine-tunings of ``task`` with 8 processes sharing the
+    device (results/minilm), their count and device."""
+    cells = gpu_cells(task, {"results/minilm/subnetworks": 8}, epochs)
+    if not cells:
         raise SystemExit(f"no GPU re-fine-tunings of {task} under results/minilm/subnetworks")
-    return statistics.median(per), len(per), device
+    return statistics.median(c[0] for c in cells), len(cells), cells[-1][2]
+
+
+def print_cells() -> None:
+    """Per task and sharing: the committed GPU re-fine-tunings' cost per training example, and the five tasks' grid at
+    the paper's settings (5 seeds, 10 fine-tunings per (task, seed), 3 epochs, every training example) projected from
+    the full-size cells: its training work at their median per-example cost, divided among the processes that shared
+    the device (perfect packing; evaluations, prunings and start-up excluded: a lower bound)."""
+    from bench.bench_sweep import GLUE_SIZES
+
+    print("| task | processes sharing the GPU | cells | ms per training example, median (range) |")
+    print("|---|---|---|---|")
+    full: list[float] = []
+    for task in GLUE_SIZES:
+        for sharing in sorted(set(CELL_FOLDERS.values())):
+            cells = [c[0] for c in gpu_cells(task) if c[1] == sharing]
+            if cells:
+                print(
+                    f"| {task} | {sharing} | {len(cells)} | {statistics.median(cells) * 1000:.2f} "
+                    f"({min(cells) * 1000:.2f}-{max(cells) * 1000:.2f}) |"
+                )
+                if sharing == max(CELL_FOLDERS.values()):
+                    full += cells
+    if full:
+        k = max(CELL_FOLDERS.values())
+        per = statistics.median(full)
+        tasks = ("CoLA", "SST-2", "MRPC", "STS-B", "RTE")
+        examples = sum(5 * 10 * 3 * GLUE_SIZES[t][0] for t in tasks)
+        print(
+            f"\nfive tasks ({', '.join(tasks)}), paper settings: {examples / 1e6:.2f} M training examples x "
+            f"{per * 1000:.2f} ms / {k} processes = {examples * per / k / 60:.0f} min of one GPU for the training "
+            f"alone (SST-2 {GLUE_SIZES['SST-2'][0] / sum(GLUE_SIZES[t][0] for t in tasks):.0%} of it)"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cpu_json", type=Path, help="bench_sweep.py --json output (CPU)")
-    ap.add_argument("out", type=Path, help="the cost table to write")
+    ap.add_argument("cpu_json", type=Path, nargs="?", help="bench_sweep.py --json output (CPU)")
+    ap.add_argument("out", type=Path, nargs="?", help="the cost table to write")
+    ap.add_argument("--cells", action="store_true", help="print the committed GPU cells' costs and the projection")
     ap.add_argument(
         "--reference-cpu-ms",
         type=float,
@@ -58,6 +110,11 @@ def main() -> None:
         help="CPU ms per MRPC training example of the model the GPU figure was measured with (default: cpu_json's)",
     )
     args = ap.parse_args()
+    if args.cells:
+        print_cells()
+        return
+    if args.cpu_json is None or args.out is None:
+        ap.error("give the CPU measurements (bench_sweep.py --json) and the cost table to write, or --cells")
     if args.reference_cpu_ms is not None and not args.reference_cpu_ms > 0:
         ap.error(f"--reference-cpu-ms must be a positive number of milliseconds, got {args.reference_cpu_ms}")
     cpu = json.loads(args.cpu_json.read_text())
