@@ -151,3 +151,40 @@ def test_the_seeds_line_names_tasks_with_other_seeds_and_unfinished_fine_tunes(t
     assert seeds_line(same) == "42, 1337"
     mixed = {**same, "SST-2": {1337: seed("SST-2", 1337), 42: seed("SST-2", 42, finished=False)}}
     assert seeds_line(mixed) == "42, 1337 (SST-2: 1337; 42 still fine-tuning)"
+
+
+def test_what_this_run_is_names_the_devices_when_the_stages_ran_on_more_than_one(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from attnpatterns.report.run_settings import collect_settings
+    from attnpatterns.report.sections_run import section_about
+
+    def seed(task, s, ft_device, refit_device=None):
+        d = tmp_path / task / f"seed_{s}"
+        (d / "finetuned").mkdir(parents=True)
+        (d / "finetuned" / "run.json").write_text(json.dumps({"config": {}, "provenance": {"device": ft_device}}))
+        if refit_device:
+            cell = d / "subnetworks" / "magnitude" / "good"
+            cell.mkdir(parents=True)
+            (cell / "retrained.json").write_text(json.dumps({"score": 0.5, "device": refit_device}))
+        return d
+
+    one = {"MRPC": {1: seed("MRPC", 1, "cpu", "cpu")}}
+    rs = collect_settings(tmp_path, one, {})
+    assert rs.devices == {"fine-tuning": {"cpu": {"MRPC"}}, "re-fine-tuned subnetworks": {"cpu": {"MRPC"}}}
+    ctx = SimpleNamespace(run_dir=tmp_path, tasks=one, cfg={}, settings=None)
+    assert not [b for b in section_about(ctx).blocks if "Where the stages ran" in getattr(b, "caption", "")]
+
+    two = {**one, "RTE": {1: seed("RTE", 1, "cpu", "cuda (NVIDIA H200)")}}
+    ctx = SimpleNamespace(run_dir=tmp_path, tasks=two, cfg={}, settings=None)
+    blocks = section_about(ctx).blocks
+    table = next(b for b in blocks if "Where the stages ran" in getattr(b, "caption", ""))
+    assert [list(r) for r in table.rows] == [
+        ["fine-tuning", "cpu", "MRPC, RTE"],
+        ["re-fine-tuned subnetworks", "cpu", "MRPC"],
+        ["re-fine-tuned subnetworks", "cuda (NVIDIA H200)", "RTE"],
+    ]
+    assert any("bf16" in getattr(b, "text", "") for b in blocks)
+    rows = collect_settings(tmp_path, two, {}).devices["re-fine-tuned subnetworks"]
+    assert rows == {"cpu": {"MRPC"}, "cuda (NVIDIA H200)": {"RTE"}}

@@ -43,6 +43,7 @@ class RunSettings:
     seeds: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> task -> seeds
     classify_examples: dict[str, int] = field(default_factory=dict)  # task -> dev examples per seed
     at_majority: list[str] = field(default_factory=list)  # "TASK seed S (score x <= majority y)"
+    devices: dict[str, dict[str, set[str]]] = field(default_factory=dict)  # stage -> device -> tasks
     deviations: list[str] = field(default_factory=list)
 
     @property
@@ -86,6 +87,9 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
                 for k in ("lr", "epochs", "batch_size", "max_length"):
                     if k in c:
                         _note(rs.finetune.setdefault(k, {}), c[k], where)
+                dev = (r.get("provenance") or {}).get("device")
+                if dev:
+                    rs.devices.setdefault("fine-tuning", {}).setdefault(str(dev), set()).add(task)
                 data = r.get("data", {})
                 if data.get("subsampled") and data.get("train_examples"):
                     rs.train_subsample[task] = int(data["train_examples"])
@@ -110,8 +114,13 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
                     _note(rs.finetune.setdefault("magnitude_max_steps", {}), s["max_steps"], where)
             if sl.subnetworks.is_dir() and any(sl.subnetworks.rglob("pruned.json")):
                 seeds_pruned[task] = seeds_pruned.get(task, 0) + 1
-            if sl.subnetworks.is_dir() and any(sl.subnetworks.rglob("retrained.json")):
+            retrained = sorted(sl.subnetworks.rglob("retrained.json")) if sl.subnetworks.is_dir() else []
+            if retrained:
                 seeds_sub[task] = seeds_sub.get(task, 0) + 1
+            for p in retrained:
+                dev = read_record(p).get("device")
+                if dev:
+                    rs.devices.setdefault("re-fine-tuned subnetworks", {}).setdefault(str(dev), set()).add(task)
             heads = RunLayout(run).classify_dir(task, seed) / "heads.json"
             if heads.is_file():
                 seeds_cls[task] = seeds_cls.get(task, 0) + 1

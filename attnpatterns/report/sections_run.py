@@ -74,6 +74,27 @@ def section_about(ctx: ReportContext) -> Section:
                 caption="Seeds behind each table",
             )
         )
+    if len({d for per in rs.devices.values() for d in per}) > 1:
+        s.add(
+            Table(
+                ["stage", "device", "tasks"],
+                [
+                    [stage, dev, ", ".join(t for t in tasks if t in per[dev])]
+                    for stage, per in rs.devices.items()
+                    for dev in sorted(per)
+                ],
+                caption="Where the stages ran (the devices the stages recorded)",
+                align=["l", "l", "l"],
+            )
+        )
+        s.add(
+            Paragraph(
+                "The stages ran on more than one device. The same training differs a little between devices (on a "
+                "GPU it runs in bf16 autocast), so a contrast is cleanest between cells that ran on one device; the "
+                "table says which tasks' cells ran where.",
+                kind="note",
+            )
+        )
     if rs.at_majority:
         s.add(
             Paragraph(
