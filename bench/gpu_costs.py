@@ -19,7 +19,9 @@ estimate errs on the slow side.
     .venv/bin/python bench/gpu_costs.py bert-cpu.json bench/costs-h200-bert-base-estimated.json --reference-cpu-ms 103.7
 
 ``--cells`` prints every committed GPU re-fine-tuning's cost per training example by task and sharing, and the
-five-task grid projected from the full-size ones: ``.venv/bin/python bench/gpu_costs.py --cells``.
+five-task grid projected from the full-size ones: ``.venv/bin/python bench/gpu_costs.py --cells``; with
+``--model-gpu bench/sweep-h200-bert-base.json bench/sweep-h200.json`` also the paper's grid for bert-base, from the
+GPU cost ratio of the two models.
 """
 
 from __future__ import annotations
@@ -66,7 +68,39 @@ def gpu_seconds_per_train_example(task: str = "MRPC", epochs: int = 3) -> tuple[
     return statistics.median(c[0] for c in cells), len(cells), cells[-1][2]
 
 
-def print_cells() -> None:
+def model_ratio(other_json: Path, minilm_json: Path, skip_first: bool = True) -> dict[str, float]:
+    """Per task: another model's GPU cost per training example over MiniLM's, from two ``bench_sweep.py --device
+    cuda --json`` runs. The first task a run measured is left out (``skip_first``): it paid the device's start-up."""
+    a = json.loads(other_json.read_text())["per_task"]
+    b = json.loads(minilm_json.read_text())["per_task"]
+    tasks = [t for t in a if t in b]
+    if skip_first:
+        tasks = tasks[1:]
+    return {t: a[t]["t_train"] / b[t]["t_train"] for t in tasks}
+
+
+def print_paper_grid(ratio: dict[str, float], per_example: float, k: int, devices: tuple[int, ...] = (1, 2, 4, 8)):
+    """The paper's grid (9 tasks, 5 seeds, 10 fine-tunings per (task, seed), 3 epochs) for a model that costs
+    ``ratio`` times MiniLM per training example, from MiniLM's measured GPU cost per example with ``k`` processes
+    sharing: the training work in hours of one GPU, and the longest chain (MNLI's fine-tuning then its super-survivor
+    job of five re-fine-tunings, one process) that no number of GPUs shortens."""
+    from bench.bench_sweep import GLUE_SIZES
+
+    r = statistics.median(ratio.values())
+    per = per_example * r  # seconds per training example of one process among k
+    work = sum(5 * 10 * 3 * n for n, _ in GLUE_SIZES.values()) * per / k / 3600
+    chain = 6 * 3 * GLUE_SIZES["MNLI"][0] * per / 3600
+    print(
+        f"\npaper grid (9 tasks, 5 seeds), a model at {r:.2f}x MiniLM per training example "
+        f"({', '.join(f'{t} {v:.2f}' for t, v in ratio.items())}): training {work:.1f} h of one GPU with {k} "
+        f"processes; longest chain {chain:.1f} h (MNLI: fine-tuning + 5 re-fine-tunings in one process)"
+    )
+    print("| GPUs | " + " | ".join(str(d) for d in devices) + " |")
+    print("|---|" + "---|" * len(devices))
+    print("| hours | " + " | ".join(f"{max(work / d, chain):.1f}" for d in devices) + " |")
+
+
+def print_cells(other: Path | None = None, minilm: Path | None = None) -> None:
     """Per task and sharing: the committed GPU re-fine-tunings' cost per training example, and the five tasks' grid at
     the paper's settings (5 seeds, 10 fine-tunings per (task, seed), 3 epochs, every training example) projected from
     the full-size cells: its training work at their median per-example cost, divided among the processes that shared
@@ -96,6 +130,8 @@ def print_cells() -> None:
             f"{per * 1000:.2f} ms / {k} processes = {examples * per / k / 60:.0f} min of one GPU for the training "
             f"alone (SST-2 {GLUE_SIZES['SST-2'][0] / sum(GLUE_SIZES[t][0] for t in tasks):.0%} of it)"
         )
+        if other is not None and minilm is not None:
+            print_paper_grid(model_ratio(other, minilm), per, k)
 
 
 def main() -> None:
@@ -104,6 +140,14 @@ def main() -> None:
     ap.add_argument("out", type=Path, nargs="?", help="the cost table to write")
     ap.add_argument("--cells", action="store_true", help="print the committed GPU cells' costs and the projection")
     ap.add_argument(
+        "--model-gpu",
+        nargs=2,
+        type=Path,
+        metavar=("OTHER_JSON", "MINILM_JSON"),
+        help="with --cells: bench_sweep.py --device cuda --json of another model and of MiniLM; projects the paper's "
+        "grid for the other model",
+    )
+    ap.add_argument(
         "--reference-cpu-ms",
         type=float,
         default=None,
@@ -111,7 +155,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.cells:
-        print_cells()
+        print_cells(*(args.model_gpu or (None, None)))
         return
     if args.cpu_json is None or args.out is None:
         ap.error("give the CPU measurements (bench_sweep.py --json) and the cost table to write, or --cells")

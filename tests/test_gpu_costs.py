@@ -35,3 +35,21 @@ def test_print_cells_projects_the_five_task_grid_from_the_full_size_cells(capsys
     assert "| CoLA | 12 | 27 |" in out and "| MRPC | 8 | 27 |" in out
     line = next(line for line in out.splitlines() if line.startswith("five tasks"))
     assert abs(int(line.split(" min of one GPU")[0].rsplit(" ", 1)[1]) - minutes) <= 1
+
+
+def test_paper_grid_for_another_model_scales_the_measured_minilm_cost_by_the_models_gpu_ratio(tmp_path, capsys):
+    def bench(path, costs):
+        path.write_text(json.dumps({"per_task": {t: {"t_train": c, "t_eval": c} for t, c in costs.items()}}))
+        return path
+
+    mini = bench(tmp_path / "m.json", {"CoLA": 0.007, "MRPC": 0.002, "RTE": 0.002})
+    big = bench(tmp_path / "b.json", {"CoLA": 0.009, "MRPC": 0.006, "RTE": 0.005})
+    ratio = gpu_costs.model_ratio(big, mini)
+    assert ratio == {"MRPC": 3.0, "RTE": 2.5}  # CoLA, measured first, paid the device's start-up: left out
+    gpu_costs.print_paper_grid(ratio, 0.002, 12, devices=(1, 100))
+    out = capsys.readouterr().out
+    per = 0.002 * 2.75
+    work = 150 * 949_733 * per / 12 / 3600
+    chain = 6 * 3 * 392_702 * per / 3600
+    assert f"training {work:.1f} h of one GPU with 12 processes" in out and f"longest chain {chain:.1f} h" in out
+    assert f"| hours | {work:.1f} | {chain:.1f} |" in out
