@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_sweep import SUBNETS_PER_SEED, cost_table  # noqa: E402
+from bench.bench_sweep import GLUE_SIZES, SEEDS, SUBNETS_PER_SEED, cost_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,9 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # the committed re-fine-tunings: results/minilm (MRPC, RTE, CoLA subsampled; 8 processes shared the H200) and
 # results/minilm-full (RTE and CoLA on every training example; 12 processes)
 CELL_FOLDERS = {"results/minilm/subnetworks": 8, "results/minilm-full/masks": 12}
+EPOCHS = 3  # the study's, in every committed re-fine-tuning
 
 
-def gpu_cells(task: str, folders: dict[str, int] | None = None, epochs: int = 3) -> list[tuple[float, int, str]]:
+def gpu_cells(task: str, folders: dict[str, int] | None = None, epochs: int = EPOCHS) -> list[tuple[float, int, str]]:
     """(train seconds per training example, processes sharing the device, device) of every committed GPU
     re-fine-tuning of ``task``."""
     out = []
@@ -59,7 +60,7 @@ def gpu_cells(task: str, folders: dict[str, int] | None = None, epochs: int = 3)
     return out
 
 
-def gpu_seconds_per_train_example(task: str = "MRPC", epochs: int = 3) -> tuple[float, int, str]:
+def gpu_seconds_per_train_example(task: str = "MRPC", epochs: int = EPOCHS) -> tuple[float, int, str]:
     """Median train seconds per training example of the GPU re-fine-tunings of ``task`` with 8 processes sharing the
     device (results/minilm), their count and device."""
     cells = gpu_cells(task, {"results/minilm/subnetworks": 8}, epochs)
@@ -68,11 +69,23 @@ def gpu_seconds_per_train_example(task: str = "MRPC", epochs: int = 3) -> tuple[
     return statistics.median(c[0] for c in cells), len(cells), cells[-1][2]
 
 
+def grid_examples(tasks) -> int:
+    """Training examples the paper's grid trains on for ``tasks``: every seed's fine-tuning and its re-fine-tuned
+    subnetworks, each for the study's epochs over the whole training set."""
+    return SEEDS * (1 + SUBNETS_PER_SEED) * EPOCHS * sum(GLUE_SIZES[t][0] for t in tasks)
+
+
+def _per_task(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())["per_task"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"{path}: not the --json output of bench/bench_sweep.py ({type(e).__name__}: {e})") from None
+
+
 def model_ratio(other_json: Path, minilm_json: Path, skip_first: bool = True) -> dict[str, float]:
     """Per task: another model's GPU cost per training example over MiniLM's, from two ``bench_sweep.py --device
     cuda --json`` runs. The first task a run measured is left out (``skip_first``): it paid the device's start-up."""
-    a = json.loads(other_json.read_text())["per_task"]
-    b = json.loads(minilm_json.read_text())["per_task"]
+    a, b = _per_task(other_json), _per_task(minilm_json)
     tasks = [t for t in a if t in b]
     if skip_first:
         tasks = tasks[1:]
@@ -84,12 +97,10 @@ def print_paper_grid(ratio: dict[str, float], per_example: float, k: int, device
     ``ratio`` times MiniLM per training example, from MiniLM's measured GPU cost per example with ``k`` processes
     sharing: the training work in hours of one GPU, and the longest chain (MNLI's fine-tuning then its super-survivor
     job of five re-fine-tunings, one process) that no number of GPUs shortens."""
-    from bench.bench_sweep import GLUE_SIZES
-
     r = statistics.median(ratio.values())
     per = per_example * r  # seconds per training example of one process among k
-    work = sum(5 * 10 * 3 * n for n, _ in GLUE_SIZES.values()) * per / k / 3600
-    chain = 6 * 3 * GLUE_SIZES["MNLI"][0] * per / 3600
+    work = grid_examples(GLUE_SIZES) * per / k / 3600
+    chain = (1 + SEEDS) * EPOCHS * GLUE_SIZES["MNLI"][0] * per / 3600
     print(
         f"\npaper grid (9 tasks, 5 seeds), a model at {r:.2f}x MiniLM per training example "
         f"({', '.join(f'{t} {v:.2f}' for t, v in ratio.items())}): training {work:.1f} h of one GPU with {k} "
@@ -105,14 +116,13 @@ def print_cells(other: Path | None = None, minilm: Path | None = None) -> None:
     the paper's settings (5 seeds, 10 fine-tunings per (task, seed), 3 epochs, every training example) projected from
     the full-size cells: its training work at their median per-example cost, divided among the processes that shared
     the device (perfect packing; evaluations, prunings and start-up excluded: a lower bound)."""
-    from bench.bench_sweep import GLUE_SIZES
-
     print("| task | processes sharing the GPU | cells | ms per training example, median (range) |")
     print("|---|---|---|---|")
     full: list[float] = []
     for task in GLUE_SIZES:
+        of_task = gpu_cells(task)
         for sharing in sorted(set(CELL_FOLDERS.values())):
-            cells = [c[0] for c in gpu_cells(task) if c[1] == sharing]
+            cells = [c[0] for c in of_task if c[1] == sharing]
             if cells:
                 print(
                     f"| {task} | {sharing} | {len(cells)} | {statistics.median(cells) * 1000:.2f} "
@@ -124,7 +134,7 @@ def print_cells(other: Path | None = None, minilm: Path | None = None) -> None:
         k = max(CELL_FOLDERS.values())
         per = statistics.median(full)
         tasks = ("CoLA", "SST-2", "MRPC", "STS-B", "RTE")
-        examples = sum(5 * 10 * 3 * GLUE_SIZES[t][0] for t in tasks)
+        examples = grid_examples(tasks)
         print(
             f"\nfive tasks ({', '.join(tasks)}), paper settings: {examples / 1e6:.2f} M training examples x "
             f"{per * 1000:.2f} ms / {k} processes = {examples * per / k / 60:.0f} min of one GPU for the training "
@@ -154,6 +164,8 @@ def main() -> None:
         help="CPU ms per MRPC training example of the model the GPU figure was measured with (default: cpu_json's)",
     )
     args = ap.parse_args()
+    if args.model_gpu and not args.cells:
+        ap.error("--model-gpu projects the paper's grid from the committed GPU cells: give it with --cells")
     if args.cells:
         print_cells(*(args.model_gpu or (None, None)))
         return

@@ -114,7 +114,7 @@ def collect_settings(run: Path, tasks: dict[str, dict[int, Path]], cfg: dict) ->
                     _note(rs.finetune.setdefault("magnitude_max_steps", {}), s["max_steps"], where)
             if sl.subnetworks.is_dir() and any(sl.subnetworks.rglob("pruned.json")):
                 seeds_pruned[task] = seeds_pruned.get(task, 0) + 1
-            retrained = sorted(sl.subnetworks.rglob("retrained.json")) if sl.subnetworks.is_dir() else []
+            retrained = list(sl.subnetworks.rglob("retrained.json")) if sl.subnetworks.is_dir() else []
             if retrained:
                 seeds_sub[task] = seeds_sub.get(task, 0) + 1
             for p in retrained:

@@ -7,7 +7,8 @@
 #   call n:       bash results/minilm/device_retrained.sh              (carrying the last piece)
 #
 # It joins and unpacks the bundle, runs the CUDA tests (CUDA_TESTS=1), the GPU cost measurement of
-# bench/bench_sweep.py (BENCH=1: $OUT/bench-h200.json, the plan's cost table $OUT/costs-h200.json), then the
+# bench/bench_sweep.py (BENCH=1, BENCH_N examples per measurement, default 1024: $OUT/bench-h200.json, the plan's
+# cost table $OUT/costs-h200.json), then the
 # retrained jobs of SCRIPT (default results/minilm/run_subnetworks.sh) on runs/RUNNAME (default minilm) with
 # DEVICE=cuda (WORKERS processes share the GPU; bf16 autocast in training, fp32 evaluation), and stops starting jobs
 # so that everything ends TOTAL seconds (default 560) after the call began. Every finished retrained.json (and the
@@ -45,7 +46,7 @@ if [[ ${CUDA_TESTS:-1} == 1 ]]; then
 fi
 if [[ ${BENCH:-0} == 1 ]]; then
   b=$(date +%s)
-  timeout "${BENCH_BUDGET:-200}" $PY bench/bench_sweep.py --device cuda --clock wall --share "${SHARE:-8}" \
+  timeout "${BENCH_BUDGET:-200}" $PY bench/bench_sweep.py --device cuda --clock wall --n "${BENCH_N:-1024}" --share "${SHARE:-8}" \
     --json "$OUT/bench-h200.json" --costs-out "$OUT/costs-h200.json" > "$OUT/bench-h200.log" 2>&1
   echo "bench_sweep.py: rc $?, $(( $(date +%s) - b )) s"; tail -40 "$OUT/bench-h200.log"
 fi
