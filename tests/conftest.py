@@ -106,3 +106,14 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("reliability counts")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """The PID of a process of this host that has ended (and been reaped): a lock holder that was killed."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid

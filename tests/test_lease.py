@@ -116,23 +116,13 @@ def test_a_half_written_lock_is_not_broken_while_young(tmp_path):
     lock.release()
 
 
-def _dead_pid() -> int:
-    """The PID of a process of this host that has ended (and been reaped)."""
-    import subprocess
-    import sys
-
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
-
-
-def test_holder_killed_on_this_host_is_broken_at_once(tmp_path):
+def test_holder_killed_on_this_host_is_broken_at_once(tmp_path, dead_pid):
     """A lock whose holder ran here and is gone (SIGKILL, crash) is taken although its lease still runs: a rerun
     right after a crash does the work instead of skipping it for the rest of the lease."""
     import socket
 
     path = tmp_path / "x.lock"
-    _write_lock(path, socket.gethostname(), _dead_pid(), time.time() + 60)
+    _write_lock(path, socket.gethostname(), dead_pid, time.time() + 60)
     lock = LeaseLock(path, lease=60)
     assert lock.acquire() and lock.held
     assert json.loads(path.read_text())["token"] == lock.token

@@ -622,17 +622,12 @@ def test_dev_subsample_for_every_row(tiny_run, tmp_path):
         run_subnetworks(cfg, show_progress=False)
 
 
-def test_smaller_training_budget_adds_the_full_model_control(tiny_run, tmp_path):
-    """With fewer training examples than the fine-tuning run, the unmasked model is re-fine-tuned under that budget."""
-    from attnpatterns.io import read_json
-    from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
-    from attnpatterns.report.table_format import score_frame
-    from attnpatterns.report.tables import run_table
+def _good_with_16_examples(run, glue):
+    """The structured good subnetwork of seed 1, re-fine-tuned on 16 training examples (fewer than its fine-tuning)."""
+    from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig
 
-    run, pre, glue = tiny_run
-    run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
-    cfg = SubnetworkConfig(
-        run=run2,
+    return SubnetworkConfig(
+        run=run,
         task=TASK,
         seeds=[1],
         method="structured",
@@ -640,7 +635,18 @@ def test_smaller_training_budget_adds_the_full_model_control(tiny_run, tmp_path)
         data_dir=str(glue),
         max_train_examples=16,
     )
-    run_subnetworks(cfg, show_progress=False)
+
+
+def test_smaller_training_budget_adds_the_full_model_control(tiny_run, tmp_path):
+    """With fewer training examples than the fine-tuning run, the unmasked model is re-fine-tuned under that budget."""
+    from attnpatterns.io import read_json
+    from attnpatterns.prune.evaluate_subnetworks import run_subnetworks
+    from attnpatterns.report.table_format import score_frame
+    from attnpatterns.report.tables import run_table
+
+    run, pre, glue = tiny_run
+    run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
+    run_subnetworks(_good_with_16_examples(run2, glue), show_progress=False)
     base = run2 / TASK / "seed_1" / "subnetworks"
     r = read_json(base / "full_retrained.json")
     assert r["max_train_examples"] == 16 and read_json(base / "full_retrained" / "metrics.json")["train_examples"] == 16
@@ -650,36 +656,23 @@ def test_smaller_training_budget_adds_the_full_model_control(tiny_run, tmp_path)
     assert frame.loc["full model re-fine-tuned (subnetworks' budget)", TASK] == f"{r['score']:.3f}"
 
 
-def test_lock_left_by_a_killed_run_does_not_skip_the_full_model_control(tiny_run, tmp_path):
+def test_lock_left_by_a_killed_run_does_not_skip_the_full_model_control(tiny_run, tmp_path, dead_pid):
     """A run killed while re-fine-tuning the full-model control leaves its lock with a live lease; the rerun takes it
     over (the holder's process is gone) and writes full_retrained.json instead of stamping the stage without it."""
     import json
     import socket
-    import subprocess
-    import sys
     import time
 
     from attnpatterns.io import read_json
-    from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
+    from attnpatterns.prune.evaluate_subnetworks import run_subnetworks
 
     run, pre, glue = tiny_run
     run2 = _copy_seed(run, tmp_path / "run", seeds=[1])
     base = run2 / TASK / "seed_1" / "subnetworks"
     base.mkdir(parents=True, exist_ok=True)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    lock = {"host": socket.gethostname(), "pid": dead.pid, "token": "killed", "expires": time.time() + 600}
+    lock = {"host": socket.gethostname(), "pid": dead_pid, "token": "killed", "expires": time.time() + 600}
     (base / ".full_retrained.lock").write_text(json.dumps(lock))
-    cfg = SubnetworkConfig(
-        run=run2,
-        task=TASK,
-        seeds=[1],
-        method="structured",
-        subnets=("good",),
-        data_dir=str(glue),
-        max_train_examples=16,
-    )
-    run_subnetworks(cfg, show_progress=False)
+    run_subnetworks(_good_with_16_examples(run2, glue), show_progress=False)
     assert read_json(base / "full_retrained.json")["max_train_examples"] == 16
     assert not (base / ".full_retrained.lock").exists()
 
