@@ -21,7 +21,8 @@ The ratio printed against the fine-tuning baseline is the share of each stage in
 
 C. with ``--share K``: measurement A of ``--task`` again in K processes at once (as K sweep jobs sharing one GPU);
    the slowdown of each process against A is the factor a job's cost takes when K jobs share the device.
-   ``--costs-out F`` writes the cost table of ``attn sweep --plan --costs F --workers K`` (attnpatterns/device_plan.py):
+   ``--costs-out F`` writes the cost table of ``attn sweep --plan --costs F --workers K``
+   (attnpatterns/sweep/device_plan.py):
    per task, the seconds of a pipeline job (fine-tune + both prunings) and of a subnetwork job at the paper's sizes
    (``--max-train-examples`` to plan a subsampled run), times the slowdown.
 
@@ -86,7 +87,7 @@ def measure_task(task: str, n: int, device: str, out: Path, model: str | None = 
 
 def measure_pipeline(task: str, n: int, device: str, out: Path, threads: int | None, model: str | None = None) -> dict:
     from attnpatterns.io import read_json
-    from attnpatterns.sweep import SweepConfig, run_sweep
+    from attnpatterns.sweep.driver import SweepConfig, run_sweep
 
     cfg = SweepConfig(
         out=out,
@@ -161,7 +162,7 @@ CLASSIFY_EXAMPLES = 100  # dev examples per (task, seed) whose maps are classifi
 
 
 def cost_table(rows, t_eval: dict, slowdown: float, slots: int, device: str, max_train: int | None) -> dict:
-    """The device plan's cost table (attnpatterns/device_plan.py) from the extrapolated rows; ``t_eval``: seconds
+    """The device plan's cost table (attnpatterns/sweep/device_plan.py) from the extrapolated rows; ``t_eval``: seconds
     per dev example of each task."""
     pipeline, subnet = {}, {}
     for task, ntr, ndev, src, ft, sp, mp_, sub, _ in rows:

@@ -64,7 +64,7 @@ def finetune_cmd(
     seed_list = parse_seeds(seeds)
     require_data(spec, data_dir)  # before torch and the model: no data is a one-line error within seconds
     from attnpatterns.finetune import FinetuneConfig, finetune
-    from attnpatterns.layout import RunLayout
+    from attnpatterns.run.layout import RunLayout
     from cli.common import apply_threads
 
     apply_threads(threads)

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 def _seed_dirs(run: Path, task: str, seeds: str) -> list[tuple[int, Path]]:
     from attnpatterns.data import get_task
     from attnpatterns.errors import UserError
-    from attnpatterns.layout import RunLayout, SeedLayout
+    from attnpatterns.run.layout import RunLayout, SeedLayout
     from cli.common import parse_seeds
 
     spec = get_task(task)

@@ -60,7 +60,7 @@ def run_cmd(
     OUT/.stages/), so rerunning the same command continues an interrupted run and a finished run does no
     work. Data: --data-dir, else $ATTN_GLUE_DIR, else the hub.
     """
-    from attnpatterns.pipeline import RunConfig, run_pipeline
+    from attnpatterns.run.pipeline import RunConfig, run_pipeline
     from cli.common import apply_threads, parse_seeds
 
     apply_threads(threads)

@@ -145,7 +145,7 @@ def sweep_cmd(
     cluster started with 'ray start'; the results are the same as with the local executor. --dry-run lists the jobs.
     """
     from attnpatterns.errors import UserError
-    from attnpatterns.sweep import EXECUTORS, SweepConfig, job_states, plan, run_sweep
+    from attnpatterns.sweep.driver import EXECUTORS, SweepConfig, job_states, plan, run_sweep
     from cli.common import parse_seeds
 
     if executor not in EXECUTORS:
@@ -171,7 +171,7 @@ def sweep_cmd(
         threads=threads,
     )
     if plan_only:
-        from attnpatterns.device_plan import describe, load_costs, simulate
+        from attnpatterns.sweep.device_plan import describe, load_costs, simulate
 
         if costs is None:
             raise UserError("--plan needs --costs (a cost table of measured seconds per job kind; docs/scale.md).")

@@ -60,8 +60,8 @@ def table_cmd(
         raise UserError(f"--digits must be between 0 and 8 (got {digits}).")
     task_list = [t for t in tasks.split(",") if t.strip()] if tasks else None
     if run is not None:
-        from attnpatterns.layout import RunLayout
         from attnpatterns.prune.baselines import ensure_majority
+        from attnpatterns.run.layout import RunLayout
 
         if run.is_dir():
             ensure_majority(run, list(RunLayout(run).tasks()), data_dir)

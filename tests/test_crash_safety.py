@@ -45,7 +45,7 @@ from dataclasses import replace
 import torch
 torch.set_num_threads(1)
 sys.path.insert(0, {str(ROOT)!r})
-from attnpatterns import pipeline
+from attnpatterns.run import pipeline
 pipeline.PROFILES["quick"] = replace(pipeline.PROFILES["quick"], **{TINY!r})
 from cli.main import app
 app(sys.argv[1:], prog_name="attn")

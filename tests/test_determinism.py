@@ -26,9 +26,9 @@ def test_same_seed_same_masks_scores_and_tables(tmp_path):
     import numpy as np
     import torch
 
-    from attnpatterns.pipeline import RunConfig, run_pipeline
     from attnpatterns.report.table_format import to_csv, to_markdown
     from attnpatterns.report.tables import run_table
+    from attnpatterns.run.pipeline import RunConfig, run_pipeline
 
     glue = write_glue_mrpc(tmp_path / "glue")
     model = write_tiny_model(tmp_path / "tiny-bert")

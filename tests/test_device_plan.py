@@ -1,4 +1,4 @@
-"""The device plan (attnpatterns.device_plan): a fake cost table, checked on the CPU: which jobs share the device,
+"""The device plan (attnpatterns.sweep.device_plan): a fake cost table, checked on the CPU: which jobs share the device,
 in which order, and how long the grid takes."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from attnpatterns.device_plan import CostTable, chain_lengths, describe, load_costs, priority_order, simulate
 from attnpatterns.errors import UserError
-from attnpatterns.sweep_plan import Job
+from attnpatterns.sweep.device_plan import CostTable, chain_lengths, describe, load_costs, priority_order, simulate
+from attnpatterns.sweep.plan import Job
 
 
 def _job(jid, kind, task, deps=(), seeds=None):

@@ -1,4 +1,4 @@
-"""The lease lock of attnpatterns.lease: two writers never overlap, an expired lease is broken, a live holder on
+"""The lease lock of attnpatterns.sweep.lease: two writers never overlap, an expired lease is broken, a live holder on
 another host is respected whatever its PID, and a holder that lost its lease knows it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import multiprocessing as mp
 import os
 import time
 
-from attnpatterns.lease import LeaseLock
+from attnpatterns.sweep.lease import LeaseLock
 
 
 def _contend(path: str, log: str, rounds: int, lease: float) -> None:

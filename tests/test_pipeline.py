@@ -67,7 +67,7 @@ TINY = dict(epochs=1, batch_size=8, max_length=32, classify_examples=6, examples
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from attnpatterns.pipeline import RunConfig, run_pipeline
+    from attnpatterns.run.pipeline import RunConfig, run_pipeline
 
     mp = pytest.MonkeyPatch()
     tmp = tmp_path_factory.mktemp("pipeline")
@@ -91,7 +91,7 @@ def tiny_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_every_stage_runs_and_the_report_has_every_section(tiny_run):
-    from attnpatterns.pipeline import STAGES
+    from attnpatterns.run.pipeline import STAGES
 
     cfg, res, _ = tiny_run
     run = cfg.out
@@ -200,7 +200,7 @@ def test_report_shows_the_contrast_under_each_annotators_classifier(tiny_run, tm
 
 
 def test_rerunning_a_finished_run_does_no_work(tiny_run):
-    from attnpatterns.pipeline import run_pipeline
+    from attnpatterns.run.pipeline import run_pipeline
 
     cfg, first, _ = tiny_run
     before = {p: p.stat().st_mtime_ns for p in cfg.out.rglob("*") if p.is_file() and p.name != "config.json"}
@@ -218,7 +218,7 @@ def test_the_same_data_through_a_linked_or_moved_folder_reruns_nothing(tiny_run,
     import shutil
     from dataclasses import replace
 
-    from attnpatterns.pipeline import run_pipeline
+    from attnpatterns.run.pipeline import run_pipeline
 
     cfg, _, _ = tiny_run
     link = tmp_path / "glue-link"
@@ -237,7 +237,7 @@ def test_stamps_with_path_keyed_digests_are_migrated_not_redone(tiny_run):
     stamp is recomputed from what it recorded and rewritten once."""
     import hashlib
 
-    from attnpatterns.pipeline import run_pipeline
+    from attnpatterns.run.pipeline import run_pipeline
 
     cfg, _, _ = tiny_run
     stamps = sorted((cfg.out / ".stages").rglob("*.json"))
@@ -249,7 +249,7 @@ def test_stamps_with_path_keyed_digests_are_migrated_not_redone(tiny_run):
         sp.write_text(json.dumps(s))
     res = run_pipeline(cfg)
     assert res.ran == 0 and not any(s.adopted for s in res.stages.values())
-    from attnpatterns.pipeline import digest
+    from attnpatterns.run.pipeline import digest
 
     for sp in stamps:
         s = json.loads(sp.read_text())
@@ -257,7 +257,7 @@ def test_stamps_with_path_keyed_digests_are_migrated_not_redone(tiny_run):
 
 
 def test_a_changed_setting_reruns_only_what_depends_on_it(tiny_run):
-    from attnpatterns.pipeline import RunConfig, run_pipeline
+    from attnpatterns.run.pipeline import RunConfig, run_pipeline
 
     cfg, _, _ = tiny_run
     changed = RunConfig(
@@ -296,7 +296,7 @@ def test_a_changed_setting_reruns_only_what_depends_on_it(tiny_run):
 def test_outputs_made_by_hand_are_adopted_not_redone(tiny_run, tmp_path):
     import shutil
 
-    from attnpatterns.pipeline import RunConfig, run_pipeline
+    from attnpatterns.run.pipeline import RunConfig, run_pipeline
 
     cfg, _, _ = tiny_run
     copy = tmp_path / "copy"
@@ -338,7 +338,7 @@ def test_cli_run_rejects_bad_input(tmp_path):
 
 def test_no_data_anywhere_says_how_to_get_it(tmp_path, monkeypatch):
     from attnpatterns.errors import UserError
-    from attnpatterns.pipeline import RunConfig, run_pipeline
+    from attnpatterns.run.pipeline import RunConfig, run_pipeline
 
     monkeypatch.delenv("ATTN_GLUE_DIR", raising=False)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # the hub unreachable, as on a machine without network
@@ -352,7 +352,7 @@ def test_no_data_anywhere_says_how_to_get_it(tmp_path, monkeypatch):
 
 def test_another_model_in_the_same_folder_is_refused(tiny_run):
     from attnpatterns.errors import UserError
-    from attnpatterns.pipeline import RunConfig, run_pipeline
+    from attnpatterns.run.pipeline import RunConfig, run_pipeline
 
     cfg, _, _ = tiny_run
     with pytest.raises(UserError, match="holds a run of model"):
@@ -362,7 +362,7 @@ def test_another_model_in_the_same_folder_is_refused(tiny_run):
 def test_run_layout_names_every_file_of_a_finished_run(tiny_run):
     """RunLayout round trip: the tasks and seeds it finds are the run's, every stage's outputs are where it says,
     and every file of the run folder lies under a folder it names."""
-    from attnpatterns.layout import PRUNE_METHODS, SUBNET_METHODS, RunLayout
+    from attnpatterns.run.layout import PRUNE_METHODS, SUBNET_METHODS, RunLayout
 
     cfg, _, _ = tiny_run
     lay = RunLayout(cfg.out)

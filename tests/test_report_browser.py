@@ -23,8 +23,8 @@ def make_run(root: Path, seeds=(1, 2), task: str = "MRPC") -> Path:
     from safetensors.numpy import save_file
 
     from attnpatterns.io import save_npz, write_json
-    from attnpatterns.pipeline import write_distribution
     from attnpatterns.prune.masks import HeadSet, write_head_set
+    from attnpatterns.run.pipeline import write_distribution
 
     rng = np.random.default_rng(0)
     head_masks = {}

@@ -684,8 +684,8 @@ def test_waiting_process_gets_the_holders_full_model_control(tiny_run, tmp_path,
     import time
 
     from attnpatterns.io import write_json
-    from attnpatterns.lease import LeaseLock
     from attnpatterns.prune import evaluate_subnetworks as es
+    from attnpatterns.sweep.lease import LeaseLock
 
     run, pre, glue = tiny_run
     run2 = _copy_seed(run, tmp_path / "run", seeds=[1])

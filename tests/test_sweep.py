@@ -26,7 +26,7 @@ TIMING_KEYS = ("started", "finished", "updated")
 
 
 def _cfg(tmp: Path, out: Path, **kw):
-    from attnpatterns.sweep import SweepConfig
+    from attnpatterns.sweep.driver import SweepConfig
 
     return SweepConfig(
         out=out,
@@ -45,7 +45,7 @@ def local_sweep(tmp_path_factory):
     """A whole tiny sweep (every job kind) on the local executor, one torch thread (as a 1-CPU Ray task)."""
     import torch
 
-    from attnpatterns.sweep import run_sweep
+    from attnpatterns.sweep.driver import run_sweep
 
     threads = torch.get_num_threads()
     mp = pytest.MonkeyPatch()
@@ -76,7 +76,7 @@ def _snapshot(root: Path) -> dict:
 
 
 def test_plan_declares_every_job_with_its_dependencies(local_sweep):
-    from attnpatterns.sweep import plan
+    from attnpatterns.sweep.driver import plan
 
     cfg, res, _ = local_sweep
     jobs = {j.id: j for j in plan(cfg)}
@@ -98,8 +98,8 @@ def test_plan_declares_every_job_with_its_dependencies(local_sweep):
 def test_the_sweep_jobs_are_the_pipeline_units(local_sweep):
     """The jobs come from Pipeline.units: together they make exactly the units' outputs, and a job that runs one
     unit (survivors, classify, distribution) takes exactly its inputs (the classifier files included)."""
-    from attnpatterns.pipeline import STAGES, Pipeline
-    from attnpatterns.sweep import plan
+    from attnpatterns.run.pipeline import STAGES, Pipeline
+    from attnpatterns.sweep.driver import plan
 
     cfg, _, _ = local_sweep
     jobs = plan(cfg)
@@ -130,7 +130,7 @@ def test_the_sweep_jobs_are_the_pipeline_units(local_sweep):
 
 
 def test_local_sweep_makes_what_attn_run_makes(local_sweep):
-    from attnpatterns.pipeline import run_pipeline
+    from attnpatterns.run.pipeline import run_pipeline
 
     cfg, res, _ = local_sweep
     assert res.ok and res.ids("failed") == [] and len(res.ids("ran")) == len(res.jobs) == 22
@@ -157,7 +157,7 @@ def test_local_sweep_makes_what_attn_run_makes(local_sweep):
 
 
 def test_rerun_submits_nothing(local_sweep, monkeypatch):
-    from attnpatterns import sweep
+    from attnpatterns.sweep import driver as sweep
 
     cfg, res, _ = local_sweep
     submitted = []
@@ -184,7 +184,7 @@ def _copy_without(cfg, tmp: Path, name: str, drop_jobs: list[str], drop_files: l
     out = tmp / name
     shutil.copytree(cfg.out, out)
     new = _cfg(tmp, out)
-    from attnpatterns.sweep import plan
+    from attnpatterns.sweep.driver import plan
 
     jobs = {j.id: j for j in plan(new)}
     for jid in drop_jobs:
@@ -195,7 +195,7 @@ def _copy_without(cfg, tmp: Path, name: str, drop_jobs: list[str], drop_files: l
 
 
 def test_a_failing_job_is_retried_and_its_error_kept(local_sweep, monkeypatch):
-    from attnpatterns import sweep
+    from attnpatterns.sweep import driver as sweep
 
     cfg, _, tmp = local_sweep
     new = _copy_without(cfg, tmp, "retry", ["survivors/MRPC"], ["MRPC/super/super-survivors.json"])
@@ -223,8 +223,8 @@ def test_a_failing_job_is_retried_and_its_error_kept(local_sweep, monkeypatch):
 
 
 def test_a_job_that_keeps_failing_holds_back_its_dependants(local_sweep, monkeypatch):
-    from attnpatterns import sweep
     from attnpatterns.errors import UserError
+    from attnpatterns.sweep import driver as sweep
 
     cfg, _, tmp = local_sweep
     dependants = ["subnet/MRPC/super/good", "distribution/MRPC", "report"]
@@ -470,7 +470,7 @@ import json, os, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_sweep import _cfg, _listening
-from attnpatterns.sweep import run_sweep
+from attnpatterns.sweep.driver import run_sweep
 import ray
 
 cfg = _cfg(Path({tmp!r}), Path({out!r}), analysis=False)
@@ -486,7 +486,7 @@ print("RESULT " + json.dumps({{"status": first.status, "attempts": first.attempt
 
 @pytest.mark.slow
 def test_ray_sweep_matches_the_local_one(local_sweep, ray_head):
-    from attnpatterns.sweep import plan
+    from attnpatterns.sweep.driver import plan
 
     cfg, _, tmp = local_sweep
     out = tmp / "ray"
@@ -532,7 +532,7 @@ def test_ray_sweep_matches_the_local_one(local_sweep, ray_head):
 def test_processes_executor_matches_the_local_one_and_follows_the_cost_order(local_sweep, tmp_path):
     """--executor processes --workers 2 --costs F: two spawned processes at once (as jobs sharing one GPU), the
     same results file for file (the order of submission: the next test)."""
-    from attnpatterns.sweep import run_sweep
+    from attnpatterns.sweep.driver import run_sweep
 
     cfg, _, tmp = local_sweep
     costs = tmp_path / "costs.json"
@@ -554,8 +554,8 @@ def test_processes_executor_matches_the_local_one_and_follows_the_cost_order(loc
 
 def test_the_driver_submits_in_the_planned_order(local_sweep, tmp_path, monkeypatch):
     """With a cost table the driver's submissions are device_plan.priority_order, the order --plan simulates."""
-    from attnpatterns import sweep
-    from attnpatterns.device_plan import load_costs, priority_order, simulate
+    from attnpatterns.sweep import driver as sweep
+    from attnpatterns.sweep.device_plan import load_costs, priority_order, simulate
 
     cfg, _, tmp = local_sweep
     costs = tmp_path / "costs.json"

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from attnpatterns.errors import UserError
-from attnpatterns.layout import RunLayout
 from attnpatterns.prune.subnetwork_config import SubnetworkConfig
+from attnpatterns.run.layout import RunLayout
 
 log = logging.getLogger("attnpatterns")
 

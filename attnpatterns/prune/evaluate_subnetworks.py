@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from attnpatterns.errors import UserError
-from attnpatterns.layout import RunLayout
 from attnpatterns.prune.baselines import (  # noqa: F401 (re-exported)
     dev_count,
     majority_baseline,
@@ -59,6 +58,7 @@ from attnpatterns.prune.subnetwork_masks import (  # noqa: F401 (re-exported)
     super_pools,
     write_mask,
 )
+from attnpatterns.run.layout import RunLayout
 
 log = logging.getLogger("attnpatterns")
 WAIT_FOR_OTHER_S = 2.0  # how often a process waiting for another's full_retrained.json looks again
@@ -360,7 +360,7 @@ def full_retrained(cfg: SubnetworkConfig, seed: int, rec: dict, ref: str, max_tr
 
     base = RunLayout(cfg.run).seed(cfg.task, seed).subnetworks
     path = base / "full_retrained.json"
-    from attnpatterns.lease import LeaseLock
+    from attnpatterns.sweep.lease import LeaseLock
 
     base.mkdir(parents=True, exist_ok=True)
     lock = LeaseLock(base / ".full_retrained.lock")

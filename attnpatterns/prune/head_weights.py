@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from attnpatterns.errors import UserError
-from attnpatterns.layout import SeedLayout
+from attnpatterns.run.layout import SeedLayout
 
 
 def head_weight_survival(

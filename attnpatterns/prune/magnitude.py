@@ -28,9 +28,9 @@ if TYPE_CHECKING:  # torch loads on first use, so importing the package stays li
     import torch
     from torch import Tensor
 
-from attnpatterns import layout
 from attnpatterns.errors import UserError
-from attnpatterns.layout import SeedLayout
+from attnpatterns.run import layout
+from attnpatterns.run.layout import SeedLayout
 
 log = logging.getLogger("attnpatterns")
 

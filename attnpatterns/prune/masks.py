@@ -27,9 +27,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from attnpatterns import layout
 from attnpatterns.errors import UserError
-from attnpatterns.layout import RunLayout, SeedLayout
 from attnpatterns.prune.head_set import HeadSet, read_head_set, write_head_set  # noqa: F401 (re-exported)
 from attnpatterns.prune.mask_algebra import (  # noqa: F401 (re-exported)
     and_over_seeds,
@@ -40,6 +38,8 @@ from attnpatterns.prune.mask_algebra import (  # noqa: F401 (re-exported)
     stack_seeds,
     survival_counts,
 )
+from attnpatterns.run import layout
+from attnpatterns.run.layout import RunLayout, SeedLayout
 
 # {task: {seed: (head_mask (L, H) or None, mlp_mask (L,) or None)}}
 MaskTable = dict[str, dict[int, tuple["np.ndarray | None", "np.ndarray | None"]]]

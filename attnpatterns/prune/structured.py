@@ -27,10 +27,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from attnpatterns import layout
 from attnpatterns.errors import UserError
-from attnpatterns.layout import SeedLayout
 from attnpatterns.prune.stage_files import clear_iterations, done_already
+from attnpatterns.run import layout
+from attnpatterns.run.layout import SeedLayout
 
 log = logging.getLogger("attnpatterns")
 

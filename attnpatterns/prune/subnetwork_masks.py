@@ -12,9 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from attnpatterns import layout
 from attnpatterns.errors import UserError
-from attnpatterns.layout import RunLayout, SeedLayout
 from attnpatterns.prune.masks import read_weight_masks
 from attnpatterns.prune.subnetwork_config import SubnetworkConfig
 from attnpatterns.prune.subnetworks import (
@@ -30,6 +28,8 @@ from attnpatterns.prune.subnetworks import (
     torch_generator_for,
     unstructured_size,
 )
+from attnpatterns.run import layout
+from attnpatterns.run.layout import RunLayout, SeedLayout
 
 log = logging.getLogger("attnpatterns")
 

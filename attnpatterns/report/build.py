@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attnpatterns.errors import UserError
-from attnpatterns.layout import RunLayout, SeedLayout
 from attnpatterns.report.context import (  # noqa: F401 (re-exported)
     CLASSIFY_DIR,
     KINDS,
@@ -38,6 +37,7 @@ from attnpatterns.report.sections_pruning import (  # noqa: F401 (re-exported)
     section_survival,
 )
 from attnpatterns.report.sections_run import profile_line, section_about, section_findings
+from attnpatterns.run.layout import RunLayout, SeedLayout
 
 log = logging.getLogger("attnpatterns")
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnpatterns import layout
-from attnpatterns.layout import RunLayout, SeedLayout
 from attnpatterns.report.html import Figure
+from attnpatterns.run import layout
+from attnpatterns.run.layout import RunLayout, SeedLayout
 
 log = logging.getLogger("attnpatterns")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from attnpatterns.errors import UserError
-from attnpatterns.layout import RunLayout
+from attnpatterns.run.layout import RunLayout
 
 MISSING = "missing"
 STUDY_SEEDS = 5

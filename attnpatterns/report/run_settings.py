@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnpatterns.layout import RunLayout, SeedLayout
 from attnpatterns.report.context import read_record
+from attnpatterns.run.layout import RunLayout, SeedLayout
 
 # The study's settings (Prasanna et al. 2020; ../shared/REFERENCE.md), the yardstick of every deviation.
 STUDY: dict[str, Any] = {

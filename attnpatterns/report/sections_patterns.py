@@ -7,10 +7,10 @@ import logging
 
 import numpy as np
 
-from attnpatterns.layout import RunLayout
 from attnpatterns.report.context import CLASSIFY_DIR, KINDS, METHODS, REPORT_DIR, ReportContext, iter_files, read_record  # noqa: F401
 from attnpatterns.report.html import Paragraph, Section, Table
 from attnpatterns.report.sections_pruning import frame_table  # noqa: F401
+from attnpatterns.run.layout import RunLayout
 
 log = logging.getLogger("attnpatterns")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from attnpatterns.layout import SeedLayout
 from attnpatterns.report.context import CLASSIFY_DIR, KINDS, METHODS, REPORT_DIR, ReportContext, iter_files, read_record  # noqa: F401
 from attnpatterns.report.html import Paragraph, Section, Table
 from attnpatterns.report.run_settings import majority_score
+from attnpatterns.run.layout import SeedLayout
 
 log = logging.getLogger("attnpatterns")
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 
-from attnpatterns.layout import SeedLayout
 from attnpatterns.report.context import ReportContext
 from attnpatterns.report.html import Paragraph, Section, Table
 from attnpatterns.report.run_settings import RunSettings, collect_settings
+from attnpatterns.run.layout import SeedLayout
 
 log = logging.getLogger("attnpatterns")
 

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from attnpatterns.errors import UserError
-from attnpatterns.layout import RunLayout, SeedLayout
+from attnpatterns.run.layout import RunLayout, SeedLayout
 
 log = logging.getLogger("attnpatterns")
 

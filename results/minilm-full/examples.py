@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 
 from attnpatterns.classifier.run_maps import classify_run_maps
-from attnpatterns.layout import RunLayout
-from attnpatterns.profiles import PROFILES
+from attnpatterns.run.layout import RunLayout
+from attnpatterns.run.profiles import PROFILES
 
 SEEDS = (1337, 42, 86, 71, 166)
 TASKS = ("CoLA", "SST-2", "MRPC", "STS-B", "RTE")

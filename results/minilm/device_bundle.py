@@ -32,7 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from attnpatterns import layout  # noqa: E402
+from attnpatterns.run import layout  # noqa: E402
 
 RUN = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/minilm")
 PIECE = int(sys.argv[2]) if len(sys.argv) > 2 else 38_000_000

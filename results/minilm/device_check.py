@@ -12,7 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
-from attnpatterns.layout import RunLayout  # noqa: E402
+from attnpatterns.run.layout import RunLayout  # noqa: E402
 
 
 def score(path: Path) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from attnpatterns.classifier.recipes import SHIPPED  # noqa: E402
-from attnpatterns.layout import RunLayout  # noqa: E402
+from attnpatterns.run.layout import RunLayout  # noqa: E402
 
 OUT = ROOT / "results" / "minilm" / "patterns"
 RUN = ROOT / "runs" / "minilm"
@@ -80,7 +80,7 @@ def fmt(share: float, lo: float, hi: float) -> str:
 
 
 def main(argv=None) -> int:
-    from attnpatterns.pipeline import classify_run_maps, write_distribution
+    from attnpatterns.run.pipeline import classify_run_maps, write_distribution
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", default="MRPC")

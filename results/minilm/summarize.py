@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def collect(root: Path) -> list[dict]:
-    from attnpatterns.layout import RunLayout, SeedLayout
+    from attnpatterns.run.layout import RunLayout, SeedLayout
 
     rows = []
     for task, seeds in RunLayout(root).tasks().items():

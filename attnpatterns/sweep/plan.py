@@ -68,7 +68,7 @@ class SweepConfig:
         self.tasks, self.seeds = list(rc.tasks), list(rc.seeds)
 
     def run_config(self):
-        from attnpatterns.pipeline import RunConfig
+        from attnpatterns.run.pipeline import RunConfig
 
         return RunConfig(
             out=self.out,
@@ -119,7 +119,7 @@ class Job:
 
 def plan(cfg: SweepConfig) -> list[Job]:
     """Every job of the sweep, dependencies before dependants."""
-    from attnpatterns.pipeline import Pipeline
+    from attnpatterns.run.pipeline import Pipeline
 
     rc = cfg.run_config()
     pipe = Pipeline(rc)

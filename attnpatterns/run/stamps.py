@@ -1,9 +1,9 @@
 """The make-like stamp engine of ``attn run``: a stage is a list of units, each skipped when its outputs exist and its
 stamp matches.
 
-A stamp (``.stages/<stage>/<unit>.json``, :meth:`attnpatterns.layout.RunLayout.stamp`) holds a sha256 over the unit's
-config and the *contents* of its input files (:func:`digest`), so a changed input reruns that unit and, through its
-outputs, everything downstream; the same files reached through another path are the same input. A unit whose outputs
+A stamp (``.stages/<stage>/<unit>.json``, :meth:`attnpatterns.run.layout.RunLayout.stamp`) holds a sha256 over the
+unit's config and the *contents* of its input files (:func:`digest`), so a changed input reruns that unit and, through
+its outputs, everything downstream; the same files reached through another path are the same input. A unit whose outputs
 exist without a stamp (made by ``attn finetune`` and friends by hand) is adopted: stamped as it is, not redone. A unit
 whose stamp no longer matches has its outputs removed before it reruns (the folders it owns, nothing else).
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from attnpatterns.layout import RunLayout
+from attnpatterns.run.layout import RunLayout
 
 log = logging.getLogger("attnpatterns")
 

@@ -8,10 +8,10 @@ import socket
 from typing import Any
 
 from attnpatterns.errors import UserError
-from attnpatterns.sweep_jobs import (
+from attnpatterns.sweep.jobs import (
     run_job,
 )
-from attnpatterns.sweep_plan import Job, SweepConfig
+from attnpatterns.sweep.plan import Job, SweepConfig
 
 log = logging.getLogger("attnpatterns")
 

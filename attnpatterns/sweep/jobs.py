@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from attnpatterns.errors import UserError
-from attnpatterns.sweep_plan import PIPELINE_STAGES, Job, SweepConfig
+from attnpatterns.sweep.plan import PIPELINE_STAGES, Job, SweepConfig
 
 log = logging.getLogger("attnpatterns")
 
@@ -98,7 +98,7 @@ def run_job(cfg: SweepConfig, job: Job, threads: int | None = None) -> dict:
             import torch
 
             torch.set_num_threads(max(1, int(threads)))
-        from attnpatterns.pipeline import Pipeline
+        from attnpatterns.run.pipeline import Pipeline
 
         JOB_FUNCTIONS[job.kind](cfg, Pipeline(cfg.run_config()), job)
         missing = [o for o in job.outputs if not (cfg.out / o).exists()]

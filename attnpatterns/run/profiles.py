@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
-from attnpatterns import layout
 from attnpatterns.errors import UserError
+from attnpatterns.run import layout
 
 STAGES = ("finetune", "structured", "magnitude", "survivors", "subnetworks", "classify", "report")
 SUBNET_METHODS = layout.SUBNET_METHODS

@@ -25,7 +25,7 @@ Executors: ``local`` runs the jobs one after the other in this process, in depen
 running Ray cluster (``ray.init(address=...)``) and submits each ready job as a Ray task with its CPU/GPU request,
 so the cluster's own scheduler spreads them. ``processes`` runs ``workers`` jobs at once in processes of this
 machine (several training jobs sharing one GPU); with a cost table the jobs go longest remaining chain first, the
-order :mod:`attnpatterns.device_plan` plans. The run folder must be on a file system every worker sees.
+order :mod:`attnpatterns.sweep.device_plan` plans. The run folder must be on a file system every worker sees.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from attnpatterns.errors import UserError
-from attnpatterns.layout import RunLayout
-from attnpatterns.sweep_executors import LocalExecutor, ProcessExecutor, RayExecutor
-from attnpatterns.sweep_jobs import JOB_FUNCTIONS, is_done, read_marker, run_job, write_marker  # noqa: F401
-from attnpatterns.sweep_plan import EXECUTORS, KINDS, SWEEP_DIR, Job, SweepConfig, plan  # noqa: F401
+from attnpatterns.run.layout import RunLayout
+from attnpatterns.sweep.executors import LocalExecutor, ProcessExecutor, RayExecutor
+from attnpatterns.sweep.jobs import JOB_FUNCTIONS, is_done, read_marker, run_job, write_marker  # noqa: F401
+from attnpatterns.sweep.plan import EXECUTORS, KINDS, SWEEP_DIR, Job, SweepConfig, plan  # noqa: F401
 
 log = logging.getLogger("attnpatterns")
 
@@ -74,7 +74,7 @@ def job_states(cfg: SweepConfig, jobs: Sequence[Job] | None = None) -> list[tupl
 def _prepare(cfg: SweepConfig) -> None:
     """What ``attn run`` checks and writes before its stages: the folder's model, the data, ``config.json``."""
     from attnpatterns.io import write_json
-    from attnpatterns.pipeline import Pipeline
+    from attnpatterns.run.pipeline import Pipeline
 
     pipe = Pipeline(cfg.run_config())
     pipe.check_out()
@@ -93,7 +93,8 @@ def run_sweep(
 ) -> SweepResult:
     """Run every job that is not done, in dependency order, on ``executor``; retry failures; return what happened.
 
-    ``workers``: processes of the ``processes`` executor. ``costs``: a cost table (:mod:`attnpatterns.device_plan`);
+    ``workers``: processes of the ``processes`` executor. ``costs``: a cost table
+    (:mod:`attnpatterns.sweep.device_plan`);
     with it, jobs are submitted longest remaining chain first (the order of ``attn sweep --plan``)."""
     from attnpatterns.io import write_json
     from attnpatterns.progress import progress_iter
@@ -116,7 +117,7 @@ def run_sweep(
             status[j.id] = "done"
     todo = [j for j in jobs if j.id not in status]
     if costs is not None:
-        from attnpatterns.device_plan import load_costs, priority_order
+        from attnpatterns.sweep.device_plan import load_costs, priority_order
 
         todo = priority_order(todo, load_costs(costs))
     log.info(

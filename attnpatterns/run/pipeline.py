@@ -10,11 +10,11 @@ Stages, in order (docs/CONTRACTS.md for the files each one writes)::
     classify     classify/TASK/seed_S/ + distribution   per (task, seed), then per task
     report       report/index.html + report.md          once
 
-Each stage is a list of :class:`~attnpatterns.stamps.Unit` (:meth:`Pipeline.units`): what it makes, from which
-inputs, under which config. ``attn run`` passes them through the stamp engine (:mod:`attnpatterns.stamps`: skipped
+Each stage is a list of :class:`~attnpatterns.run.stamps.Unit` (:meth:`Pipeline.units`): what it makes, from which
+inputs, under which config. ``attn run`` passes them through the stamp engine (:mod:`attnpatterns.run.stamps`: skipped
 when done and unchanged, adopted when made by hand, redone when an input's content changed); ``attn sweep`` runs the
-same units as jobs. Profiles and the run configuration: :mod:`attnpatterns.profiles`; paths:
-:mod:`attnpatterns.layout`; the classify stage's computation: :mod:`attnpatterns.classifier.run_maps`.
+same units as jobs. Profiles and the run configuration: :mod:`attnpatterns.run.profiles`; paths:
+:mod:`attnpatterns.run.layout`; the classify stage's computation: :mod:`attnpatterns.classifier.run_maps`.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from attnpatterns import layout
 from attnpatterns.classifier.run_maps import classify_run_maps, write_distribution  # noqa: F401 (re-exported)
 from attnpatterns.errors import UserError
-from attnpatterns.layout import RunLayout
-from attnpatterns.profiles import PROFILES, STAGES, SUBNET_METHODS, Profile, RunConfig, get_profile  # noqa: F401
-from attnpatterns.stamps import Hasher, RunResult, StageReport, StampEngine, Unit, digest  # noqa: F401
+from attnpatterns.run import layout
+from attnpatterns.run.layout import RunLayout
+from attnpatterns.run.profiles import PROFILES, STAGES, SUBNET_METHODS, Profile, RunConfig, get_profile  # noqa: F401
+from attnpatterns.run.stamps import Hasher, RunResult, StageReport, StampEngine, Unit, digest  # noqa: F401
 
 log = logging.getLogger("attnpatterns")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from attnpatterns.errors import UserError
-from attnpatterns.sweep_plan import KINDS, Job
+from attnpatterns.sweep.plan import KINDS, Job
 
 
 @dataclass
@@ -57,7 +57,7 @@ def load_costs(path: str | os.PathLike) -> CostTable:
     except FileNotFoundError:
         raise UserError(f"{p}: no such cost table; measure one with bench/bench_sweep.py --device cuda.") from None
     except json.JSONDecodeError as e:
-        raise UserError(f"{p}: not JSON ({e.msg}, line {e.lineno}); see attnpatterns/device_plan.py.") from None
+        raise UserError(f"{p}: not JSON ({e.msg}, line {e.lineno}); see attnpatterns/sweep/device_plan.py.") from None
     if not isinstance(d, dict) or not isinstance(d.get("seconds"), dict):
         raise UserError(f"{p}: a cost table is {{'slots': N, 'seconds': {{kind: s or {{task: s}}}}}}.")
     unknown = sorted(set(d["seconds"]) - set(KINDS))
