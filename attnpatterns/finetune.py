@@ -21,6 +21,10 @@ Long runs are resumable within a fine-tuning: every ``checkpoint_minutes`` of tr
 schedule, random state, step and losses go to ``.checkpoint.pt`` in the run folder (written to a temporary file and
 renamed, so an interruption never leaves half of one). A rerun of the same config continues from it and ends with
 the weights an uninterrupted run gives (tests/test_finetune.py); the file is deleted when the run is done.
+
+One process trains into a folder at a time: it holds ``.finetune.lock`` (a lease lock, :mod:`attnpatterns.sweep.lease`)
+while it trains; a second process started on the same folder waits, then finds the run done or continues from
+the checkpoint.
 """
 
 from __future__ import annotations
@@ -145,15 +149,8 @@ def finetune(
     folder has none). A finished run with the same config is skipped; a folder holding another
     run is an error.
     """
-    import numpy as np
-    import torch
-
-    from attnpatterns.data import compute_metrics, get_task, load_task, main_metric
-    from attnpatterns.gates import gated
-    from attnpatterns.io import write_json
-    from attnpatterns.models import load_model, model_id
-    from attnpatterns.progress import progress_iter
-    from attnpatterns.seed import set_seed
+    from attnpatterns.data import get_task
+    from attnpatterns.models import model_id
 
     out_dir = Path(out_dir)
     spec = get_task(cfg.task)
@@ -164,13 +161,65 @@ def finetune(
         "masks": {"head_mask": mask_digest(head_mask), "mlp_mask": mask_digest(mlp_mask), "weight_masks": wm_digest},
         "init_from": None if init_from is None else model_id(init_from),
     }
-    if out_dir.exists() and check_existing(out_dir, record):
-        from attnpatterns.io import read_json
+    done = _done_already(out_dir, record)
+    if done is not None:
+        return done
+    lock = _claim_folder(out_dir)
+    try:
+        done = _done_already(out_dir, record)  # finished by the process this one waited for
+        if done is not None:
+            return done
+        return _train(cfg, out_dir, spec, record, head_mask, mlp_mask, weight_masks, init_from, show_progress)
+    finally:
+        lock.release()
 
-        m = read_json(out_dir / "metrics.json")
-        (out_dir / CHECKPOINT).unlink(missing_ok=True)  # left by a run stopped between its last two writes
-        log.info("%s: done already, skipped", out_dir)
-        return FinetuneResult(out_dir, m["metrics"], m["score"], True, m.get("train_seconds", 0.0))
+
+def _done_already(out_dir: Path, record: dict) -> FinetuneResult | None:
+    """The finished run of this config in ``out_dir`` (its leftover checkpoint removed), or None."""
+    if not (out_dir.exists() and check_existing(out_dir, record)):
+        return None
+    from attnpatterns.io import read_json
+
+    m = read_json(out_dir / "metrics.json")
+    (out_dir / CHECKPOINT).unlink(missing_ok=True)  # left by a run stopped between its last two writes
+    log.info("%s: done already, skipped", out_dir)
+    return FinetuneResult(out_dir, m["metrics"], m["score"], True, m.get("train_seconds", 0.0))
+
+
+def _claim_folder(out_dir: Path):
+    """The folder's lock (``.finetune.lock``), taken once no live process holds it: a second process started on the
+    same folder waits instead of training beside the first (both would write the same checkpoint and weights),
+    then finds the run done or continues from its checkpoint. A holder killed on this host is taken over at once,
+    one on another host when its lease ends (:mod:`attnpatterns.sweep.lease`)."""
+    from attnpatterns.sweep.lease import LeaseLock
+
+    lock = LeaseLock(out_dir / LOCK)
+    said = False
+    while not lock.acquire():
+        if not said:
+            holder = lock.read() or {}
+            log.warning(
+                "%s: another process (pid %s on %s) is fine-tuning into this folder; waiting for it (Ctrl-C stops "
+                "this one, the other goes on)",
+                out_dir,
+                holder.get("pid", "?"),
+                holder.get("host", "?"),
+            )
+            said = True
+        time.sleep(WAIT_S)
+    return lock
+
+
+def _train(cfg, out_dir, spec, record, head_mask, mlp_mask, weight_masks, init_from, show_progress) -> FinetuneResult:
+    import numpy as np
+    import torch
+
+    from attnpatterns.data import compute_metrics, load_task, main_metric
+    from attnpatterns.gates import gated
+    from attnpatterns.io import write_json
+    from attnpatterns.models import load_model, model_id
+    from attnpatterns.progress import progress_iter
+    from attnpatterns.seed import set_seed
 
     set_seed(cfg.seed)
     train = load_task(spec, "train", cfg.data_dir, max_examples=cfg.max_train_examples, seed=cfg.seed)
@@ -314,6 +363,8 @@ def finetune(
 
 
 CHECKPOINT = ".checkpoint.pt"  # hidden: bookkeeping, left out of the stamps' digests of the run folder
+LOCK = ".finetune.lock"  # hidden too: held while a process trains into the folder
+WAIT_S = 5.0  # how often a process waiting for another's fine-tuning of the same folder looks again
 
 
 def _resume_key(record: dict, total_steps: int) -> dict:

@@ -237,3 +237,44 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(setup, tmp_path,
     assert "unreadable" in caplog.text
     w3 = _weights(bad)
     assert all(torch.equal(w1[k], w3[k]) for k in w1)
+
+
+def test_a_second_process_on_the_same_folder_waits_for_the_first(setup, tmp_path, monkeypatch, caplog):
+    """Two fine-tunings into one folder never train side by side: the second waits while a live process holds the
+    folder's lock, writes nothing meanwhile, and then finds the run the first finished (skipped, not redone)."""
+    import shutil
+    import threading
+
+    from attnpatterns import finetune as ft
+    from attnpatterns.sweep.lease import LeaseLock
+
+    monkeypatch.setattr(ft, "WAIT_S", 0.05)
+    done = ft.finetune(_cfg(setup), tmp_path / "finished", show_progress=False)
+    out = tmp_path / "run"
+    holder = LeaseLock(out / ft.LOCK)  # this process: alive, on this host
+    assert holder.acquire()
+    results: list = []
+    second = threading.Thread(target=lambda: results.append(ft.finetune(_cfg(setup), out, show_progress=False)))
+    with caplog.at_level("WARNING", logger="attnpatterns"):
+        second.start()
+        second.join(1.0)
+        assert second.is_alive() and not results  # waiting
+        assert sorted(p.name for p in out.iterdir()) == [ft.LOCK]  # and nothing written beside the lock
+        for f in (tmp_path / "finished").iterdir():  # the holder finishes the run
+            shutil.copy2(f, out / f.name)
+        holder.release()
+        second.join(60)
+    assert not second.is_alive()
+    assert results[0].skipped and results[0].metrics == done.metrics
+    assert "another process" in caplog.text and "waiting" in caplog.text
+    assert not (out / ft.LOCK).exists()
+
+
+def test_a_lock_left_by_a_killed_fine_tuning_does_not_block(setup, tmp_path, dead_pid):
+    from attnpatterns import finetune as ft
+    from attnpatterns.sweep.lease import LeaseLock
+
+    out = tmp_path / "run"
+    assert LeaseLock(out / ft.LOCK, pid=dead_pid, renew=False).acquire()  # its holder was killed
+    r = ft.finetune(_cfg(setup), out, show_progress=False)
+    assert not r.skipped and (out / "metrics.json").is_file() and not (out / ft.LOCK).exists()
