@@ -49,7 +49,9 @@ def collate(enc: Encoded, idx: Sequence[int], device=None, regression: bool = Fa
     labels = torch.tensor([enc.labels[i] for i in idx], dtype=torch.float if regression else torch.long)
     out = {"input_ids": ids, "token_type_ids": tt, "attention_mask": am, "labels": labels}
     if device is not None:
-        out = {k: v.to(device) for k, v in out.items()}
+        # to a GPU from pinned memory without blocking: a pageable copy would wait for the work queued before it
+        pin = torch.device(device).type == "cuda"
+        out = {k: (v.pin_memory() if pin else v).to(device, non_blocking=pin) for k, v in out.items()}
     return out
 
 

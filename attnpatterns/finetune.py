@@ -287,6 +287,7 @@ def _train(cfg, out_dir, spec, record, head_mask, mlp_mask, weight_masks, init_f
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
     params = dict(model.named_parameters())
+    wmasks_f = {name: m.to(params[name].dtype) for name, m in wmasks.items()}  # as 0/1 floats once, not every step
     gen = torch.Generator().manual_seed(cfg.seed)
 
     def batches():
@@ -297,8 +298,11 @@ def _train(cfg, out_dir, spec, record, head_mask, mlp_mask, weight_masks, init_f
 
     ckpt = out_dir / CHECKPOINT
     key = _resume_key(record, total_steps)
-    start, done_seconds, losses = _resume(ckpt, key, model, opt, sched)
+    start, done_seconds, resumed_losses = _resume(ckpt, key, model, opt, sched)
+    # each step's loss stays on the device until a checkpoint or the end: no host sync per step on a GPU
+    loss_buf = torch.zeros(total_steps, dtype=torch.float32, device=device)
     if start:
+        loss_buf[:start] = torch.tensor(resumed_losses[:start], dtype=torch.float32)
         log.info("%s: resuming at step %d of %d (%.0f s trained)", out_dir, start, total_steps, done_seconds)
     model.train()
     t0 = time.perf_counter()
@@ -316,21 +320,22 @@ def _train(cfg, out_dir, spec, record, head_mask, mlp_mask, weight_masks, init_f
             with amp:
                 out = model(**b)
             out.loss.backward()
-            if wmasks:
-                for name, m in wmasks.items():
-                    if params[name].grad is not None:
-                        params[name].grad.mul_(m.to(params[name].grad.dtype))
+            for name, m in wmasks_f.items():
+                if params[name].grad is not None:
+                    params[name].grad.mul_(m)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            if wmasks:
-                apply_weight_masks(model, wmasks)
-            losses.append(float(out.loss.detach()))
+            if wmasks_f:
+                apply_weight_masks(model, wmasks_f)
+            loss_buf[step] = out.loss.detach()
             now = time.perf_counter()
             if step + 1 < total_steps and now - last_save >= 60 * cfg.checkpoint_minutes:
+                losses = loss_buf[: step + 1].tolist()
                 _save_checkpoint(ckpt, key, step + 1, done_seconds + now - t0, losses, model, opt, sched)
                 last_save = time.perf_counter()
+    losses = loss_buf.tolist()
     train_seconds = done_seconds + time.perf_counter() - t0
     model.eval()
 
