@@ -17,6 +17,13 @@
 #
 #   RUNNAME=minilm-full SCRIPT=results/minilm-full/run_subnetworks.sh TASKS="RTE CoLA" SETTINGS=retrained BENCH=1 \
 #     CUDA_TESTS=0 WORKERS=12 bash results/minilm/device_retrained.sh
+#
+# SST-2's cells are one re-fine-tuning of 67,349 examples each (about 8 minutes of a process with 12 sharing the GPU):
+# CELLS=1 makes each subnetwork its own job, so a deadline loses only the cells still running and a later loan
+# resumes with the rest:
+#
+#   RUNNAME=minilm-full SCRIPT=results/minilm-full/run_subnetworks.sh TASKS=SST-2 SETTINGS=retrained CELLS=1 \
+#     CUDA_TESTS=0 WORKERS=12 bash results/minilm/device_retrained.sh
 set -uo pipefail
 T0=$(date +%s)
 S=${STAGE:-/tmp/stage}

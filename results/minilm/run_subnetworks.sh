@@ -40,20 +40,25 @@ rm -rf "$LOCKS"; mkdir -p "$LOCKS"
 
 # one job per line: setting task method seeds (comma-separated); seed-major, so that if the time runs out
 # every task has its first seeds complete rather than some tasks all seeds and others none
+# CELLS=1: one job per subnetwork (good, random, bad) instead of one per (method, seed): on a GPU shared by many
+# processes, each job is one re-fine-tuning, so a deadline loses at most the cells still running
+SUBS=all; [[ ${CELLS:-0} == 1 ]] && SUBS="good random bad"
+
 jobs() {
+  local sub
   for setting in $SETTINGS; do
     # SUPER_FIRST=1: the super-survivor jobs of a setting before the per-seed ones (the study's key comparison)
     # the super-survivor set is one per task (TASK/super/), its evaluation one job per seed so that workers share it
     if [[ ${SUPER_FIRST:-0} == 1 ]]; then
-      for seed in $SEEDS; do for task in $TASKS; do echo "$setting $task super $seed"; done; done
+      for seed in $SEEDS; do for task in $TASKS; do for sub in $SUBS; do echo "$setting $task super $seed $sub"; done; done; done
     fi
     for seed in $SEEDS; do
       for task in $TASKS; do
-        for method in structured magnitude; do echo "$setting $task $method $seed"; done
+        for method in structured magnitude; do for sub in $SUBS; do echo "$setting $task $method $seed $sub"; done; done
       done
     done
     if [[ ${SUPER_FIRST:-0} != 1 ]]; then
-      for seed in $SEEDS; do for task in $TASKS; do echo "$setting $task super $seed"; done; done
+      for seed in $SEEDS; do for task in $TASKS; do for sub in $SUBS; do echo "$setting $task super $seed $sub"; done; done; done
     fi
   done
 }
@@ -69,10 +74,11 @@ ready() {  # task method seeds
   fi
 }
 
-done_() {  # setting task method seeds
-  local s sub
+done_() {  # setting task method seeds subnet (all: good, random and bad)
+  local s sub subs=$5
+  [[ $subs == all ]] && subs="good random bad"
   for s in ${4//,/ }; do
-    for sub in good random bad; do
+    for sub in $subs; do
       [[ -f $RUN/$2/seed_$s/subnetworks/$3/$sub/$1.json ]] || return 1
     done
   done
@@ -84,27 +90,28 @@ STOP_EPOCH=$(date -u -d "$STOP_AT" +%s)
 past_stop() { (( $(date -u +%s) >= STOP_EPOCH )); }
 
 worker() {
-  local w=$1 setting task method seeds left key extra
+  local w=$1 setting task method seeds sub left key extra
   while true; do
     left=0
-    while read -r setting task method seeds; do
-      done_ $setting $task $method $seeds && continue
-      [[ -e $LOCKS/failed-$setting-$task-$method-${seeds//,/_} ]] && continue
+    while read -r setting task method seeds sub; do
+      done_ $setting $task $method $seeds $sub && continue
+      key="$setting-$task-$method-${seeds//,/_}-$sub"
+      [[ -e $LOCKS/failed-$key ]] && continue
       left=1
       past_stop && { echo "[$w] $(date -u +%H:%M:%S) past $STOP_AT: no new jobs"; return; }
       ready $task $method $seeds || continue
-      key="$setting-$task-$method-${seeds//,/_}"
-      [[ -e $LOCKS/failed-$key ]] && continue  # failed once in this sitting: see the log, fix, rerun the script
       mkdir "$LOCKS/$key" 2>/dev/null || continue
-      echo "[$w] $(date -u +%H:%M:%S) start $setting $task $method seeds $seeds"
+      done_ $setting $task $method $seeds $sub && { rmdir "$LOCKS/$key"; continue; }  # finished while we looked
+      echo "[$w] $(date -u +%H:%M:%S) start $setting $task $method seeds $seeds ($sub)"
       extra=()
+      [[ $sub != all ]] && extra+=(--subnets $sub)
       [[ -n ${NDEV[$task]} ]] && extra+=(--max-dev-examples ${NDEV[$task]})
       [[ -n ${NTRAIN[$task]} ]] && extra+=(--max-train-examples ${NTRAIN[$task]})
       [[ $method == super ]] && extra+=(--super-from $SUPER_CSV)
       $ATTN subnetworks --task $task --seeds $seeds --method $method --run $RUN --settings $setting \
         "${extra[@]}" --threads 1 --device $DEVICE --no-progress \
-        || { echo "[$w] $(date -u +%H:%M:%S) FAILED $setting $task $method $seeds"; touch "$LOCKS/failed-$key"; }
-      echo "[$w] $(date -u +%H:%M:%S) end $setting $task $method seeds $seeds"
+        || { echo "[$w] $(date -u +%H:%M:%S) FAILED $setting $task $method $seeds ($sub)"; touch "$LOCKS/failed-$key"; }
+      echo "[$w] $(date -u +%H:%M:%S) end $setting $task $method seeds $seeds ($sub)"
       rmdir "$LOCKS/$key"
       continue 2  # rescan from the top: cheap jobs that became ready go first
     done < <(jobs)
