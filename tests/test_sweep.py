@@ -82,13 +82,14 @@ def test_plan_declares_every_job_with_its_dependencies(local_sweep):
     jobs = {j.id: j for j in plan(cfg)}
     kinds = sorted({j.kind for j in jobs.values()})
     assert kinds == ["classify", "distribution", "pipeline", "report", "subnet", "survivors"]
-    # per seed: 2 methods x 3 subnetworks; per task: 3 super subnetworks over both seeds
-    assert sum(1 for j in jobs.values() if j.kind == "subnet") == 2 * 2 * 3 + 3
+    # per seed: 3 methods (the super-survivors' too) x 3 subnetworks, each job one seed's subnetwork
+    assert sum(1 for j in jobs.values() if j.kind == "subnet") == 2 * 3 * 3
     assert jobs["subnet/MRPC/seed_1/magnitude/random"].deps == ("pipeline/MRPC/seed_1",)
     assert "MRPC/seed_1/magnitude/mask.safetensors" in jobs["subnet/MRPC/seed_1/magnitude/random"].inputs
-    assert "MRPC/super/super-survivors.json" in jobs["subnet/MRPC/super/bad"].inputs
-    assert set(jobs["subnet/MRPC/super/bad"].deps) == {"pipeline/MRPC/seed_1", "pipeline/MRPC/seed_2", "survivors/MRPC"}
-    assert "MRPC/seed_2/subnetworks/super/bad/retrained.json" in jobs["subnet/MRPC/super/bad"].outputs
+    sup = jobs["subnet/MRPC/seed_2/super/bad"]
+    assert "MRPC/super/super-survivors.json" in sup.inputs and sup.params["seeds"] == [2]
+    assert set(sup.deps) == {"pipeline/MRPC/seed_1", "pipeline/MRPC/seed_2", "survivors/MRPC"}  # the set needs all
+    assert set(sup.outputs) == {f"MRPC/seed_2/subnetworks/super/bad/{s}.json" for s in ("pruned", "retrained")}
     order = list(jobs)
     for j in jobs.values():  # dependencies come first
         assert all(order.index(d) < order.index(j.id) for d in j.deps), j.id
@@ -133,7 +134,7 @@ def test_local_sweep_makes_what_attn_run_makes(local_sweep):
     from attnpatterns.run.pipeline import run_pipeline
 
     cfg, res, _ = local_sweep
-    assert res.ok and res.ids("failed") == [] and len(res.ids("ran")) == len(res.jobs) == 22
+    assert res.ok and res.ids("failed") == [] and len(res.ids("ran")) == len(res.jobs) == 25
     run = cfg.out
     for seed in SEEDS:
         sd = run / "MRPC" / f"seed_{seed}"
@@ -227,7 +228,7 @@ def test_a_job_that_keeps_failing_holds_back_its_dependants(local_sweep, monkeyp
     from attnpatterns.sweep import driver as sweep
 
     cfg, _, tmp = local_sweep
-    dependants = ["subnet/MRPC/super/good", "distribution/MRPC", "report"]
+    dependants = ["subnet/MRPC/seed_1/super/good", "distribution/MRPC", "report"]
     new = _copy_without(cfg, tmp, "fail", ["survivors/MRPC"] + dependants, [])
     calls = []
 
@@ -268,7 +269,7 @@ def test_cli_dry_run_lists_the_jobs_and_bad_input_is_one_line(local_sweep, monke
     r = runner.invoke(app, base + ["--out", str(tmp / "fresh"), "--dry-run"])
     assert r.exit_code == 0, r.output
     lines = r.output.strip().splitlines()
-    assert lines[-1].startswith("22 job(s): 22 to run, 0 done")
+    assert lines[-1].startswith("25 job(s): 25 to run, 0 done")
     assert any(l.split()[:2] == ["todo", "subnet/MRPC/seed_1/magnitude/bad"] for l in lines)
     assert not (tmp / "fresh").exists()  # a dry run writes nothing
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
@@ -500,7 +501,7 @@ def test_ray_sweep_matches_the_local_one(local_sweep, ray_head):
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(next(l for l in p.stdout.splitlines() if l.startswith("RESULT "))[7:])
     errors = {j: a[-1].get("error") for j, a in r["attempts"].items() if not a[-1]["ok"]}
-    assert set(r["status"].values()) == {"ran"} and len(r["status"]) == 18, errors
+    assert set(r["status"].values()) == {"ran"} and len(r["status"]) == 21, errors
     assert set(r["again"].values()) == {"done"}  # a rerun through Ray submits nothing
     # every job ran in a Ray worker, not in the driver
     pids = {a["pid"] for att in r["attempts"].values() for a in att}
@@ -539,7 +540,7 @@ def test_processes_executor_matches_the_local_one_and_follows_the_cost_order(loc
     costs.write_text(json.dumps({"slots": 2, "seconds": {"pipeline": 10, "survivors": 1, "subnet": {"MRPC": 4}}}))
     pcfg = _cfg(tmp, tmp_path / "proc", analysis=False)
     res = run_sweep(pcfg, "processes", show_progress=False, workers=2, costs=costs)
-    assert res.ok and len(res.ids("ran")) == 18, {j: a[-1].get("error") for j, a in res.attempts.items()}
+    assert res.ok and len(res.ids("ran")) == 21, {j: a[-1].get("error") for j, a in res.attempts.items()}
     pids = {a["pid"] for att in res.attempts.values() for a in att}
     assert os.getpid() not in pids and len(pids) == 2
     compared = 0

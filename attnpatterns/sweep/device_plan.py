@@ -7,11 +7,11 @@ A **cost table** (JSON) gives the measured seconds of each job kind on the devic
      "seconds": {"pipeline": {"MRPC": 41.0, "STS-B": 60.0}, "subnet": {"MRPC": 8.1}, "survivors": 0.5,
                  "classify": {"MRPC": 3.0}, "distribution": 1.0, "report": 20.0}}
 
-A kind's entry is one number for every task or a {task: seconds} table; a ``subnet`` job over every seed (the super
-sets) costs its per-seed figure times the seeds it covers. The plan is list scheduling by the longest remaining
-chain ("critical path first"): whenever a process is free, the ready job with the longest chain of dependants after
-it starts. ``attn sweep --executor processes --workers N --costs F`` submits the jobs in the same order, so the
-plan is what the device run does, up to the measurement noise of the costs.
+A kind's entry is one number for every task or a {task: seconds} table; a ``subnet`` job covering several seeds costs
+its per-seed figure times the seeds it covers (the sweep's own subnetwork jobs cover one seed each). The plan is list
+scheduling by the longest remaining chain ("critical path first"): whenever a process is free, the ready job with the
+longest chain of dependants after it starts. ``attn sweep --executor processes --workers N --costs F`` submits the jobs
+in the same order, so the plan is what the device run does, up to the measurement noise of the costs.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ A sweep is the work of ``attn run`` cut into jobs with declared inputs, outputs 
 
     pipeline/TASK/seed_S                      fine-tune, s-prune, m-prune one (task, seed)
     survivors/TASK                            super-survivors: AND over the seeds' s-pruning masks
-    subnet/TASK/seed_S/METHOD/SUBNET          one subnetwork (structured|magnitude x good|random|bad): pruned +
-    re-fine-tuned
-    subnet/TASK/super/SUBNET                  one super-survivor subnetwork, every seed (the set needs them all)
+    subnet/TASK/seed_S/METHOD/SUBNET          one subnetwork (structured|magnitude|super x good|random|bad): pruned +
+    re-fine-tuned; a super-survivor subnetwork waits for every seed's pipeline and the survivors (its set is drawn
+    from all the seeds)
     classify/TASK/seed_S                      classify the maps of every head
     distribution/TASK                         pattern distribution over seeds, super-survivors vs the rest
     report                                    the report of the whole run folder

@@ -57,6 +57,8 @@ def _job_subnet(cfg: SweepConfig, pipe, job: Job) -> None:
         "seeds": list(p["seeds"]),
         "subnets": (p["subnet"],),
     }
+    if p["method"] == "super":  # the super set (and its random / bad draws) from every seed of the unit
+        kw["super_from"] = kw.get("super_from") or list(unit.config["seeds"])
     if list(kw.get("settings", [])) != list(p["settings"]):
         raise RuntimeError(
             f"job {job.id}: planned settings {p['settings']} but the pipeline asks for {kw.get('settings')}"

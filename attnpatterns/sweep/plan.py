@@ -142,7 +142,8 @@ def plan(cfg: SweepConfig) -> list[Job]:
 
     # the jobs are the pipeline's units (Pipeline.units): the same inputs and outputs, grouped or split for a
     # cluster: fine-tuning and both prunings of a (task, seed) run as one job; a subnetwork unit (task, method)
-    # is split into one job per seed and subnetwork (super: one per subnetwork, over every seed)
+    # is split into one job per seed and subnetwork, the super-survivors' too (their set comes from every seed's
+    # s-pruning, so those jobs wait for the task's survivors job; each re-fine-tunes one seed's subnetwork)
     stages = ["finetune", "structured", "magnitude", "survivors", "subnetworks"]
     stages += ["classify"] if cfg.analysis else []
     units = {stage: {u.key: u for u in pipe.units(stage)} for stage in stages}
@@ -186,13 +187,11 @@ def plan(cfg: SweepConfig) -> list[Job]:
                 continue
             u = units["subnetworks"][f"{task}/{method}"]
             for subnet in SUBNETS:
-                if method == "super":  # one job over every seed: the super set is drawn from all of them
-                    groups = [(f"subnet/{task}/super/{subnet}", list(rc.seeds), tuple(pipes) + (f"survivors/{task}",))]
-                else:
-                    groups = [
-                        (f"subnet/{task}/seed_{s}/{method}/{subnet}", [s], (f"pipeline/{task}/seed_{s}",))
-                        for s in rc.seeds
-                    ]
+                groups = []
+                for s in rc.seeds:
+                    # the super set is drawn from every seed: its jobs wait for all the pipelines and the survivors
+                    deps = (*pipes, f"survivors/{task}") if method == "super" else (f"pipeline/{task}/seed_{s}",)
+                    groups.append((f"subnet/{task}/seed_{s}/{method}/{subnet}", [s], deps))
                 for jid, seeds, deps in groups:
                     mine = [pipe.layout.seed_dir(task, s) for s in seeds]
                     other_seeds = [pipe.layout.seed_dir(task, s) for s in rc.seeds if s not in seeds]
