@@ -317,6 +317,44 @@ def test_outputs_made_by_hand_are_adopted_not_redone(tiny_run, tmp_path):
     assert len(res.stages["finetune"].adopted) == 2
 
 
+def test_a_super_set_or_distribution_found_from_other_seeds_is_redone_not_adopted(tiny_run, tmp_path, caplog):
+    """Adoption takes outputs made by hand as they are, but not a super-survivor set or a pattern distribution made
+    from other seeds than the run's: those are redone (the distribution's per-seed classifications are adopted)."""
+    import shutil
+
+    from attnpatterns.run.pipeline import RunConfig, run_pipeline
+
+    cfg, _, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(cfg.out, copy)
+    shutil.rmtree(copy / ".stages")
+    sup, dist = copy / "MRPC" / "super" / "super-survivors.json", copy / "classify" / "MRPC" / "distribution.json"
+    for f in (sup, dist):  # as if made over seeds 1 and 3 by an earlier run
+        obj = json.loads(f.read_text())
+        assert obj["seeds"] == [1, 2]
+        f.write_text(json.dumps(obj | {"seeds": [1, 3]}))
+    c2 = RunConfig(
+        out=copy,
+        profile="quick",
+        model=cfg.model,
+        tasks=["MRPC"],
+        seeds=[1, 2],
+        data_dir=cfg.data_dir,
+        show_progress=False,
+        overrides=TINY,
+        stages=["survivors", "classify"],
+    )
+    with caplog.at_level("INFO", logger="attnpatterns"):
+        res = run_pipeline(c2)
+    assert res.stages["survivors"].ran == ["MRPC"] and not res.stages["survivors"].adopted
+    assert res.stages["classify"].ran == ["MRPC/distribution"]
+    assert sorted(res.stages["classify"].adopted) == ["MRPC/seed_1", "MRPC/seed_2"]
+    assert json.loads(sup.read_text())["seeds"] == [1, 2] and json.loads(dist.read_text())["seeds"] == [1, 2]
+    assert "made from seeds [1, 3], not [1, 2]; redoing it" in caplog.text
+    again = run_pipeline(c2)
+    assert again.ran == 0 and not any(s.adopted for s in again.stages.values())
+
+
 def test_cli_run_rejects_bad_input(tmp_path):
     from typer.testing import CliRunner
 

@@ -253,6 +253,7 @@ class Pipeline:
                     functools.partial(self._write_super, task, out),
                     # a new super set invalidates its random/bad counterparts, drawn beside it
                     owns=[out.parent],
+                    foreign=functools.partial(_other_seeds, out, self.cfg.seeds, "seeds"),
                 )
             )
         return units
@@ -365,6 +366,7 @@ class Pipeline:
                     {"seeds": sorted(self.cfg.seeds)},
                     functools.partial(self._distribution, task, out),
                     owns=[out],
+                    foreign=functools.partial(_other_seeds, out, self.cfg.seeds, "seeds"),
                 )
             )
         return units
@@ -438,6 +440,19 @@ class Pipeline:
 def _config_dict(obj) -> dict:
     d = asdict(obj) if hasattr(obj, "__dataclass_fields__") else dict(obj)
     return json.loads(json.dumps(d, default=str))
+
+
+def _other_seeds(path: Path, seeds, key: str) -> str | None:
+    """Why a JSON output found without a stamp is not this unit's: it was made from other seeds (its ``key``), or is
+    unreadable; None when its seeds are the run's."""
+    from attnpatterns.io import read_json
+
+    try:
+        have = read_json(path).get(key)
+        same = isinstance(have, list) and sorted(int(s) for s in have) == sorted(int(s) for s in seeds)
+    except (UserError, OSError, ValueError, TypeError, AttributeError):
+        return "unreadable"
+    return None if same else f"made from seeds {have}, not {sorted(seeds)}"
 
 
 def _package_version() -> str:

@@ -4,8 +4,10 @@ stamp matches.
 A stamp (``.stages/<stage>/<unit>.json``, :meth:`attnpatterns.run.layout.RunLayout.stamp`) holds a sha256 over the
 unit's config and the *contents* of its input files (:func:`digest`), so a changed input reruns that unit and, through
 its outputs, everything downstream; the same files reached through another path are the same input. A unit whose outputs
-exist without a stamp (made by ``attn finetune`` and friends by hand) is adopted: stamped as it is, not redone. A unit
-whose stamp no longer matches has its outputs removed before it reruns (the folders it owns, nothing else).
+exist without a stamp (made by ``attn finetune`` and friends by hand) is adopted: stamped as it is, not redone, unless
+the unit can tell they are not its own (a super-survivor set or a pattern distribution made from other seeds than the
+run's), which is redone. A unit whose stamp no longer matches has its outputs removed before it reruns (the folders it
+owns, nothing else).
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class Unit:
     config: dict
     run: Callable[[], Any]
     owns: list[Path] = field(default_factory=list)
+    # for outputs found without a stamp: None when they are what this unit makes (adopt them), else why not (the
+    # unit is redone); e.g. a super-survivor set made from other seeds. None: any such outputs are adopted.
+    foreign: Callable[[], str | None] | None = None
 
     def stamp_path(self, root: Path) -> Path:
         return RunLayout(root).stamp(self.stage, self.key)
@@ -122,7 +127,7 @@ class StampEngine:
         rep = StageReport(stage)
         t0 = time.perf_counter()
         states = [(u, self.state(u)) for u in units]
-        todo = sum(1 for _, s in states if s[0] in ("run", "stale"))
+        todo = sum(1 for _, s in states if s[0] in ("run", "stale", "foreign"))
         log.info("[stage %d/%d] %s: %d unit(s), %d to run", i, n, stage, len(units), todo)
         k = 0
         for u, _ in states:
@@ -138,13 +143,16 @@ class StampEngine:
                 log.info("  %s: outputs made outside 'attn run' adopted as they are", u.label)
                 continue
             k += 1
-            if state == "stale":
+            if state in ("stale", "foreign"):
+                why = "inputs changed since it was made"
+                if state == "foreign" and u.foreign is not None:
+                    why = f"outputs found {u.foreign()}"
                 for p in u.owns:
                     if p.is_dir():
                         shutil.rmtree(p)
                     elif p.exists():
                         p.unlink()
-                log.info("  %s: inputs changed since it was made; redoing it", u.label)
+                log.info("  %s: %s; redoing it", u.label, why)
             log.info("  [%d] %s ...", k, u.label)
             t1 = time.perf_counter()
             u.run()
@@ -185,6 +193,8 @@ class StampEngine:
                     self.write_stamp(u, dig, inputs, adopted=bool(old.get("adopted")), seconds=old.get("seconds", 0.0))
                 return "skip", dig, inputs
             return ("stale" if was != dig else "run"), dig, inputs
+        if done and u.foreign is not None and u.foreign() is not None:
+            return "foreign", dig, inputs
         return ("adopt" if done else "run"), dig, inputs
 
     def write_stamp(self, u: Unit, dig: str, inputs: dict, adopted: bool, seconds: float) -> None:
