@@ -355,6 +355,26 @@ def test_a_super_set_or_distribution_found_from_other_seeds_is_redone_not_adopte
     assert again.ran == 0 and not any(s.adopted for s in again.stages.values())
 
 
+def test_a_run_over_some_tasks_or_seeds_keeps_the_folders_profile_record(tiny_run, tmp_path):
+    """config.json records the run folder's profile: a later `attn run` over a subset of its seeds (same profile,
+    model and settings) adds to its tasks and seeds instead of narrowing them; another profile replaces it."""
+    import shutil
+    from dataclasses import replace
+
+    from attnpatterns.run.pipeline import run_pipeline
+
+    cfg, _, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(cfg.out, copy)
+    run_pipeline(replace(cfg, out=copy, stages=["survivors"]))  # the record of cfg (other tests change settings)
+    res = run_pipeline(replace(cfg, out=copy, seeds=[2], stages=["survivors"]))
+    assert res.ran == 0
+    rec = json.loads((copy / "config.json").read_text())
+    assert rec["tasks"] == ["MRPC"] and rec["seeds"] == [1, 2]
+    run_pipeline(replace(cfg, out=copy, seeds=[2], stages=["survivors"], overrides=TINY | {"classify_examples": 5}))
+    assert json.loads((copy / "config.json").read_text())["seeds"] == [2]  # other settings: this run's record
+
+
 def test_cli_run_rejects_bad_input(tmp_path):
     from typer.testing import CliRunner
 

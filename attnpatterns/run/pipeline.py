@@ -72,7 +72,7 @@ class Pipeline:
         if any(s in wanted for s in ("finetune", "classify")):
             self.preflight_data()
         self.root.mkdir(parents=True, exist_ok=True)
-        write_json(self.layout.config, self.cfg.record())
+        write_json(self.layout.config, self.record())
         reports: dict[str, StageReport] = {}
         todo = [s for s in STAGES if s in wanted]
         for i, stage in enumerate(todo, 1):
@@ -80,6 +80,25 @@ class Pipeline:
             reports[stage] = self.run_stage(stage, units, i, len(todo))
         report = self.layout.report_dir / "index.html"
         return RunResult(self.root, reports, time.perf_counter() - t0, report if report.is_file() else None)
+
+    def record(self) -> dict:
+        """The run folder's ``config.json``: this run's profile record, whose tasks and seeds also keep those of an
+        earlier run of the same profile, model and settings in the folder (``--tasks SST-2`` over a five-task study
+        adds to it, it does not narrow the record)."""
+        from attnpatterns.io import read_json
+
+        rec = json.loads(json.dumps(self.cfg.record(), default=str))  # as it reads back (tuples as lists)
+        path = self.layout.config
+        try:
+            old = read_json(path) if path.is_file() else None
+        except UserError:
+            old = None
+        same = ("profile", "model_id", "settings")
+        if isinstance(old, dict) and all(old.get(k) == rec[k] for k in same):
+            for k in ("tasks", "seeds"):
+                if isinstance(old.get(k), list):
+                    rec[k] = list(dict.fromkeys([*old[k], *rec[k]]))
+        return rec
 
     def check_out(self) -> None:
         from attnpatterns.io import read_json

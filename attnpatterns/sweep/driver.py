@@ -80,7 +80,7 @@ def _prepare(cfg: SweepConfig) -> None:
     pipe.check_out()
     pipe.preflight_data()
     cfg.out.mkdir(parents=True, exist_ok=True)
-    write_json(RunLayout(cfg.out).config, cfg.run_config().record())
+    write_json(RunLayout(cfg.out).config, pipe.record())
 
 
 def run_sweep(
