@@ -321,8 +321,9 @@ def test_a_super_set_or_distribution_found_from_other_seeds_is_redone_not_adopte
     """Adoption takes outputs made by hand as they are, but not a super-survivor set or a pattern distribution made
     from other seeds than the run's: those are redone (the distribution's per-seed classifications are adopted)."""
     import shutil
+    from dataclasses import replace
 
-    from attnpatterns.run.pipeline import RunConfig, run_pipeline
+    from attnpatterns.run.pipeline import run_pipeline
 
     cfg, _, _ = tiny_run
     copy = tmp_path / "copy"
@@ -333,17 +334,7 @@ def test_a_super_set_or_distribution_found_from_other_seeds_is_redone_not_adopte
         obj = json.loads(f.read_text())
         assert obj["seeds"] == [1, 2]
         f.write_text(json.dumps(obj | {"seeds": [1, 3]}))
-    c2 = RunConfig(
-        out=copy,
-        profile="quick",
-        model=cfg.model,
-        tasks=["MRPC"],
-        seeds=[1, 2],
-        data_dir=cfg.data_dir,
-        show_progress=False,
-        overrides=TINY,
-        stages=["survivors", "classify"],
-    )
+    c2 = replace(cfg, out=copy, overrides=TINY, stages=["survivors", "classify"])
     with caplog.at_level("INFO", logger="attnpatterns"):
         res = run_pipeline(c2)
     assert res.stages["survivors"].ran == ["MRPC"] and not res.stages["survivors"].adopted
