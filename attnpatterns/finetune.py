@@ -164,6 +164,7 @@ def finetune(
     done = _done_already(out_dir, record)
     if done is not None:
         return done
+    made = [d for d in (out_dir, *out_dir.parents) if not d.exists()]  # the folders the lock file creates
     lock = _claim_folder(out_dir)
     try:
         done = _done_already(out_dir, record)  # finished by the process this one waited for
@@ -172,6 +173,9 @@ def finetune(
         return _train(cfg, out_dir, spec, record, head_mask, mlp_mask, weight_masks, init_from, show_progress)
     finally:
         lock.release()
+        for d in made:  # deepest first; only the empty ones: bad input (caught in _train) leaves nothing behind
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
 
 def _done_already(out_dir: Path, record: dict) -> FinetuneResult | None:
