@@ -87,7 +87,7 @@ class Pipeline:
         adds to it, it does not narrow the record)."""
         from attnpatterns.io import read_json
 
-        rec = json.loads(json.dumps(self.cfg.record(), default=str))  # as it reads back (tuples as lists)
+        rec = _config_dict(self.cfg.record())  # as it reads back (tuples as lists)
         path = self.layout.config
         try:
             old = read_json(path) if path.is_file() else None
@@ -272,7 +272,7 @@ class Pipeline:
                     functools.partial(self._write_super, task, out),
                     # a new super set invalidates its random/bad counterparts, drawn beside it
                     owns=[out.parent],
-                    foreign=functools.partial(_other_seeds, out, self.cfg.seeds, "seeds"),
+                    foreign=functools.partial(_other_seeds, out, self.cfg.seeds),
                 )
             )
         return units
@@ -385,7 +385,7 @@ class Pipeline:
                     {"seeds": sorted(self.cfg.seeds)},
                     functools.partial(self._distribution, task, out),
                     owns=[out],
-                    foreign=functools.partial(_other_seeds, out, self.cfg.seeds, "seeds"),
+                    foreign=functools.partial(_other_seeds, out, self.cfg.seeds),
                 )
             )
         return units
@@ -461,13 +461,13 @@ def _config_dict(obj) -> dict:
     return json.loads(json.dumps(d, default=str))
 
 
-def _other_seeds(path: Path, seeds, key: str) -> str | None:
-    """Why a JSON output found without a stamp is not this unit's: it was made from other seeds (its ``key``), or is
-    unreadable; None when its seeds are the run's."""
+def _other_seeds(path: Path, seeds) -> str | None:
+    """Why a JSON output found without a stamp is not this unit's: it was made from other seeds (its ``seeds``), or
+    is unreadable; None when its seeds are the run's."""
     from attnpatterns.io import read_json
 
     try:
-        have = read_json(path).get(key)
+        have = read_json(path).get("seeds")
         same = isinstance(have, list) and sorted(int(s) for s in have) == sorted(int(s) for s in seeds)
     except (UserError, OSError, ValueError, TypeError, AttributeError):
         return "unreadable"
