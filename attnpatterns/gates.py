@@ -4,6 +4,13 @@ A head gate scales each head's slice of the context vector before the attention
 output projection; an MLP gate scales the output of the MLP's second dense layer
 before the residual and LayerNorm. Gates are ordinary tensors: give them
 ``requires_grad=True`` and ``dL/dgate`` is the importance of the component.
+
+An MLP whose gate is a fixed 0 (no ``requires_grad``) is not computed at all: its two dense
+layers return zeros of the right shape, so the residual, dropout (the same random draws) and
+LayerNorm run as before and the outputs are bitwise those of the scaled-by-0 MLP. Its
+parameters then get no gradient where the scaled MLP gave them exact zeros:
+``fill_skipped_grads`` puts those zeros back, so that gradient clipping and the optimiser
+see what they saw before (training stays bitwise the same, only faster).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import torch
 from torch import Tensor
 
 from attnpatterns.families import family_of, get_layers, get_submodule, shape_of
+
+SKIP_MASKED_MLPS = True  # False: compute masked MLPs and scale them by 0 (the reference the skip is tested against)
 
 
 @contextlib.contextmanager
@@ -30,19 +39,74 @@ def gated(model, head_gate: Tensor | None = None, mlp_gate: Tensor | None = None
         raise ValueError(f"head gate has shape {tuple(head_gate.shape)}, the model needs ({n_layers}, {n_heads})")
     if mlp_gate is not None and tuple(mlp_gate.shape) != (n_layers,):
         raise ValueError(f"MLP gate has shape {tuple(mlp_gate.shape)}, the model needs ({n_layers},)")
-    handles = []
+    skipped = set(skipped_mlps(mlp_gate))
+    handles: list = []
     try:
         for li, layer in enumerate(get_layers(model)):
             if head_gate is not None:
                 block = get_submodule(layer, fam.attn_out_block)
                 handles.append(block.register_forward_pre_hook(_head_hook(head_gate, li, n_heads, d), with_kwargs=True))
-            if mlp_gate is not None:
+            if li in skipped:
+                handles.extend(_skip_mlp(get_submodule(layer, fam.mlp_in), get_submodule(layer, fam.mlp_out)))
+            elif mlp_gate is not None:
                 dense = get_submodule(layer, fam.mlp_out)
                 handles.append(dense.register_forward_hook(_mlp_hook(mlp_gate, li)))
         yield
     finally:
         for h in handles:
             h.remove()
+
+
+def skipped_mlps(mlp_gate: Tensor | None) -> list[int]:
+    """The layers whose MLP ``gated`` does not compute: gate a fixed 0 (not a gate being differentiated)."""
+    if mlp_gate is None or mlp_gate.requires_grad or not SKIP_MASKED_MLPS:
+        return []
+    return [i for i, g in enumerate(mlp_gate.detach().cpu().tolist()) if g == 0.0]
+
+
+def skipped_mlp_params(model, mlp_gate: Tensor | None) -> list[torch.nn.Parameter]:
+    """The parameters of the MLPs ``gated`` skips (both dense layers, weights and biases)."""
+    fam = family_of(model)
+    layers = get_layers(model)
+    return [
+        p
+        for li in skipped_mlps(mlp_gate)
+        for part in (fam.mlp_in, fam.mlp_out)
+        for p in get_submodule(layers[li], part).parameters()
+    ]
+
+
+def fill_skipped_grads(params: list[torch.nn.Parameter]) -> None:
+    """Exact zero gradients for the parameters of skipped MLPs: what scaling them by 0 gave them."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+
+
+class _Override:
+    """An instance-level replacement of a module's ``forward``, undone by ``remove()``."""
+
+    def __init__(self, module, forward) -> None:
+        self.module = module
+        module.forward = forward
+
+    def remove(self) -> None:
+        self.module.__dict__.pop("forward", None)
+
+
+def _skip_mlp(mlp_in, mlp_out) -> list[_Override]:
+    """The first dense layer returns an empty (B, T, 0) activation, the second zeros (B, T, hidden)."""
+
+    def first(x: Tensor) -> Tensor:
+        return x.new_zeros(*x.shape[:-1], 0)
+
+    def second(h: Tensor) -> Tensor:
+        dtype = mlp_out.weight.dtype
+        if torch.is_autocast_enabled(h.device.type):  # the dtype the dense layer's output would have had
+            dtype = torch.get_autocast_dtype(h.device.type)
+        return h.new_zeros(*h.shape[:-1], mlp_out.out_features, dtype=dtype)
+
+    return [_Override(mlp_in, first), _Override(mlp_out, second)]
 
 
 def _head_hook(gate: Tensor, layer: int, n_heads: int, d: int):

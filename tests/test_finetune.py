@@ -278,3 +278,22 @@ def test_a_lock_left_by_a_killed_fine_tuning_does_not_block(setup, tmp_path, dea
     assert LeaseLock(out / ft.LOCK, pid=dead_pid, renew=False).acquire()  # its holder was killed
     r = ft.finetune(_cfg(setup), out, show_progress=False)
     assert not r.skipped and (out / "metrics.json").is_file() and not (out / ft.LOCK).exists()
+
+
+def test_masked_mlps_skipped_train_bitwise_as_scaled_by_zero(setup, tmp_path, monkeypatch):
+    """Fine-tuning under an MLP mask skips the masked MLPs; the metrics and every weight are those of the
+    reference that computes them and scales them by 0 (dropout draws, gradient clipping, the optimiser alike)."""
+    import attnpatterns.gates as gates
+    from attnpatterns.finetune import finetune
+
+    mlp_mask = torch.tensor([0.0, 1.0])
+    head_mask = torch.ones(2, 4)
+    head_mask[1, 2] = 0
+    runs = {}
+    for skip in (False, True):
+        monkeypatch.setattr(gates, "SKIP_MASKED_MLPS", skip)
+        d = tmp_path / f"skip{int(skip)}"
+        runs[skip] = finetune(_cfg(setup), d, head_mask=head_mask, mlp_mask=mlp_mask, show_progress=False)
+    assert runs[True].metrics == runs[False].metrics
+    w0, w1 = _weights(tmp_path / "skip0"), _weights(tmp_path / "skip1")
+    assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)

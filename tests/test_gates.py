@@ -105,3 +105,53 @@ def test_gate_shape_is_checked(tiny_model):
     with pytest.raises(ValueError, match="head gate"):
         with gated(tiny_model, head_gate=torch.ones(3, 3)):
             pass
+
+
+def test_a_masked_mlp_is_skipped_with_the_same_outputs_and_gradients(tiny_classifier, tokenizer, monkeypatch):
+    """Training mode (dropout on): skipping an MLP gated to a fixed 0 gives bitwise the outputs and gradients of
+    computing it and scaling it by 0, and the skipped MLP's parameters get exact zeros back."""
+    import attnpatterns.gates as gates
+
+    x = _inputs(tokenizer)
+    labels = torch.tensor([0, 1])
+    L, H, _ = shape_of(tiny_classifier)
+    mg = torch.ones(L)
+    mg[0] = 0.0
+    hg = torch.ones(L, H)
+    hg[1, 0] = 0.0
+    skipped = gates.skipped_mlp_params(tiny_classifier, mg)
+    assert len(skipped) == 4  # both dense layers of layer 0, weight and bias
+
+    def step(skip: bool):
+        monkeypatch.setattr(gates, "SKIP_MASKED_MLPS", skip)
+        m = copy.deepcopy(tiny_classifier).train()
+        widths = []
+        dense_in = get_layers(m)[0].intermediate.dense
+        h = dense_in.register_forward_hook(lambda mod, a, out: widths.append(out.shape[-1]))
+        torch.manual_seed(3)  # the dropout draws
+        with gated(m, hg, mg):
+            out = m(**x, labels=labels)
+        out.loss.backward()
+        gates.fill_skipped_grads(gates.skipped_mlp_params(m, mg))
+        h.remove()
+        assert "forward" not in vars(dense_in)  # the override is undone on exit
+        return out.logits.detach(), {n: p.grad for n, p in m.named_parameters()}, widths
+
+    ref_logits, ref_grads, ref_widths = step(False)
+    logits, grads, widths = step(True)
+    assert ref_widths == [64] and widths == [0]  # the skipped MLP computed nothing
+    assert torch.equal(logits, ref_logits)
+    assert ref_grads.keys() == grads.keys()
+    for n in grads:
+        assert ref_grads[n] is not None and grads[n] is not None, n
+        assert torch.equal(grads[n], ref_grads[n]), n
+    names = {n for n, p in tiny_classifier.named_parameters() if any(p is q for q in skipped)}
+    assert len(names) == 4 and all(torch.count_nonzero(grads[n]) == 0 for n in names)
+
+
+def test_a_gate_being_differentiated_is_never_skipped(tiny_classifier):
+    import attnpatterns.gates as gates
+
+    L, _, _ = shape_of(tiny_classifier)
+    mg = torch.zeros(L, requires_grad=True)
+    assert gates.skipped_mlps(mg) == [] and gates.skipped_mlps(mg.detach()) == list(range(L))
