@@ -88,10 +88,14 @@ class _Override:
 
     def __init__(self, module, forward) -> None:
         self.module = module
+        self.before = module.__dict__.get("forward")  # an instance-level forward set by someone else, kept
         module.forward = forward
 
     def remove(self) -> None:
-        self.module.__dict__.pop("forward", None)
+        if self.before is None:
+            self.module.__dict__.pop("forward", None)
+        else:
+            self.module.forward = self.before
 
 
 def _skip_mlp(mlp_in, mlp_out) -> list[_Override]:

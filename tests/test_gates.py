@@ -155,3 +155,16 @@ def test_a_gate_being_differentiated_is_never_skipped(tiny_classifier):
     L, _, _ = shape_of(tiny_classifier)
     mg = torch.zeros(L, requires_grad=True)
     assert gates.skipped_mlps(mg) == [] and gates.skipped_mlps(mg.detach()) == list(range(L))
+
+
+def test_skipping_restores_a_forward_set_on_the_module_before(tiny_model):
+    L, _, _ = shape_of(tiny_model)
+    dense = get_layers(tiny_model)[0].intermediate.dense
+    own = dense.forward
+    dense.forward = own  # someone else's instance-level forward (as accelerate's hooks set)
+    try:
+        with gated(tiny_model, mlp_gate=torch.zeros(L)):
+            assert dense.forward is not own
+        assert vars(dense)["forward"] is own
+    finally:
+        del dense.forward
