@@ -219,7 +219,7 @@ def _train(cfg, out_dir, spec, record, head_mask, mlp_mask, weight_masks, init_f
     import torch
 
     from attnpatterns.data import compute_metrics, load_task, main_metric
-    from attnpatterns.gates import fill_skipped_grads, gated, skipped_mlp_params
+    from attnpatterns.gates import gated
     from attnpatterns.io import write_json
     from attnpatterns.models import load_model, model_id
     from attnpatterns.progress import progress_iter
@@ -292,7 +292,6 @@ def _train(cfg, out_dir, spec, record, head_mask, mlp_mask, weight_masks, init_f
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
     params = dict(model.named_parameters())
     wmasks_f = {name: m.to(params[name].dtype) for name, m in wmasks.items()}  # as 0/1 floats once, not every step
-    skipped = skipped_mlp_params(model, mg)  # masked MLPs are not computed; their gradients are exact zeros
     gen = torch.Generator().manual_seed(cfg.seed)
 
     def batches():
@@ -325,7 +324,6 @@ def _train(cfg, out_dir, spec, record, head_mask, mlp_mask, weight_masks, init_f
             with amp:
                 out = model(**b)
             out.loss.backward()
-            fill_skipped_grads(skipped)
             for name, m in wmasks_f.items():
                 if params[name].grad is not None:
                     params[name].grad.mul_(m)

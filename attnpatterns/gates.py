@@ -7,10 +7,10 @@ before the residual and LayerNorm. Gates are ordinary tensors: give them
 
 An MLP whose gate is a fixed 0 (no ``requires_grad``) is not computed at all: its two dense
 layers return zeros of the right shape, so the residual, dropout (the same random draws) and
-LayerNorm run as before and the outputs are bitwise those of the scaled-by-0 MLP. Its
-parameters then get no gradient where the scaled MLP gave them exact zeros:
-``fill_skipped_grads`` puts those zeros back, so that gradient clipping and the optimiser
-see what they saw before (training stays bitwise the same, only faster).
+LayerNorm run as before and the outputs are bitwise those of the scaled-by-0 MLP. The zeros
+are tied to the MLP's parameters (times 0) when gradients are on, so those get the exact zero
+gradients the scaled MLP gave them and any training loop (clipping, the optimiser) sees what it
+saw before: training stays bitwise the same, only faster.
 """
 
 from __future__ import annotations
@@ -64,25 +64,6 @@ def skipped_mlps(mlp_gate: Tensor | None) -> list[int]:
     return [i for i, g in enumerate(mlp_gate.detach().cpu().tolist()) if g == 0.0]
 
 
-def skipped_mlp_params(model, mlp_gate: Tensor | None) -> list[torch.nn.Parameter]:
-    """The parameters of the MLPs ``gated`` skips (both dense layers, weights and biases)."""
-    fam = family_of(model)
-    layers = get_layers(model)
-    return [
-        p
-        for li in skipped_mlps(mlp_gate)
-        for part in (fam.mlp_in, fam.mlp_out)
-        for p in get_submodule(layers[li], part).parameters()
-    ]
-
-
-def fill_skipped_grads(params: list[torch.nn.Parameter]) -> None:
-    """Exact zero gradients for the parameters of skipped MLPs: what scaling them by 0 gave them."""
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-
-
 class _Override:
     """An instance-level replacement of a module's ``forward``, undone by ``remove()``."""
 
@@ -99,7 +80,9 @@ class _Override:
 
 
 def _skip_mlp(mlp_in, mlp_out) -> list[_Override]:
-    """The first dense layer returns an empty (B, T, 0) activation, the second zeros (B, T, hidden)."""
+    """The first dense layer returns an empty (B, T, 0) activation, the second zeros (B, T, hidden); with gradients
+    on, the zeros carry ``0 * sum`` of both layers' parameters, which gives each of them an exact zero gradient."""
+    params = [*mlp_in.parameters(), *mlp_out.parameters()]
 
     def first(x: Tensor) -> Tensor:
         return x.new_zeros(*x.shape[:-1], 0)
@@ -108,7 +91,10 @@ def _skip_mlp(mlp_in, mlp_out) -> list[_Override]:
         dtype = mlp_out.weight.dtype
         if torch.is_autocast_enabled(h.device.type):  # the dtype the dense layer's output would have had
             dtype = torch.get_autocast_dtype(h.device.type)
-        return h.new_zeros(*h.shape[:-1], mlp_out.out_features, dtype=dtype)
+        zeros = h.new_zeros(*h.shape[:-1], mlp_out.out_features, dtype=dtype)
+        if not torch.is_grad_enabled():
+            return zeros
+        return zeros + 0 * sum(p.sum() for p in params)  # a 0-dim float: the dtype stays the zeros'
 
     return [_Override(mlp_in, first), _Override(mlp_out, second)]
 

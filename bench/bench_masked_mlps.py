@@ -62,7 +62,6 @@ def train_steps(model0, data, hm, mm, skip: bool) -> tuple[float, float, list[fl
     gates.SKIP_MASKED_MLPS = skip
     model = copy.deepcopy(model0).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    skipped = gates.skipped_mlp_params(model, mm)
     torch.manual_seed(1)
     losses = []
     t, c = time.perf_counter(), time.process_time()
@@ -70,7 +69,6 @@ def train_steps(model0, data, hm, mm, skip: bool) -> tuple[float, float, list[fl
         for b in data:
             out = model(**b)
             out.loss.backward()
-            gates.fill_skipped_grads(skipped)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
