@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,11 @@ def test_restore_with_records_brings_back_the_fine_tuning_records_and_no_weights
     for sd in (FULL / "masks").glob("*/seed_*"):
         if not (sd / "finetuned" / "config.json").is_file():
             assert not (run / sd.parent.name / sd.name / "finetuned").exists(), sd
-    assert not list(run.glob("*/seed_*/magnitude"))  # m-pruning's weight masks are rebuilt, never restored
+    # m-pruning comes back only with its committed weight mask, unpacked (else it is rebuilt)
+    for md in run.glob("*/seed_*/magnitude"):
+        packed = FULL / "masks" / md.relative_to(run) / "mask.safetensors.xz"
+        assert packed.is_file() and (md / "mask.safetensors").is_file(), md
+    assert not list(run.rglob("*.xz"))
     # without RECORDS nothing of finetuned/ comes back (run_pruning.sh re-fine-tunes)
     bare = tmp_path / "bare"
     subprocess.run(
@@ -73,8 +78,6 @@ def test_restore_with_records_brings_back_the_fine_tuning_records_and_no_weights
 
 
 def test_collect_keeps_reproduced_records_and_replaces_a_differing_one(tmp_path):
-    import shutil
-
     env = dict(PATH)
     run, dest = tmp_path / "run", tmp_path / "masks"
     subprocess.run(
@@ -146,3 +149,66 @@ def test_collect_subnetworks_keeps_the_records_and_leaves_the_models_behind(tmp_
             "MRPC/seed_1/subnetworks/structured/good/mask.json",
         ]
     )
+
+
+def test_weight_masks_packed_by_collect_come_back_whole_with_restore(tmp_path):
+    """pack_weight_masks.sh (run by collect.sh) xz-packs each seed's good and bad m-pruning weight masks, rewriting
+    only what changed; restore.sh brings a seed's magnitude/ back with its unpacked mask only where one is packed."""
+    import torch
+
+    from attnpatterns.io import save_safetensors, write_json
+
+    run, masks = tmp_path / "run", tmp_path / "masks"
+    g = torch.Generator().manual_seed(0)
+    good = {"bert.encoder.layer.0.attention.self.query.weight": (torch.rand(64, 64, generator=g) < 0.35)}
+    bad = {k: ~v for k, v in good.items()}
+    sd = run / "SST-2" / "seed_1"
+    save_safetensors(sd / "magnitude" / "mask.safetensors", {k: v.to(torch.uint8) for k, v in good.items()})
+    save_safetensors(
+        sd / "subnetworks" / "magnitude" / "bad" / "mask.safetensors", {k: v.to(torch.uint8) for k, v in bad.items()}
+    )
+    for name in ("summary.json", "iter_00.json"):
+        write_json(sd / "magnitude" / name, {"kept": 1})
+    write_json(run / "SST-2" / "seed_2" / "magnitude" / "summary.json", {"kept": 2})  # no weight mask: not packed
+
+    def pack() -> str:
+        out = subprocess.run(
+            ["bash", "results/minilm-full/pack_weight_masks.sh", str(run), str(masks)],
+            cwd=ROOT,
+            env=dict(PATH),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout
+
+    assert "packed 2 weight mask(s)" in pack()
+    packed = sorted(str(p.relative_to(masks)) for p in masks.rglob("*") if p.is_file())
+    assert packed == [
+        "SST-2/seed_1/magnitude/mask.safetensors.xz",
+        "SST-2/seed_1/subnetworks/magnitude/bad/mask.safetensors.xz",
+    ]
+    assert "packed 0 weight mask(s)" in pack()  # unchanged: left as it is
+    save_safetensors(sd / "magnitude" / "mask.safetensors", {k: v.to(torch.uint8) for k, v in bad.items()})
+    assert "packed 1 weight mask(s)" in pack()  # the good mask changed (pruning rerun): packed again
+    save_safetensors(sd / "magnitude" / "mask.safetensors", {k: v.to(torch.uint8) for k, v in good.items()})
+    pack()
+    # the rest of a committed seed, as collect.sh leaves it
+    shutil.copy(sd / "magnitude" / "summary.json", masks / "SST-2" / "seed_1" / "magnitude" / "summary.json")
+    write_json(masks / "SST-2" / "seed_2" / "magnitude" / "summary.json", {"kept": 2})
+    write_json(masks / "SST-2" / "seed_2" / "structured" / "mask.json", {"heads": []})
+
+    back = tmp_path / "back"
+    subprocess.run(
+        ["bash", "results/minilm-full/restore.sh"],
+        cwd=ROOT,
+        env={"RUN": str(back), "SRC": str(masks), **PATH},
+        check=True,
+        capture_output=True,
+    )
+    for rel in ("SST-2/seed_1/magnitude/mask.safetensors", "SST-2/seed_1/subnetworks/magnitude/bad/mask.safetensors"):
+        assert (back / rel).read_bytes() == (run / rel).read_bytes(), rel
+    assert (back / "SST-2/seed_1/magnitude/summary.json").is_file()
+    assert not (back / "SST-2/seed_2/magnitude").exists()  # no packed mask: m-pruning is rebuilt
+    assert (back / "SST-2/seed_2/structured/mask.json").is_file()
+    assert not list(back.rglob("*.xz")) and not list(back.rglob("*.tmp"))

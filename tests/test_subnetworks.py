@@ -7,6 +7,7 @@ docs/CONTRACTS.md, then run every method x subnetwork x pruned/retrained.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
@@ -378,6 +379,41 @@ def test_rerun_skips_everything(done_run):
     cfg = SubnetworkConfig(run=run, task=TASK, seeds=SEEDS, method="magnitude", data_dir=str(glue))
     res = run_subnetworks(cfg, show_progress=False)
     assert len(res) == 12 and all(r.skipped for r in res)
+
+
+def test_m_pruning_refinetuned_from_records_and_masks_alone(done_run, tmp_path):
+    """A seed folder that holds the fine-tuning's records but not its weights (what a clone restores from committed
+    results) re-fine-tunes m-pruning's subnetworks from the committed good and bad masks to the scores of the run
+    that had the weights; the random mask is drawn again, the same. Without the bad mask: a clear error."""
+    from safetensors.torch import load_file
+
+    from attnpatterns.prune.evaluate_subnetworks import SubnetworkConfig, run_subnetworks
+
+    run, pre, glue, _ = done_run
+    sd, sd2 = run / TASK / "seed_1", tmp_path / "run" / TASK / "seed_1"
+    (sd2 / "finetuned").mkdir(parents=True)
+    for f in ("run.json", "metrics.json", "config.json"):
+        shutil.copy(sd / "finetuned" / f, sd2 / "finetuned" / f)
+    shutil.copytree(sd / "magnitude", sd2 / "magnitude")
+    assert not (sd2 / "finetuned" / "model.safetensors").exists()
+    cfg = SubnetworkConfig(
+        run=tmp_path / "run", task=TASK, seeds=[1], method="magnitude", settings=("retrained",), data_dir=str(glue)
+    )
+    with pytest.raises(UserError, match=r"model.safetensors: not found.*bad subnetwork.*attn finetune --task RTE"):
+        run_subnetworks(cfg, show_progress=False)
+    (sd2 / "subnetworks" / "magnitude" / "bad").mkdir(parents=True, exist_ok=True)
+    shutil.copy(
+        sd / "subnetworks" / "magnitude" / "bad" / "mask.safetensors",
+        sd2 / "subnetworks" / "magnitude" / "bad" / "mask.safetensors",
+    )
+    res = run_subnetworks(cfg, show_progress=False)
+    assert sorted(r.subnet for r in res) == ["bad", "good", "random"] and not any(r.skipped for r in res)
+    for r in res:
+        before = json.loads((sd / "subnetworks" / "magnitude" / r.subnet / "retrained.json").read_text())
+        assert r.score == before["score"] and r.metrics == before["metrics"]
+    a = load_file(str(sd / "subnetworks" / "magnitude" / "random" / "mask.safetensors"))
+    b = load_file(str(sd2 / "subnetworks" / "magnitude" / "random" / "mask.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ----------------------------------------------------------------------------- bad input

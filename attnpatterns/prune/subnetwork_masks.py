@@ -146,13 +146,34 @@ def heads_mask(hm, mm, rec: dict, info: dict | None = None) -> Mask:
     return Mask("heads", head_mask=hm, mlp_mask=mm, size=size, info=info or {})
 
 
-def match_weight_names(masks: dict, rec: dict, where: Path) -> dict:
-    """Check mask names and shapes against the fine-tuned model's parameters (read from its safetensors)."""
-    from safetensors import safe_open
-
+def parameter_shapes(rec: dict) -> dict[str, tuple[int, ...]]:
+    """{parameter name: shape} of the fine-tuned model: read from its safetensors, or, in a folder that holds only
+    the run's records (run.json, metrics.json, config.json; as ``results/minilm-full/restore.sh`` with RECORDS=1
+    leaves it), those of the model its config.json describes, built on the meta device (no weights, no download)."""
     ft = Path(rec["dir"]) / "model.safetensors"
-    with safe_open(str(ft), framework="pt") as f:
-        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    if ft.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(ft), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    import torch
+    import transformers
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    prev = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        config = AutoConfig.from_pretrained(rec["dir"])
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(config)
+    finally:
+        transformers.logging.set_verbosity(prev)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def match_weight_names(masks: dict, rec: dict, where: Path) -> dict:
+    """Check mask names and shapes against the fine-tuned model's parameters (see :func:`parameter_shapes`)."""
+    shapes = parameter_shapes(rec)
     out = {}
     for name, m in masks.items():
         target = name if name in shapes else next((k for k in shapes if k.endswith("." + name)), None)
@@ -280,7 +301,14 @@ def super_masks(run: Path, task: str, seeds: Sequence[int], rec: dict) -> dict[s
 def fine_tuned_weights(rec: dict, names: Iterable[str]) -> dict:
     from safetensors import safe_open
 
-    with safe_open(str(Path(rec["dir"]) / "model.safetensors"), framework="pt") as f:
+    ft = Path(rec["dir"]) / "model.safetensors"
+    if not ft.is_file():
+        raise UserError(
+            f"{ft}: not found; m-pruning's bad subnetwork is drawn from the fine-tuned weights, so put its "
+            "mask.safetensors back beside the good one's or fine-tune again ('attn finetune --task "
+            f"{rec['config']['task']} --seeds {rec['config']['seed']}' after removing the records-only folder)."
+        )
+    with safe_open(str(ft), framework="pt") as f:
         return {n: f.get_tensor(n) for n in names}
 
 

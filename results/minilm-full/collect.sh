@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copy the small outputs of runs/minilm-full into results/minilm-full and tabulate them (rerun as cells finish):
 #   bash results/minilm-full/collect.sh
-# masks/ (fine-tuning records, s-pruning masks and iterations, m-pruning summaries, the pattern distributions),
+# masks/ (fine-tuning records, s-pruning masks and iterations, m-pruning summaries and, where the run folder has
+# them, its weight masks, the pattern distributions),
 # the subnetworks' results (in masks/ too) and their table (table.{md,csv,tex}), the profile record, each classified
 # seed's heads.json and one seed's example maps per task (masks/config.json, masks/classify/TASK/seed_S/),
 # report/ (built from masks/ alone),
@@ -18,6 +19,7 @@ bash results/minilm/collect_subnetworks.sh "$RUN" "$OUT/masks" > /dev/null
 if compgen -G "$OUT/masks/*/seed_*/subnetworks" > /dev/null; then
   $ATTN table --run "$OUT/masks" --out "$OUT" > /dev/null
 fi
+bash results/minilm-full/pack_weight_masks.sh "$RUN" "$OUT/masks"  # m-pruning's weight masks, xz-compressed
 [ -f "$RUN/config.json" ] && cp "$RUN/config.json" "$OUT/masks/"  # the profile record of attn run / attn sweep
 for d in "$RUN"/classify/*/; do  # the pattern distributions (attn paper, the report) and one seed's example maps
   task=$(basename "$d")
