@@ -7,6 +7,7 @@ Maps need eager attention, so every model is loaded with ``attn_implementation="
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 from dataclasses import dataclass
@@ -81,6 +82,19 @@ def load_tokenizer(name: str | None = None):
     return _load(AutoTokenizer, resolve_model(name), name)
 
 
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers' warnings (e.g. newly initialised weights) silenced for the block, its verbosity restored after."""
+    import transformers
+
+    prev = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(prev)
+
+
 def load_model(
     name: str | None = None,
     num_labels: int | None = None,
@@ -101,16 +115,12 @@ def load_model(
     ref = resolve_model(name)
     tok = load_tokenizer(name)
     kw = dict(attn_implementation="eager", **kwargs)
-    prev = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    try:
+    with quiet_transformers():
         if num_labels is None:
             model = _load(AutoModel, ref, name, **kw)
         else:
             model = _load(AutoModelForSequenceClassification, ref, name, num_labels=num_labels, **kw)
-    finally:
-        transformers.logging.set_verbosity(prev)
     family_for(model.config.model_type)  # fail early on an unknown layout
     model.to(resolve_device(device))
     if eval_mode:

@@ -157,17 +157,12 @@ def parameter_shapes(rec: dict) -> dict[str, tuple[int, ...]]:
         with safe_open(str(ft), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     import torch
-    import transformers
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    prev = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        config = AutoConfig.from_pretrained(rec["dir"])
-        with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(config)
-    finally:
-        transformers.logging.set_verbosity(prev)
+    from attnpatterns.models import quiet_transformers
+
+    with quiet_transformers(), torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(rec["dir"]))
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
