@@ -188,3 +188,20 @@ def test_what_this_run_is_names_the_devices_when_the_stages_ran_on_more_than_one
     assert any("bf16" in getattr(b, "text", "") for b in blocks)
     rows = collect_settings(tmp_path, two, {}).devices["re-fine-tuned subnetworks"]
     assert rows == {"cpu": {"MRPC"}, "cuda (NVIDIA H200)": {"RTE"}}
+
+
+def test_a_set_partly_re_fine_tuned_says_what_it_has_and_keeps_the_pruned_gaps():
+    """Good re-fine-tuned on one seed, random and bad not yet: 'not measured', naming the re-fine-tuned subnetworks
+    and their seed counts, with the pruned gaps still given; once a common seed has good and random, a verdict."""
+    ps = _per_seed([0.80, 0.82], [0.70, 0.71], [0.68, 0.69])
+    ps.loc[ps.setting == "pruned", "score"] = ps.loc[ps.setting == "pruned", "subnet"].map(
+        {"good": 0.75, "random": 0.70, "bad": 0.65}
+    )
+    partly = ps[(ps.setting == "pruned") | ((ps.subnet == "good") & (ps.seed == 0))]
+    (f,) = F.subnetwork_findings(partly, {"magnitude": "m-pruning"})
+    assert f.verdict == F.MISSING
+    assert "re-fine-tuned so far: good (1 seed)" in f.evidence and "random (" not in f.evidence
+    assert "pruned, before re-fine-tuning: good - random +0.050 (2 seeds)" in f.evidence
+    paired = ps[(ps.setting == "pruned") | ((ps.subnet != "bad") & (ps.seed == 0))]
+    (g,) = F.subnetwork_findings(paired, {"magnitude": "m-pruning"})
+    assert g.verdict == F.OPEN and "good - random +0.100 (1 seed, no interval)" in g.evidence

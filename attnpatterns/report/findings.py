@@ -23,6 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from attnpatterns.prune.subnetworks import SUBNETS
+
 HOLDS, FAILS, OPEN, MISSING = "holds", "does not hold", "not resolved", "not measured"
 SUBSTANTIAL = 0.61  # Landis and Koch's lower bound of "substantial" agreement
 
@@ -141,6 +143,17 @@ def _pruned_gaps(before: Any) -> str:
     return "pruned, before re-fine-tuning: " + (", ".join(parts) if parts else "no good/random/bad pair")
 
 
+def _partly_retrained(sub: Any, before: Any) -> str:
+    """'re-fine-tuned so far: good (1 seed); no good / random or good / bad pair on a common seed yet', then the
+    pruned gaps where there are pruned evaluations: the evidence of a set whose re-fine-tuning is under way."""
+    seeds = sub.groupby("subnet")["seed"].nunique()
+    have = ", ".join(
+        f"{s} ({n} seed{'s' if n > 1 else ''})" for s, n in ((s, int(seeds[s])) for s in SUBNETS if s in seeds)
+    )
+    text = f"re-fine-tuned so far: {have}; no good / random or good / bad pair on a common seed yet"
+    return text + ("; " + _pruned_gaps(before) if not before.empty else "")
+
+
 def subnetwork_findings(per_seed: Any, method_labels: dict[str, str]) -> list[Finding]:
     """From the long per-seed frame of :func:`attnpatterns.report.tables.collect_run`: for each task and pruning
     method, good vs random and good vs bad after re-fine-tuning."""
@@ -152,9 +165,9 @@ def subnetwork_findings(per_seed: Any, method_labels: dict[str, str]) -> list[Fi
     for task in sorted(per_seed["task"].unique()):
         for method, label in method_labels.items():
             sub = r[(r["task"] == task) & (r["method"] == method)]
+            before = pruned[(pruned["task"] == task) & (pruned["method"] == method)]
             name = f"{label}: good subnetworks re-fine-tune better than random and bad"
             if sub.empty:
-                before = pruned[(pruned["task"] == task) & (pruned["method"] == method)]
                 if not before.empty:
                     out.append(Finding(name, task, MISSING, "not re-fine-tuned yet; " + _pruned_gaps(before)))
                 continue
@@ -167,8 +180,8 @@ def subnetwork_findings(per_seed: Any, method_labels: dict[str, str]) -> list[Fi
                     continue
                 parts.append(f"good - {other} {m:+.3f} (95% t-interval {lo:+.3f} to {hi:+.3f}, {len(diffs)} seeds)")
                 verdicts.append(HOLDS if lo > 0 else FAILS if hi < 0 else OPEN)
-            if not verdicts:
-                out.append(Finding(name, task, MISSING, "no good/random/bad re-fine-tuned results"))
+            if not verdicts:  # some subnetworks re-fine-tuned, but no good with random or bad on a common seed yet
+                out.append(Finding(name, task, MISSING, _partly_retrained(sub, before)))
                 continue
             verdict = HOLDS if all(v == HOLDS for v in verdicts) else FAILS if FAILS in verdicts else OPEN
             out.append(Finding(name, task, verdict, "; ".join(parts)))

@@ -32,12 +32,12 @@ from typing import Any, Iterable
 import numpy as np
 
 from attnpatterns.errors import UserError
+from attnpatterns.prune.subnetworks import SUBNETS
 from attnpatterns.run.layout import RunLayout, SeedLayout
 
 log = logging.getLogger("attnpatterns")
 
 METHOD_LABELS = {"structured": "s-pruning", "magnitude": "m-pruning", "super": "super-survivors"}
-SUBNETS = ("good", "random", "bad")
 SETTINGS = ("pruned", "retrained")
 TASK_ORDER = ("CoLA", "SST-2", "MRPC", "QQP", "STS-B", "MNLI", "QNLI", "RTE", "WNLI")
 
