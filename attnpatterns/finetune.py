@@ -163,6 +163,7 @@ def finetune(
     }
     done = _done_already(out_dir, record)
     if done is not None:
+        _drop_dead_lock(out_dir)
         return done
     made = [d for d in (out_dir, *out_dir.parents) if not d.exists()]  # the folders the lock file creates
     lock = _claim_folder(out_dir)
@@ -188,6 +189,18 @@ def _done_already(out_dir: Path, record: dict) -> FinetuneResult | None:
     (out_dir / CHECKPOINT).unlink(missing_ok=True)  # left by a run stopped between its last two writes
     log.info("%s: done already, skipped", out_dir)
     return FinetuneResult(out_dir, m["metrics"], m["score"], True, m.get("train_seconds", 0.0))
+
+
+def _drop_dead_lock(out_dir: Path) -> None:
+    """Remove the lock of a process killed after its run's last write but before it let go (a finished folder then
+    holds no lock file); a lock a live process holds is left to it."""
+    if not (out_dir / LOCK).exists():
+        return
+    from attnpatterns.sweep.lease import LeaseLock
+
+    lock = LeaseLock(out_dir / LOCK, renew=False)
+    if lock.acquire():
+        lock.release()
 
 
 def _claim_folder(out_dir: Path):

@@ -278,6 +278,13 @@ def test_a_lock_left_by_a_killed_fine_tuning_does_not_block(setup, tmp_path, dea
     assert LeaseLock(out / ft.LOCK, pid=dead_pid, renew=False).acquire()  # its holder was killed
     r = ft.finetune(_cfg(setup), out, show_progress=False)
     assert not r.skipped and (out / "metrics.json").is_file() and not (out / ft.LOCK).exists()
+    # killed after the run's last write, before letting go: the rerun finds it done and drops the dead lock
+    assert LeaseLock(out / ft.LOCK, pid=dead_pid, renew=False).acquire()
+    assert ft.finetune(_cfg(setup), out, show_progress=False).skipped and not (out / ft.LOCK).exists()
+    alive = LeaseLock(out / ft.LOCK, renew=False)  # a live holder's lock stays
+    assert alive.acquire()
+    assert ft.finetune(_cfg(setup), out, show_progress=False).skipped and (out / ft.LOCK).exists()
+    alive.release()
 
 
 def test_masked_mlps_skipped_train_bitwise_as_scaled_by_zero(setup, tmp_path, monkeypatch):
