@@ -133,13 +133,15 @@ def _paired_diffs(frame: Any) -> dict[str, list[float]]:
     return out
 
 
+def _seeds(n: int) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} seed{'s' if n > 1 else ''}"
+
+
 def _pruned_gaps(before: Any) -> str:
     """'pruned, before re-fine-tuning: good - random +x (n seeds), good - bad +y (n seeds)': the mean per-seed gaps
     of the pruned evaluations, shown while the re-fine-tuned ones are missing (the study's finding is about those)."""
-    parts = [
-        f"good - {other} {np.mean(d):+.3f} ({len(d)} seed{'s' if len(d) > 1 else ''})"
-        for other, d in _paired_diffs(before).items()
-    ]
+    parts = [f"good - {other} {np.mean(d):+.3f} ({_seeds(len(d))})" for other, d in _paired_diffs(before).items()]
     return "pruned, before re-fine-tuning: " + (", ".join(parts) if parts else "no good/random/bad pair")
 
 
@@ -147,9 +149,7 @@ def _partly_retrained(sub: Any, before: Any) -> str:
     """'re-fine-tuned so far: good (1 seed); no good / random or good / bad pair on a common seed yet', then the
     pruned gaps where there are pruned evaluations: the evidence of a set whose re-fine-tuning is under way."""
     seeds = sub.groupby("subnet")["seed"].nunique()
-    have = ", ".join(
-        f"{s} ({n} seed{'s' if n > 1 else ''})" for s, n in ((s, int(seeds[s])) for s in SUBNETS if s in seeds)
-    )
+    have = ", ".join(f"{s} ({_seeds(int(seeds[s]))})" for s in SUBNETS if s in seeds)
     text = f"re-fine-tuned so far: {have}; no good / random or good / bad pair on a common seed yet"
     return text + ("; " + _pruned_gaps(before) if not before.empty else "")
 
