@@ -36,7 +36,19 @@ declare -A NTRAIN=([MRPC]=${N_MRPC:-} [RTE]=${N_RTE:-} [CoLA]=${N_COLA:-} [STS-B
 declare -A NDEV=([MRPC]=${D_MRPC:-} [RTE]=${D_RTE:-} [CoLA]=${D_COLA:-} [STS-B]=${D_STSB:-} [SST-2]=${D_SST2:-})  # empty: the whole dev set
 SUPER_CSV=$(echo $SUPER_FROM | tr ' ' ',')
 LOCKS=$RUN/.subnetwork-locks
-rm -rf "$LOCKS"; mkdir -p "$LOCKS"
+# a job's lock is a folder holding its worker's pid: a new driver clears the locks of workers no longer alive (and
+# every failure marker, so that failed jobs are tried again) and leaves a running driver's jobs to it
+mkdir -p "$LOCKS"; rm -f "$LOCKS"/failed-*
+for lock in "$LOCKS"/*/; do
+  [[ -d $lock ]] || continue
+  holder=$(cat "$lock/pid" 2>/dev/null) || holder=
+  if [[ -n $holder ]]; then
+    kill -0 "$holder" 2>/dev/null && continue
+  elif [[ -n $(find "$lock" -maxdepth 0 -mmin -1) ]]; then
+    continue  # taken this minute, its pid not written yet
+  fi
+  rm -rf "$lock"
+done
 
 # one job per line: setting task method seeds (comma-separated); seed-major, so that if the time runs out
 # every task has its first seeds complete rather than some tasks all seeds and others none
@@ -101,7 +113,8 @@ worker() {
       past_stop && { echo "[$w] $(date -u +%H:%M:%S) past $STOP_AT: no new jobs"; return; }
       ready $task $method $seeds || continue
       mkdir "$LOCKS/$key" 2>/dev/null || continue
-      done_ $setting $task $method $seeds $sub && { rmdir "$LOCKS/$key"; continue; }  # finished while we looked
+      echo $BASHPID > "$LOCKS/$key/pid"
+      done_ $setting $task $method $seeds $sub && { rm -rf "$LOCKS/$key"; continue; }  # finished while we looked
       echo "[$w] $(date -u +%H:%M:%S) start $setting $task $method seeds $seeds ($sub)"
       extra=()
       [[ $sub != all ]] && extra+=(--subnets $sub)
@@ -112,11 +125,11 @@ worker() {
         "${extra[@]}" --threads 1 --device $DEVICE --no-progress \
         || { echo "[$w] $(date -u +%H:%M:%S) FAILED $setting $task $method $seeds ($sub)"; touch "$LOCKS/failed-$key"; }
       echo "[$w] $(date -u +%H:%M:%S) end $setting $task $method seeds $seeds ($sub)"
-      rmdir "$LOCKS/$key"
+      rm -rf "$LOCKS/$key"
       continue 2  # rescan from the top: cheap jobs that became ready go first
     done < <(jobs)
     [[ $left == 0 ]] && { echo "[$w] $(date -u +%H:%M:%S) all done"; return; }
-    sleep 30
+    sleep ${POLL:-30}  # seconds between looks for jobs that became ready or were freed
   done
 }
 

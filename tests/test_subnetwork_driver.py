@@ -1,0 +1,112 @@
+"""The study's subnetworks driver (results/minilm/run_subnetworks.sh): job locks across drivers.
+
+The driver runs each (setting, task, method, seeds, subnetwork) cell once under a lock folder holding its
+worker's pid. A driver started while another runs must leave the running one's locks alone (it used to clear
+them all and start the same cells again); a lock whose worker is gone is cleared. `attn` is replaced by a
+fake that records its starts and writes the cell's result after a short sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DRIVER = ROOT / "results" / "minilm" / "run_subnetworks.sh"
+TASK = "MRPC"
+
+FAKE_ATTN = """#!/usr/bin/env bash
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --task) task=$2; shift;; --seeds) seed=$2; shift;; --method) method=$2; shift;;
+    --run) run=$2; shift;; --settings) setting=$2; shift;; --subnets) sub=$2; shift;;
+  esac
+  shift
+done
+echo "$method $sub" >> "$run/starts.log"
+sleep "${FAKE_SECONDS:-1}"
+out=$run/$task/seed_$seed/subnetworks/$method/$sub
+mkdir -p "$out" && echo '{}' > "$out/$setting.json"
+"""
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="a bash script")
+
+
+def _run_folder(tmp_path: Path) -> tuple[Path, Path]:
+    run = tmp_path / "run"
+    seed = run / TASK / "seed_1"
+    (seed / "finetuned").mkdir(parents=True)
+    (seed / "finetuned" / "metrics.json").write_text("{}")
+    for method in ("structured", "magnitude"):
+        (seed / method).mkdir()
+        (seed / method / "summary.json").write_text("{}")
+    fake = tmp_path / "attn"
+    fake.write_text(FAKE_ATTN)
+    fake.chmod(0o755)
+    return run, fake
+
+
+def _driver(run: Path, fake: Path, log: Path, **env: str) -> subprocess.Popen:
+    full = {
+        **os.environ,
+        "ATTN": str(fake),
+        "RUN": str(run),
+        "TASKS": TASK,
+        "SEEDS": "1",
+        "SUPER_FROM": "1",
+        "SETTINGS": "retrained",
+        "CELLS": "1",
+        "WORKERS": "1",
+        "TABLE": "0",
+        "STAGGER": "0",
+        "POLL": "1",
+        **env,
+    }
+    return subprocess.Popen(["bash", str(DRIVER)], cwd=ROOT, env=full, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _starts(run: Path) -> list[str]:
+    log = run / "starts.log"
+    return log.read_text().splitlines() if log.is_file() else []
+
+
+def _wait(proc: subprocess.Popen, log: Path) -> None:
+    try:
+        assert proc.wait(timeout=120) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_second_driver_leaves_the_running_drivers_jobs_alone(tmp_path):
+    run, fake = _run_folder(tmp_path)
+    first = _driver(run, fake, tmp_path / "first.log", FAKE_SECONDS="2")
+    deadline = time.monotonic() + 60
+    while not _starts(run):  # the first driver holds its first cell
+        assert time.monotonic() < deadline and first.poll() is None, (tmp_path / "first.log").read_text()
+        time.sleep(0.1)
+    second = _driver(run, fake, tmp_path / "second.log", FAKE_SECONDS="2")
+    _wait(first, tmp_path / "first.log")
+    _wait(second, tmp_path / "second.log")
+    starts = _starts(run)
+    cells = {f"{m} {s}" for m in ("structured", "magnitude", "super") for s in ("good", "random", "bad")}
+    assert sorted(starts) == sorted(cells), starts  # every cell once: none started twice
+    assert not [p for p in (run / ".subnetwork-locks").iterdir()]  # every lock released
+
+
+def test_a_lock_whose_worker_is_gone_is_cleared(tmp_path):
+    run, fake = _run_folder(tmp_path)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    lock = run / ".subnetwork-locks" / f"retrained-{TASK}-structured-1-good"
+    lock.mkdir(parents=True)
+    (lock / "pid").write_text(f"{gone.pid}\n")
+    (run / ".subnetwork-locks" / f"failed-retrained-{TASK}-structured-1-random").touch()
+    driver = _driver(run, fake, tmp_path / "driver.log", SETTINGS="retrained", FAKE_SECONDS="0")
+    _wait(driver, tmp_path / "driver.log")
+    assert "structured good" in _starts(run) and "structured random" in _starts(run)
+    assert not lock.exists()
