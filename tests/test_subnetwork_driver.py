@@ -95,7 +95,7 @@ def test_a_second_driver_leaves_the_running_drivers_jobs_alone(tmp_path):
     starts = _starts(run)
     cells = {f"{m} {s}" for m in ("structured", "magnitude", "super") for s in ("good", "random", "bad")}
     assert sorted(starts) == sorted(cells), starts  # every cell once: none started twice
-    assert not [p for p in (run / ".subnetwork-locks").iterdir()]  # every lock released
+    assert not list((run / ".subnetwork-locks").iterdir())  # every lock released
 
 
 def test_a_lock_whose_worker_is_gone_is_cleared(tmp_path):
@@ -106,7 +106,7 @@ def test_a_lock_whose_worker_is_gone_is_cleared(tmp_path):
     lock.mkdir(parents=True)
     (lock / "pid").write_text(f"{gone.pid}\n")
     (run / ".subnetwork-locks" / f"failed-retrained-{TASK}-structured-1-random").touch()
-    driver = _driver(run, fake, tmp_path / "driver.log", SETTINGS="retrained", FAKE_SECONDS="0")
+    driver = _driver(run, fake, tmp_path / "driver.log", FAKE_SECONDS="0")
     _wait(driver, tmp_path / "driver.log")
     assert "structured good" in _starts(run) and "structured random" in _starts(run)
     assert not lock.exists()
