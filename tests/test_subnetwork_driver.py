@@ -9,6 +9,7 @@ fake that records its starts and writes the cell's result after a short sleep.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -66,7 +67,14 @@ def _driver(run: Path, fake: Path, log: Path, **env: str) -> subprocess.Popen:
         "POLL": "1",
         **env,
     }
-    return subprocess.Popen(["bash", str(DRIVER)], cwd=ROOT, env=full, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        ["bash", str(DRIVER)],
+        cwd=ROOT,
+        env=full,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its workers in one process group, for the test that kills it
+    )
 
 
 def _starts(run: Path) -> list[str]:
@@ -110,3 +118,28 @@ def test_a_lock_whose_worker_is_gone_is_cleared(tmp_path):
     _wait(driver, tmp_path / "driver.log")
     assert "structured good" in _starts(run) and "structured random" in _starts(run)
     assert not lock.exists()
+
+
+def test_a_lock_without_a_pid_is_kept_for_a_minute_then_cleared(tmp_path):
+    # a worker writes its pid just after taking the lock: a driver starting in between must not clear it, but a
+    # pid-less lock older than a minute is a worker killed in that gap
+    run, fake = _run_folder(tmp_path)
+    locks = run / ".subnetwork-locks"
+    fresh = locks / f"retrained-{TASK}-structured-1-good"
+    stale = locks / f"retrained-{TASK}-structured-1-random"
+    fresh.mkdir(parents=True)
+    stale.mkdir()
+    old = time.time() - 120
+    os.utime(stale, (old, old))
+    driver = _driver(run, fake, tmp_path / "driver.log", FAKE_SECONDS="0")
+    try:
+        deadline = time.monotonic() + 60
+        while len(_starts(run)) < 8:  # every cell but the freshly locked one
+            assert time.monotonic() < deadline and driver.poll() is None, (tmp_path / "driver.log").read_text()
+            time.sleep(0.1)
+        time.sleep(1.5)  # a look or more later (POLL=1): still waiting on the fresh lock
+        assert "structured random" in _starts(run) and "structured good" not in _starts(run)
+        assert fresh.is_dir() and driver.poll() is None
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
