@@ -87,7 +87,8 @@ def _wait(proc: subprocess.Popen, log: Path) -> None:
         assert proc.wait(timeout=120) == 0, log.read_text()
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers
+            proc.wait()
 
 
 def test_a_second_driver_leaves_the_running_drivers_jobs_alone(tmp_path):
