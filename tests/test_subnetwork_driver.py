@@ -82,22 +82,32 @@ def _starts(run: Path) -> list[str]:
     return log.read_text().splitlines() if log.is_file() else []
 
 
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop a driver and its workers (one process group)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _wait(proc: subprocess.Popen, log: Path) -> None:
     try:
         assert proc.wait(timeout=120) == 0, log.read_text()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers
-            proc.wait()
+        _kill(proc)
+
+
+def _until(done, proc: subprocess.Popen, log: Path) -> None:
+    """Wait (at most a minute) for ``done()`` while the driver ``proc`` still runs."""
+    deadline = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+        time.sleep(0.1)
 
 
 def test_a_second_driver_leaves_the_running_drivers_jobs_alone(tmp_path):
     run, fake = _run_folder(tmp_path)
     first = _driver(run, fake, tmp_path / "first.log", FAKE_SECONDS="2")
-    deadline = time.monotonic() + 60
-    while not _starts(run):  # the first driver holds its first cell
-        assert time.monotonic() < deadline and first.poll() is None, (tmp_path / "first.log").read_text()
-        time.sleep(0.1)
+    _until(lambda: _starts(run), first, tmp_path / "first.log")  # the first driver holds its first cell
     second = _driver(run, fake, tmp_path / "second.log", FAKE_SECONDS="2")
     _wait(first, tmp_path / "first.log")
     _wait(second, tmp_path / "second.log")
@@ -134,13 +144,9 @@ def test_a_lock_without_a_pid_is_kept_for_a_minute_then_cleared(tmp_path):
     os.utime(stale, (old, old))
     driver = _driver(run, fake, tmp_path / "driver.log", FAKE_SECONDS="0")
     try:
-        deadline = time.monotonic() + 60
-        while len(_starts(run)) < 8:  # every cell but the freshly locked one
-            assert time.monotonic() < deadline and driver.poll() is None, (tmp_path / "driver.log").read_text()
-            time.sleep(0.1)
+        _until(lambda: len(_starts(run)) >= 8, driver, tmp_path / "driver.log")  # all but the freshly locked cell
         time.sleep(1.5)  # a look or more later (POLL=1): still waiting on the fresh lock
         assert "structured random" in _starts(run) and "structured good" not in _starts(run)
         assert fresh.is_dir() and driver.poll() is None
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
+        _kill(driver)
