@@ -35,6 +35,15 @@ STAGES = ("finetune", "structured", "magnitude", "survivors", "subnetworks", "cl
 # JSON keys that hold wall-clock measurements (seconds, dates): the only content allowed to differ between runs
 TIMING_KEYS = {"seconds", "train_seconds", "eval_seconds", "started", "finished"}
 TEMP = re.compile(r"^\..+\.tmp")  # attnpatterns.io.atomic_path's temporary names
+SAVE_TMP = re.compile(r"^\.save\.")  # finetune_runs.save_model's temporary folder (removed by the next save)
+
+
+def is_temporary(p: Path, run: Path) -> bool:
+    """A killed write's leftover: an atomic_path temporary, or anything inside save_model's temporary folder."""
+    rel = p.relative_to(run).parts
+    return bool(TEMP.match(p.name)) or any(SAVE_TMP.match(part) for part in rel[:-1])
+
+
 SEEDS = "1,2"
 KILL_SEED = 20261125
 
@@ -115,7 +124,7 @@ def check_complete(path: Path) -> None:
 def partial_files(run: Path) -> list[str]:
     bad = []
     for p in sorted(run.rglob("*")):
-        if not p.is_file() or TEMP.match(p.name):
+        if not p.is_file() or is_temporary(p, run):
             continue
         try:
             check_complete(p)
@@ -153,7 +162,7 @@ def comparable(run: Path) -> tuple[dict[str, bytes], set[str]]:
     their timing fields. Returns the files and the names of the files that had timing fields."""
     files, timed = {}, set()
     for p in sorted(run.rglob("*")):
-        if not p.is_file() or TEMP.match(p.name):
+        if not p.is_file() or is_temporary(p, run):
             continue
         rel = str(p.relative_to(run))
         # results and the report name their own folder (run_dir, the report's title); the runs live in two folders
@@ -287,7 +296,7 @@ def test_sigkill_at_every_stage_then_rerun_is_byte_identical(setup):
     ref_log, _ = ref.communicate(timeout=1200)
     assert ref.returncode == 0, ref_log
 
-    leftovers = sorted(str(p.relative_to(victim)) for p in victim.rglob("*") if TEMP.match(p.name))
+    leftovers = sorted(str(p.relative_to(victim)) for p in victim.rglob("*") if p.is_file() and is_temporary(p, victim))
     hit_stages = sorted({h for _, h, _ in kills if h}, key=STAGES.index)
     print(f"\nkill points: {len(kills)} SIGKILLs over {starts} starts of attn run; stages hit: {', '.join(hit_stages)}")
     for aimed, hit, delay in kills:

@@ -212,6 +212,30 @@ def test_rerunning_a_finished_run_does_no_work(tiny_run):
     assert after == before  # nothing rewritten
 
 
+def test_a_killed_saves_temporary_folder_is_not_an_input(tiny_run):
+    """A save killed mid-write leaves a hidden .save.* folder with half-written files beside the model (the next save
+    removes it); no stamp or report input reads it, so a rerun does no work."""
+    import shutil
+
+    from attnpatterns.run.pipeline import run_pipeline
+
+    cfg, _, _ = tiny_run
+    seed = cfg.out / "MRPC" / "seed_1"
+    retrained = sorted((seed / "subnetworks").rglob("retrained.json"))
+    assert retrained, "the tiny run re-fine-tunes subnetworks"
+    leftovers = [seed / "finetuned" / ".save.killed", retrained[0].with_suffix("") / ".save.killed"]
+    try:
+        for d in leftovers:
+            d.mkdir(parents=True)
+            (d / "config.json").write_text('{"hidden_size": ')  # cut off mid-write
+            (d / "model.safetensors").write_bytes(b"\x00" * 7)
+        res = run_pipeline(cfg)
+        assert res.ran == 0 and not any(s.adopted for s in res.stages.values())
+    finally:
+        for d in leftovers:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def test_the_same_data_through_a_linked_or_moved_folder_reruns_nothing(tiny_run, tmp_path):
     """Stamps compare inputs by content: GLUE files reached through a symlink, or copied elsewhere, are the same
     inputs; only the recorded paths change."""

@@ -434,12 +434,12 @@ class Pipeline:
         out = []
         for p in sorted(self.root.rglob("*")):
             rel = p.relative_to(self.root).parts
-            # hidden top folders (.stages, attn sweep's .sweep) hold bookkeeping, not results
+            # hidden names (.stages, attn sweep's .sweep, a killed save's .save.* folder) hold bookkeeping or
+            # temporaries, not results
             if (
                 not p.is_file()
                 or rel[0] == layout.REPORT
-                or rel[0].startswith(".")
-                or p.name.startswith(".")
+                or any(part.startswith(".") for part in rel)
                 or p.name == "config.json"
                 and len(rel) == 1
             ):

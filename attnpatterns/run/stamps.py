@@ -49,13 +49,18 @@ class Hasher:
         for p in paths:
             p = Path(p)
             if p.is_dir():
-                for f in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")):
+                # hidden names anywhere below (a killed save's temporary folder, checkpoints) are not contents
+                for f in sorted(x for x in p.rglob("*") if x.is_file() and not _hidden(x.relative_to(p))):
                     out[_relname(f, root)] = self.file(f)
             elif p.is_file():
                 out[_relname(p, root)] = self.file(p)
             else:
                 out[_relname(p, root)] = "missing"
         return out
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
 
 
 def _relname(p: Path, root: Path) -> str:
