@@ -36,6 +36,8 @@ STAGES = ("finetune", "structured", "magnitude", "survivors", "subnetworks", "cl
 TIMING_KEYS = {"seconds", "train_seconds", "eval_seconds", "started", "finished"}
 TEMP = re.compile(r"^\..+\.tmp")  # attnpatterns.io.atomic_path's temporary names
 SAVE_TMP = re.compile(r"^\.save\.")  # finetune_runs.save_model's temporary folder (removed by the next save)
+SEEDS = "1,2"
+KILL_SEED = 20261125
 
 
 def is_temporary(p: Path, run: Path) -> bool:
@@ -43,9 +45,6 @@ def is_temporary(p: Path, run: Path) -> bool:
     rel = p.relative_to(run).parts
     return bool(TEMP.match(p.name)) or any(SAVE_TMP.match(part) for part in rel[:-1])
 
-
-SEEDS = "1,2"
-KILL_SEED = 20261125
 
 # `attn run` itself (cli.main), with the quick profile shrunk to the tiny settings of tests/test_pipeline.py
 RUNNER = f"""

@@ -31,7 +31,7 @@ from attnpatterns.errors import UserError
 from attnpatterns.run import layout
 from attnpatterns.run.layout import RunLayout
 from attnpatterns.run.profiles import PROFILES, STAGES, SUBNET_METHODS, Profile, RunConfig, get_profile  # noqa: F401
-from attnpatterns.run.stamps import Hasher, RunResult, StageReport, StampEngine, Unit, digest  # noqa: F401
+from attnpatterns.run.stamps import Hasher, RunResult, StageReport, StampEngine, Unit, digest, hidden  # noqa: F401
 
 log = logging.getLogger("attnpatterns")
 
@@ -433,13 +433,12 @@ class Pipeline:
         keep = (".json", ".npy", ".npz", ".tsv", ".csv")
         out = []
         for p in sorted(self.root.rglob("*")):
-            rel = p.relative_to(self.root).parts
-            # hidden names (.stages, attn sweep's .sweep, a killed save's .save.* folder) hold bookkeeping or
-            # temporaries, not results
+            relpath = p.relative_to(self.root)
+            rel = relpath.parts
             if (
                 not p.is_file()
                 or rel[0] == layout.REPORT
-                or any(part.startswith(".") for part in rel)
+                or hidden(relpath)
                 or p.name == "config.json"
                 and len(rel) == 1
             ):

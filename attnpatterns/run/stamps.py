@@ -50,7 +50,7 @@ class Hasher:
             p = Path(p)
             if p.is_dir():
                 # hidden names anywhere below (a killed save's temporary folder, checkpoints) are not contents
-                for f in sorted(x for x in p.rglob("*") if x.is_file() and not _hidden(x.relative_to(p))):
+                for f in sorted(x for x in p.rglob("*") if x.is_file() and not hidden(x.relative_to(p))):
                     out[_relname(f, root)] = self.file(f)
             elif p.is_file():
                 out[_relname(p, root)] = self.file(p)
@@ -59,7 +59,9 @@ class Hasher:
         return out
 
 
-def _hidden(rel: Path) -> bool:
+def hidden(rel: Path) -> bool:
+    """Whether a relative path has a hidden part: bookkeeping (.stages, .sweep, checkpoints) or a killed write's
+    temporary (a .save.* folder), never a result or an input."""
     return any(part.startswith(".") for part in rel.parts)
 
 
