@@ -39,6 +39,23 @@ def test_the_committed_report_is_what_the_committed_files_make(tmp_path, monkeyp
     assert {"survival-MRPC-magnitude.png", "examples-raw.png", "patterns-normed.png"} <= names
 
 
+def test_the_committed_grid_is_complete_and_its_paper_table_is_what_its_files_make(monkeypatch):
+    """Every cell of the five-task grid beside the paper (no --allow-missing): losing one record fails here."""
+    from attnpatterns.report.paper import compare_with_paper, to_markdown
+
+    reference = ROOT.parent / "shared" / "reference" / "bert-experiments"
+    if not reference.is_dir():
+        pytest.skip("the authors' files (../shared/reference/bert-experiments) are not beside this checkout")
+    monkeypatch.chdir(ROOT)  # the table names its run folder as given
+    comparison = compare_with_paper(Path("results/minilm-full/masks"), Path("../shared/reference/bert-experiments"))
+    assert comparison.tasks == ["CoLA", "MRPC", "RTE", "SST-2", "STS-B"]
+    md = to_markdown(comparison)
+    assert md == (FULL / "paper.md").read_text()
+    # every re-fine-tuned and pruned subnetwork cell over the study's three seeds, every stability row over five
+    assert set(re.findall(r"\(n=(\d+)\)", md)) == {"3"}
+    assert re.findall(r"^\| (?:CoLA|MRPC|RTE|SST-2|STS-B) \| (\d+) \|", md, flags=re.M) == ["5"] * 5
+
+
 def test_restore_with_records_brings_back_the_fine_tuning_records_and_no_weights(tmp_path):
     run = tmp_path / "run"
     subprocess.run(
@@ -111,12 +128,16 @@ def test_collect_keeps_reproduced_records_and_replaces_a_differing_one(tmp_path)
 
 def test_collect_subnetworks_keeps_the_records_and_leaves_the_models_behind(tmp_path):
     """A re-fine-tuned super-survivor subnetwork's folder holds a model (tokenizer, config, weights) beside its
-    records; only the records, the head sets and the majority baseline are copied."""
+    records; only the records, the head sets and the baselines (each seed's full model and majority class, the task's
+    majority class) are copied."""
     run, dest = tmp_path / "run", tmp_path / "out"
     files = {
         "MRPC/majority.json": "{}",
         "MRPC/super/super-survivors.json": "{}",
         "MRPC/super/random.json": "{}",
+        # the seed's unmasked model and majority class on the subnetworks' dev examples (the table's baselines)
+        "MRPC/seed_1/subnetworks/full.json": "{}",
+        "MRPC/seed_1/subnetworks/majority.json": "{}",
         "MRPC/seed_1/subnetworks/super/good/retrained.json": "{}",
         "MRPC/seed_1/subnetworks/super/good/retrained/run.json": "{}",
         "MRPC/seed_1/subnetworks/super/good/retrained/metrics.json": "{}",
@@ -143,6 +164,8 @@ def test_collect_subnetworks_keeps_the_records_and_leaves_the_models_behind(tmp_
             "MRPC/majority.json",
             "MRPC/super/super-survivors.json",
             "MRPC/super/random.json",
+            "MRPC/seed_1/subnetworks/full.json",
+            "MRPC/seed_1/subnetworks/majority.json",
             "MRPC/seed_1/subnetworks/super/good/retrained.json",
             "MRPC/seed_1/subnetworks/super/good/retrained/run.json",
             "MRPC/seed_1/subnetworks/super/good/retrained/metrics.json",
